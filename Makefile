@@ -1,0 +1,101 @@
+# pooler — build, test, run, lint.
+# `make` builds build/pooler; `make test` installs what is missing, builds with ASan+UBSan
+# and runs the unit and integration tests; `make run` starts a throwaway demo.
+
+CC       ?= cc
+PKGS     := libpq inih libssl libcrypto
+# libev and libpg_query ship no pkg-config file on Debian; fall back to plain flags.
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lpq -linih -lssl -lcrypto)
+EV_LIBS    := $(shell pkg-config --libs libev 2>/dev/null || echo -lev)
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=gnu11 $(WARN) -Iinclude $(PKG_CFLAGS) -D_GNU_SOURCE -pthread
+LDLIBS   := $(PKG_LIBS) $(EV_LIBS) -pthread
+
+SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+
+SRCS     := $(wildcard pooler/*.c)
+OBJS     := $(SRCS:pooler/%.c=build/obj/%.o)
+SAN_OBJS := $(SRCS:pooler/%.c=build/asan/obj/%.o)
+# Modules without I/O, linked into the unit tests.
+PURE     := util log buf proto config auth params
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/asan/tests/%)
+
+PYTHON   := /usr/bin/python3
+PYTEST_ARGS ?=
+
+DEB_PACKAGES := build-essential pkg-config libev-dev libinih-dev libpg-query-dev libprotobuf-c-dev \
+	libssl-dev libpq-dev libcmocka-dev postgresql-15 postgresql-client-15 python3-pytest \
+	python3-psycopg python3-asyncpg pgbouncer clang-format cppcheck
+
+.PHONY: all deps asan unit integration test run bench format lint clean check-format
+
+all: build/pooler
+
+build/pooler: $(OBJS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+build/obj/%.o: pooler/%.c $(wildcard include/*.h) | build/obj
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+build/asan/pooler: $(SAN_OBJS)
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
+
+build/asan/obj/%.o: pooler/%.c $(wildcard include/*.h) | build/asan/obj
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -c -o $@ $<
+
+build/asan/tests/test_%: tests/unit/test_%.c $(PURE:%=build/asan/obj/%.o) | build/asan/tests
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+build/obj build/asan/obj build/asan/tests:
+	mkdir -p $@
+
+asan: build/asan/pooler
+
+# Install the Debian packages that are missing (only those), as root or through sudo.
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+integration: build/asan/pooler
+	POOLER_BIN=$(CURDIR)/build/asan/pooler \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
+
+# The one test command: what CI runs, what the README gives.
+test: deps
+	$(MAKE) all asan
+	$(MAKE) unit
+	$(MAKE) integration
+
+run: deps all
+	$(PYTHON) tests/demo.py
+
+bench: deps all
+	bench/run
+
+format:
+	clang-format -i pooler/*.c include/*.h tests/unit/*.c
+
+check-format:
+	clang-format --dry-run -Werror pooler/*.c include/*.h tests/unit/*.c
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+		--inline-suppr --suppress=missingIncludeSystem -Iinclude pooler/*.c
+
+clean:
+	rm -rf build

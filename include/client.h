@@ -1,0 +1,24 @@
+/* client: one client connection, from its startup packet to its last byte. Layer 5. */
+#ifndef POOLER_CLIENT_H
+#define POOLER_CLIENT_H
+
+#include <stdbool.h>
+
+#include "worker.h"
+
+/* Take over an accepted socket. addr is the peer's address as text, for logs. */
+void client_accept(struct worker *w, int fd, const char *addr);
+
+/* Shutdown: close clients that hold no server; the rest close when their transaction ends. */
+void client_shutdown_idle(struct worker *w);
+
+/* Number of clients linked to a server right now. */
+int client_count_active(const struct worker *w);
+
+/* Free closed clients (from the loop's prepare watcher). */
+void client_reap(struct worker *w);
+
+/* Close every client at once (fast exit). */
+void client_close_all(struct worker *w);
+
+#endif

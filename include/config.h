@@ -1,0 +1,90 @@
+/* config: the ini file read with inih into one immutable snapshot.
+ * Layer 1. Every key comes from a table (name, type, default, range, help) that drives
+ * parsing, defaults and --check-config output. Errors name file:line, the section, the key
+ * and what is allowed. A reload builds a fresh snapshot; the old one is freed by whoever
+ * swaps it in. */
+#ifndef POOLER_CONFIG_H
+#define POOLER_CONFIG_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "util.h"
+
+enum pool_mode { POOL_MODE_SESSION, POOL_MODE_TRANSACTION };
+enum auth_type { AUTH_TYPE_TRUST, AUTH_TYPE_MD5, AUTH_TYPE_SCRAM };
+enum node_role { NODE_ROLE_PRIMARY, NODE_ROLE_REPLICA, NODE_ROLE_AUTO };
+
+struct node_conf {
+	char *name;
+	char *host;
+	int port;
+	int role;      /* enum node_role */
+	int weight;
+	int cores;     /* 0 = auto: online cores of this machine */
+	int spindles;  /* effective_spindle_count */
+	int pool_size; /* computed: cores * 2 + spindles */
+	int line;      /* where the section starts, for messages */
+};
+
+struct db_conf {
+	char *name;    /* what clients put in their connection string */
+	char *dbname;  /* the database on the servers */
+	char *nodes;   /* comma-separated node names, as written */
+	struct node_conf **node_list;
+	int n_nodes;
+	char *server_user;     /* NULL: log in as the client's own user */
+	char *server_password; /* NULL: the client's plain secret from the auth file */
+	int pool_mode;         /* enum pool_mode */
+	int pool_size;         /* 0 = auto */
+	int min_pool_size;
+	int effective_pool_size; /* computed */
+	char *pool_size_source;  /* how effective_pool_size was computed, for logs */
+	int line;
+};
+
+struct config {
+	char *path;
+	char *dir; /* folder of the ini, for relative paths */
+
+	/* [pooler] */
+	char *listen_addr;
+	int listen_port;
+	char *unix_socket_dir;
+	int auth_type; /* enum auth_type */
+	char *auth_file;
+	char *admin_users;
+	char *stats_users;
+	char *admin_db;
+	char *metrics_listen;
+	int log_level;
+	int workers;
+	int max_client_conn;
+	char *server_reset_query;
+	int server_connect_timeout_ms;
+	int query_wait_timeout_ms;
+	int client_login_timeout_ms;
+	int shutdown_timeout_ms;
+
+	struct node_conf *nodes;
+	int n_nodes;
+	struct db_conf *dbs;
+	int n_dbs;
+};
+
+/* Read and validate path. On failure returns NULL and writes one message to err. */
+struct config *config_load(const char *path, char *err, size_t errlen) MUST_USE;
+void config_free(struct config *cfg);
+
+const struct db_conf *config_find_db(const struct config *cfg, const char *name);
+
+/* Print every key with its effective value and the computed pool sizes. */
+void config_print(const struct config *cfg, FILE *out);
+
+/* Online cores of this machine. */
+int config_local_cores(void);
+
+/* True when name appears in a comma-separated list. */
+bool config_list_has(const char *list, const char *name);
+
+#endif

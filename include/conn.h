@@ -1,0 +1,67 @@
+/* conn: one socket with its libev watchers and buffers, and the relay between two of
+ * them. Layer 2.
+ *
+ * Bytes read from a socket land in `in`. The owner scans them and marks a prefix
+ * [0, fwd) as ready for the peer; conn_flush(dst) writes dst->out (what the pooler itself
+ * says to dst) and then the peer's ready prefix, with one writev. When dst cannot take
+ * everything, its write watcher starts and its peer stops reading (backpressure) until
+ * the rest is written; then the peer reads again and its owner is told (on_drain) that
+ * everything it forwarded has left. */
+#ifndef POOLER_CONN_H
+#define POOLER_CONN_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "buf.h"
+
+#define CONN_READ_CHUNK (64 * 1024)
+#define CONN_HIGH_WATER (512 * 1024) /* stop reading when this much waits in `in` */
+
+struct conn;
+typedef void (*conn_cb)(struct conn *c);
+
+enum conn_result { CONN_OK, CONN_AGAIN, CONN_ERROR };
+
+struct conn {
+	struct conn *peer;      /* relay partner: gets in[0, fwd), sends us its prefix */
+	struct ev_loop *loop;
+	void *owner;            /* the client or server this socket belongs to */
+	int fd;
+	bool reading;           /* read watcher active */
+	bool paused;            /* reading stopped because the peer is full */
+	bool eof;               /* the other side closed or the socket failed */
+	bool borrowed;          /* fd belongs to libpq: conn_close leaves it open */
+	size_t fwd;             /* bytes at the head of `in` ready for the peer */
+	conn_cb on_read;        /* new bytes in `in`, or eof */
+	conn_cb on_drain;       /* everything this conn forwarded has been written */
+	ev_io rio, wio;
+	struct buf in;          /* read from this socket */
+	struct buf out;         /* written by the pooler itself, sent before relayed bytes */
+};
+
+void conn_init(struct conn *c, struct ev_loop *loop, int fd, void *owner, conn_cb on_read,
+	       conn_cb on_drain);
+/* Stop watchers and close the socket; buffers stay until conn_free. */
+void conn_close(struct conn *c);
+void conn_free(struct conn *c);
+
+void conn_start_read(struct conn *c);
+void conn_stop_read(struct conn *c);
+
+/* Move the socket to another fd (libpq may reconnect during login). */
+void conn_set_fd(struct conn *c, int fd);
+
+/* Write c->out and then the peer's ready prefix. CONN_AGAIN: the write watcher finishes
+ * the job. CONN_ERROR: the socket is broken (c->eof is set). */
+enum conn_result conn_flush(struct conn *c) __attribute__((warn_unused_result));
+
+/* Pair two conns for relaying, or undo it. */
+void conn_link(struct conn *a, struct conn *b);
+void conn_unlink(struct conn *a);
+
+/* Remove n bytes at offset off of `in` (a message the pooler consumes itself). */
+void conn_cut(struct conn *c, size_t off, size_t n);
+
+#endif

@@ -1,0 +1,30 @@
+/* log: one line per event on stderr, with a level and an optional connection prefix.
+ * Layer 0. The minimum level is process-wide configuration, owned by main.c. */
+#ifndef POOLER_LOG_H
+#define POOLER_LOG_H
+
+enum log_level { LOG_ERROR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
+
+extern enum log_level log_min_level; /* defined in main.c, set from the config */
+
+/* Parse "error|warning|info|debug"; returns -1 when unknown. */
+int log_level_parse(const char *name);
+const char *log_level_name(enum log_level level);
+
+void log_write(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define log_enabled(level) ((level) <= log_min_level)
+#define log_error(...) log_write(LOG_ERROR, __VA_ARGS__)
+#define log_warning(...) log_write(LOG_WARNING, __VA_ARGS__)
+#define log_info(...)                                                                       \
+	do {                                                                                \
+		if (log_enabled(LOG_INFO))                                                  \
+			log_write(LOG_INFO, __VA_ARGS__);                                   \
+	} while (0)
+#define log_debug(...)                                                                      \
+	do {                                                                                \
+		if (log_enabled(LOG_DEBUG))                                                 \
+			log_write(LOG_DEBUG, __VA_ARGS__);                                  \
+	} while (0)
+
+#endif

@@ -1,0 +1,30 @@
+/* params: a small list of name = value pairs (startup parameters, ParameterStatus values).
+ * Layer 0. Lists are short (a dozen entries), so a linear scan beats any index. */
+#ifndef POOLER_PARAMS_H
+#define POOLER_PARAMS_H
+
+#include <stdbool.h>
+
+struct param {
+	char *name;
+	char *value;
+	char *base; /* the value the server had at login, for RESET decisions */
+};
+
+struct params {
+	struct param *items;
+	int n;
+	unsigned gen; /* bumped on every change, to skip re-syncing unchanged sets */
+};
+
+void params_init(struct params *p);
+void params_free(struct params *p);
+const char *params_get(const struct params *p, const char *name);
+struct param *params_find(const struct params *p, const char *name);
+/* Set name = value; returns true when that changed anything. */
+bool params_set(struct params *p, const char *name, const char *value);
+/* Remove name; returns true when it was there. */
+bool params_remove(struct params *p, const char *name);
+void params_copy(struct params *dst, const struct params *src);
+
+#endif

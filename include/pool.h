@@ -1,0 +1,71 @@
+/* pool: server connections for one (database, user, node), and the clients waiting for
+ * them. Layer 4.
+ *
+ * Lists: connecting (login in progress), idle (clean, unused), active (with a client or
+ * running a reset), waiting (clients, FIFO). A client asks with pool_acquire and gets a
+ * server through its waiter's grant callback, at once when one is idle, else when one
+ * logs in or comes back. Only pool_set_state moves a server between lists. */
+#ifndef POOLER_POOL_H
+#define POOLER_POOL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "params.h"
+#include "server.h"
+#include "util.h"
+#include "worker.h"
+
+struct pool_waiter {
+	struct list node; /* pool->waiting, FIFO */
+	void (*grant)(struct pool_waiter *wt, struct server *s);
+	void (*fail)(struct pool_waiter *wt, const char *sqlstate, const char *message);
+	uint64_t since_us;
+	bool queued;
+};
+
+struct pool {
+	struct list node;             /* worker->pools */
+	struct worker *w;
+	char *db_name;                /* as clients name it */
+	char *user;                   /* client user */
+	int mode;                     /* enum pool_mode */
+	int size;                     /* most server connections at once */
+	int min_size;
+	char *reset_query;            /* session mode only; empty: none */
+	struct server_login login;    /* strings owned by the pool */
+	struct list connecting;       /* SERVER_CONNECTING */
+	struct list idle;             /* SERVER_IDLE, most recently used last */
+	struct list active;           /* SERVER_ACTIVE and SERVER_RESET */
+	struct list waiting;          /* struct pool_waiter */
+	int n_servers;                /* on any of the three server lists */
+	int n_connecting;
+	int n_waiting;
+	bool have_welcome;            /* welcome holds a logged-in server's parameters */
+	struct params welcome;        /* ParameterStatus values new clients receive */
+	char last_error[256];         /* why the last login failed */
+};
+
+/* The pool for this database and user, created on first use. server_password may be NULL
+ * (trust or .pgpass on the server side). */
+struct pool *pool_get(struct worker *w, const struct db_conf *db, const char *user,
+		      const char *server_user, const char *server_password);
+
+/* Ask for a server; wt->grant runs before this returns when one is idle. */
+void pool_acquire(struct pool *p, struct pool_waiter *wt);
+/* Stop waiting (client left or timed out). */
+void pool_unwait(struct pool *p, struct pool_waiter *wt);
+
+/* Give a clean server back: to the first waiter or to the idle list. */
+void pool_release(struct pool *p, struct server *s);
+/* Run sql on the server with no client, then release it; closes it on error. */
+void pool_reset(struct pool *p, struct server *s, const char *sql);
+/* Close a server that cannot be reused. */
+void pool_discard(struct pool *p, struct server *s, const char *why);
+
+/* Close every idle server (shutdown). */
+void pool_close_idle(struct pool *p);
+void pool_free(struct pool *p);
+
+#endif

@@ -1,0 +1,110 @@
+/* server: one connection to a backend server. Layer 3.
+ *
+ * libpq does the login without blocking (PQconnectStartParams / PQconnectPoll driven by
+ * libev); after that the socket carries raw protocol that the pooler relays. The server
+ * scans what it receives only as far as it must: ReadyForQuery (transaction state, and
+ * when the connection is clean), ParameterStatus (to keep parameters in step), and the
+ * replies to queries the pooler issued itself (swallowed). Everything else passes through
+ * to the linked client without being buffered whole.
+ *
+ * The server never calls its owner directly: it reports through the ops table it was
+ * given, which the pool swaps when a client takes the server over. */
+#ifndef POOLER_SERVER_H
+#define POOLER_SERVER_H
+
+#include <ev.h>
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "conn.h"
+#include "params.h"
+#include "util.h"
+
+/* States; the pool keeps each server on the list named next to its state. */
+enum server_state {
+	SERVER_CONNECTING, /* pool->connecting: libpq login in progress */
+	SERVER_IDLE,       /* pool->idle: clean, logged in, unused */
+	SERVER_ACTIVE,     /* pool->active: linked to a client */
+	SERVER_RESET,      /* pool->active: running ROLLBACK or the reset query, no client */
+	SERVER_CLOSED,     /* worker->dead_servers: freed before the loop sleeps */
+};
+
+struct server;
+
+struct server_ops {
+	/* Login finished; error is NULL on success. */
+	void (*login_done)(struct server *s, const char *error);
+	/* ReadyForQuery 'I' arrived with nothing outstanding in either direction. */
+	void (*ready)(struct server *s);
+	/* The connection broke or the server sent a FATAL error. */
+	void (*failed)(struct server *s, const char *why);
+	/* A ParameterStatus went by; relayed says whether the client saw it. */
+	void (*param)(struct server *s, const char *name, const char *value, bool relayed);
+	/* A query the pooler issued failed (its ReadyForQuery still follows). */
+	void (*query_error)(struct server *s, const char *sqlstate, const char *message);
+};
+
+struct server {
+	struct list node;             /* on the pool list of its state */
+	void *pool;                   /* the pool it belongs to (opaque here) */
+	void *owner;                  /* receives ops callbacks: pool or client */
+	const struct server_ops *ops;
+	enum server_state state;
+	uint64_t id;                  /* for log lines: s=ID */
+
+	int pending;                  /* ReadyForQuery still due for relayed client messages */
+	int swallow;                  /* ReadyForQuery still due for pooler-issued queries */
+	bool unsynced;                /* client sent extended-protocol messages since Sync */
+	char tx_status;               /* of the last ReadyForQuery: I, T or E */
+	uint32_t remain;              /* body bytes of the message passing through now */
+
+	uint64_t synced_client;       /* client whose parameters were last applied */
+	unsigned synced_gen;          /* ...and the generation of its parameter list */
+
+	uint64_t created_us;
+	uint64_t used_us;             /* last time it went back to the pool */
+	uint32_t be_pid;              /* the backend's process id, for logs */
+
+	PGconn *pg;                   /* owns the socket; kept for cancel and PQfinish */
+	ev_io login_io;
+	ev_timer timer;               /* login timeout */
+	struct params params;         /* ParameterStatus values as the server last reported */
+	struct conn conn;
+};
+
+struct server_login {
+	const char *host;
+	int port;
+	const char *dbname;
+	const char *user;
+	const char *password;
+	int timeout_ms;
+};
+
+/* Start logging in; the result arrives through ops->login_done. False when libpq could
+ * not even start (out of memory); the caller then frees the server. */
+bool server_connect(struct server *s, struct ev_loop *loop, const struct server_login *l)
+	__attribute__((warn_unused_result));
+
+/* Send a query whose reply the pooler swallows (parameter SETs, ROLLBACK, reset). */
+void server_query(struct server *s, const char *sql);
+
+/* Scan newly arrived bytes again (after the server changed hands). */
+void server_scan(struct server *s);
+
+/* Report ready through ops when the connection is clean and everything is relayed. */
+void server_check_ready(struct server *s);
+
+/* True when nothing is outstanding: the server may serve another client as it is. */
+bool server_is_clean(const struct server *s);
+
+/* Forward a CancelRequest for whatever the server runs now, from a helper thread, so that
+ * the event loop never waits on the connect. */
+void server_cancel(struct server *s);
+
+/* Close the connection (PQfinish); the struct stays valid until server_free. */
+void server_close(struct server *s);
+void server_free(struct server *s);
+
+#endif

@@ -1,0 +1,75 @@
+/* util: intrusive lists, a cached clock, small string helpers and a jittered RNG.
+ * Layer 0: depends on nothing else in the project. */
+#ifndef POOLER_UTIL_H
+#define POOLER_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define POOLER_VERSION "0.1.0"
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+#define MUST_USE __attribute__((warn_unused_result))
+
+/* A circular doubly linked list; a struct joins a list by embedding a node. */
+struct list {
+	struct list *next;
+	struct list *prev;
+};
+
+static inline void list_init(struct list *l) { l->next = l->prev = l; }
+static inline bool list_empty(const struct list *l) { return l->next == l; }
+
+static inline void list_append(struct list *head, struct list *n)
+{
+	n->prev = head->prev;
+	n->next = head;
+	head->prev->next = n;
+	head->prev = n;
+}
+
+static inline void list_del(struct list *n)
+{
+	n->prev->next = n->next;
+	n->next->prev = n->prev;
+	n->next = n->prev = n;
+}
+
+static inline struct list *list_pop(struct list *head)
+{
+	struct list *n = head->next;
+	if (n == head)
+		return NULL;
+	list_del(n);
+	return n;
+}
+
+#define list_for_each_safe(pos, tmp, head)                                                  \
+	for ((pos) = (head)->next, (tmp) = (pos)->next; (pos) != (head);                      \
+	     (pos) = (tmp), (tmp) = (pos)->next)
+
+/* Monotonic microseconds. */
+uint64_t util_now_us(void);
+
+/* Copy at most size-1 bytes and always terminate; returns strlen(src). */
+size_t util_strlcpy(char *dst, const char *src, size_t size);
+
+/* Parse a whole string as a base-10 integer within [min, max]. */
+bool util_parse_int(const char *s, long min, long max, long *out) MUST_USE;
+
+/* Trim ASCII whitespace at both ends, in place; returns s. */
+char *util_trim(char *s);
+
+/* xorshift64* generator; state must be non-zero. */
+uint64_t util_rand64(uint64_t *state);
+
+/* Fill buf with cryptographically strong random bytes; false when the kernel refuses. */
+bool util_random_bytes(void *buf, size_t len) MUST_USE;
+
+/* strdup that aborts on allocation failure (config and login paths only). */
+char *util_strdup(const char *s);
+void *util_calloc(size_t n, size_t size);
+
+#endif

@@ -1,0 +1,941 @@
+/* client: see include/client.h.
+ *
+ * A client moves STARTUP -> AUTH -> (LOGIN) -> IDLE, then IDLE -> WAITING -> ACTIVE -> IDLE
+ * once per transaction (once per session in session mode), and finally CLOSED. Every
+ * client is on worker->clients until it closes; a WAITING or LOGIN client is also on its
+ * pool's waiting list through its waiter. Only client_set_state writes the state.
+ *
+ * While ACTIVE, bytes from the client are scanned for message boundaries only: a Query,
+ * Sync or FunctionCall means one more ReadyForQuery is due, an extended-protocol message
+ * means the server must not be released before the next Sync. The bytes themselves go to
+ * the server as they arrive, large messages included, without being copied. */
+#include "client.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "auth.h"
+#include "config.h"
+#include "conn.h"
+#include "log.h"
+#include "params.h"
+#include "pool.h"
+#include "proto.h"
+#include "server.h"
+
+enum client_state {
+	CLIENT_STARTUP, /* worker->clients: reading the startup packet */
+	CLIENT_AUTH,    /* worker->clients: password exchange */
+	CLIENT_LOGIN,   /* + pool->waiting: authenticated, needs one server to learn parameters */
+	CLIENT_IDLE,    /* worker->clients: between transactions, holds no server */
+	CLIENT_WAITING, /* + pool->waiting: a transaction started, wants a server */
+	CLIENT_ACTIVE,  /* worker->clients: linked to a server */
+	CLIENT_CLOSED,  /* worker->dead_clients: freed before the loop sleeps */
+};
+
+enum auth_step { STEP_MD5, STEP_SASL_INITIAL, STEP_SASL_FINAL };
+
+#define AUTH_MAX_MESSAGE 8192
+
+struct client {
+	struct list node;          /* worker->clients or worker->dead_clients */
+	struct worker *w;
+	struct pool *pool;
+	struct server *server;     /* while ACTIVE */
+	enum client_state state;
+	enum auth_step auth_step;
+	uint64_t id;               /* for log lines: c=ID */
+	uint32_t cancel_pid;       /* BackendKeyData we handed out */
+	uint32_t cancel_key;
+	uint32_t remain;           /* body bytes of the message passing through */
+	char *user;
+	char *db;
+	char addr[64];
+	const struct auth_user *auth_user;
+	uint8_t md5_salt[4];
+	struct scram_state scram;
+	struct params wants;       /* parameters this client asked for, as it believes them */
+	struct pool_waiter waiter;
+	ev_timer timer;            /* login timeout, then query_wait_timeout */
+	struct conn conn;
+};
+
+static const struct server_ops client_server_ops;
+static void on_conn_read(struct conn *cn);
+static void process(struct client *c);
+
+/* Server parameters a client cannot set; reports of them are not client wishes. */
+static const char *const server_owned[] = {"server_version", "server_encoding",
+					   "integer_datetimes", "in_hot_standby", "is_superuser",
+					   "session_authorization"};
+
+static bool is_server_owned(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_LEN(server_owned); i++)
+		if (strcasecmp(server_owned[i], name) == 0)
+			return true;
+	return false;
+}
+
+static void client_set_state(struct client *c, enum client_state st)
+{
+	assert(c->state != CLIENT_CLOSED);
+	if (st == CLIENT_CLOSED) {
+		list_del(&c->node);
+		list_append(&c->w->dead_clients, &c->node);
+		c->w->n_clients--;
+	}
+	c->state = st;
+}
+
+/* Send what is queued; the caller checks c->state afterwards. */
+static void flush(struct client *c)
+{
+	if (conn_flush(&c->conn) == CONN_ERROR)
+		c->conn.eof = true;
+}
+
+static void release_server(struct client *c);
+
+/* Close the client. Its server goes back to the pool when it is clean, is rolled back
+ * when it idles inside a transaction, and is closed otherwise: never reused dirty. */
+static void client_close(struct client *c, const char *why)
+{
+	if (c->state == CLIENT_CLOSED)
+		return;
+	log_debug("c=%llu user=%s db=%s closing: %s", (unsigned long long)c->id,
+		  c->user ? c->user : "", c->db ? c->db : "", why);
+	if (c->pool)
+		pool_unwait(c->pool, &c->waiter);
+	if (c->server)
+		release_server(c);
+	ev_timer_stop(c->w->loop, &c->timer);
+	conn_close(&c->conn);
+	scram_state_free(&c->scram);
+	client_set_state(c, CLIENT_CLOSED);
+	if (c->w->on_idle_client)
+		c->w->on_idle_client(c->w);
+}
+
+/* A FATAL error the client can read, then close. */
+static void client_fatal(struct client *c, const char *sqlstate, const char *message)
+{
+	if (c->state == CLIENT_CLOSED)
+		return;
+	log_info("c=%llu user=%s db=%s addr=%s error %s: %s", (unsigned long long)c->id,
+		 c->user ? c->user : "", c->db ? c->db : "", c->addr, sqlstate, message);
+	if (c->server)
+		release_server(c);
+	proto_write_error(&c->conn.out, "FATAL", sqlstate, message);
+	flush(c);
+	client_close(c, message);
+}
+
+static void release_server(struct client *c)
+{
+	struct server *s = c->server;
+	struct pool *p = c->pool;
+	bool mid_message = c->remain > 0 || s->remain > 0 || c->conn.fwd > 0 || s->conn.fwd > 0;
+
+	c->server = NULL;
+	conn_unlink(&c->conn);
+	if (!mid_message && server_is_clean(s)) {
+		if (p->mode == POOL_MODE_SESSION && p->reset_query[0] != '\0')
+			pool_reset(p, s, p->reset_query);
+		else
+			pool_release(p, s);
+	} else if (!mid_message && s->pending == 0 && s->swallow == 0 && !s->unsynced &&
+		   (s->tx_status == 'T' || s->tx_status == 'E') && p->mode == POOL_MODE_TRANSACTION) {
+		pool_reset(p, s, "ROLLBACK");
+	} else {
+		pool_discard(p, s, "client left while the server was busy");
+	}
+}
+
+/* ---- relaying ---------------------------------------------------------------------- */
+
+static bool quote_into(char *dst, size_t cap, size_t *len, const char *s)
+{
+	for (; *s; s++) {
+		if (*len + 3 >= cap)
+			return false;
+		if (*s == '\'')
+			dst[(*len)++] = '\'';
+		dst[(*len)++] = *s;
+	}
+	return true;
+}
+
+static bool append(char *dst, size_t cap, size_t *len, const char *s)
+{
+	size_t n = strlen(s);
+	if (*len + n + 1 >= cap)
+		return false;
+	memcpy(dst + *len, s, n);
+	*len += n;
+	dst[*len] = '\0';
+	return true;
+}
+
+/* Make the server's parameters what this client expects: its own settings, and the
+ * server's defaults for whatever an earlier client changed. One pooler query, whose reply
+ * is swallowed, precedes the client's bytes on the same socket. */
+static void sync_params(struct client *c, struct server *s)
+{
+	char sql[4096];
+	size_t len = 0;
+	bool ok = true;
+
+	if (s->synced_client == c->id && s->synced_gen == c->wants.gen)
+		return;
+	sql[0] = '\0';
+	for (int i = 0; i < c->wants.n && ok; i++) {
+		const struct param *want = &c->wants.items[i];
+		const char *have = params_get(&s->params, want->name);
+		if (have != NULL && strcmp(have, want->value) == 0)
+			continue;
+		ok = append(sql, sizeof(sql), &len, "SET ") &&
+		     append(sql, sizeof(sql), &len, want->name) &&
+		     append(sql, sizeof(sql), &len, " = '") &&
+		     quote_into(sql, sizeof(sql), &len, want->value) &&
+		     append(sql, sizeof(sql), &len, "';");
+		if (ok) {
+			bool known = params_find(&s->params, want->name) != NULL;
+			params_set(&s->params, want->name, want->value);
+			(void)known;
+		}
+	}
+	for (int i = 0; i < s->params.n && ok; i++) {
+		struct param *p = &s->params.items[i];
+		if (params_find(&c->wants, p->name) != NULL || is_server_owned(p->name))
+			continue;
+		if (p->base != NULL && strcmp(p->base, p->value) == 0)
+			continue;
+		ok = append(sql, sizeof(sql), &len, "RESET ") &&
+		     append(sql, sizeof(sql), &len, p->name) && append(sql, sizeof(sql), &len, ";");
+		if (ok && p->base == NULL) {
+			params_remove(&s->params, p->name);
+			i--;
+		} else if (ok) {
+			params_set(&s->params, p->name, p->base);
+		}
+	}
+	if (!ok) {
+		client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION, "startup parameters too long");
+		return;
+	}
+	s->synced_client = c->id;
+	s->synced_gen = c->wants.gen;
+	if (len > 0) {
+		log_debug("c=%llu s=%llu %s", (unsigned long long)c->id, (unsigned long long)s->id,
+			  sql);
+		server_query(s, sql);
+	}
+}
+
+static void attach(struct client *c, struct server *s)
+{
+	c->server = s;
+	s->owner = c;
+	s->ops = &client_server_ops;
+	s->pending = 0;
+	s->unsynced = false;
+	conn_link(&c->conn, &s->conn);
+	client_set_state(c, CLIENT_ACTIVE);
+	ev_timer_stop(c->w->loop, &c->timer);
+	log_debug("c=%llu s=%llu linked", (unsigned long long)c->id, (unsigned long long)s->id);
+	sync_params(c, s);
+}
+
+/* Scan client bytes while linked: count what the server will answer, then send. */
+static void relay(struct client *c)
+{
+	struct conn *cn = &c->conn;
+	struct server *s = c->server;
+	struct proto_header h;
+	bool terminate = false;
+
+	for (;;) {
+		size_t avail = buf_len(&cn->in) - cn->fwd;
+		if (c->remain > 0) {
+			size_t n = avail < c->remain ? avail : c->remain;
+			if (n == 0)
+				break;
+			cn->fwd += n;
+			c->remain -= (uint32_t)n;
+			continue;
+		}
+		enum proto_status st =
+			proto_read_header(buf_head(&cn->in) + cn->fwd, avail, PROTO_MAX_MESSAGE, &h);
+		if (st == PROTO_INCOMPLETE)
+			break;
+		if (st == PROTO_BAD) {
+			client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION, "invalid message length");
+			return;
+		}
+		switch (h.type) {
+		case 'Q':
+		case 'F':
+			s->pending++;
+			break;
+		case 'S':
+			s->pending++;
+			s->unsynced = false;
+			break;
+		case 'P':
+		case 'B':
+		case 'D':
+		case 'E':
+		case 'C':
+			s->unsynced = true;
+			break;
+		case 'H':
+		case 'd':
+		case 'c':
+		case 'f':
+			break;
+		case 'X':
+			terminate = true;
+			break;
+		default: {
+			char msg[80];
+			snprintf(msg, sizeof(msg), "invalid frontend message type %d",
+				 (unsigned char)h.type);
+			client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION, msg);
+			return;
+		}
+		}
+		if (terminate)
+			break;
+		cn->fwd += 5;
+		c->remain = h.len;
+	}
+	if (conn_flush(&s->conn) == CONN_ERROR) {
+		/* the server's own read watcher reports the failure */
+		log_debug("c=%llu s=%llu write to server failed", (unsigned long long)c->id,
+			  (unsigned long long)s->id);
+	}
+	if (terminate && c->state == CLIENT_ACTIVE && cn->fwd == 0)
+		client_close(c, "client said goodbye");
+}
+
+/* Between transactions: the first bytes of the next one ask for a server. */
+static void start_transaction(struct client *c)
+{
+	struct proto_header h;
+	enum proto_status st = proto_read_header(buf_head(&c->conn.in), buf_len(&c->conn.in),
+						 PROTO_MAX_MESSAGE, &h);
+	if (st == PROTO_INCOMPLETE)
+		return;
+	if (st == PROTO_BAD) {
+		client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION, "invalid message length");
+		return;
+	}
+	if (h.type == 'X') {
+		client_close(c, "client said goodbye");
+		return;
+	}
+	if (c->w->shutting_down) {
+		client_fatal(c, SQLSTATE_ADMIN_SHUTDOWN, "pooler is shutting down");
+		return;
+	}
+	client_set_state(c, CLIENT_WAITING);
+	if (c->w->cfg->query_wait_timeout_ms > 0) {
+		ev_timer_set(&c->timer, c->w->cfg->query_wait_timeout_ms / 1000.0, 0);
+		ev_timer_start(c->w->loop, &c->timer);
+	}
+	pool_acquire(c->pool, &c->waiter);
+}
+
+/* ---- server events while linked ------------------------------------------------------ */
+
+static void on_server_ready(struct server *s)
+{
+	struct client *c = s->owner;
+
+	if (c->pool->mode == POOL_MODE_SESSION && !c->w->shutting_down)
+		return;
+	c->server = NULL;
+	conn_unlink(&c->conn);
+	pool_release(c->pool, s);
+	client_set_state(c, CLIENT_IDLE);
+	if (c->w->shutting_down) {
+		client_fatal(c, SQLSTATE_ADMIN_SHUTDOWN, "pooler is shutting down");
+		return;
+	}
+	if (buf_len(&c->conn.in) > 0)
+		process(c);
+}
+
+static void on_server_failed(struct server *s, const char *why)
+{
+	struct client *c = s->owner;
+	bool mid_message = s->remain > 0 || s->conn.fwd > 0;
+	char msg[400];
+
+	log_warning("c=%llu s=%llu server connection lost: %s", (unsigned long long)c->id,
+		    (unsigned long long)s->id, why);
+	c->server = NULL;
+	conn_unlink(&c->conn);
+	pool_discard(c->pool, s, why);
+	if (mid_message) {
+		client_close(c, "server lost in the middle of a message");
+		return;
+	}
+	snprintf(msg, sizeof(msg), "server connection lost: %s", why);
+	client_fatal(c, SQLSTATE_CONNECTION_FAILURE, msg);
+}
+
+static void on_server_param(struct server *s, const char *name, const char *value,
+			    bool relayed)
+{
+	struct client *c = s->owner;
+
+	if (is_server_owned(name))
+		return;
+	/* The client changed it (relayed) or the server normalised what we set for it. */
+	if (relayed || params_find(&c->wants, name) != NULL) {
+		params_set(&c->wants, name, value);
+		if (!relayed)
+			s->synced_gen = c->wants.gen;
+	}
+}
+
+static void on_server_query_error(struct server *s, const char *sqlstate, const char *message)
+{
+	struct client *c = s->owner;
+	char msg[400];
+
+	/* A parameter from the startup packet was refused, as PostgreSQL itself would at
+	 * login. */
+	snprintf(msg, sizeof(msg), "%s", message);
+	client_fatal(c, sqlstate, msg);
+}
+
+static void on_server_login(struct server *s, const char *error)
+{
+	(void)s;
+	(void)error;
+	assert(!"a linked server is already logged in");
+}
+
+static const struct server_ops client_server_ops = {
+	.login_done = on_server_login,
+	.ready = on_server_ready,
+	.failed = on_server_failed,
+	.param = on_server_param,
+	.query_error = on_server_query_error,
+};
+
+/* ---- login ------------------------------------------------------------------------- */
+
+static const char *canonical_value(const char *name, const char *value)
+{
+	if (strcasecmp(name, "client_encoding") == 0 &&
+	    (strcasecmp(value, "utf8") == 0 || strcasecmp(value, "utf-8") == 0 ||
+	     strcasecmp(value, "unicode") == 0))
+		return "UTF8";
+	return value;
+}
+
+/* ParameterStatus for every reported parameter, BackendKeyData, ReadyForQuery. */
+static void send_welcome(struct client *c)
+{
+	const struct params *base = &c->pool->welcome;
+
+	for (int i = 0; i < base->n; i++) {
+		const char *name = base->items[i].name;
+		const char *v = params_get(&c->wants, name);
+		proto_write_param(&c->conn.out, name, v ? canonical_value(name, v) : base->items[i].value);
+	}
+	proto_write_key(&c->conn.out, c->cancel_pid, c->cancel_key);
+	proto_write_ready(&c->conn.out, 'I');
+	ev_timer_stop(c->w->loop, &c->timer);
+	client_set_state(c, CLIENT_IDLE);
+	log_info("c=%llu user=%s db=%s addr=%s login", (unsigned long long)c->id, c->user, c->db,
+		 c->addr);
+	flush(c);
+}
+
+static void on_grant(struct pool_waiter *wt, struct server *s)
+{
+	struct client *c = container_of(wt, struct client, waiter);
+
+	if (c->state == CLIENT_LOGIN) {
+		/* The pool has now seen a server's parameters; give the server straight back. */
+		s->owner = c->pool;
+		pool_release(c->pool, s);
+		send_welcome(c);
+		if (c->state == CLIENT_IDLE && buf_len(&c->conn.in) > 0)
+			process(c);
+		return;
+	}
+	attach(c, s);
+	if (c->state == CLIENT_ACTIVE)
+		relay(c);
+}
+
+static void on_wait_failed(struct pool_waiter *wt, const char *sqlstate, const char *message)
+{
+	client_fatal(container_of(wt, struct client, waiter), sqlstate, message);
+}
+
+static void auth_ok(struct client *c)
+{
+	const struct config *cfg = c->w->cfg;
+	const struct db_conf *db;
+	const char *server_user, *server_password;
+	char msg[200];
+
+	proto_write_auth(&c->conn.out, AUTH_OK, NULL, 0);
+	db = config_find_db(cfg, c->db);
+	if (db == NULL) {
+		snprintf(msg, sizeof(msg), "database \"%s\" does not exist", c->db);
+		client_fatal(c, SQLSTATE_UNKNOWN_DATABASE, msg);
+		return;
+	}
+	server_user = db->server_user ? db->server_user : c->user;
+	server_password = db->server_password;
+	if (server_password == NULL && db->server_user == NULL && c->auth_user != NULL)
+		server_password = c->auth_user->plain;
+	c->pool = pool_get(c->w, db, c->user, server_user, server_password);
+	if (c->pool->have_welcome) {
+		send_welcome(c);
+		return;
+	}
+	client_set_state(c, CLIENT_LOGIN);
+	flush(c);
+	if (c->state == CLIENT_LOGIN)
+		pool_acquire(c->pool, &c->waiter);
+}
+
+static void auth_failed(struct client *c)
+{
+	char msg[200];
+	snprintf(msg, sizeof(msg), "password authentication failed for user \"%s\"", c->user);
+	client_fatal(c, SQLSTATE_INVALID_PASSWORD, msg);
+}
+
+static void auth_begin(struct client *c)
+{
+	int method = c->w->cfg->auth_type;
+	const struct auth_user *u = auth_file_find(c->w->auth, c->user);
+
+	c->auth_user = u;
+	if (method == AUTH_TYPE_TRUST) {
+		auth_ok(c);
+		return;
+	}
+	/* The stored secret decides when it cannot serve the configured method. */
+	if (u != NULL && method == AUTH_TYPE_SCRAM && u->kind == SECRET_MD5)
+		method = AUTH_TYPE_MD5;
+	else if (u != NULL && method == AUTH_TYPE_MD5 && u->kind == SECRET_SCRAM)
+		method = AUTH_TYPE_SCRAM;
+	client_set_state(c, CLIENT_AUTH);
+	if (method == AUTH_TYPE_MD5) {
+		if (!util_random_bytes(c->md5_salt, sizeof(c->md5_salt))) {
+			client_fatal(c, SQLSTATE_INTERNAL_ERROR, "no random bytes for a salt");
+			return;
+		}
+		c->auth_step = STEP_MD5;
+		proto_write_auth(&c->conn.out, AUTH_MD5, c->md5_salt, 4);
+	} else {
+		static const char mechs[] = "SCRAM-SHA-256\0";
+		c->auth_step = STEP_SASL_INITIAL;
+		proto_write_auth(&c->conn.out, AUTH_SASL, mechs, sizeof(mechs));
+	}
+	flush(c);
+}
+
+/* One PasswordMessage / SASLInitialResponse / SASLResponse. */
+static void auth_message(struct client *c, const uint8_t *body, uint32_t len)
+{
+	struct proto_reader r;
+	char out[512];
+
+	proto_reader_init(&r, body, len);
+	switch (c->auth_step) {
+	case STEP_MD5: {
+		const char *resp = proto_get_str(&r);
+		if (r.err) {
+			client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION, "malformed password message");
+			return;
+		}
+		if (c->auth_user == NULL || !auth_md5_check(c->auth_user->md5, c->md5_salt, resp)) {
+			auth_failed(c);
+			return;
+		}
+		auth_ok(c);
+		return;
+	}
+	case STEP_SASL_INITIAL: {
+		const char *mech = proto_get_str(&r);
+		int32_t n = (int32_t)proto_get_u32(&r);
+		const uint8_t *data = n >= 0 ? proto_get_bytes(&r, (size_t)n) : NULL;
+		if (r.err || n < 0 || data == NULL) {
+			client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION, "malformed SASL message");
+			return;
+		}
+		if (strcmp(mech, "SCRAM-SHA-256") != 0) {
+			client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION,
+				     "client selected an invalid SASL authentication mechanism");
+			return;
+		}
+		if (!scram_server_first(&c->scram, c->auth_user, (const char *)data, (size_t)n, out,
+					sizeof(out))) {
+			client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION, "malformed SCRAM message");
+			return;
+		}
+		c->auth_step = STEP_SASL_FINAL;
+		proto_write_auth(&c->conn.out, AUTH_SASL_CONTINUE, out, strlen(out));
+		flush(c);
+		return;
+	}
+	case STEP_SASL_FINAL:
+		if (!scram_server_final(&c->scram, (const char *)body, len, out, sizeof(out))) {
+			auth_failed(c);
+			return;
+		}
+		proto_write_auth(&c->conn.out, AUTH_SASL_FINAL, out, strlen(out));
+		scram_state_free(&c->scram);
+		auth_ok(c);
+		return;
+	}
+}
+
+static void handle_cancel(struct client *c, uint32_t pid, uint32_t key)
+{
+	struct list *pos, *tmp;
+
+	list_for_each_safe(pos, tmp, &c->w->clients)
+	{
+		struct client *t = container_of(pos, struct client, node);
+		if (t == c || t->cancel_pid != pid || t->cancel_key != key)
+			continue;
+		if (t->state == CLIENT_ACTIVE && t->server != NULL) {
+			log_info("c=%llu cancel request for c=%llu forwarded to s=%llu",
+				 (unsigned long long)c->id, (unsigned long long)t->id,
+				 (unsigned long long)t->server->id);
+			server_cancel(t->server);
+		}
+		break;
+	}
+	client_close(c, "cancel request handled");
+}
+
+static bool valid_param_name(const char *s)
+{
+	if (*s == '\0')
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+		      *s == '_' || *s == '.'))
+			return false;
+	return true;
+}
+
+/* "-c name=value" and "--name=value" in the startup `options`, with backslash escapes. */
+static bool parse_options(struct client *c, const char *opts)
+{
+	char tok[1024];
+	const char *p = opts;
+	bool expect_c = false;
+
+	for (;;) {
+		size_t n = 0;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == '\0')
+			break;
+		while (*p && *p != ' ' && *p != '\t') {
+			if (*p == '\\' && p[1])
+				p++;
+			if (n + 1 >= sizeof(tok))
+				return false;
+			tok[n++] = *p++;
+		}
+		tok[n] = '\0';
+		const char *kv;
+		if (expect_c) {
+			kv = tok;
+			expect_c = false;
+		} else if (strcmp(tok, "-c") == 0) {
+			expect_c = true;
+			continue;
+		} else if (strncmp(tok, "-c", 2) == 0) {
+			kv = tok + 2;
+		} else if (strncmp(tok, "--", 2) == 0) {
+			kv = tok + 2;
+		} else {
+			return false;
+		}
+		char *eq = strchr(kv, '=');
+		if (eq == NULL)
+			return false;
+		*eq = '\0';
+		for (char *d = (char *)kv; *d; d++)
+			if (*d == '-')
+				*d = '_';
+		if (!valid_param_name(kv))
+			return false;
+		params_set(&c->wants, kv, eq + 1);
+	}
+	return !expect_c;
+}
+
+static void startup(struct client *c, const struct startup *st)
+{
+	const char *user = proto_startup_get(st, "user");
+	const char *db = proto_startup_get(st, "database");
+	char msg[200];
+
+	if (user == NULL || user[0] == '\0') {
+		client_fatal(c, SQLSTATE_INVALID_AUTH_SPEC,
+			     "no PostgreSQL user name specified in startup packet");
+		return;
+	}
+	c->user = util_strdup(user);
+	c->db = util_strdup(db && db[0] ? db : user);
+	for (int i = 0; i < st->nparams; i++) {
+		const char *name = st->names[i], *value = st->values[i];
+		if (strcmp(name, "user") == 0 || strcmp(name, "database") == 0 ||
+		    strncmp(name, "_pq_.", 5) == 0)
+			continue;
+		if (strcmp(name, "replication") == 0) {
+			if (strcasecmp(value, "false") == 0 || strcasecmp(value, "off") == 0 ||
+			    strcmp(value, "0") == 0)
+				continue;
+			client_fatal(c, SQLSTATE_FEATURE_NOT_SUPPORTED,
+				     "replication connections are not supported by the pooler");
+			return;
+		}
+		if (strcmp(name, "options") == 0) {
+			if (!parse_options(c, value)) {
+				client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION,
+					     "unsupported startup options (only -c name=value and "
+					     "--name=value are allowed)");
+				return;
+			}
+			continue;
+		}
+		if (!valid_param_name(name) || is_server_owned(name)) {
+			snprintf(msg, sizeof(msg), "invalid startup parameter \"%.60s\"", name);
+			client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION, msg);
+			return;
+		}
+		params_set(&c->wants, name, value);
+	}
+	auth_begin(c);
+}
+
+/* Startup packets: SSLRequest and GSSENCRequest get 'N', then the real one follows. */
+static void read_startup(struct client *c)
+{
+	struct buf *in = &c->conn.in;
+
+	while (c->state == CLIENT_STARTUP && buf_len(in) >= 4) {
+		const uint8_t *p = buf_head(in);
+		uint32_t len = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+		struct startup st;
+		char msg[160];
+
+		if (len < 8 || len > PROTO_MAX_STARTUP) {
+			client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION, "invalid length of startup packet");
+			return;
+		}
+		if (buf_len(in) < len)
+			return;
+		proto_parse_startup(p + 4, len - 4, &st);
+		switch (st.kind) {
+		case STARTUP_SSL:
+		case STARTUP_GSSENC:
+			buf_consume(in, len);
+			buf_put_u8(&c->conn.out, 'N');
+			flush(c);
+			continue;
+		case STARTUP_CANCEL:
+			handle_cancel(c, st.cancel_pid, st.cancel_key);
+			return;
+		case STARTUP_BAD_VERSION:
+			snprintf(msg, sizeof(msg),
+				 "unsupported frontend protocol %u.%u: server supports 3.0 to 3.0",
+				 st.version >> 16, st.version & 0xffff);
+			client_fatal(c, SQLSTATE_FEATURE_NOT_SUPPORTED, msg);
+			return;
+		case STARTUP_MALFORMED:
+			client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION, "invalid startup packet layout");
+			return;
+		case STARTUP_V3:
+			startup(c, &st); /* st points into the buffer: consume afterwards */
+			if (c->state != CLIENT_CLOSED)
+				buf_consume(in, len);
+			return;
+		}
+	}
+}
+
+static void read_auth(struct client *c)
+{
+	struct buf *in = &c->conn.in;
+	struct proto_header h;
+	enum proto_status st = proto_read_header(buf_head(in), buf_len(in), AUTH_MAX_MESSAGE, &h);
+
+	if (st == PROTO_INCOMPLETE)
+		return;
+	if (st == PROTO_BAD || h.type != 'p') {
+		client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION,
+			     "expected a password message during authentication");
+		return;
+	}
+	if (buf_len(in) < 5 + (size_t)h.len)
+		return;
+	/* Copy out: answering may grow buffers. */
+	uint8_t body[AUTH_MAX_MESSAGE];
+	memcpy(body, buf_head(in) + 5, h.len);
+	buf_consume(in, 5 + h.len);
+	auth_message(c, body, h.len);
+}
+
+static void process(struct client *c)
+{
+	enum client_state before;
+
+	do {
+		before = c->state;
+		switch (c->state) {
+		case CLIENT_STARTUP:
+			read_startup(c);
+			break;
+		case CLIENT_AUTH:
+			read_auth(c);
+			break;
+		case CLIENT_IDLE:
+			start_transaction(c);
+			break;
+		case CLIENT_ACTIVE:
+			relay(c);
+			break;
+		case CLIENT_LOGIN:
+		case CLIENT_WAITING:
+		case CLIENT_CLOSED:
+			return;
+		}
+		/* A state change may leave bytes the new state must look at. */
+	} while (c->state != before && c->state != CLIENT_CLOSED && buf_len(&c->conn.in) > 0);
+}
+
+static void on_conn_read(struct conn *cn)
+{
+	struct client *c = cn->owner;
+
+	if (cn->eof) {
+		client_close(c, "client closed the connection");
+		return;
+	}
+	process(c);
+}
+
+static void on_conn_drain(struct conn *cn)
+{
+	struct client *c = cn->owner;
+	if (c->server != NULL)
+		server_check_ready(c->server);
+}
+
+static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct client *c = t->data;
+	char msg[160];
+	(void)loop;
+	(void)revents;
+
+	if (c->state == CLIENT_WAITING) {
+		snprintf(msg, sizeof(msg),
+			 "query_wait_timeout: no server connection became free within %d ms",
+			 c->w->cfg->query_wait_timeout_ms);
+		client_fatal(c, SQLSTATE_QUERY_CANCELED, msg);
+	} else if (c->state == CLIENT_STARTUP || c->state == CLIENT_AUTH ||
+		   c->state == CLIENT_LOGIN) {
+		client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION,
+			     "client_login_timeout: login did not finish in time");
+	}
+}
+
+void client_accept(struct worker *w, int fd, const char *addr)
+{
+	struct client *c = util_calloc(1, sizeof(*c));
+	uint64_t r = util_rand64(&w->rng);
+
+	c->w = w;
+	c->id = ++w->next_id;
+	c->state = CLIENT_STARTUP;
+	c->cancel_pid = (uint32_t)(r >> 32) & 0x7fffffff;
+	c->cancel_key = (uint32_t)r;
+	util_strlcpy(c->addr, addr, sizeof(c->addr));
+	c->waiter.grant = on_grant;
+	c->waiter.fail = on_wait_failed;
+	params_init(&c->wants);
+	list_append(&w->clients, &c->node);
+	w->n_clients++;
+	conn_init(&c->conn, w->loop, fd, c, on_conn_read, on_conn_drain);
+	ev_timer_init(&c->timer, on_timer, 0, 0);
+	c->timer.data = c;
+	if (w->n_clients > w->cfg->max_client_conn) {
+		client_fatal(c, SQLSTATE_TOO_MANY_CONNECTIONS,
+			     "too many client connections (max_client_conn)");
+		return;
+	}
+	if (w->cfg->client_login_timeout_ms > 0) {
+		ev_timer_set(&c->timer, w->cfg->client_login_timeout_ms / 1000.0, 0);
+		ev_timer_start(w->loop, &c->timer);
+	}
+	conn_start_read(&c->conn);
+}
+
+void client_shutdown_idle(struct worker *w)
+{
+	struct list *pos, *tmp;
+
+	list_for_each_safe(pos, tmp, &w->clients)
+	{
+		struct client *c = container_of(pos, struct client, node);
+		if (c->state == CLIENT_ACTIVE)
+			continue;
+		client_fatal(c, SQLSTATE_ADMIN_SHUTDOWN,
+			     "terminating connection due to administrator command");
+	}
+}
+
+int client_count_active(const struct worker *w)
+{
+	const struct list *pos;
+	int n = 0;
+
+	for (pos = w->clients.next; pos != &w->clients; pos = pos->next)
+		if (container_of(pos, struct client, node)->state == CLIENT_ACTIVE)
+			n++;
+	return n;
+}
+
+void client_close_all(struct worker *w)
+{
+	while (!list_empty(&w->clients))
+		client_close(container_of(w->clients.next, struct client, node), "exiting");
+}
+
+void client_reap(struct worker *w)
+{
+	struct list *n;
+
+	while ((n = list_pop(&w->dead_clients)) != NULL) {
+		struct client *c = container_of(n, struct client, node);
+		conn_free(&c->conn);
+		params_free(&c->wants);
+		free(c->user);
+		free(c->db);
+		free(c);
+	}
+}

@@ -1,0 +1,565 @@
+/* config: see include/config.h. */
+#include "config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "log.h"
+
+enum key_type { K_STR, K_PATH, K_INT, K_AUTO_INT, K_ENUM, K_MS, K_LOGLEVEL };
+
+/* One configurable key. Defaults are written as a user would write them and parsed by the
+ * same code as the file, so the table is the single place a default lives. */
+struct key {
+	const char *name;
+	enum key_type type;
+	size_t offset;
+	const char *def; /* NULL: unset (a NULL string) */
+	long min, max;
+	const char *const *choices; /* K_ENUM, in enum order */
+	bool secret;                /* never printed */
+	const char *help;
+};
+
+static const char *const pool_modes[] = {"session", "transaction", NULL};
+static const char *const auth_types[] = {"trust", "md5", "scram-sha-256", NULL};
+static const char *const roles[] = {"primary", "replica", "auto", NULL};
+
+#define P(f) offsetof(struct config, f)
+static const struct key pooler_keys[] = {
+	{"listen_addr", K_STR, P(listen_addr), "127.0.0.1", 0, 0, NULL, false,
+	 "comma-separated addresses to listen on; * for all IPv4 and IPv6"},
+	{"listen_port", K_INT, P(listen_port), "6432", 1, 65535, NULL, false, "TCP port"},
+	{"unix_socket_dir", K_STR, P(unix_socket_dir), "/tmp", 0, 0, NULL, false,
+	 "folder for the .s.PGSQL.<port> socket; empty disables it"},
+	{"auth_type", K_ENUM, P(auth_type), "scram-sha-256", 0, 0, auth_types, false,
+	 "how clients prove who they are"},
+	{"auth_file", K_PATH, P(auth_file), "users.txt", 0, 0, NULL, false,
+	 "\"user\" \"secret\" per line; plain, md5 or SCRAM secrets"},
+	{"admin_users", K_STR, P(admin_users), "", 0, 0, NULL, false,
+	 "users allowed to run admin commands"},
+	{"stats_users", K_STR, P(stats_users), "", 0, 0, NULL, false,
+	 "users allowed to run SHOW commands"},
+	{"admin_db", K_STR, P(admin_db), "pooler", 0, 0, NULL, false,
+	 "name of the admin console database"},
+	{"metrics_listen", K_STR, P(metrics_listen), "127.0.0.1:9930", 0, 0, NULL, false,
+	 "address:port of the HTTP endpoint for /metrics, /health, /ready"},
+	{"log_level", K_LOGLEVEL, P(log_level), "info", 0, 0, NULL, false,
+	 "error | warning | info | debug"},
+	{"workers", K_AUTO_INT, P(workers), "1", 1, 1, NULL, false,
+	 "event-loop threads (1 for now)"},
+	{"max_client_conn", K_INT, P(max_client_conn), "10000", 1, 1000000, NULL, false,
+	 "client connections accepted at most; more get SQLSTATE 53300"},
+	{"server_reset_query", K_STR, P(server_reset_query), "DISCARD ALL", 0, 0, NULL, false,
+	 "run on a server before another client gets it, in session mode"},
+	{"server_connect_timeout", K_MS, P(server_connect_timeout_ms), "5s", 100, 3600000, NULL,
+	 false, "time allowed for connecting and logging in to a server"},
+	{"query_wait_timeout", K_MS, P(query_wait_timeout_ms), "120s", 0, 86400000, NULL, false,
+	 "longest a client waits for a server; 0 waits forever"},
+	{"client_login_timeout", K_MS, P(client_login_timeout_ms), "60s", 0, 3600000, NULL, false,
+	 "time a client has to finish startup and authentication; 0 disables"},
+	{"shutdown_timeout", K_MS, P(shutdown_timeout_ms), "30s", 0, 3600000, NULL, false,
+	 "on SIGTERM, how long running transactions may take to finish"},
+};
+#undef P
+
+#define N(f) offsetof(struct node_conf, f)
+static const struct key node_keys[] = {
+	{"host", K_STR, N(host), "127.0.0.1", 0, 0, NULL, false, "server address"},
+	{"port", K_INT, N(port), "5432", 1, 65535, NULL, false, "server port"},
+	{"role", K_ENUM, N(role), "auto", 0, 0, roles, false, "primary | replica | auto"},
+	{"weight", K_INT, N(weight), "1", 0, 1000, NULL, false, "share of reads among replicas"},
+	{"cores", K_AUTO_INT, N(cores), "auto", 1, 4096, NULL, false,
+	 "the server's cores for pool sizing; auto = this machine's"},
+	{"effective_spindle_count", K_INT, N(spindles), "1", 0, 1000, NULL, false,
+	 "added to cores * 2 for pool sizing; 1 for SSD"},
+};
+#undef N
+
+#define D(f) offsetof(struct db_conf, f)
+static const struct key db_keys[] = {
+	{"dbname", K_STR, D(dbname), NULL, 0, 0, NULL, false,
+	 "database name on the servers; default: the section name"},
+	{"nodes", K_STR, D(nodes), NULL, 0, 0, NULL, false,
+	 "comma-separated [node.NAME] sections serving it; default: all"},
+	{"server_user", K_STR, D(server_user), NULL, 0, 0, NULL, false,
+	 "user the pooler logs in as; default: the client's user"},
+	{"server_password", K_STR, D(server_password), NULL, 0, 0, NULL, true,
+	 "its password; default: the client's plain secret in auth_file"},
+	{"pool_mode", K_ENUM, D(pool_mode), "transaction", 0, 0, pool_modes, false,
+	 "transaction | session"},
+	{"pool_size", K_AUTO_INT, D(pool_size), "auto", 1, 10000, NULL, false,
+	 "server connections per user; auto = cores * 2 + effective_spindle_count"},
+	{"min_pool_size", K_INT, D(min_pool_size), "0", 0, 10000, NULL, false,
+	 "server connections kept open even when idle"},
+};
+#undef D
+
+struct section_kind {
+	const char *prefix; /* "pooler", "node.", "database." */
+	const struct key *keys;
+	size_t n_keys;
+};
+
+static const struct section_kind kinds[] = {
+	{"pooler", pooler_keys, ARRAY_LEN(pooler_keys)},
+	{"node.", node_keys, ARRAY_LEN(node_keys)},
+	{"database.", db_keys, ARRAY_LEN(db_keys)},
+};
+
+struct parse_state {
+	struct config *cfg;
+	FILE *file;
+	int line;
+	char *err;
+	size_t errlen;
+	bool failed;
+};
+
+static bool fail(struct parse_state *ps, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static bool fail(struct parse_state *ps, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (ps->failed)
+		return false;
+	ps->failed = true;
+	n = snprintf(ps->err, ps->errlen, "%s:%d: ", ps->cfg->path, ps->line);
+	if (n < 0 || (size_t)n >= ps->errlen)
+		return false;
+	va_start(ap, fmt);
+	vsnprintf(ps->err + n, ps->errlen - (size_t)n, fmt, ap);
+	va_end(ap);
+	return false;
+}
+
+int config_local_cores(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (int)n : 1;
+}
+
+/* Durations: a number with an optional unit ms, s, min, h; a bare number means seconds. */
+static bool parse_ms(const char *v, long *out)
+{
+	char *end;
+	double x;
+
+	errno = 0;
+	x = strtod(v, &end);
+	if (errno != 0 || end == v || x < 0)
+		return false;
+	while (*end == ' ')
+		end++;
+	if (*end == '\0' || strcmp(end, "s") == 0)
+		x *= 1000;
+	else if (strcmp(end, "min") == 0)
+		x *= 60000;
+	else if (strcmp(end, "h") == 0)
+		x *= 3600000;
+	else if (strcmp(end, "ms") != 0)
+		return false;
+	if (x > (double)LONG_MAX)
+		return false;
+	*out = (long)x;
+	return true;
+}
+
+static bool set_key(struct parse_state *ps, const char *section, void *obj, const struct key *k,
+		    const char *value)
+{
+	char *field = (char *)obj + k->offset;
+	long v;
+
+	switch (k->type) {
+	case K_STR:
+	case K_PATH:
+		free(*(char **)field);
+		if (k->type == K_PATH && value[0] != '\0' && value[0] != '/') {
+			size_t n = strlen(ps->cfg->dir) + strlen(value) + 2;
+			char *p = util_calloc(1, n);
+			snprintf(p, n, "%s/%s", ps->cfg->dir, value);
+			*(char **)field = p;
+		} else {
+			*(char **)field = util_strdup(value);
+		}
+		return true;
+	case K_INT:
+	case K_AUTO_INT:
+		if (k->type == K_AUTO_INT && strcasecmp(value, "auto") == 0) {
+			*(int *)field = 0;
+			return true;
+		}
+		if (!util_parse_int(value, k->min, k->max, &v))
+			return fail(ps, "[%s] %s: \"%s\" is not %san integer from %ld to %ld",
+				    section, k->name, value, k->type == K_AUTO_INT ? "auto or " : "",
+				    k->min, k->max);
+		*(int *)field = (int)v;
+		return true;
+	case K_MS:
+		if (!parse_ms(value, &v) || v < k->min || v > k->max)
+			return fail(ps,
+				    "[%s] %s: \"%s\" is not a duration from %ldms to %ldms "
+				    "(a number with unit ms, s, min or h; bare numbers are seconds)",
+				    section, k->name, value, k->min, k->max);
+		*(int *)field = (int)v;
+		return true;
+	case K_ENUM:
+		for (int i = 0; k->choices[i] != NULL; i++) {
+			if (strcasecmp(value, k->choices[i]) == 0) {
+				*(int *)field = i;
+				return true;
+			}
+		}
+		{
+			char allowed[256] = "";
+			for (int i = 0; k->choices[i] != NULL; i++) {
+				if (i > 0)
+					strncat(allowed, " | ", sizeof(allowed) - strlen(allowed) - 1);
+				strncat(allowed, k->choices[i], sizeof(allowed) - strlen(allowed) - 1);
+			}
+			return fail(ps, "[%s] %s: \"%s\" is not allowed (allowed: %s)", section,
+				    k->name, value, allowed);
+		}
+	case K_LOGLEVEL:
+		v = log_level_parse(value);
+		if (v < 0)
+			return fail(ps,
+				    "[%s] %s: \"%s\" is not allowed (allowed: error | warning | info | "
+				    "debug)",
+				    section, k->name, value);
+		*(int *)field = (int)v;
+		return true;
+	}
+	return false;
+}
+
+static bool apply_defaults(struct parse_state *ps, const char *section, void *obj,
+			   const struct key *keys, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (keys[i].def != NULL && !set_key(ps, section, obj, &keys[i], keys[i].def))
+			return false;
+	return true;
+}
+
+static void *find_or_add_section(struct parse_state *ps, const char *section, int kind)
+{
+	struct config *cfg = ps->cfg;
+	const char *name = section + strlen(kinds[kind].prefix);
+
+	if (kind == 0)
+		return cfg;
+	if (kind == 1) {
+		for (int i = 0; i < cfg->n_nodes; i++)
+			if (strcmp(cfg->nodes[i].name, name) == 0)
+				return &cfg->nodes[i];
+		cfg->nodes = realloc(cfg->nodes, sizeof(*cfg->nodes) * (size_t)(cfg->n_nodes + 1));
+		if (cfg->nodes == NULL)
+			abort();
+		struct node_conf *n = &cfg->nodes[cfg->n_nodes++];
+		memset(n, 0, sizeof(*n));
+		n->name = util_strdup(name);
+		n->line = ps->line;
+		apply_defaults(ps, section, n, node_keys, ARRAY_LEN(node_keys));
+		return n;
+	}
+	for (int i = 0; i < cfg->n_dbs; i++)
+		if (strcmp(cfg->dbs[i].name, name) == 0)
+			return &cfg->dbs[i];
+	cfg->dbs = realloc(cfg->dbs, sizeof(*cfg->dbs) * (size_t)(cfg->n_dbs + 1));
+	if (cfg->dbs == NULL)
+		abort();
+	struct db_conf *d = &cfg->dbs[cfg->n_dbs++];
+	memset(d, 0, sizeof(*d));
+	d->name = util_strdup(name);
+	d->line = ps->line;
+	apply_defaults(ps, section, d, db_keys, ARRAY_LEN(db_keys));
+	return d;
+}
+
+static int on_ini_entry(void *user, const char *section, const char *name, const char *value)
+{
+	struct parse_state *ps = user;
+	int kind = -1;
+
+	if (ps->failed)
+		return 0;
+	for (int i = 0; i < (int)ARRAY_LEN(kinds); i++) {
+		size_t plen = strlen(kinds[i].prefix);
+		bool prefix = kinds[i].prefix[plen - 1] == '.';
+		if (prefix ? (strncmp(section, kinds[i].prefix, plen) == 0 && section[plen] != '\0')
+			   : strcmp(section, kinds[i].prefix) == 0) {
+			kind = i;
+			break;
+		}
+	}
+	if (kind < 0) {
+		if (section[0] == '\0')
+			return fail(ps, "%s: key outside any section (start with [pooler])", name);
+		return fail(ps,
+			    "[%s]: unknown section (allowed: [pooler], [node.NAME], [database.NAME])",
+			    section);
+	}
+	void *obj = find_or_add_section(ps, section, kind);
+	if (ps->failed)
+		return 0;
+	for (size_t i = 0; i < kinds[kind].n_keys; i++) {
+		const struct key *k = &kinds[kind].keys[i];
+		if (strcmp(k->name, name) == 0)
+			return set_key(ps, section, obj, k, value);
+	}
+	char allowed[1024] = "";
+	for (size_t i = 0; i < kinds[kind].n_keys; i++) {
+		if (i > 0)
+			strncat(allowed, ", ", sizeof(allowed) - strlen(allowed) - 1);
+		strncat(allowed, kinds[kind].keys[i].name, sizeof(allowed) - strlen(allowed) - 1);
+	}
+	return fail(ps, "[%s] %s: unknown key (allowed: %s)", section, name, allowed);
+}
+
+/* inih hands no line numbers to handlers, so the reader counts the lines it returns. */
+static char *read_line(char *str, int num, void *stream)
+{
+	struct parse_state *ps = stream;
+	char *r = fgets(str, num, ps->file);
+	if (r != NULL)
+		ps->line++;
+	return r;
+}
+
+bool config_list_has(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+	const char *p = list;
+
+	if (list == NULL)
+		return false;
+	while (*p) {
+		while (*p == ' ' || *p == ',' || *p == '\t')
+			p++;
+		const char *e = p;
+		while (*e && *e != ',' && *e != ' ' && *e != '\t')
+			e++;
+		if ((size_t)(e - p) == n && strncmp(p, name, n) == 0)
+			return true;
+		p = e;
+	}
+	return false;
+}
+
+static bool resolve_db(struct parse_state *ps, struct db_conf *d)
+{
+	struct config *cfg = ps->cfg;
+	int have_primary = 0;
+
+	ps->line = d->line;
+	if (d->dbname == NULL)
+		d->dbname = util_strdup(d->name);
+	d->node_list = util_calloc((size_t)cfg->n_nodes + 1, sizeof(*d->node_list));
+	if (d->nodes == NULL) {
+		for (int i = 0; i < cfg->n_nodes; i++)
+			d->node_list[d->n_nodes++] = &cfg->nodes[i];
+	} else {
+		char *copy = util_strdup(d->nodes), *save = NULL;
+		for (char *tok = strtok_r(copy, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+			struct node_conf *found = NULL;
+			for (int i = 0; i < cfg->n_nodes; i++)
+				if (strcmp(cfg->nodes[i].name, tok) == 0)
+					found = &cfg->nodes[i];
+			if (found == NULL) {
+				free(copy);
+				return fail(ps, "[database.%s] nodes: no section [node.%s]", d->name, tok);
+			}
+			if (d->n_nodes < cfg->n_nodes)
+				d->node_list[d->n_nodes++] = found;
+		}
+		free(copy);
+	}
+	for (int i = 0; i < d->n_nodes; i++)
+		if (d->node_list[i]->role != NODE_ROLE_REPLICA)
+			have_primary++;
+	if (d->n_nodes == 0 || have_primary == 0)
+		return fail(ps,
+			    "[database.%s] nodes: needs at least one node with role = primary or auto",
+			    d->name);
+
+	/* The formula applies per server; a database's pool gets its primary's budget unless
+	 * pool_size says otherwise. */
+	const struct node_conf *n = d->node_list[0];
+	for (int i = 0; i < d->n_nodes; i++)
+		if (d->node_list[i]->role == NODE_ROLE_PRIMARY) {
+			n = d->node_list[i];
+			break;
+		}
+	char src[160];
+	if (d->pool_size > 0) {
+		d->effective_pool_size = d->pool_size;
+		snprintf(src, sizeof(src), "pool_size = %d", d->pool_size);
+	} else {
+		d->effective_pool_size = n->pool_size;
+		snprintf(src, sizeof(src),
+			 "auto: node %s cores %d%s * 2 + effective_spindle_count %d", n->name,
+			 n->cores ? n->cores : config_local_cores(), n->cores ? "" : " (this machine)",
+			 n->spindles);
+	}
+	d->pool_size_source = util_strdup(src);
+	if (d->min_pool_size > d->effective_pool_size)
+		return fail(ps, "[database.%s] min_pool_size: %d is larger than the pool size %d",
+			    d->name, d->min_pool_size, d->effective_pool_size);
+	return true;
+}
+
+struct config *config_load(const char *path, char *err, size_t errlen)
+{
+	struct parse_state ps = {.err = err, .errlen = errlen};
+	struct config *cfg = util_calloc(1, sizeof(*cfg));
+	const char *slash;
+	int r;
+
+	cfg->path = util_strdup(path);
+	slash = strrchr(path, '/');
+	cfg->dir = slash ? strndup(path, (size_t)(slash - path == 0 ? 1 : slash - path))
+			 : util_strdup(".");
+	ps.cfg = cfg;
+	apply_defaults(&ps, "pooler", cfg, pooler_keys, ARRAY_LEN(pooler_keys));
+
+	ps.file = fopen(path, "r");
+	if (ps.file == NULL) {
+		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		goto fail;
+	}
+	ini_allow_multiline = false;
+	ini_stop_on_first_error = true;
+	ini_use_stack = false;
+	ini_allow_realloc = true;
+	ini_max_line = 8192;
+	r = ini_parse_stream(read_line, &ps, on_ini_entry, &ps);
+	fclose(ps.file);
+	if (ps.failed)
+		goto fail;
+	if (r != 0) {
+		ps.line = r;
+		fail(&ps, "syntax error (expected [section], key = value, or a ; comment)");
+		goto fail;
+	}
+
+	ps.line = 0;
+	if (cfg->n_nodes == 0 && cfg->n_dbs > 0) {
+		fail(&ps, "no [node.NAME] section: databases need at least one server");
+		goto fail;
+	}
+	for (int i = 0; i < cfg->n_nodes; i++) {
+		struct node_conf *n = &cfg->nodes[i];
+		n->pool_size = (n->cores ? n->cores : config_local_cores()) * 2 + n->spindles;
+	}
+	for (int i = 0; i < cfg->n_dbs; i++)
+		if (!resolve_db(&ps, &cfg->dbs[i]))
+			goto fail;
+	return cfg;
+fail:
+	config_free(cfg);
+	return NULL;
+}
+
+static void free_keys(void *obj, const struct key *keys, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (keys[i].type == K_STR || keys[i].type == K_PATH)
+			free(*(char **)((char *)obj + keys[i].offset));
+}
+
+void config_free(struct config *cfg)
+{
+	if (cfg == NULL)
+		return;
+	free_keys(cfg, pooler_keys, ARRAY_LEN(pooler_keys));
+	for (int i = 0; i < cfg->n_nodes; i++) {
+		free_keys(&cfg->nodes[i], node_keys, ARRAY_LEN(node_keys));
+		free(cfg->nodes[i].name);
+	}
+	for (int i = 0; i < cfg->n_dbs; i++) {
+		free_keys(&cfg->dbs[i], db_keys, ARRAY_LEN(db_keys));
+		free(cfg->dbs[i].name);
+		free(cfg->dbs[i].node_list);
+		free(cfg->dbs[i].pool_size_source);
+	}
+	free(cfg->nodes);
+	free(cfg->dbs);
+	free(cfg->path);
+	free(cfg->dir);
+	free(cfg);
+}
+
+const struct db_conf *config_find_db(const struct config *cfg, const char *name)
+{
+	for (int i = 0; i < cfg->n_dbs; i++)
+		if (strcmp(cfg->dbs[i].name, name) == 0)
+			return &cfg->dbs[i];
+	return NULL;
+}
+
+static void print_keys(FILE *out, const void *obj, const struct key *keys, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct key *k = &keys[i];
+		const char *field = (const char *)obj + k->offset;
+		int v = *(const int *)field;
+
+		fprintf(out, "%s = ", k->name);
+		switch (k->type) {
+		case K_STR:
+		case K_PATH:
+			if (k->secret)
+				fputs(*(char *const *)field ? "(set, not shown)" : "", out);
+			else
+				fputs(*(char *const *)field ? *(char *const *)field : "", out);
+			break;
+		case K_INT:
+			fprintf(out, "%d", v);
+			break;
+		case K_AUTO_INT:
+			if (v == 0)
+				fputs("auto", out);
+			else
+				fprintf(out, "%d", v);
+			break;
+		case K_MS:
+			fprintf(out, "%dms", v);
+			break;
+		case K_ENUM:
+			fputs(k->choices[v], out);
+			break;
+		case K_LOGLEVEL:
+			fputs(log_level_name((enum log_level)v), out);
+			break;
+		}
+		fprintf(out, "    ; %s\n", k->help);
+	}
+}
+
+void config_print(const struct config *cfg, FILE *out)
+{
+	fprintf(out, "; %s\n[pooler]\n", cfg->path);
+	print_keys(out, cfg, pooler_keys, ARRAY_LEN(pooler_keys));
+	for (int i = 0; i < cfg->n_nodes; i++) {
+		fprintf(out, "\n[node.%s]\n", cfg->nodes[i].name);
+		print_keys(out, &cfg->nodes[i], node_keys, ARRAY_LEN(node_keys));
+		fprintf(out, "; connection budget: %d\n", cfg->nodes[i].pool_size);
+	}
+	for (int i = 0; i < cfg->n_dbs; i++) {
+		const struct db_conf *d = &cfg->dbs[i];
+		fprintf(out, "\n[database.%s]\n", d->name);
+		print_keys(out, d, db_keys, ARRAY_LEN(db_keys));
+		fprintf(out, "; pool size per user: %d (%s)\n", d->effective_pool_size,
+			d->pool_size_source);
+	}
+}

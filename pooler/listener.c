@@ -1,0 +1,208 @@
+/* listener: see include/listener.h. */
+#include "listener.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "config.h"
+#include "log.h"
+
+#define MAX_LISTENERS 16
+#define ACCEPTS_PER_WAKEUP 64
+
+struct listener {
+	ev_io io;
+	struct worker *w;
+	int fd;
+	bool unix_socket;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+};
+
+struct listeners {
+	struct listener items[MAX_LISTENERS];
+	int n;
+};
+
+static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct listener *l = io->data;
+	(void)loop;
+	(void)revents;
+
+	for (int i = 0; i < ACCEPTS_PER_WAKEUP; i++) {
+		struct sockaddr_storage sa;
+		socklen_t salen = sizeof(sa);
+		char addr[64] = "unix";
+		int fd = accept4(l->fd, (struct sockaddr *)&sa, &salen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				log_warning("accept failed: %s", strerror(errno));
+			return;
+		}
+		if (!l->unix_socket) {
+			int one = 1;
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+			char host[INET6_ADDRSTRLEN] = "?";
+			int port = 0;
+			if (sa.ss_family == AF_INET) {
+				struct sockaddr_in *s4 = (struct sockaddr_in *)&sa;
+				inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+				port = ntohs(s4->sin_port);
+			} else if (sa.ss_family == AF_INET6) {
+				struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&sa;
+				inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+				port = ntohs(s6->sin6_port);
+			}
+			snprintf(addr, sizeof(addr), "%s:%d", host, port);
+		}
+		client_accept(l->w, fd, addr);
+	}
+}
+
+static bool add(struct listeners *ls, struct worker *w, int fd, bool unix_socket,
+		const char *path)
+{
+	if (ls->n == MAX_LISTENERS) {
+		close(fd);
+		return false;
+	}
+	struct listener *l = &ls->items[ls->n++];
+	l->w = w;
+	l->fd = fd;
+	l->unix_socket = unix_socket;
+	util_strlcpy(l->path, path ? path : "", sizeof(l->path));
+	ev_io_init(&l->io, on_accept, fd, EV_READ);
+	l->io.data = l;
+	return true;
+}
+
+static bool open_tcp(struct listeners *ls, struct worker *w, const char *host, int port,
+		     char *err, size_t errlen)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_PASSIVE};
+	struct addrinfo *res, *ai;
+	char portstr[16];
+	int r;
+
+	snprintf(portstr, sizeof(portstr), "%d", port);
+	r = getaddrinfo(strcmp(host, "*") == 0 ? NULL : host, portstr, &hints, &res);
+	if (r != 0) {
+		snprintf(err, errlen, "listen_addr %s: %s", host, gai_strerror(r));
+		return false;
+	}
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		int one = 1;
+		int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			continue;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (ai->ai_family == AF_INET6)
+			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
+			snprintf(err, errlen, "cannot listen on %s port %d: %s", host, port,
+				 strerror(errno));
+			close(fd);
+			freeaddrinfo(res);
+			return false;
+		}
+		if (!add(ls, w, fd, false, NULL)) {
+			snprintf(err, errlen, "too many listen addresses");
+			freeaddrinfo(res);
+			return false;
+		}
+		log_info("listening on %s port %d", host, port);
+	}
+	freeaddrinfo(res);
+	return true;
+}
+
+static bool open_unix(struct listeners *ls, struct worker *w, const char *dir, int port,
+		      char *err, size_t errlen)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/.s.PGSQL.%d", dir, port);
+	int fd;
+
+	if (n < 0 || (size_t)n >= sizeof(sa.sun_path)) {
+		snprintf(err, errlen, "unix_socket_dir %s: path too long", dir);
+		return false;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "unix socket: %s", strerror(errno));
+		return false;
+	}
+	/* A socket file left by a crashed run: refuse only when something still answers. */
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+		snprintf(err, errlen, "%s is in use by another process", sa.sun_path);
+		close(fd);
+		return false;
+	}
+	unlink(sa.sun_path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 1024) != 0) {
+		snprintf(err, errlen, "cannot listen on %s: %s", sa.sun_path, strerror(errno));
+		close(fd);
+		return false;
+	}
+	chmod(sa.sun_path, 0777);
+	log_info("listening on %s", sa.sun_path);
+	if (!add(ls, w, fd, true, sa.sun_path)) {
+		snprintf(err, errlen, "too many listen addresses");
+		return false;
+	}
+	return true;
+}
+
+struct listeners *listener_open(struct worker *w, const struct config *cfg, char *err,
+				size_t errlen)
+{
+	struct listeners *ls = util_calloc(1, sizeof(*ls));
+	char *copy = util_strdup(cfg->listen_addr), *save = NULL;
+
+	for (char *tok = strtok_r(copy, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save))
+		if (!open_tcp(ls, w, tok, cfg->listen_port, err, errlen))
+			goto fail;
+	if (cfg->unix_socket_dir[0] != '\0' &&
+	    !open_unix(ls, w, cfg->unix_socket_dir, cfg->listen_port, err, errlen))
+		goto fail;
+	free(copy);
+	return ls;
+fail:
+	free(copy);
+	listener_close(ls);
+	return NULL;
+}
+
+void listener_start(struct listeners *ls)
+{
+	for (int i = 0; i < ls->n; i++)
+		ev_io_start(ls->items[i].w->loop, &ls->items[i].io);
+}
+
+void listener_close(struct listeners *ls)
+{
+	if (ls == NULL)
+		return;
+	for (int i = 0; i < ls->n; i++) {
+		struct listener *l = &ls->items[i];
+		if (l->w != NULL)
+			ev_io_stop(l->w->loop, &l->io);
+		close(l->fd);
+		if (l->unix_socket)
+			unlink(l->path);
+	}
+	free(ls);
+}

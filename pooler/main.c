@@ -1,0 +1,256 @@
+/* main: command line, startup, signals and the one event loop.
+ * The only file with mutable globals: the log level, and the state the signal watchers
+ * need. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "client.h"
+#include "config.h"
+#include "listener.h"
+#include "log.h"
+#include "pool.h"
+#include "worker.h"
+
+enum log_level log_min_level = LOG_INFO;
+
+struct daemon {
+	struct worker w;
+	struct config *cfg;
+	struct auth_file *auth;
+	struct listeners *listeners;
+	const char *config_path;
+	ev_signal sigterm, sigint, sighup;
+	ev_timer shutdown_check;
+	uint64_t shutdown_deadline_us;
+};
+
+static struct daemon daemon_state;
+
+static void usage(FILE *out)
+{
+	fputs("Usage: pooler [-c FILE] [--check-config]\n"
+	      "PostgreSQL connection pooler and read/write router.\n\n"
+	      "  -c, --config FILE   ini file (default conf/pooler.ini)\n"
+	      "      --check-config  validate the config and auth file, print the effective\n"
+	      "                      settings and pool sizes, and exit\n"
+	      "  -V, --version       print the version and exit\n"
+	      "  -h, --help          this help\n\n"
+	      "Signals: SIGHUP reloads the config, SIGTERM finishes running transactions and\n"
+	      "exits, SIGINT exits at once.\n",
+	      out);
+}
+
+static void reap(struct ev_loop *loop, ev_prepare *p, int revents)
+{
+	struct worker *w = p->data;
+	struct list *n;
+	(void)loop;
+	(void)revents;
+
+	client_reap(w);
+	while ((n = list_pop(&w->dead_servers)) != NULL)
+		server_free(container_of(n, struct server, node));
+}
+
+static void maybe_exit(struct worker *w)
+{
+	struct daemon *d = container_of(w, struct daemon, w);
+
+	if (!w->shutting_down)
+		return;
+	if (w->n_clients == 0 || util_now_us() >= d->shutdown_deadline_us) {
+		if (w->n_clients > 0)
+			log_warning("shutdown_timeout reached with %d clients still connected",
+				    w->n_clients);
+		ev_break(w->loop, EVBREAK_ALL);
+	}
+}
+
+static void on_shutdown_check(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)loop;
+	(void)revents;
+	maybe_exit(t->data);
+}
+
+static void close_idle_servers(struct worker *w)
+{
+	struct list *pos, *tmp;
+	list_for_each_safe(pos, tmp, &w->pools) pool_close_idle(container_of(pos, struct pool, node));
+}
+
+static void on_sigterm(struct ev_loop *loop, ev_signal *sig, int revents)
+{
+	struct daemon *d = sig->data;
+	(void)loop;
+	(void)revents;
+
+	if (d->w.shutting_down)
+		return;
+	log_info("SIGTERM: no new clients; waiting up to %d ms for running transactions",
+		 d->cfg->shutdown_timeout_ms);
+	d->w.shutting_down = true;
+	d->shutdown_deadline_us = util_now_us() + (uint64_t)d->cfg->shutdown_timeout_ms * 1000;
+	listener_close(d->listeners);
+	d->listeners = NULL;
+	client_shutdown_idle(&d->w);
+	close_idle_servers(&d->w);
+	ev_timer_init(&d->shutdown_check, on_shutdown_check, 0.05, 0.05);
+	d->shutdown_check.data = &d->w;
+	ev_timer_start(d->w.loop, &d->shutdown_check);
+	maybe_exit(&d->w);
+}
+
+static void on_sigint(struct ev_loop *loop, ev_signal *sig, int revents)
+{
+	(void)sig;
+	(void)revents;
+	log_info("SIGINT: exiting now");
+	ev_break(loop, EVBREAK_ALL);
+}
+
+/* Reload: a new snapshot of config and auth file; a bad file keeps the old ones. Pools
+ * already open keep their settings until they are recreated. */
+static void on_sighup(struct ev_loop *loop, ev_signal *sig, int revents)
+{
+	struct daemon *d = sig->data;
+	char err[1024];
+	struct config *cfg;
+	struct auth_file *auth;
+	(void)loop;
+	(void)revents;
+
+	cfg = config_load(d->config_path, err, sizeof(err));
+	if (cfg == NULL) {
+		log_error("reload failed, keeping the running config: %s", err);
+		return;
+	}
+	auth = auth_file_load(cfg->auth_file, err, sizeof(err));
+	if (auth == NULL) {
+		log_error("reload failed, keeping the running config: %s", err);
+		config_free(cfg);
+		return;
+	}
+	config_free(d->cfg);
+	auth_file_free(d->auth);
+	d->cfg = cfg;
+	d->auth = auth;
+	d->w.cfg = cfg;
+	d->w.auth = auth;
+	log_min_level = (enum log_level)cfg->log_level;
+	log_info("reloaded %s", d->config_path);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"check-config", no_argument, NULL, 'C'},
+		{"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct daemon *d = &daemon_state;
+	bool check_only = false;
+	char err[1024];
+	int opt;
+
+	d->config_path = "conf/pooler.ini";
+	while ((opt = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			d->config_path = optarg;
+			break;
+		case 'C':
+			check_only = true;
+			break;
+		case 'V':
+			printf("pooler %s\n", POOLER_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "pooler: unexpected argument: %s\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+
+	d->cfg = config_load(d->config_path, err, sizeof(err));
+	if (d->cfg == NULL) {
+		fprintf(stderr, "pooler: %s\n", err);
+		return 1;
+	}
+	log_min_level = (enum log_level)d->cfg->log_level;
+	d->auth = d->cfg->auth_type == AUTH_TYPE_TRUST && access(d->cfg->auth_file, R_OK) != 0
+			  ? util_calloc(1, sizeof(struct auth_file))
+			  : auth_file_load(d->cfg->auth_file, err, sizeof(err));
+	if (d->auth == NULL) {
+		fprintf(stderr, "pooler: %s\n", err);
+		config_free(d->cfg);
+		return 1;
+	}
+	if (check_only) {
+		config_print(d->cfg, stdout);
+		printf("; auth_file %s: %d users\n", d->cfg->auth_file, d->auth->n_users);
+		auth_file_free(d->auth);
+		config_free(d->cfg);
+		return 0;
+	}
+
+	signal(SIGPIPE, SIG_IGN);
+	struct worker *w = &d->w;
+	w->loop = ev_default_loop(EVFLAG_AUTO);
+	w->cfg = d->cfg;
+	w->auth = d->auth;
+	w->on_idle_client = maybe_exit;
+	list_init(&w->clients);
+	list_init(&w->pools);
+	list_init(&w->dead_clients);
+	list_init(&w->dead_servers);
+	if (!util_random_bytes(&w->rng, sizeof(w->rng)) || w->rng == 0)
+		w->rng = util_now_us() | 1;
+	ev_prepare_init(&w->reaper, reap);
+	w->reaper.data = w;
+	ev_prepare_start(w->loop, &w->reaper);
+
+	d->listeners = listener_open(w, d->cfg, err, sizeof(err));
+	if (d->listeners == NULL) {
+		log_error("%s", err);
+		auth_file_free(d->auth);
+		config_free(d->cfg);
+		return 1;
+	}
+	listener_start(d->listeners);
+	ev_signal_init(&d->sigterm, on_sigterm, SIGTERM);
+	ev_signal_init(&d->sigint, on_sigint, SIGINT);
+	ev_signal_init(&d->sighup, on_sighup, SIGHUP);
+	d->sigterm.data = d->sigint.data = d->sighup.data = d;
+	ev_signal_start(w->loop, &d->sigterm);
+	ev_signal_start(w->loop, &d->sigint);
+	ev_signal_start(w->loop, &d->sighup);
+	log_info("pooler %s started (config %s)", POOLER_VERSION, d->config_path);
+
+	ev_run(w->loop, 0);
+
+	listener_close(d->listeners);
+	client_close_all(w);
+	while (!list_empty(&w->pools))
+		pool_free(container_of(w->pools.next, struct pool, node));
+	reap(w->loop, &w->reaper, 0);
+	ev_loop_destroy(w->loop);
+	auth_file_free(d->auth);
+	config_free(d->cfg);
+	log_info("pooler stopped");
+	return 0;
+}

@@ -1,0 +1,83 @@
+/* params: see include/params.h. Names compare case-insensitively, as GUC names do. */
+#include "params.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "util.h"
+
+void params_init(struct params *p)
+{
+	p->items = NULL;
+	p->n = 0;
+	p->gen = 0;
+}
+
+void params_free(struct params *p)
+{
+	for (int i = 0; i < p->n; i++) {
+		free(p->items[i].name);
+		free(p->items[i].value);
+		free(p->items[i].base);
+	}
+	free(p->items);
+	params_init(p);
+}
+
+struct param *params_find(const struct params *p, const char *name)
+{
+	for (int i = 0; i < p->n; i++)
+		if (strcasecmp(p->items[i].name, name) == 0)
+			return &p->items[i];
+	return NULL;
+}
+
+const char *params_get(const struct params *p, const char *name)
+{
+	struct param *x = params_find(p, name);
+	return x ? x->value : NULL;
+}
+
+bool params_set(struct params *p, const char *name, const char *value)
+{
+	struct param *x = params_find(p, name);
+
+	if (x != NULL) {
+		if (strcmp(x->value, value) == 0)
+			return false;
+		free(x->value);
+		x->value = util_strdup(value);
+		p->gen++;
+		return true;
+	}
+	p->items = realloc(p->items, sizeof(*p->items) * (size_t)(p->n + 1));
+	if (p->items == NULL)
+		abort();
+	x = &p->items[p->n++];
+	x->name = util_strdup(name);
+	x->value = util_strdup(value);
+	x->base = NULL;
+	p->gen++;
+	return true;
+}
+
+void params_copy(struct params *dst, const struct params *src)
+{
+	for (int i = 0; i < src->n; i++)
+		params_set(dst, src->items[i].name, src->items[i].value);
+}
+
+bool params_remove(struct params *p, const char *name)
+{
+	struct param *x = params_find(p, name);
+
+	if (x == NULL)
+		return false;
+	free(x->name);
+	free(x->value);
+	free(x->base);
+	*x = p->items[--p->n];
+	p->gen++;
+	return true;
+}

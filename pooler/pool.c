@@ -1,0 +1,295 @@
+/* pool: see include/pool.h. */
+#include "pool.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "proto.h"
+
+static const struct server_ops pool_server_ops;
+
+/* The one place a server changes state and list. */
+static void pool_set_state(struct pool *p, struct server *s, enum server_state st)
+{
+	assert(s->state != SERVER_CLOSED);
+	if (s->state == SERVER_CONNECTING)
+		p->n_connecting--;
+	list_del(&s->node);
+	s->state = st;
+	switch (st) {
+	case SERVER_CONNECTING:
+		p->n_connecting++;
+		list_append(&p->connecting, &s->node);
+		break;
+	case SERVER_IDLE:
+		list_append(&p->idle, &s->node);
+		break;
+	case SERVER_ACTIVE:
+	case SERVER_RESET:
+		list_append(&p->active, &s->node);
+		break;
+	case SERVER_CLOSED:
+		p->n_servers--;
+		list_append(&p->w->dead_servers, &s->node);
+		break;
+	}
+}
+
+static void launch(struct pool *p)
+{
+	struct server *s = util_calloc(1, sizeof(*s));
+
+	s->id = ++p->w->next_id;
+	s->pool = p;
+	s->owner = p;
+	s->ops = &pool_server_ops;
+	s->state = SERVER_CONNECTING;
+	list_init(&s->node);
+	list_append(&p->connecting, &s->node);
+	p->n_connecting++;
+	p->n_servers++;
+	log_debug("s=%llu db=%s user=%s connecting to %s:%d", (unsigned long long)s->id,
+		  p->db_name, p->user, p->login.host, p->login.port);
+	if (!server_connect(s, p->w->loop, &p->login)) {
+		log_error("s=%llu cannot start a server connection", (unsigned long long)s->id);
+		pool_set_state(p, s, SERVER_CLOSED);
+	}
+}
+
+/* Open connections while clients wait and the pool has room, and keep min_size open. */
+static void fill(struct pool *p)
+{
+	if (p->w->shutting_down)
+		return;
+	while (p->n_servers < p->size &&
+	       (p->n_connecting < p->n_waiting || p->n_servers < p->min_size))
+		launch(p);
+}
+
+static void hand_over(struct pool *p, struct server *s)
+{
+	if (!list_empty(&p->waiting)) {
+		struct pool_waiter *wt = container_of(list_pop(&p->waiting), struct pool_waiter, node);
+		wt->queued = false;
+		p->n_waiting--;
+		pool_set_state(p, s, SERVER_ACTIVE);
+		wt->grant(wt, s);
+		return;
+	}
+	pool_set_state(p, s, SERVER_IDLE);
+	s->owner = p;
+	s->ops = &pool_server_ops;
+	s->used_us = util_now_us();
+	if (buf_len(&s->conn.in) > 0)
+		server_scan(s);
+}
+
+void pool_release(struct pool *p, struct server *s)
+{
+	assert(server_is_clean(s));
+	conn_unlink(&s->conn);
+	s->owner = p;
+	s->ops = &pool_server_ops;
+	if (p->w->shutting_down && list_empty(&p->waiting)) {
+		pool_discard(p, s, "shutting down");
+		return;
+	}
+	hand_over(p, s);
+}
+
+void pool_reset(struct pool *p, struct server *s, const char *sql)
+{
+	conn_unlink(&s->conn);
+	s->owner = p;
+	s->ops = &pool_server_ops;
+	pool_set_state(p, s, SERVER_RESET);
+	log_debug("s=%llu running %s before reuse", (unsigned long long)s->id, sql);
+	server_query(s, sql);
+}
+
+void pool_discard(struct pool *p, struct server *s, const char *why)
+{
+	if (s->state == SERVER_CLOSED)
+		return;
+	log_debug("s=%llu db=%s user=%s closing: %s", (unsigned long long)s->id, p->db_name,
+		  p->user, why);
+	server_close(s);
+	pool_set_state(p, s, SERVER_CLOSED);
+	fill(p);
+}
+
+static void fail_waiters(struct pool *p, const char *sqlstate, const char *message)
+{
+	while (!list_empty(&p->waiting)) {
+		struct pool_waiter *wt = container_of(list_pop(&p->waiting), struct pool_waiter, node);
+		wt->queued = false;
+		p->n_waiting--;
+		wt->fail(wt, sqlstate, message);
+	}
+}
+
+static void on_login_done(struct server *s, const char *error)
+{
+	struct pool *p = s->pool;
+
+	if (error != NULL) {
+		log_warning("s=%llu db=%s user=%s login to %s:%d failed: %s",
+			    (unsigned long long)s->id, p->db_name, p->user, p->login.host,
+			    p->login.port, error);
+		snprintf(p->last_error, sizeof(p->last_error), "%s", error);
+		server_close(s);
+		pool_set_state(p, s, SERVER_CLOSED);
+		/* Nobody else can serve the waiters soon: tell them now rather than hang. */
+		if (p->n_servers == 0) {
+			char msg[400];
+			snprintf(msg, sizeof(msg), "pooler could not connect to the server: %s", error);
+			fail_waiters(p, SQLSTATE_CONNECTION_FAILURE, msg);
+		}
+		return;
+	}
+	if (!p->have_welcome) {
+		params_copy(&p->welcome, &s->params);
+		p->have_welcome = true;
+	}
+	log_info("s=%llu db=%s user=%s logged in to %s:%d (backend pid %u)",
+		 (unsigned long long)s->id, p->db_name, p->user, p->login.host, p->login.port,
+		 s->be_pid);
+	hand_over(p, s);
+}
+
+static void on_ready(struct server *s)
+{
+	/* A reset finished. */
+	struct pool *p = s->pool;
+	if (s->state == SERVER_RESET)
+		pool_release(p, s);
+}
+
+static void on_failed(struct server *s, const char *why)
+{
+	pool_discard(s->pool, s, why);
+}
+
+static void on_param(struct server *s, const char *name, const char *value, bool relayed)
+{
+	(void)s;
+	(void)name;
+	(void)value;
+	(void)relayed;
+}
+
+static void on_query_error(struct server *s, const char *sqlstate, const char *message)
+{
+	log_warning("s=%llu reset query failed: %s %s", (unsigned long long)s->id, sqlstate,
+		    message);
+	pool_discard(s->pool, s, "reset query failed");
+}
+
+static const struct server_ops pool_server_ops = {
+	.login_done = on_login_done,
+	.ready = on_ready,
+	.failed = on_failed,
+	.param = on_param,
+	.query_error = on_query_error,
+};
+
+void pool_acquire(struct pool *p, struct pool_waiter *wt)
+{
+	wt->since_us = util_now_us();
+	if (!list_empty(&p->idle)) {
+		/* Most recently used first: its caches are warm. */
+		struct server *s = container_of(p->idle.prev, struct server, node);
+		pool_set_state(p, s, SERVER_ACTIVE);
+		wt->queued = false;
+		wt->grant(wt, s);
+		return;
+	}
+	list_append(&p->waiting, &wt->node);
+	wt->queued = true;
+	p->n_waiting++;
+	fill(p);
+}
+
+void pool_unwait(struct pool *p, struct pool_waiter *wt)
+{
+	if (!wt->queued)
+		return;
+	list_del(&wt->node);
+	wt->queued = false;
+	p->n_waiting--;
+}
+
+struct pool *pool_get(struct worker *w, const struct db_conf *db, const char *user,
+		      const char *server_user, const char *server_password)
+{
+	struct list *pos, *tmp;
+	struct pool *p;
+	const struct node_conf *node = db->node_list[0];
+
+	list_for_each_safe(pos, tmp, &w->pools)
+	{
+		p = container_of(pos, struct pool, node);
+		if (strcmp(p->db_name, db->name) == 0 && strcmp(p->user, user) == 0)
+			return p;
+	}
+	for (int i = 0; i < db->n_nodes; i++)
+		if (db->node_list[i]->role == NODE_ROLE_PRIMARY) {
+			node = db->node_list[i];
+			break;
+		}
+	p = util_calloc(1, sizeof(*p));
+	p->w = w;
+	p->db_name = util_strdup(db->name);
+	p->user = util_strdup(user);
+	p->mode = db->pool_mode;
+	p->size = db->effective_pool_size;
+	p->min_size = db->min_pool_size;
+	p->reset_query = util_strdup(w->cfg->server_reset_query);
+	p->login.host = util_strdup(node->host);
+	p->login.port = node->port;
+	p->login.dbname = util_strdup(db->dbname);
+	p->login.user = util_strdup(server_user);
+	p->login.password = server_password ? util_strdup(server_password) : NULL;
+	p->login.timeout_ms = w->cfg->server_connect_timeout_ms;
+	list_init(&p->connecting);
+	list_init(&p->idle);
+	list_init(&p->active);
+	list_init(&p->waiting);
+	params_init(&p->welcome);
+	list_append(&w->pools, &p->node);
+	log_info("pool db=%s user=%s: %s:%d size %d (%s), %s mode", p->db_name, p->user,
+		 node->host, node->port, p->size, db->pool_size_source,
+		 p->mode == POOL_MODE_SESSION ? "session" : "transaction");
+	fill(p);
+	return p;
+}
+
+void pool_close_idle(struct pool *p)
+{
+	while (!list_empty(&p->idle)) {
+		struct server *s = container_of(p->idle.next, struct server, node);
+		pool_discard(p, s, "shutting down");
+	}
+}
+
+void pool_free(struct pool *p)
+{
+	struct list *pos, *tmp;
+	struct list *lists[] = {&p->connecting, &p->idle, &p->active};
+
+	for (size_t i = 0; i < ARRAY_LEN(lists); i++)
+		list_for_each_safe(pos, tmp, lists[i]) server_free(container_of(pos, struct server, node));
+	list_del(&p->node);
+	params_free(&p->welcome);
+	free(p->db_name);
+	free(p->user);
+	free(p->reset_query);
+	free((char *)p->login.host);
+	free((char *)p->login.dbname);
+	free((char *)p->login.user);
+	free((char *)p->login.password);
+	free(p);
+}

@@ -1,0 +1,351 @@
+/* server: see include/server.h. */
+#include "server.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "proto.h"
+
+/* Parameters the server reports (GUC_REPORT in PostgreSQL 15) that a client sees at login. */
+static const char *const reported_params[] = {
+	"application_name", "client_encoding", "DateStyle", "default_transaction_read_only",
+	"in_hot_standby", "integer_datetimes", "IntervalStyle", "is_superuser",
+	"server_encoding", "server_version", "session_authorization",
+	"standard_conforming_strings", "TimeZone",
+};
+
+/* The largest message the server may send that the pooler must read whole. */
+#define SERVER_MAX_INSPECTED (1024 * 1024)
+
+static void fail(struct server *s, const char *why)
+{
+	if (s->state == SERVER_CLOSED)
+		return;
+	s->ops->failed(s, why);
+}
+
+static void on_conn_read(struct conn *c);
+static void on_conn_drain(struct conn *c);
+
+static void login_finished(struct server *s)
+{
+	ev_io_stop(s->conn.loop, &s->login_io);
+	ev_timer_stop(s->conn.loop, &s->timer);
+	for (size_t i = 0; i < ARRAY_LEN(reported_params); i++) {
+		const char *v = PQparameterStatus(s->pg, reported_params[i]);
+		if (v != NULL) {
+			params_set(&s->params, reported_params[i], v);
+			struct param *p = params_find(&s->params, reported_params[i]);
+			free(p->base);
+			p->base = util_strdup(v);
+		}
+	}
+	s->be_pid = (uint32_t)PQbackendPID(s->pg);
+	s->tx_status = 'I';
+	struct ev_loop *loop = s->conn.loop;
+	conn_init(&s->conn, loop, PQsocket(s->pg), s, on_conn_read, on_conn_drain);
+	s->conn.borrowed = true;
+	conn_start_read(&s->conn);
+	log_debug("s=%llu login done, backend pid %u", (unsigned long long)s->id, s->be_pid);
+	s->ops->login_done(s, NULL);
+}
+
+static void login_failed(struct server *s, const char *why)
+{
+	char msg[512];
+
+	ev_io_stop(s->conn.loop, &s->login_io);
+	ev_timer_stop(s->conn.loop, &s->timer);
+	snprintf(msg, sizeof(msg), "%s", why);
+	/* libpq messages end with a newline; log lines must not */
+	size_t n = strlen(msg);
+	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+		msg[--n] = '\0';
+	s->ops->login_done(s, msg);
+}
+
+static void login_step(struct server *s)
+{
+	PostgresPollingStatusType st = PQconnectPoll(s->pg);
+	int fd = PQsocket(s->pg);
+	int events;
+
+	switch (st) {
+	case PGRES_POLLING_OK:
+		login_finished(s);
+		return;
+	case PGRES_POLLING_FAILED:
+		login_failed(s, PQerrorMessage(s->pg));
+		return;
+	case PGRES_POLLING_READING:
+		events = EV_READ;
+		break;
+	default:
+		events = EV_WRITE;
+		break;
+	}
+	if (fd < 0) {
+		login_failed(s, "libpq lost its socket during login");
+		return;
+	}
+	ev_io_stop(s->conn.loop, &s->login_io);
+	ev_io_set(&s->login_io, fd, events);
+	ev_io_start(s->conn.loop, &s->login_io);
+}
+
+static void on_login_io(struct ev_loop *loop, ev_io *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	login_step(w->data);
+}
+
+static void on_login_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	login_failed(w->data, "timed out connecting to the server (server_connect_timeout)");
+}
+
+static void on_login_bad(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct server *s = w->data;
+	(void)loop;
+	(void)revents;
+	login_failed(s, PQerrorMessage(s->pg));
+}
+
+bool server_connect(struct server *s, struct ev_loop *loop, const struct server_login *l)
+{
+	char port[16];
+	const char *keys[] = {"host", "port", "dbname", "user", "password", "sslmode",
+			      "gssencmode", NULL, NULL};
+	const char *vals[] = {l->host, port, l->dbname, l->user, l->password, "disable",
+			      "disable", NULL, NULL};
+
+	snprintf(port, sizeof(port), "%d", l->port);
+	if (l->password == NULL)
+		keys[4] = NULL; /* no password: stop the list there */
+	conn_init(&s->conn, loop, -1, s, on_conn_read, on_conn_drain);
+	params_init(&s->params);
+	s->created_us = s->used_us = util_now_us();
+	s->pg = PQconnectStartParams(keys, vals, 0);
+	if (s->pg == NULL)
+		return false;
+	ev_init(&s->login_io, on_login_io);
+	s->login_io.data = s;
+	ev_timer_init(&s->timer, on_login_timeout, l->timeout_ms / 1000.0, 0);
+	s->timer.data = s;
+	ev_timer_start(loop, &s->timer);
+	if (PQstatus(s->pg) == CONNECTION_BAD) {
+		/* report from the loop, not from inside the caller */
+		ev_timer_stop(loop, &s->timer);
+		ev_timer_init(&s->timer, on_login_bad, 0, 0);
+		ev_timer_start(loop, &s->timer);
+		return true;
+	}
+	login_step(s);
+	return true;
+}
+
+void server_query(struct server *s, const char *sql)
+{
+	proto_write_query(&s->conn.out, sql);
+	s->swallow++;
+	s->tx_status = '?';
+	if (conn_flush(&s->conn) == CONN_ERROR)
+		fail(s, "write to server failed");
+}
+
+bool server_is_clean(const struct server *s)
+{
+	return s->pending == 0 && s->swallow == 0 && !s->unsynced && s->tx_status == 'I' &&
+	       s->remain == 0;
+}
+
+void server_check_ready(struct server *s)
+{
+	const struct conn *c = &s->conn;
+
+	if (s->state != SERVER_ACTIVE && s->state != SERVER_RESET)
+		return;
+	if (!server_is_clean(s) || c->fwd > 0 || buf_len(&c->out) > 0)
+		return;
+	if (c->peer != NULL && c->peer->fwd > 0)
+		return;
+	s->ops->ready(s);
+}
+
+/* A complete message the pooler reads itself. Returns false when the server failed. */
+static bool inspect(struct server *s, char type, const uint8_t *body, uint32_t len, bool relay)
+{
+	struct proto_reader r;
+
+	switch (type) {
+	case 'Z':
+		if (len != 1)
+			return fail(s, "malformed ReadyForQuery from server"), false;
+		s->tx_status = (char)body[0];
+		if (s->swallow > 0)
+			s->swallow--;
+		else if (s->pending > 0)
+			s->pending--;
+		return true;
+	case 'S': {
+		proto_reader_init(&r, body, len);
+		const char *name = proto_get_str(&r);
+		const char *value = proto_get_str(&r);
+		if (r.err)
+			return fail(s, "malformed ParameterStatus from server"), false;
+		params_set(&s->params, name, value);
+		s->ops->param(s, name, value, relay);
+		return true;
+	}
+	case 'E': {
+		struct proto_error e;
+		if (relay)
+			return true;
+		if (!proto_parse_error(body, len, &e))
+			return fail(s, "malformed ErrorResponse from server"), false;
+		if (s->swallow > 0 && e.severity && strcmp(e.severity, "ERROR") == 0) {
+			s->ops->query_error(s, e.sqlstate ? e.sqlstate : "XX000",
+					    e.message ? e.message : "");
+			return s->state != SERVER_CLOSED;
+		}
+		char why[300];
+		snprintf(why, sizeof(why), "server says: %s %s", e.sqlstate ? e.sqlstate : "",
+			 e.message ? e.message : "");
+		return fail(s, why), false;
+	}
+	default:
+		return true;
+	}
+}
+
+void server_scan(struct server *s)
+{
+	struct conn *c = &s->conn;
+	struct proto_header h;
+
+	while (s->state != SERVER_CLOSED) {
+		size_t avail = buf_len(&c->in) - c->fwd;
+		bool relay = c->peer != NULL && s->swallow == 0;
+
+		if (s->remain > 0) {
+			/* Passing through the body of a large message. */
+			size_t n = avail < s->remain ? avail : s->remain;
+			if (n == 0)
+				break;
+			c->fwd += n;
+			s->remain -= (uint32_t)n;
+			continue;
+		}
+		enum proto_status st =
+			proto_read_header(buf_head(&c->in) + c->fwd, avail, PROTO_MAX_MESSAGE, &h);
+		if (st == PROTO_INCOMPLETE)
+			break;
+		if (st == PROTO_BAD) {
+			fail(s, "malformed message length from server");
+			return;
+		}
+		bool whole = !relay || h.type == 'Z' || h.type == 'S';
+		if (!whole) {
+			c->fwd += 5;
+			s->remain = h.len;
+			continue;
+		}
+		if (h.len > SERVER_MAX_INSPECTED) {
+			fail(s, "unexpectedly large message from server");
+			return;
+		}
+		if (avail < 5 + (size_t)h.len)
+			break;
+		if (!inspect(s, h.type, buf_head(&c->in) + c->fwd + 5, h.len, relay))
+			return;
+		if (relay)
+			c->fwd += 5 + h.len;
+		else
+			conn_cut(c, c->fwd, 5 + h.len);
+		/* Nothing more is due: leave later bytes for whoever holds the server next. */
+		if (h.type == 'Z' && s->pending == 0 && s->swallow == 0)
+			break;
+	}
+	if (s->state == SERVER_CLOSED)
+		return;
+	if (c->peer != NULL && c->fwd > 0) {
+		struct conn *peer = c->peer;
+		if (conn_flush(peer) == CONN_ERROR) {
+			peer->on_read(peer); /* the client sees its own eof */
+			return;
+		}
+	}
+	server_check_ready(s);
+}
+
+static void on_conn_read(struct conn *c)
+{
+	struct server *s = c->owner;
+
+	if (c->eof) {
+		fail(s, "server closed the connection");
+		return;
+	}
+	server_scan(s);
+}
+
+static void on_conn_drain(struct conn *c) { server_check_ready(c->owner); }
+
+static void *cancel_thread(void *arg)
+{
+	PGcancel *cancel = arg;
+	char err[256];
+
+	if (!PQcancel(cancel, err, sizeof(err)))
+		log_warning("forwarding a cancel request failed: %s", err);
+	PQfreeCancel(cancel);
+	return NULL;
+}
+
+void server_cancel(struct server *s)
+{
+	pthread_t t;
+	pthread_attr_t attr;
+	PGcancel *cancel;
+
+	if (s->pg == NULL || (cancel = PQgetCancel(s->pg)) == NULL)
+		return;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &attr, cancel_thread, cancel) != 0) {
+		log_warning("s=%llu cannot start a thread to forward a cancel request",
+			    (unsigned long long)s->id);
+		PQfreeCancel(cancel);
+	}
+	pthread_attr_destroy(&attr);
+}
+
+void server_close(struct server *s)
+{
+	struct ev_loop *loop = s->conn.loop;
+
+	if (loop != NULL) {
+		ev_io_stop(loop, &s->login_io);
+		ev_timer_stop(loop, &s->timer);
+	}
+	conn_close(&s->conn);
+	if (s->pg != NULL) {
+		PQfinish(s->pg);
+		s->pg = NULL;
+	}
+}
+
+void server_free(struct server *s)
+{
+	server_close(s);
+	conn_free(&s->conn);
+	params_free(&s->params);
+	free(s);
+}
