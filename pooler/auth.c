@@ -45,24 +45,17 @@ int auth_b64_decode(const char *in, size_t n, uint8_t *out, size_t outlen)
 {
 	size_t o = 0;
 	uint32_t acc = 0;
-	int bits = 0, pad = 0;
+	int bits = 0;
+	size_t pad = 0;
 
 	if (n % 4 != 0)
 		return -1;
-	for (size_t i = 0; i < n; i++) {
-		int v;
-		if (in[i] == '=') {
-			if (i < n - 2)
-				return -1;
-			pad++;
-			v = 0;
-		} else {
-			if (pad)
-				return -1;
-			v = b64_value(in[i]);
-			if (v < 0)
-				return -1;
-		}
+	while (pad < 2 && pad < n && in[n - 1 - pad] == '=')
+		pad++;
+	for (size_t i = 0; i < n - pad; i++) {
+		int v = b64_value(in[i]);
+		if (v < 0)
+			return -1;
 		acc = acc << 6 | (uint32_t)v;
 		bits += 6;
 		if (bits >= 8) {
@@ -72,9 +65,7 @@ int auth_b64_decode(const char *in, size_t n, uint8_t *out, size_t outlen)
 			out[o++] = (uint8_t)(acc >> bits);
 		}
 	}
-	if ((size_t)pad > o)
-		return -1;
-	return (int)(o - (size_t)pad);
+	return (int)o;
 }
 
 static void hex(const uint8_t *in, size_t n, char *out)

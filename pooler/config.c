@@ -286,29 +286,34 @@ static void *find_or_add_section(struct parse_state *ps, const char *section, in
 	return d;
 }
 
-static int on_ini_entry(void *user, const char *section, const char *name, const char *value)
+/* Which kind of section this is, or -1 (after reporting it). */
+static int section_kind(struct parse_state *ps, const char *section, const char *key)
 {
-	struct parse_state *ps = user;
-	int kind = -1;
-
-	if (ps->failed)
-		return 0;
 	for (int i = 0; i < (int)ARRAY_LEN(kinds); i++) {
 		size_t plen = strlen(kinds[i].prefix);
 		bool prefix = kinds[i].prefix[plen - 1] == '.';
 		if (prefix ? (strncmp(section, kinds[i].prefix, plen) == 0 && section[plen] != '\0')
-			   : strcmp(section, kinds[i].prefix) == 0) {
-			kind = i;
-			break;
-		}
+			   : strcmp(section, kinds[i].prefix) == 0)
+			return i;
 	}
-	if (kind < 0) {
-		if (section[0] == '\0')
-			return fail(ps, "%s: key outside any section (start with [pooler])", name);
-		return fail(ps,
-			    "[%s]: unknown section (allowed: [pooler], [node.NAME], [database.NAME])",
-			    section);
-	}
+	if (section[0] == '\0')
+		fail(ps, "%s: key outside any section (start with [pooler])", key);
+	else
+		fail(ps, "[%s]: unknown section (allowed: [pooler], [node.NAME], [database.NAME])",
+		     section);
+	return -1;
+}
+
+static int on_ini_entry(void *user, const char *section, const char *name, const char *value)
+{
+	struct parse_state *ps = user;
+	int kind;
+
+	if (ps->failed)
+		return 0;
+	kind = section_kind(ps, section, name);
+	if (kind < 0)
+		return 0;
 	void *obj = find_or_add_section(ps, section, kind);
 	if (ps->failed)
 		return 0;
@@ -326,13 +331,35 @@ static int on_ini_entry(void *user, const char *section, const char *name, const
 	return fail(ps, "[%s] %s: unknown key (allowed: %s)", section, name, allowed);
 }
 
+/* inih reports no section that has no keys, yet "[database.x]" alone is a valid database
+ * with every default: notice section headers here as the lines go by. */
+static void see_section_header(struct parse_state *ps, const char *line)
+{
+	char name[256];
+	const char *p = line, *end;
+
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (*p != '[' || (end = strchr(p, ']')) == NULL || (size_t)(end - p - 1) >= sizeof(name))
+		return;
+	memcpy(name, p + 1, (size_t)(end - p - 1));
+	name[end - p - 1] = '\0';
+	char *trimmed = util_trim(name);
+	int kind = section_kind(ps, trimmed, "");
+	if (kind >= 0)
+		find_or_add_section(ps, trimmed, kind);
+}
+
 /* inih hands no line numbers to handlers, so the reader counts the lines it returns. */
 static char *read_line(char *str, int num, void *stream)
 {
 	struct parse_state *ps = stream;
 	char *r = fgets(str, num, ps->file);
-	if (r != NULL)
+	if (r != NULL) {
 		ps->line++;
+		if (!ps->failed)
+			see_section_header(ps, r);
+	}
 	return r;
 }
 
@@ -376,8 +403,9 @@ static bool resolve_db(struct parse_state *ps, struct db_conf *d)
 				if (strcmp(cfg->nodes[i].name, tok) == 0)
 					found = &cfg->nodes[i];
 			if (found == NULL) {
+				fail(ps, "[database.%s] nodes: no section [node.%s]", d->name, tok);
 				free(copy);
-				return fail(ps, "[database.%s] nodes: no section [node.%s]", d->name, tok);
+				return false;
 			}
 			if (d->n_nodes < cfg->n_nodes)
 				d->node_list[d->n_nodes++] = found;

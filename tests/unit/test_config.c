@@ -1,0 +1,182 @@
+/* Unit tests for config: the documented minimal file, defaults, sizing, and errors that
+ * name file, line and key. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+#include "log.h"
+
+enum log_level log_min_level = LOG_ERROR;
+
+static char path[64];
+
+static const char *write_ini(const char *text)
+{
+	snprintf(path, sizeof(path), "/tmp/pooler-test-XXXXXX");
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	return path;
+}
+
+/* The minimal file from DESIGN.md, verbatim. */
+static const char *minimal =
+	"[pooler]\n"
+	"listen_addr = 127.0.0.1\n"
+	"listen_port = 6432\n"
+	"auth_type = scram-sha-256        ; scram-sha-256 | md5 | trust\n"
+	"auth_file = users.txt            ; PgBouncer's userlist.txt format: \"user\" \"secret\" per line\n"
+	"admin_users = admin\n"
+	"metrics_listen = 127.0.0.1:9930\n"
+	"log_level = info\n"
+	"\n"
+	"[node.primary]\n"
+	"host = 127.0.0.1\n"
+	"port = 5432\n"
+	"role = primary                   ; primary | replica | auto\n"
+	"\n"
+	"[node.replica1]\n"
+	"host = 127.0.0.1\n"
+	"port = 5433\n"
+	"role = replica\n"
+	"\n"
+	"[database.app]\n"
+	"dbname = app                     ; database name on the servers\n"
+	"nodes = primary, replica1\n"
+	"server_user = app\n"
+	"server_password = app\n"
+	"pool_mode = transaction          ; transaction | session\n"
+	"pool_size = auto                 ; cores * 2 + effective_spindle_count\n";
+
+static void test_minimal(void **state)
+{
+	char err[512];
+	(void)state;
+	struct config *cfg = config_load(write_ini(minimal), err, sizeof(err));
+	unlink(path);
+	assert_non_null(cfg);
+	assert_string_equal(cfg->listen_addr, "127.0.0.1");
+	assert_int_equal(cfg->listen_port, 6432);
+	assert_int_equal(cfg->auth_type, AUTH_TYPE_SCRAM);
+	assert_string_equal(cfg->auth_file, "/tmp/users.txt"); /* relative to the ini */
+	assert_int_equal(cfg->log_level, LOG_INFO);
+	assert_int_equal(cfg->n_nodes, 2);
+	assert_int_equal(cfg->nodes[0].role, NODE_ROLE_PRIMARY);
+	assert_int_equal(cfg->nodes[1].role, NODE_ROLE_REPLICA);
+	assert_int_equal(cfg->nodes[1].port, 5433);
+
+	const struct db_conf *db = config_find_db(cfg, "app");
+	assert_non_null(db);
+	assert_string_equal(db->server_user, "app");
+	assert_int_equal(db->pool_mode, POOL_MODE_TRANSACTION);
+	assert_int_equal(db->n_nodes, 2);
+	assert_int_equal(db->pool_size, 0); /* auto */
+	assert_int_equal(db->effective_pool_size, config_local_cores() * 2 + 1);
+	assert_null(config_find_db(cfg, "nope"));
+	/* defaults a newcomer can live with */
+	assert_string_equal(cfg->server_reset_query, "DISCARD ALL");
+	assert_int_equal(cfg->query_wait_timeout_ms, 120000);
+	config_free(cfg);
+}
+
+static void test_sizing_and_units(void **state)
+{
+	char err[512];
+	(void)state;
+	struct config *cfg = config_load(write_ini("[pooler]\n"
+						   "query_wait_timeout = 1500ms\n"
+						   "client_login_timeout = 2min\n"
+						   "shutdown_timeout = 3\n"
+						   "[node.db1]\n"
+						   "cores = 8\n"
+						   "effective_spindle_count = 4\n"
+						   "role = primary\n"
+						   "[database.x]\n"
+						   "[database.y]\n"
+						   "pool_size = 7\n"
+						   "pool_mode = session\n"),
+					 err, sizeof(err));
+	unlink(path);
+	assert_non_null(cfg);
+	assert_int_equal(cfg->query_wait_timeout_ms, 1500);
+	assert_int_equal(cfg->client_login_timeout_ms, 120000);
+	assert_int_equal(cfg->shutdown_timeout_ms, 3000);
+	assert_int_equal(cfg->nodes[0].pool_size, 8 * 2 + 4);
+	const struct db_conf *x = config_find_db(cfg, "x");
+	assert_string_equal(x->dbname, "x"); /* defaults to the section name */
+	assert_int_equal(x->effective_pool_size, 20);
+	assert_non_null(strstr(x->pool_size_source, "cores 8"));
+	const struct db_conf *y = config_find_db(cfg, "y");
+	assert_int_equal(y->effective_pool_size, 7);
+	assert_int_equal(y->pool_mode, POOL_MODE_SESSION);
+	config_free(cfg);
+}
+
+struct bad_case {
+	const char *text;
+	const char *expect[3]; /* substrings of the message */
+};
+
+static void test_errors(void **state)
+{
+	static const struct bad_case cases[] = {
+		{"[pooler]\nlisten_port = 6432\ncolour = red\n", {":3:", "colour", "unknown key"}},
+		{"[pooler]\n[node.a]\n[database.d]\npool_mode = sideways\n",
+		 {":4:", "pool_mode", "transaction"}},
+		{"[pooler]\nlisten_port = 99999\n", {":2:", "listen_port", "1 to 65535"}},
+		{"[pooler]\nlisten_port = abc\n", {":2:", "listen_port", "integer"}},
+		{"[pooler]\nquery_wait_timeout = soon\n", {":2:", "query_wait_timeout", "duration"}},
+		{"[pooler]\nlog_level = loud\n", {":2:", "log_level", "debug"}},
+		{"[pooler]\n[mystery]\nx = 1\n", {":2:", "mystery", "unknown section"}},
+		{"[pooler]\nthis line is not ini\n", {":2:", "syntax", NULL}},
+		{"[node.a]\nrole = primary\n[database.d]\nnodes = a, b\n", {"node.b", "nodes", NULL}},
+		{"[node.r]\nrole = replica\n[database.d]\n", {"database.d", "primary", NULL}},
+		{"[node.a]\nrole = primary\n[database.d]\npool_size = 2\nmin_pool_size = 3\n",
+		 {"min_pool_size", "larger", NULL}},
+	};
+	char err[512];
+	(void)state;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct config *cfg = config_load(write_ini(cases[i].text), err, sizeof(err));
+		unlink(path);
+		if (cfg != NULL)
+			fail_msg("case %zu loaded but should not have", i);
+		assert_non_null(strstr(err, path)); /* names the file */
+		for (int j = 0; j < 3 && cases[i].expect[j]; j++)
+			if (strstr(err, cases[i].expect[j]) == NULL)
+				fail_msg("case %zu: \"%s\" lacks \"%s\"", i, err, cases[i].expect[j]);
+	}
+	assert_null(config_load("/nonexistent/pooler.ini", err, sizeof(err)));
+	assert_non_null(strstr(err, "/nonexistent/pooler.ini"));
+}
+
+static void test_list_has(void **state)
+{
+	(void)state;
+	assert_true(config_list_has("admin, ops", "ops"));
+	assert_true(config_list_has("admin,ops", "admin"));
+	assert_false(config_list_has("admin, ops", "op"));
+	assert_false(config_list_has("", "admin"));
+	assert_false(config_list_has(NULL, "admin"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_minimal),
+		cmocka_unit_test(test_sizing_and_units),
+		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_list_has),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
