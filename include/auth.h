@@ -17,8 +17,8 @@ enum secret_kind { SECRET_PLAIN, SECRET_MD5, SECRET_SCRAM };
 struct auth_user {
 	char *name;
 	enum secret_kind kind;
-	char *plain;      /* SECRET_PLAIN only */
-	char md5[36];     /* "md5" + 32 hex digits; set for PLAIN and MD5 */
+	char *plain;  /* SECRET_PLAIN only */
+	char md5[36]; /* "md5" + 32 hex digits; set for PLAIN and MD5 */
 	/* SCRAM verifier; derived once at load for PLAIN secrets */
 	bool has_scram;
 	int iterations;
@@ -64,9 +64,9 @@ struct scram_state {
 };
 
 bool scram_server_first(struct scram_state *st, const struct auth_user *user, const char *msg,
-			size_t len, char *out, size_t outlen) MUST_USE;
+                        size_t len, char *out, size_t outlen) MUST_USE;
 bool scram_server_final(struct scram_state *st, const char *msg, size_t len, char *out,
-			size_t outlen) MUST_USE;
+                        size_t outlen) MUST_USE;
 void scram_state_free(struct scram_state *st);
 
 /* Base64 helpers (standard alphabet, padded). */

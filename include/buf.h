@@ -18,8 +18,14 @@ struct buf {
 void buf_init(struct buf *b);
 void buf_free(struct buf *b);
 
-static inline size_t buf_len(const struct buf *b) { return b->end - b->start; }
-static inline uint8_t *buf_head(const struct buf *b) { return b->data + b->start; }
+static inline size_t buf_len(const struct buf *b)
+{
+	return b->end - b->start;
+}
+static inline uint8_t *buf_head(const struct buf *b)
+{
+	return b->data + b->start;
+}
 
 /* Make room for at least n more bytes at the end; returns the write pointer or NULL
  * when memory runs out. Moves unread bytes to the front first when that suffices. */

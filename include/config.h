@@ -19,7 +19,7 @@ struct node_conf {
 	char *name;
 	char *host;
 	int port;
-	int role;      /* enum node_role */
+	int role; /* enum node_role */
 	int weight;
 	int cores;     /* 0 = auto: online cores of this machine */
 	int spindles;  /* effective_spindle_count */
@@ -28,9 +28,9 @@ struct node_conf {
 };
 
 struct db_conf {
-	char *name;    /* what clients put in their connection string */
-	char *dbname;  /* the database on the servers */
-	char *nodes;   /* comma-separated node names, as written */
+	char *name;   /* what clients put in their connection string */
+	char *dbname; /* the database on the servers */
+	char *nodes;  /* comma-separated node names, as written */
 	struct node_conf **node_list;
 	int n_nodes;
 	char *server_user;     /* NULL: log in as the client's own user */

@@ -25,24 +25,24 @@ typedef void (*conn_cb)(struct conn *c);
 enum conn_result { CONN_OK, CONN_AGAIN, CONN_ERROR };
 
 struct conn {
-	struct conn *peer;      /* relay partner: gets in[0, fwd), sends us its prefix */
+	struct conn *peer; /* relay partner: gets in[0, fwd), sends us its prefix */
 	struct ev_loop *loop;
-	void *owner;            /* the client or server this socket belongs to */
+	void *owner; /* the client or server this socket belongs to */
 	int fd;
-	bool reading;           /* read watcher active */
-	bool paused;            /* reading stopped because the peer is full */
-	bool eof;               /* the other side closed or the socket failed */
-	bool borrowed;          /* fd belongs to libpq: conn_close leaves it open */
-	size_t fwd;             /* bytes at the head of `in` ready for the peer */
-	conn_cb on_read;        /* new bytes in `in`, or eof */
-	conn_cb on_drain;       /* everything this conn forwarded has been written */
+	bool reading;     /* read watcher active */
+	bool paused;      /* reading stopped because the peer is full */
+	bool eof;         /* the other side closed or the socket failed */
+	bool borrowed;    /* fd belongs to libpq: conn_close leaves it open */
+	size_t fwd;       /* bytes at the head of `in` ready for the peer */
+	conn_cb on_read;  /* new bytes in `in`, or eof */
+	conn_cb on_drain; /* everything this conn forwarded has been written */
 	ev_io rio, wio;
-	struct buf in;          /* read from this socket */
-	struct buf out;         /* written by the pooler itself, sent before relayed bytes */
+	struct buf in;  /* read from this socket */
+	struct buf out; /* written by the pooler itself, sent before relayed bytes */
 };
 
 void conn_init(struct conn *c, struct ev_loop *loop, int fd, void *owner, conn_cb on_read,
-	       conn_cb on_drain);
+               conn_cb on_drain);
 /* Stop watchers and close the socket; buffers stay until conn_free. */
 void conn_close(struct conn *c);
 void conn_free(struct conn *c);

@@ -14,7 +14,7 @@ struct listeners;
 
 /* Bind every address of cfg; NULL with a message in err when any bind fails. */
 struct listeners *listener_open(struct worker *w, const struct config *cfg, char *err,
-				size_t errlen) MUST_USE;
+                                size_t errlen) MUST_USE;
 void listener_start(struct listeners *ls);
 /* Stop accepting and close the sockets (removing the Unix socket file). */
 void listener_close(struct listeners *ls);

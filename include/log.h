@@ -16,15 +16,15 @@ void log_write(enum log_level level, const char *fmt, ...) __attribute__((format
 #define log_enabled(level) ((level) <= log_min_level)
 #define log_error(...) log_write(LOG_ERROR, __VA_ARGS__)
 #define log_warning(...) log_write(LOG_WARNING, __VA_ARGS__)
-#define log_info(...)                                                                       \
-	do {                                                                                \
-		if (log_enabled(LOG_INFO))                                                  \
-			log_write(LOG_INFO, __VA_ARGS__);                                   \
+#define log_info(...)                                                                              \
+	do {                                                                                       \
+		if (log_enabled(LOG_INFO))                                                         \
+			log_write(LOG_INFO, __VA_ARGS__);                                          \
 	} while (0)
-#define log_debug(...)                                                                      \
-	do {                                                                                \
-		if (log_enabled(LOG_DEBUG))                                                 \
-			log_write(LOG_DEBUG, __VA_ARGS__);                                  \
+#define log_debug(...)                                                                             \
+	do {                                                                                       \
+		if (log_enabled(LOG_DEBUG))                                                        \
+			log_write(LOG_DEBUG, __VA_ARGS__);                                         \
 	} while (0)
 
 #endif

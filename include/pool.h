@@ -26,31 +26,31 @@ struct pool_waiter {
 };
 
 struct pool {
-	struct list node;             /* worker->pools */
+	struct list node; /* worker->pools */
 	struct worker *w;
-	char *db_name;                /* as clients name it */
-	char *user;                   /* client user */
-	int mode;                     /* enum pool_mode */
-	int size;                     /* most server connections at once */
+	char *db_name; /* as clients name it */
+	char *user;    /* client user */
+	int mode;      /* enum pool_mode */
+	int size;      /* most server connections at once */
 	int min_size;
-	char *reset_query;            /* session mode only; empty: none */
-	struct server_login login;    /* strings owned by the pool */
-	struct list connecting;       /* SERVER_CONNECTING */
-	struct list idle;             /* SERVER_IDLE, most recently used last */
-	struct list active;           /* SERVER_ACTIVE and SERVER_RESET */
-	struct list waiting;          /* struct pool_waiter */
-	int n_servers;                /* on any of the three server lists */
+	char *reset_query;         /* session mode only; empty: none */
+	struct server_login login; /* strings owned by the pool */
+	struct list connecting;    /* SERVER_CONNECTING */
+	struct list idle;          /* SERVER_IDLE, most recently used last */
+	struct list active;        /* SERVER_ACTIVE and SERVER_RESET */
+	struct list waiting;       /* struct pool_waiter */
+	int n_servers;             /* on any of the three server lists */
 	int n_connecting;
 	int n_waiting;
-	bool have_welcome;            /* welcome holds a logged-in server's parameters */
-	struct params welcome;        /* ParameterStatus values new clients receive */
-	char last_error[256];         /* why the last login failed */
+	bool have_welcome;     /* welcome holds a logged-in server's parameters */
+	struct params welcome; /* ParameterStatus values new clients receive */
+	char last_error[256];  /* why the last login failed */
 };
 
 /* The pool for this database and user, created on first use. server_password may be NULL
  * (trust or .pgpass on the server side). */
 struct pool *pool_get(struct worker *w, const struct db_conf *db, const char *user,
-		      const char *server_user, const char *server_password);
+                      const char *server_user, const char *server_password);
 
 /* Ask for a server; wt->grant runs before this returns when one is idle. */
 void pool_acquire(struct pool *p, struct pool_waiter *wt);

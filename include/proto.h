@@ -13,8 +13,8 @@
 #define PROTO_SSL_REQUEST 80877103u
 #define PROTO_GSSENC_REQUEST 80877104u
 #define PROTO_CANCEL_REQUEST 80877102u
-#define PROTO_MAX_STARTUP 10000u       /* PostgreSQL's own limit on a startup packet */
-#define PROTO_MAX_MESSAGE 0x40000000u  /* 1 GiB, as the server allows */
+#define PROTO_MAX_STARTUP 10000u      /* PostgreSQL's own limit on a startup packet */
+#define PROTO_MAX_MESSAGE 0x40000000u /* 1 GiB, as the server allows */
 #define PROTO_MAX_PARAMS 64
 
 /* SQLSTATEs the pooler itself raises. */
@@ -41,7 +41,7 @@ enum proto_status { PROTO_OK, PROTO_INCOMPLETE, PROTO_BAD };
 /* Read the header of a typed message at p[0..n). PROTO_BAD for a length under 4 or
  * over max. */
 enum proto_status proto_read_header(const uint8_t *p, size_t n, uint32_t max,
-				    struct proto_header *h);
+                                    struct proto_header *h);
 
 /* A bounds-checked cursor over one message body; any overrun sets err. */
 struct proto_reader {
@@ -58,15 +58,21 @@ const char *proto_get_str(struct proto_reader *r); /* NUL-terminated inside the 
 const uint8_t *proto_get_bytes(struct proto_reader *r, size_t n);
 
 /* The first packet a client sends, already stripped of its length word. */
-enum startup_kind { STARTUP_V3, STARTUP_SSL, STARTUP_GSSENC, STARTUP_CANCEL, STARTUP_BAD_VERSION,
-		    STARTUP_MALFORMED };
+enum startup_kind {
+	STARTUP_V3,
+	STARTUP_SSL,
+	STARTUP_GSSENC,
+	STARTUP_CANCEL,
+	STARTUP_BAD_VERSION,
+	STARTUP_MALFORMED
+};
 
 struct startup {
 	enum startup_kind kind;
 	uint32_t version;
-	uint32_t cancel_pid, cancel_key;      /* STARTUP_CANCEL */
+	uint32_t cancel_pid, cancel_key; /* STARTUP_CANCEL */
 	int nparams;
-	const char *names[PROTO_MAX_PARAMS];  /* point into the packet */
+	const char *names[PROTO_MAX_PARAMS]; /* point into the packet */
 	const char *values[PROTO_MAX_PARAMS];
 };
 
@@ -78,7 +84,7 @@ const char *proto_startup_get(const struct startup *s, const char *name);
 size_t proto_begin(struct buf *b, char type);
 void proto_end(struct buf *b, size_t start);
 void proto_write_error(struct buf *b, const char *severity, const char *sqlstate,
-		       const char *message);
+                       const char *message);
 void proto_write_auth(struct buf *b, uint32_t code, const void *data, size_t len);
 void proto_write_param(struct buf *b, const char *name, const char *value);
 void proto_write_key(struct buf *b, uint32_t pid, uint32_t key);

@@ -46,30 +46,30 @@ struct server_ops {
 };
 
 struct server {
-	struct list node;             /* on the pool list of its state */
-	void *pool;                   /* the pool it belongs to (opaque here) */
-	void *owner;                  /* receives ops callbacks: pool or client */
+	struct list node; /* on the pool list of its state */
+	void *pool;       /* the pool it belongs to (opaque here) */
+	void *owner;      /* receives ops callbacks: pool or client */
 	const struct server_ops *ops;
 	enum server_state state;
-	uint64_t id;                  /* for log lines: s=ID */
+	uint64_t id; /* for log lines: s=ID */
 
-	int pending;                  /* ReadyForQuery still due for relayed client messages */
-	int swallow;                  /* ReadyForQuery still due for pooler-issued queries */
-	bool unsynced;                /* client sent extended-protocol messages since Sync */
-	char tx_status;               /* of the last ReadyForQuery: I, T or E */
-	uint32_t remain;              /* body bytes of the message passing through now */
+	int pending;     /* ReadyForQuery still due for relayed client messages */
+	int swallow;     /* ReadyForQuery still due for pooler-issued queries */
+	bool unsynced;   /* client sent extended-protocol messages since Sync */
+	char tx_status;  /* of the last ReadyForQuery: I, T or E */
+	uint32_t remain; /* body bytes of the message passing through now */
 
-	uint64_t synced_client;       /* client whose parameters were last applied */
-	unsigned synced_gen;          /* ...and the generation of its parameter list */
+	uint64_t synced_client; /* client whose parameters were last applied */
+	unsigned synced_gen;    /* ...and the generation of its parameter list */
 
 	uint64_t created_us;
-	uint64_t used_us;             /* last time it went back to the pool */
-	uint32_t be_pid;              /* the backend's process id, for logs */
+	uint64_t used_us; /* last time it went back to the pool */
+	uint32_t be_pid;  /* the backend's process id, for logs */
 
-	PGconn *pg;                   /* owns the socket; kept for cancel and PQfinish */
+	PGconn *pg; /* owns the socket; kept for cancel and PQfinish */
 	ev_io login_io;
-	ev_timer timer;               /* login timeout */
-	struct params params;         /* ParameterStatus values as the server last reported */
+	ev_timer timer;       /* login timeout */
+	struct params params; /* ParameterStatus values as the server last reported */
 	struct conn conn;
 };
 
@@ -85,7 +85,7 @@ struct server_login {
 /* Start logging in; the result arrives through ops->login_done. False when libpq could
  * not even start (out of memory); the caller then frees the server. */
 bool server_connect(struct server *s, struct ev_loop *loop, const struct server_login *l)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Send a query whose reply the pooler swallows (parameter SETs, ROLLBACK, reset). */
 void server_query(struct server *s, const char *sql);

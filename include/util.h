@@ -19,8 +19,14 @@ struct list {
 	struct list *prev;
 };
 
-static inline void list_init(struct list *l) { l->next = l->prev = l; }
-static inline bool list_empty(const struct list *l) { return l->next == l; }
+static inline void list_init(struct list *l)
+{
+	l->next = l->prev = l;
+}
+static inline bool list_empty(const struct list *l)
+{
+	return l->next == l;
+}
 
 static inline void list_append(struct list *head, struct list *n)
 {
@@ -46,8 +52,8 @@ static inline struct list *list_pop(struct list *head)
 	return n;
 }
 
-#define list_for_each_safe(pos, tmp, head)                                                  \
-	for ((pos) = (head)->next, (tmp) = (pos)->next; (pos) != (head);                      \
+#define list_for_each_safe(pos, tmp, head)                                                         \
+	for ((pos) = (head)->next, (tmp) = (pos)->next; (pos) != (head);                           \
 	     (pos) = (tmp), (tmp) = (pos)->next)
 
 /* Monotonic microseconds. */

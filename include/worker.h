@@ -14,17 +14,17 @@ struct auth_file;
 
 struct worker {
 	struct ev_loop *loop;
-	const struct config *cfg;      /* current snapshot; swapped on reload */
-	const struct auth_file *auth;  /* current auth file */
-	struct list clients;           /* every client connection, any state */
-	struct list pools;             /* struct pool, created on first use */
-	struct list dead_clients;      /* closed, freed before the loop sleeps */
-	struct list dead_servers;      /* closed, freed before the loop sleeps */
-	ev_prepare reaper;             /* frees the dead lists */
-	uint64_t rng;                  /* xorshift state for cancel keys and jitter */
-	uint64_t next_id;              /* connection ids for log lines */
+	const struct config *cfg;     /* current snapshot; swapped on reload */
+	const struct auth_file *auth; /* current auth file */
+	struct list clients;          /* every client connection, any state */
+	struct list pools;            /* struct pool, created on first use */
+	struct list dead_clients;     /* closed, freed before the loop sleeps */
+	struct list dead_servers;     /* closed, freed before the loop sleeps */
+	ev_prepare reaper;            /* frees the dead lists */
+	uint64_t rng;                 /* xorshift state for cancel keys and jitter */
+	uint64_t next_id;             /* connection ids for log lines */
 	int n_clients;
-	bool shutting_down;            /* SIGTERM: finish transactions, accept nothing */
+	bool shutting_down;                       /* SIGTERM: finish transactions, accept nothing */
 	void (*on_idle_client)(struct worker *w); /* main: a client left; maybe exit */
 };
 

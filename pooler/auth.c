@@ -110,7 +110,7 @@ bool auth_md5_check(const char *md5_secret, const uint8_t salt[4], const char *r
 }
 
 static void hmac256(const uint8_t *key, size_t klen, const void *msg, size_t mlen,
-		    uint8_t out[SCRAM_KEY_LEN])
+                    uint8_t out[SCRAM_KEY_LEN])
 {
 	unsigned int olen = SCRAM_KEY_LEN;
 	HMAC(EVP_sha256(), key, (int)klen, msg, mlen, out, &olen);
@@ -120,8 +120,8 @@ static void derive_keys(const char *password, struct auth_user *u)
 {
 	uint8_t salted[SCRAM_KEY_LEN], client_key[SCRAM_KEY_LEN];
 
-	PKCS5_PBKDF2_HMAC(password, (int)strlen(password), u->salt, (int)u->salt_len,
-			  u->iterations, EVP_sha256(), SCRAM_KEY_LEN, salted);
+	PKCS5_PBKDF2_HMAC(password, (int)strlen(password), u->salt, (int)u->salt_len, u->iterations,
+	                  EVP_sha256(), SCRAM_KEY_LEN, salted);
 	hmac256(salted, sizeof(salted), "Client Key", 10, client_key);
 	SHA256(client_key, sizeof(client_key), u->stored_key);
 	hmac256(salted, sizeof(salted), "Server Key", 10, u->server_key);
@@ -162,7 +162,7 @@ bool auth_parse_scram_verifier(const char *s, struct auth_user *u)
 		return false;
 	u->salt_len = (size_t)n;
 	if (auth_b64_decode(dollar + 1, (size_t)(colon2 - dollar - 1), u->stored_key,
-			    SCRAM_KEY_LEN) != SCRAM_KEY_LEN)
+	                    SCRAM_KEY_LEN) != SCRAM_KEY_LEN)
 		return false;
 	if (auth_b64_decode(colon2 + 1, strlen(colon2 + 1), u->server_key, SCRAM_KEY_LEN) !=
 	    SCRAM_KEY_LEN)
@@ -242,13 +242,13 @@ struct auth_file *auth_file_load(const char *path, char *err, size_t errlen)
 			u->kind = SECRET_SCRAM;
 			if (!auth_parse_scram_verifier(secret, u)) {
 				snprintf(err, errlen,
-					 "%s:%d: user \"%s\": malformed SCRAM-SHA-256 verifier", path,
-					 lineno, name);
+				         "%s:%d: user \"%s\": malformed SCRAM-SHA-256 verifier",
+				         path, lineno, name);
 				free(secret);
 				goto fail;
 			}
 		} else if (strlen(secret) == 35 && strncmp(secret, "md5", 3) == 0 &&
-			   strspn(secret + 3, "0123456789abcdef") == 32) {
+		           strspn(secret + 3, "0123456789abcdef") == 32) {
 			u->kind = SECRET_MD5;
 			memcpy(u->md5, secret, 36);
 		} else {
@@ -256,7 +256,8 @@ struct auth_file *auth_file_load(const char *path, char *err, size_t errlen)
 			u->plain = util_strdup(secret);
 			auth_md5_secret(secret, name, u->md5);
 			if (!auth_make_scram(secret, SCRAM_DEFAULT_ITERATIONS, u)) {
-				snprintf(err, errlen, "%s:%d: no random bytes for a salt", path, lineno);
+				snprintf(err, errlen, "%s:%d: no random bytes for a salt", path,
+				         lineno);
 				free(secret);
 				goto fail;
 			}
@@ -312,7 +313,7 @@ static const char *scram_attr(const char *msg, char key, size_t *vlen)
 }
 
 bool scram_server_first(struct scram_state *st, const struct auth_user *user, const char *msg,
-			size_t len, char *out, size_t outlen)
+                        size_t len, char *out, size_t outlen)
 {
 	char *copy, *bare;
 	const char *cnonce;
@@ -373,7 +374,7 @@ bool scram_server_first(struct scram_state *st, const struct auth_user *user, co
 }
 
 bool scram_server_final(struct scram_state *st, const char *msg, size_t len, char *out,
-			size_t outlen)
+                        size_t outlen)
 {
 	char *copy = NULL, *auth_msg = NULL;
 	const char *proof64, *nonce, *cb;
@@ -406,7 +407,7 @@ bool scram_server_final(struct scram_state *st, const char *msg, size_t len, cha
 	size_t alen = strlen(st->client_first_bare) + strlen(st->server_first) + without_proof + 3;
 	auth_msg = util_calloc(1, alen);
 	snprintf(auth_msg, alen, "%s,%s,%.*s", st->client_first_bare, st->server_first,
-		 (int)without_proof, copy);
+	         (int)without_proof, copy);
 
 	hmac256(st->user->stored_key, SCRAM_KEY_LEN, auth_msg, strlen(auth_msg), sig);
 	for (int i = 0; i < SCRAM_KEY_LEN; i++)

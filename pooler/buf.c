@@ -5,7 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-void buf_init(struct buf *b) { memset(b, 0, sizeof(*b)); }
+void buf_init(struct buf *b)
+{
+	memset(b, 0, sizeof(*b));
+}
 
 void buf_free(struct buf *b)
 {
@@ -13,7 +16,10 @@ void buf_free(struct buf *b)
 	buf_init(b);
 }
 
-void buf_reset(struct buf *b) { b->start = b->end = 0; }
+void buf_reset(struct buf *b)
+{
+	b->start = b->end = 0;
+}
 
 uint8_t *buf_reserve(struct buf *b, size_t n)
 {
@@ -48,6 +54,8 @@ void buf_consume(struct buf *b, size_t n)
 
 void buf_put(struct buf *b, const void *p, size_t n)
 {
+	if (n == 0 || p == NULL)
+		return;
 	uint8_t *dst = buf_reserve(b, n);
 	if (dst == NULL) {
 		fputs("pooler: out of memory\n", stderr);
@@ -57,7 +65,10 @@ void buf_put(struct buf *b, const void *p, size_t n)
 	b->end += n;
 }
 
-void buf_put_u8(struct buf *b, uint8_t v) { buf_put(b, &v, 1); }
+void buf_put_u8(struct buf *b, uint8_t v)
+{
+	buf_put(b, &v, 1);
+}
 
 void buf_put_u16(struct buf *b, uint16_t v)
 {
@@ -71,4 +82,7 @@ void buf_put_u32(struct buf *b, uint32_t v)
 	buf_put(b, x, 4);
 }
 
-void buf_put_str(struct buf *b, const char *s) { buf_put(b, s, strlen(s) + 1); }
+void buf_put_str(struct buf *b, const char *s)
+{
+	buf_put(b, s, strlen(s) + 1);
+}

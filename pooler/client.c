@@ -41,25 +41,26 @@ enum auth_step { STEP_MD5, STEP_SASL_INITIAL, STEP_SASL_FINAL };
 #define AUTH_MAX_MESSAGE 8192
 
 struct client {
-	struct list node;          /* worker->clients or worker->dead_clients */
+	struct list node; /* worker->clients or worker->dead_clients */
 	struct worker *w;
 	struct pool *pool;
-	struct server *server;     /* while ACTIVE */
+	struct server *server; /* while ACTIVE */
 	enum client_state state;
 	enum auth_step auth_step;
-	uint64_t id;               /* for log lines: c=ID */
-	uint32_t cancel_pid;       /* BackendKeyData we handed out */
+	uint64_t id;         /* for log lines: c=ID */
+	uint32_t cancel_pid; /* BackendKeyData we handed out */
 	uint32_t cancel_key;
-	uint32_t remain;           /* body bytes of the message passing through */
+	uint32_t remain; /* body bytes of the message passing through */
 	char *user;
 	char *db;
 	char addr[64];
-	const struct auth_user *auth_user;
+	const struct auth_user *auth_user; /* &auth_copy, or NULL for an unknown user */
+	struct auth_user auth_copy;        /* survives a reload of the auth file */
 	uint8_t md5_salt[4];
 	struct scram_state scram;
-	struct params wants;       /* parameters this client asked for, as it believes them */
+	struct params wants; /* parameters this client asked for, as it believes them */
 	struct pool_waiter waiter;
-	ev_timer timer;            /* login timeout, then query_wait_timeout */
+	ev_timer timer; /* login timeout, then query_wait_timeout */
 	struct conn conn;
 };
 
@@ -68,9 +69,9 @@ static void on_conn_read(struct conn *cn);
 static void process(struct client *c);
 
 /* Server parameters a client cannot set; reports of them are not client wishes. */
-static const char *const server_owned[] = {"server_version", "server_encoding",
-					   "integer_datetimes", "in_hot_standby", "is_superuser",
-					   "session_authorization"};
+static const char *const server_owned[] = {"server_version",    "server_encoding",
+                                           "integer_datetimes", "in_hot_standby",
+                                           "is_superuser",      "session_authorization"};
 
 static bool is_server_owned(const char *name)
 {
@@ -107,7 +108,7 @@ static void client_close(struct client *c, const char *why)
 	if (c->state == CLIENT_CLOSED)
 		return;
 	log_debug("c=%llu user=%s db=%s closing: %s", (unsigned long long)c->id,
-		  c->user ? c->user : "", c->db ? c->db : "", why);
+	          c->user ? c->user : "", c->db ? c->db : "", why);
 	if (c->pool)
 		pool_unwait(c->pool, &c->waiter);
 	if (c->server)
@@ -126,7 +127,7 @@ static void client_fatal(struct client *c, const char *sqlstate, const char *mes
 	if (c->state == CLIENT_CLOSED)
 		return;
 	log_info("c=%llu user=%s db=%s addr=%s error %s: %s", (unsigned long long)c->id,
-		 c->user ? c->user : "", c->db ? c->db : "", c->addr, sqlstate, message);
+	         c->user ? c->user : "", c->db ? c->db : "", c->addr, sqlstate, message);
 	if (c->server)
 		release_server(c);
 	proto_write_error(&c->conn.out, "FATAL", sqlstate, message);
@@ -148,7 +149,8 @@ static void release_server(struct client *c)
 		else
 			pool_release(p, s);
 	} else if (!mid_message && s->pending == 0 && s->swallow == 0 && !s->unsynced &&
-		   (s->tx_status == 'T' || s->tx_status == 'E') && p->mode == POOL_MODE_TRANSACTION) {
+	           (s->tx_status == 'T' || s->tx_status == 'E') &&
+	           p->mode == POOL_MODE_TRANSACTION) {
 		pool_reset(p, s, "ROLLBACK");
 	} else {
 		pool_discard(p, s, "client left while the server was busy");
@@ -231,7 +233,7 @@ static void sync_params(struct client *c, struct server *s)
 	s->synced_gen = c->wants.gen;
 	if (len > 0) {
 		log_debug("c=%llu s=%llu %s", (unsigned long long)c->id, (unsigned long long)s->id,
-			  sql);
+		          sql);
 		server_query(s, sql);
 	}
 }
@@ -269,7 +271,7 @@ static void relay(struct client *c)
 			continue;
 		}
 		enum proto_status st =
-			proto_read_header(buf_head(&cn->in) + cn->fwd, avail, PROTO_MAX_MESSAGE, &h);
+		    proto_read_header(buf_head(&cn->in) + cn->fwd, avail, PROTO_MAX_MESSAGE, &h);
 		if (st == PROTO_INCOMPLETE)
 			break;
 		if (st == PROTO_BAD) {
@@ -303,7 +305,7 @@ static void relay(struct client *c)
 		default: {
 			char msg[80];
 			snprintf(msg, sizeof(msg), "invalid frontend message type %d",
-				 (unsigned char)h.type);
+			         (unsigned char)h.type);
 			client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION, msg);
 			return;
 		}
@@ -316,7 +318,7 @@ static void relay(struct client *c)
 	if (conn_flush(&s->conn) == CONN_ERROR) {
 		/* the server's own read watcher reports the failure */
 		log_debug("c=%llu s=%llu write to server failed", (unsigned long long)c->id,
-			  (unsigned long long)s->id);
+		          (unsigned long long)s->id);
 	}
 	if (terminate && c->state == CLIENT_ACTIVE && cn->fwd == 0)
 		client_close(c, "client said goodbye");
@@ -326,8 +328,8 @@ static void relay(struct client *c)
 static void start_transaction(struct client *c)
 {
 	struct proto_header h;
-	enum proto_status st = proto_read_header(buf_head(&c->conn.in), buf_len(&c->conn.in),
-						 PROTO_MAX_MESSAGE, &h);
+	enum proto_status st =
+	    proto_read_header(buf_head(&c->conn.in), buf_len(&c->conn.in), PROTO_MAX_MESSAGE, &h);
 	if (st == PROTO_INCOMPLETE)
 		return;
 	if (st == PROTO_BAD) {
@@ -377,7 +379,7 @@ static void on_server_failed(struct server *s, const char *why)
 	char msg[400];
 
 	log_warning("c=%llu s=%llu server connection lost: %s", (unsigned long long)c->id,
-		    (unsigned long long)s->id, why);
+	            (unsigned long long)s->id, why);
 	c->server = NULL;
 	conn_unlink(&c->conn);
 	pool_discard(c->pool, s, why);
@@ -389,8 +391,7 @@ static void on_server_failed(struct server *s, const char *why)
 	client_fatal(c, SQLSTATE_CONNECTION_FAILURE, msg);
 }
 
-static void on_server_param(struct server *s, const char *name, const char *value,
-			    bool relayed)
+static void on_server_param(struct server *s, const char *name, const char *value, bool relayed)
 {
 	struct client *c = s->owner;
 
@@ -423,11 +424,11 @@ static void on_server_login(struct server *s, const char *error)
 }
 
 static const struct server_ops client_server_ops = {
-	.login_done = on_server_login,
-	.ready = on_server_ready,
-	.failed = on_server_failed,
-	.param = on_server_param,
-	.query_error = on_server_query_error,
+    .login_done = on_server_login,
+    .ready = on_server_ready,
+    .failed = on_server_failed,
+    .param = on_server_param,
+    .query_error = on_server_query_error,
 };
 
 /* ---- login ------------------------------------------------------------------------- */
@@ -449,14 +450,15 @@ static void send_welcome(struct client *c)
 	for (int i = 0; i < base->n; i++) {
 		const char *name = base->items[i].name;
 		const char *v = params_get(&c->wants, name);
-		proto_write_param(&c->conn.out, name, v ? canonical_value(name, v) : base->items[i].value);
+		proto_write_param(&c->conn.out, name,
+		                  v ? canonical_value(name, v) : base->items[i].value);
 	}
 	proto_write_key(&c->conn.out, c->cancel_pid, c->cancel_key);
 	proto_write_ready(&c->conn.out, 'I');
 	ev_timer_stop(c->w->loop, &c->timer);
 	client_set_state(c, CLIENT_IDLE);
 	log_info("c=%llu user=%s db=%s addr=%s login", (unsigned long long)c->id, c->user, c->db,
-		 c->addr);
+	         c->addr);
 	flush(c);
 }
 
@@ -522,9 +524,15 @@ static void auth_failed(struct client *c)
 static void auth_begin(struct client *c)
 {
 	int method = c->w->cfg->auth_type;
-	const struct auth_user *u = auth_file_find(c->w->auth, c->user);
+	const struct auth_user *found = auth_file_find(c->w->auth, c->user);
+	const struct auth_user *u = NULL;
 
-	c->auth_user = u;
+	if (found != NULL) {
+		c->auth_copy = *found;
+		c->auth_copy.name = NULL;
+		c->auth_copy.plain = found->plain ? util_strdup(found->plain) : NULL;
+		u = c->auth_user = &c->auth_copy;
+	}
 	if (method == AUTH_TYPE_TRUST) {
 		auth_ok(c);
 		return;
@@ -581,11 +589,11 @@ static void auth_message(struct client *c, const uint8_t *body, uint32_t len)
 		}
 		if (strcmp(mech, "SCRAM-SHA-256") != 0) {
 			client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION,
-				     "client selected an invalid SASL authentication mechanism");
+			             "client selected an invalid SASL authentication mechanism");
 			return;
 		}
 		if (!scram_server_first(&c->scram, c->auth_user, (const char *)data, (size_t)n, out,
-					sizeof(out))) {
+		                        sizeof(out))) {
 			client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION, "malformed SCRAM message");
 			return;
 		}
@@ -610,15 +618,14 @@ static void handle_cancel(struct client *c, uint32_t pid, uint32_t key)
 {
 	struct list *pos, *tmp;
 
-	list_for_each_safe(pos, tmp, &c->w->clients)
-	{
+	list_for_each_safe (pos, tmp, &c->w->clients) {
 		struct client *t = container_of(pos, struct client, node);
 		if (t == c || t->cancel_pid != pid || t->cancel_key != key)
 			continue;
 		if (t->state == CLIENT_ACTIVE && t->server != NULL) {
 			log_info("c=%llu cancel request for c=%llu forwarded to s=%llu",
-				 (unsigned long long)c->id, (unsigned long long)t->id,
-				 (unsigned long long)t->server->id);
+			         (unsigned long long)c->id, (unsigned long long)t->id,
+			         (unsigned long long)t->server->id);
 			server_cancel(t->server);
 		}
 		break;
@@ -631,8 +638,8 @@ static bool valid_param_name(const char *s)
 	if (*s == '\0')
 		return false;
 	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-		      *s == '_' || *s == '.'))
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '_' || *s == '.'))
 			return false;
 	return true;
 }
@@ -694,7 +701,7 @@ static void startup(struct client *c, const struct startup *st)
 
 	if (user == NULL || user[0] == '\0') {
 		client_fatal(c, SQLSTATE_INVALID_AUTH_SPEC,
-			     "no PostgreSQL user name specified in startup packet");
+		             "no PostgreSQL user name specified in startup packet");
 		return;
 	}
 	c->user = util_strdup(user);
@@ -709,14 +716,14 @@ static void startup(struct client *c, const struct startup *st)
 			    strcmp(value, "0") == 0)
 				continue;
 			client_fatal(c, SQLSTATE_FEATURE_NOT_SUPPORTED,
-				     "replication connections are not supported by the pooler");
+			             "replication connections are not supported by the pooler");
 			return;
 		}
 		if (strcmp(name, "options") == 0) {
 			if (!parse_options(c, value)) {
 				client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION,
-					     "unsupported startup options (only -c name=value and "
-					     "--name=value are allowed)");
+				             "unsupported startup options (only -c name=value and "
+				             "--name=value are allowed)");
 				return;
 			}
 			continue;
@@ -738,12 +745,14 @@ static void read_startup(struct client *c)
 
 	while (c->state == CLIENT_STARTUP && buf_len(in) >= 4) {
 		const uint8_t *p = buf_head(in);
-		uint32_t len = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+		uint32_t len =
+		    (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 		struct startup st;
 		char msg[160];
 
 		if (len < 8 || len > PROTO_MAX_STARTUP) {
-			client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION, "invalid length of startup packet");
+			client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION,
+			             "invalid length of startup packet");
 			return;
 		}
 		if (buf_len(in) < len)
@@ -761,12 +770,13 @@ static void read_startup(struct client *c)
 			return;
 		case STARTUP_BAD_VERSION:
 			snprintf(msg, sizeof(msg),
-				 "unsupported frontend protocol %u.%u: server supports 3.0 to 3.0",
-				 st.version >> 16, st.version & 0xffff);
+			         "unsupported frontend protocol %u.%u: server supports 3.0 to 3.0",
+			         st.version >> 16, st.version & 0xffff);
 			client_fatal(c, SQLSTATE_FEATURE_NOT_SUPPORTED, msg);
 			return;
 		case STARTUP_MALFORMED:
-			client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION, "invalid startup packet layout");
+			client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION,
+			             "invalid startup packet layout");
 			return;
 		case STARTUP_V3:
 			startup(c, &st); /* st points into the buffer: consume afterwards */
@@ -787,7 +797,7 @@ static void read_auth(struct client *c)
 		return;
 	if (st == PROTO_BAD || h.type != 'p') {
 		client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION,
-			     "expected a password message during authentication");
+		             "expected a password message during authentication");
 		return;
 	}
 	if (buf_len(in) < 5 + (size_t)h.len)
@@ -854,13 +864,13 @@ static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
 
 	if (c->state == CLIENT_WAITING) {
 		snprintf(msg, sizeof(msg),
-			 "query_wait_timeout: no server connection became free within %d ms",
-			 c->w->cfg->query_wait_timeout_ms);
+		         "query_wait_timeout: no server connection became free within %d ms",
+		         c->w->cfg->query_wait_timeout_ms);
 		client_fatal(c, SQLSTATE_QUERY_CANCELED, msg);
 	} else if (c->state == CLIENT_STARTUP || c->state == CLIENT_AUTH ||
-		   c->state == CLIENT_LOGIN) {
+	           c->state == CLIENT_LOGIN) {
 		client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION,
-			     "client_login_timeout: login did not finish in time");
+		             "client_login_timeout: login did not finish in time");
 	}
 }
 
@@ -885,7 +895,7 @@ void client_accept(struct worker *w, int fd, const char *addr)
 	c->timer.data = c;
 	if (w->n_clients > w->cfg->max_client_conn) {
 		client_fatal(c, SQLSTATE_TOO_MANY_CONNECTIONS,
-			     "too many client connections (max_client_conn)");
+		             "too many client connections (max_client_conn)");
 		return;
 	}
 	if (w->cfg->client_login_timeout_ms > 0) {
@@ -899,13 +909,12 @@ void client_shutdown_idle(struct worker *w)
 {
 	struct list *pos, *tmp;
 
-	list_for_each_safe(pos, tmp, &w->clients)
-	{
+	list_for_each_safe (pos, tmp, &w->clients) {
 		struct client *c = container_of(pos, struct client, node);
 		if (c->state == CLIENT_ACTIVE)
 			continue;
 		client_fatal(c, SQLSTATE_ADMIN_SHUTDOWN,
-			     "terminating connection due to administrator command");
+		             "terminating connection due to administrator command");
 	}
 }
 
@@ -934,6 +943,7 @@ void client_reap(struct worker *w)
 		struct client *c = container_of(n, struct client, node);
 		conn_free(&c->conn);
 		params_free(&c->wants);
+		free(c->auth_copy.plain);
 		free(c->user);
 		free(c->db);
 		free(c);

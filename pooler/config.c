@@ -33,71 +33,70 @@ static const char *const roles[] = {"primary", "replica", "auto", NULL};
 
 #define P(f) offsetof(struct config, f)
 static const struct key pooler_keys[] = {
-	{"listen_addr", K_STR, P(listen_addr), "127.0.0.1", 0, 0, NULL, false,
-	 "comma-separated addresses to listen on; * for all IPv4 and IPv6"},
-	{"listen_port", K_INT, P(listen_port), "6432", 1, 65535, NULL, false, "TCP port"},
-	{"unix_socket_dir", K_STR, P(unix_socket_dir), "/tmp", 0, 0, NULL, false,
-	 "folder for the .s.PGSQL.<port> socket; empty disables it"},
-	{"auth_type", K_ENUM, P(auth_type), "scram-sha-256", 0, 0, auth_types, false,
-	 "how clients prove who they are"},
-	{"auth_file", K_PATH, P(auth_file), "users.txt", 0, 0, NULL, false,
-	 "\"user\" \"secret\" per line; plain, md5 or SCRAM secrets"},
-	{"admin_users", K_STR, P(admin_users), "", 0, 0, NULL, false,
-	 "users allowed to run admin commands"},
-	{"stats_users", K_STR, P(stats_users), "", 0, 0, NULL, false,
-	 "users allowed to run SHOW commands"},
-	{"admin_db", K_STR, P(admin_db), "pooler", 0, 0, NULL, false,
-	 "name of the admin console database"},
-	{"metrics_listen", K_STR, P(metrics_listen), "127.0.0.1:9930", 0, 0, NULL, false,
-	 "address:port of the HTTP endpoint for /metrics, /health, /ready"},
-	{"log_level", K_LOGLEVEL, P(log_level), "info", 0, 0, NULL, false,
-	 "error | warning | info | debug"},
-	{"workers", K_AUTO_INT, P(workers), "1", 1, 1, NULL, false,
-	 "event-loop threads (1 for now)"},
-	{"max_client_conn", K_INT, P(max_client_conn), "10000", 1, 1000000, NULL, false,
-	 "client connections accepted at most; more get SQLSTATE 53300"},
-	{"server_reset_query", K_STR, P(server_reset_query), "DISCARD ALL", 0, 0, NULL, false,
-	 "run on a server before another client gets it, in session mode"},
-	{"server_connect_timeout", K_MS, P(server_connect_timeout_ms), "5s", 100, 3600000, NULL,
-	 false, "time allowed for connecting and logging in to a server"},
-	{"query_wait_timeout", K_MS, P(query_wait_timeout_ms), "120s", 0, 86400000, NULL, false,
-	 "longest a client waits for a server; 0 waits forever"},
-	{"client_login_timeout", K_MS, P(client_login_timeout_ms), "60s", 0, 3600000, NULL, false,
-	 "time a client has to finish startup and authentication; 0 disables"},
-	{"shutdown_timeout", K_MS, P(shutdown_timeout_ms), "30s", 0, 3600000, NULL, false,
-	 "on SIGTERM, how long running transactions may take to finish"},
+    {"listen_addr", K_STR, P(listen_addr), "127.0.0.1", 0, 0, NULL, false,
+     "comma-separated addresses to listen on; * for all IPv4 and IPv6"},
+    {"listen_port", K_INT, P(listen_port), "6432", 1, 65535, NULL, false, "TCP port"},
+    {"unix_socket_dir", K_STR, P(unix_socket_dir), "/tmp", 0, 0, NULL, false,
+     "folder for the .s.PGSQL.<port> socket; empty disables it"},
+    {"auth_type", K_ENUM, P(auth_type), "scram-sha-256", 0, 0, auth_types, false,
+     "how clients prove who they are"},
+    {"auth_file", K_PATH, P(auth_file), "users.txt", 0, 0, NULL, false,
+     "\"user\" \"secret\" per line; plain, md5 or SCRAM secrets"},
+    {"admin_users", K_STR, P(admin_users), "", 0, 0, NULL, false,
+     "users allowed to run admin commands"},
+    {"stats_users", K_STR, P(stats_users), "", 0, 0, NULL, false,
+     "users allowed to run SHOW commands"},
+    {"admin_db", K_STR, P(admin_db), "pooler", 0, 0, NULL, false,
+     "name of the admin console database"},
+    {"metrics_listen", K_STR, P(metrics_listen), "127.0.0.1:9930", 0, 0, NULL, false,
+     "address:port of the HTTP endpoint for /metrics, /health, /ready"},
+    {"log_level", K_LOGLEVEL, P(log_level), "info", 0, 0, NULL, false,
+     "error | warning | info | debug"},
+    {"workers", K_AUTO_INT, P(workers), "1", 1, 1, NULL, false, "event-loop threads (1 for now)"},
+    {"max_client_conn", K_INT, P(max_client_conn), "10000", 1, 1000000, NULL, false,
+     "client connections accepted at most; more get SQLSTATE 53300"},
+    {"server_reset_query", K_STR, P(server_reset_query), "DISCARD ALL", 0, 0, NULL, false,
+     "run on a server before another client gets it, in session mode"},
+    {"server_connect_timeout", K_MS, P(server_connect_timeout_ms), "5s", 100, 3600000, NULL, false,
+     "time allowed for connecting and logging in to a server"},
+    {"query_wait_timeout", K_MS, P(query_wait_timeout_ms), "120s", 0, 86400000, NULL, false,
+     "longest a client waits for a server; 0 waits forever"},
+    {"client_login_timeout", K_MS, P(client_login_timeout_ms), "60s", 0, 3600000, NULL, false,
+     "time a client has to finish startup and authentication; 0 disables"},
+    {"shutdown_timeout", K_MS, P(shutdown_timeout_ms), "30s", 0, 3600000, NULL, false,
+     "on SIGTERM, how long running transactions may take to finish"},
 };
 #undef P
 
 #define N(f) offsetof(struct node_conf, f)
 static const struct key node_keys[] = {
-	{"host", K_STR, N(host), "127.0.0.1", 0, 0, NULL, false, "server address"},
-	{"port", K_INT, N(port), "5432", 1, 65535, NULL, false, "server port"},
-	{"role", K_ENUM, N(role), "auto", 0, 0, roles, false, "primary | replica | auto"},
-	{"weight", K_INT, N(weight), "1", 0, 1000, NULL, false, "share of reads among replicas"},
-	{"cores", K_AUTO_INT, N(cores), "auto", 1, 4096, NULL, false,
-	 "the server's cores for pool sizing; auto = this machine's"},
-	{"effective_spindle_count", K_INT, N(spindles), "1", 0, 1000, NULL, false,
-	 "added to cores * 2 for pool sizing; 1 for SSD"},
+    {"host", K_STR, N(host), "127.0.0.1", 0, 0, NULL, false, "server address"},
+    {"port", K_INT, N(port), "5432", 1, 65535, NULL, false, "server port"},
+    {"role", K_ENUM, N(role), "auto", 0, 0, roles, false, "primary | replica | auto"},
+    {"weight", K_INT, N(weight), "1", 0, 1000, NULL, false, "share of reads among replicas"},
+    {"cores", K_AUTO_INT, N(cores), "auto", 1, 4096, NULL, false,
+     "the server's cores for pool sizing; auto = this machine's"},
+    {"effective_spindle_count", K_INT, N(spindles), "1", 0, 1000, NULL, false,
+     "added to cores * 2 for pool sizing; 1 for SSD"},
 };
 #undef N
 
 #define D(f) offsetof(struct db_conf, f)
 static const struct key db_keys[] = {
-	{"dbname", K_STR, D(dbname), NULL, 0, 0, NULL, false,
-	 "database name on the servers; default: the section name"},
-	{"nodes", K_STR, D(nodes), NULL, 0, 0, NULL, false,
-	 "comma-separated [node.NAME] sections serving it; default: all"},
-	{"server_user", K_STR, D(server_user), NULL, 0, 0, NULL, false,
-	 "user the pooler logs in as; default: the client's user"},
-	{"server_password", K_STR, D(server_password), NULL, 0, 0, NULL, true,
-	 "its password; default: the client's plain secret in auth_file"},
-	{"pool_mode", K_ENUM, D(pool_mode), "transaction", 0, 0, pool_modes, false,
-	 "transaction | session"},
-	{"pool_size", K_AUTO_INT, D(pool_size), "auto", 1, 10000, NULL, false,
-	 "server connections per user; auto = cores * 2 + effective_spindle_count"},
-	{"min_pool_size", K_INT, D(min_pool_size), "0", 0, 10000, NULL, false,
-	 "server connections kept open even when idle"},
+    {"dbname", K_STR, D(dbname), NULL, 0, 0, NULL, false,
+     "database name on the servers; default: the section name"},
+    {"nodes", K_STR, D(nodes), NULL, 0, 0, NULL, false,
+     "comma-separated [node.NAME] sections serving it; default: all"},
+    {"server_user", K_STR, D(server_user), NULL, 0, 0, NULL, false,
+     "user the pooler logs in as; default: the client's user"},
+    {"server_password", K_STR, D(server_password), NULL, 0, 0, NULL, true,
+     "its password; default: the client's plain secret in auth_file"},
+    {"pool_mode", K_ENUM, D(pool_mode), "transaction", 0, 0, pool_modes, false,
+     "transaction | session"},
+    {"pool_size", K_AUTO_INT, D(pool_size), "auto", 1, 10000, NULL, false,
+     "server connections per user; auto = cores * 2 + effective_spindle_count"},
+    {"min_pool_size", K_INT, D(min_pool_size), "0", 0, 10000, NULL, false,
+     "server connections kept open even when idle"},
 };
 #undef D
 
@@ -108,9 +107,9 @@ struct section_kind {
 };
 
 static const struct section_kind kinds[] = {
-	{"pooler", pooler_keys, ARRAY_LEN(pooler_keys)},
-	{"node.", node_keys, ARRAY_LEN(node_keys)},
-	{"database.", db_keys, ARRAY_LEN(db_keys)},
+    {"pooler", pooler_keys, ARRAY_LEN(pooler_keys)},
+    {"node.", node_keys, ARRAY_LEN(node_keys)},
+    {"database.", db_keys, ARRAY_LEN(db_keys)},
 };
 
 struct parse_state {
@@ -122,7 +121,8 @@ struct parse_state {
 	bool failed;
 };
 
-static bool fail(struct parse_state *ps, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static bool fail(struct parse_state *ps, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static bool fail(struct parse_state *ps, const char *fmt, ...)
 {
@@ -174,7 +174,7 @@ static bool parse_ms(const char *v, long *out)
 }
 
 static bool set_key(struct parse_state *ps, const char *section, void *obj, const struct key *k,
-		    const char *value)
+                    const char *value)
 {
 	char *field = (char *)obj + k->offset;
 	long v;
@@ -200,16 +200,17 @@ static bool set_key(struct parse_state *ps, const char *section, void *obj, cons
 		}
 		if (!util_parse_int(value, k->min, k->max, &v))
 			return fail(ps, "[%s] %s: \"%s\" is not %san integer from %ld to %ld",
-				    section, k->name, value, k->type == K_AUTO_INT ? "auto or " : "",
-				    k->min, k->max);
+			            section, k->name, value,
+			            k->type == K_AUTO_INT ? "auto or " : "", k->min, k->max);
 		*(int *)field = (int)v;
 		return true;
 	case K_MS:
 		if (!parse_ms(value, &v) || v < k->min || v > k->max)
-			return fail(ps,
-				    "[%s] %s: \"%s\" is not a duration from %ldms to %ldms "
-				    "(a number with unit ms, s, min or h; bare numbers are seconds)",
-				    section, k->name, value, k->min, k->max);
+			return fail(
+			    ps,
+			    "[%s] %s: \"%s\" is not a duration from %ldms to %ldms "
+			    "(a number with unit ms, s, min or h; bare numbers are seconds)",
+			    section, k->name, value, k->min, k->max);
 		*(int *)field = (int)v;
 		return true;
 	case K_ENUM:
@@ -223,19 +224,22 @@ static bool set_key(struct parse_state *ps, const char *section, void *obj, cons
 			char allowed[256] = "";
 			for (int i = 0; k->choices[i] != NULL; i++) {
 				if (i > 0)
-					strncat(allowed, " | ", sizeof(allowed) - strlen(allowed) - 1);
-				strncat(allowed, k->choices[i], sizeof(allowed) - strlen(allowed) - 1);
+					strncat(allowed, " | ",
+					        sizeof(allowed) - strlen(allowed) - 1);
+				strncat(allowed, k->choices[i],
+				        sizeof(allowed) - strlen(allowed) - 1);
 			}
 			return fail(ps, "[%s] %s: \"%s\" is not allowed (allowed: %s)", section,
-				    k->name, value, allowed);
+			            k->name, value, allowed);
 		}
 	case K_LOGLEVEL:
 		v = log_level_parse(value);
 		if (v < 0)
-			return fail(ps,
-				    "[%s] %s: \"%s\" is not allowed (allowed: error | warning | info | "
-				    "debug)",
-				    section, k->name, value);
+			return fail(
+			    ps,
+			    "[%s] %s: \"%s\" is not allowed (allowed: error | warning | info | "
+			    "debug)",
+			    section, k->name, value);
 		*(int *)field = (int)v;
 		return true;
 	}
@@ -243,7 +247,7 @@ static bool set_key(struct parse_state *ps, const char *section, void *obj, cons
 }
 
 static bool apply_defaults(struct parse_state *ps, const char *section, void *obj,
-			   const struct key *keys, size_t n)
+                           const struct key *keys, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		if (keys[i].def != NULL && !set_key(ps, section, obj, &keys[i], keys[i].def))
@@ -293,7 +297,7 @@ static int section_kind(struct parse_state *ps, const char *section, const char 
 		size_t plen = strlen(kinds[i].prefix);
 		bool prefix = kinds[i].prefix[plen - 1] == '.';
 		if (prefix ? (strncmp(section, kinds[i].prefix, plen) == 0 && section[plen] != '\0')
-			   : strcmp(section, kinds[i].prefix) == 0)
+		           : strcmp(section, kinds[i].prefix) == 0)
 			return i;
 	}
 	if (section[0] == '\0')
@@ -397,7 +401,8 @@ static bool resolve_db(struct parse_state *ps, struct db_conf *d)
 			d->node_list[d->n_nodes++] = &cfg->nodes[i];
 	} else {
 		char *copy = util_strdup(d->nodes), *save = NULL;
-		for (char *tok = strtok_r(copy, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+		for (char *tok = strtok_r(copy, ", \t", &save); tok;
+		     tok = strtok_r(NULL, ", \t", &save)) {
 			struct node_conf *found = NULL;
 			for (int i = 0; i < cfg->n_nodes; i++)
 				if (strcmp(cfg->nodes[i].name, tok) == 0)
@@ -416,9 +421,9 @@ static bool resolve_db(struct parse_state *ps, struct db_conf *d)
 		if (d->node_list[i]->role != NODE_ROLE_REPLICA)
 			have_primary++;
 	if (d->n_nodes == 0 || have_primary == 0)
-		return fail(ps,
-			    "[database.%s] nodes: needs at least one node with role = primary or auto",
-			    d->name);
+		return fail(
+		    ps, "[database.%s] nodes: needs at least one node with role = primary or auto",
+		    d->name);
 
 	/* The formula applies per server; a database's pool gets its primary's budget unless
 	 * pool_size says otherwise. */
@@ -435,14 +440,14 @@ static bool resolve_db(struct parse_state *ps, struct db_conf *d)
 	} else {
 		d->effective_pool_size = n->pool_size;
 		snprintf(src, sizeof(src),
-			 "auto: node %s cores %d%s * 2 + effective_spindle_count %d", n->name,
-			 n->cores ? n->cores : config_local_cores(), n->cores ? "" : " (this machine)",
-			 n->spindles);
+		         "auto: node %s cores %d%s * 2 + effective_spindle_count %d", n->name,
+		         n->cores ? n->cores : config_local_cores(),
+		         n->cores ? "" : " (this machine)", n->spindles);
 	}
 	d->pool_size_source = util_strdup(src);
 	if (d->min_pool_size > d->effective_pool_size)
 		return fail(ps, "[database.%s] min_pool_size: %d is larger than the pool size %d",
-			    d->name, d->min_pool_size, d->effective_pool_size);
+		            d->name, d->min_pool_size, d->effective_pool_size);
 	return true;
 }
 
@@ -456,7 +461,7 @@ struct config *config_load(const char *path, char *err, size_t errlen)
 	cfg->path = util_strdup(path);
 	slash = strrchr(path, '/');
 	cfg->dir = slash ? strndup(path, (size_t)(slash - path == 0 ? 1 : slash - path))
-			 : util_strdup(".");
+	                 : util_strdup(".");
 	ps.cfg = cfg;
 	apply_defaults(&ps, "pooler", cfg, pooler_keys, ARRAY_LEN(pooler_keys));
 
@@ -588,6 +593,6 @@ void config_print(const struct config *cfg, FILE *out)
 		fprintf(out, "\n[database.%s]\n", d->name);
 		print_keys(out, d, db_keys, ARRAY_LEN(db_keys));
 		fprintf(out, "; pool size per user: %d (%s)\n", d->effective_pool_size,
-			d->pool_size_source);
+		        d->pool_size_source);
 	}
 }

@@ -11,7 +11,7 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents);
 static void on_writable(struct ev_loop *loop, ev_io *w, int revents);
 
 void conn_init(struct conn *c, struct ev_loop *loop, int fd, void *owner, conn_cb on_read,
-	       conn_cb on_drain)
+               conn_cb on_drain)
 {
 	memset(c, 0, sizeof(*c));
 	c->loop = loop;
@@ -171,13 +171,9 @@ enum conn_result conn_flush(struct conn *c)
 	}
 	if (ev_is_active(&c->wio))
 		ev_io_stop(c->loop, &c->wio);
-	if (src && src->paused) {
+	if (src && src->paused)
 		resume_read(src);
-		/* Bytes read before the pause may still wait to be scanned. */
-		if (buf_len(&src->in) > 0 && src->on_read)
-			src->on_read(src);
-	}
-	if (src && src->on_drain && src->peer == c)
+	if (src && src->on_drain)
 		src->on_drain(src);
 	return CONN_OK;
 }
@@ -185,11 +181,24 @@ enum conn_result conn_flush(struct conn *c)
 static void on_writable(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct conn *c = w->data;
+	struct conn *src = c->peer;
+	bool was_paused = src != NULL && src->paused;
 	(void)loop;
 	(void)revents;
-	if (conn_flush(c) == CONN_ERROR && c->on_read) {
+
+	switch (conn_flush(c)) {
+	case CONN_ERROR:
 		ev_io_stop(c->loop, &c->wio);
 		c->on_read(c); /* the owner sees eof and cleans up */
+		return;
+	case CONN_OK:
+		/* Bytes the source read before it paused may still wait to be scanned. Only
+		 * here: an inline flush is always called by the source's own scan. */
+		if (was_paused && c->peer == src && buf_len(&src->in) > src->fwd)
+			src->on_read(src);
+		return;
+	case CONN_AGAIN:
+		return;
 	}
 }
 

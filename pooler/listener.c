@@ -44,7 +44,8 @@ static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
 		struct sockaddr_storage sa;
 		socklen_t salen = sizeof(sa);
 		char addr[64] = "unix";
-		int fd = accept4(l->fd, (struct sockaddr *)&sa, &salen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd =
+		    accept4(l->fd, (struct sockaddr *)&sa, &salen, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
@@ -71,8 +72,7 @@ static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
 	}
 }
 
-static bool add(struct listeners *ls, struct worker *w, int fd, bool unix_socket,
-		const char *path)
+static bool add(struct listeners *ls, struct worker *w, int fd, bool unix_socket, const char *path)
 {
 	if (ls->n == MAX_LISTENERS) {
 		close(fd);
@@ -88,11 +88,11 @@ static bool add(struct listeners *ls, struct worker *w, int fd, bool unix_socket
 	return true;
 }
 
-static bool open_tcp(struct listeners *ls, struct worker *w, const char *host, int port,
-		     char *err, size_t errlen)
+static bool open_tcp(struct listeners *ls, struct worker *w, const char *host, int port, char *err,
+                     size_t errlen)
 {
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-				 .ai_flags = AI_PASSIVE};
+	struct addrinfo hints = {
+	    .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
 	struct addrinfo *res, *ai;
 	char portstr[16];
 	int r;
@@ -113,7 +113,7 @@ static bool open_tcp(struct listeners *ls, struct worker *w, const char *host, i
 			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 		if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
 			snprintf(err, errlen, "cannot listen on %s port %d: %s", host, port,
-				 strerror(errno));
+			         strerror(errno));
 			close(fd);
 			freeaddrinfo(res);
 			return false;
@@ -129,8 +129,8 @@ static bool open_tcp(struct listeners *ls, struct worker *w, const char *host, i
 	return true;
 }
 
-static bool open_unix(struct listeners *ls, struct worker *w, const char *dir, int port,
-		      char *err, size_t errlen)
+static bool open_unix(struct listeners *ls, struct worker *w, const char *dir, int port, char *err,
+                      size_t errlen)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/.s.PGSQL.%d", dir, port);
@@ -167,7 +167,7 @@ static bool open_unix(struct listeners *ls, struct worker *w, const char *dir, i
 }
 
 struct listeners *listener_open(struct worker *w, const struct config *cfg, char *err,
-				size_t errlen)
+                                size_t errlen)
 {
 	struct listeners *ls = util_calloc(1, sizeof(*ls));
 	char *copy = util_strdup(cfg->listen_addr), *save = NULL;

@@ -20,7 +20,10 @@ int log_level_parse(const char *name)
 	return -1;
 }
 
-const char *log_level_name(enum log_level level) { return level_names[level]; }
+const char *log_level_name(enum log_level level)
+{
+	return level_names[level];
+}
 
 void log_write(enum log_level level, const char *fmt, ...)
 {
@@ -37,7 +40,7 @@ void log_write(enum log_level level, const char *fmt, ...)
 	gmtime_r(&tv.tv_sec, &tm);
 	n = strftime(line, sizeof(line), "%Y-%m-%d %H:%M:%S", &tm);
 	r = snprintf(line + n, sizeof(line) - n, ".%03d UTC [%d] %s: ", (int)(tv.tv_usec / 1000),
-		     (int)getpid(), level_names[level]);
+	             (int)getpid(), level_names[level]);
 	if (r > 0)
 		n += (size_t)r;
 	va_start(ap, fmt);

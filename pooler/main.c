@@ -66,7 +66,7 @@ static void maybe_exit(struct worker *w)
 	if (w->n_clients == 0 || util_now_us() >= d->shutdown_deadline_us) {
 		if (w->n_clients > 0)
 			log_warning("shutdown_timeout reached with %d clients still connected",
-				    w->n_clients);
+			            w->n_clients);
 		ev_break(w->loop, EVBREAK_ALL);
 	}
 }
@@ -81,7 +81,8 @@ static void on_shutdown_check(struct ev_loop *loop, ev_timer *t, int revents)
 static void close_idle_servers(struct worker *w)
 {
 	struct list *pos, *tmp;
-	list_for_each_safe(pos, tmp, &w->pools) pool_close_idle(container_of(pos, struct pool, node));
+	list_for_each_safe (pos, tmp, &w->pools)
+		pool_close_idle(container_of(pos, struct pool, node));
 }
 
 static void on_sigterm(struct ev_loop *loop, ev_signal *sig, int revents)
@@ -93,7 +94,7 @@ static void on_sigterm(struct ev_loop *loop, ev_signal *sig, int revents)
 	if (d->w.shutting_down)
 		return;
 	log_info("SIGTERM: no new clients; waiting up to %d ms for running transactions",
-		 d->cfg->shutdown_timeout_ms);
+	         d->cfg->shutdown_timeout_ms);
 	d->w.shutting_down = true;
 	d->shutdown_deadline_us = util_now_us() + (uint64_t)d->cfg->shutdown_timeout_ms * 1000;
 	listener_close(d->listeners);
@@ -149,11 +150,11 @@ static void on_sighup(struct ev_loop *loop, ev_signal *sig, int revents)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"check-config", no_argument, NULL, 'C'},
-		{"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'},
+	    {"check-config", no_argument, NULL, 'C'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct daemon *d = &daemon_state;
 	bool check_only = false;
@@ -193,8 +194,8 @@ int main(int argc, char **argv)
 	}
 	log_min_level = (enum log_level)d->cfg->log_level;
 	d->auth = d->cfg->auth_type == AUTH_TYPE_TRUST && access(d->cfg->auth_file, R_OK) != 0
-			  ? util_calloc(1, sizeof(struct auth_file))
-			  : auth_file_load(d->cfg->auth_file, err, sizeof(err));
+	              ? util_calloc(1, sizeof(struct auth_file))
+	              : auth_file_load(d->cfg->auth_file, err, sizeof(err));
 	if (d->auth == NULL) {
 		fprintf(stderr, "pooler: %s\n", err);
 		config_free(d->cfg);

@@ -51,8 +51,8 @@ static void launch(struct pool *p)
 	list_append(&p->connecting, &s->node);
 	p->n_connecting++;
 	p->n_servers++;
-	log_debug("s=%llu db=%s user=%s connecting to %s:%d", (unsigned long long)s->id,
-		  p->db_name, p->user, p->login.host, p->login.port);
+	log_debug("s=%llu db=%s user=%s connecting to %s:%d", (unsigned long long)s->id, p->db_name,
+	          p->user, p->login.host, p->login.port);
 	if (!server_connect(s, p->w->loop, &p->login)) {
 		log_error("s=%llu cannot start a server connection", (unsigned long long)s->id);
 		pool_set_state(p, s, SERVER_CLOSED);
@@ -72,7 +72,8 @@ static void fill(struct pool *p)
 static void hand_over(struct pool *p, struct server *s)
 {
 	if (!list_empty(&p->waiting)) {
-		struct pool_waiter *wt = container_of(list_pop(&p->waiting), struct pool_waiter, node);
+		struct pool_waiter *wt =
+		    container_of(list_pop(&p->waiting), struct pool_waiter, node);
 		wt->queued = false;
 		p->n_waiting--;
 		pool_set_state(p, s, SERVER_ACTIVE);
@@ -115,7 +116,7 @@ void pool_discard(struct pool *p, struct server *s, const char *why)
 	if (s->state == SERVER_CLOSED)
 		return;
 	log_debug("s=%llu db=%s user=%s closing: %s", (unsigned long long)s->id, p->db_name,
-		  p->user, why);
+	          p->user, why);
 	server_close(s);
 	pool_set_state(p, s, SERVER_CLOSED);
 	fill(p);
@@ -124,7 +125,8 @@ void pool_discard(struct pool *p, struct server *s, const char *why)
 static void fail_waiters(struct pool *p, const char *sqlstate, const char *message)
 {
 	while (!list_empty(&p->waiting)) {
-		struct pool_waiter *wt = container_of(list_pop(&p->waiting), struct pool_waiter, node);
+		struct pool_waiter *wt =
+		    container_of(list_pop(&p->waiting), struct pool_waiter, node);
 		wt->queued = false;
 		p->n_waiting--;
 		wt->fail(wt, sqlstate, message);
@@ -137,15 +139,16 @@ static void on_login_done(struct server *s, const char *error)
 
 	if (error != NULL) {
 		log_warning("s=%llu db=%s user=%s login to %s:%d failed: %s",
-			    (unsigned long long)s->id, p->db_name, p->user, p->login.host,
-			    p->login.port, error);
+		            (unsigned long long)s->id, p->db_name, p->user, p->login.host,
+		            p->login.port, error);
 		snprintf(p->last_error, sizeof(p->last_error), "%s", error);
 		server_close(s);
 		pool_set_state(p, s, SERVER_CLOSED);
 		/* Nobody else can serve the waiters soon: tell them now rather than hang. */
 		if (p->n_servers == 0) {
 			char msg[400];
-			snprintf(msg, sizeof(msg), "pooler could not connect to the server: %s", error);
+			snprintf(msg, sizeof(msg), "pooler could not connect to the server: %s",
+			         error);
 			fail_waiters(p, SQLSTATE_CONNECTION_FAILURE, msg);
 		}
 		return;
@@ -155,8 +158,8 @@ static void on_login_done(struct server *s, const char *error)
 		p->have_welcome = true;
 	}
 	log_info("s=%llu db=%s user=%s logged in to %s:%d (backend pid %u)",
-		 (unsigned long long)s->id, p->db_name, p->user, p->login.host, p->login.port,
-		 s->be_pid);
+	         (unsigned long long)s->id, p->db_name, p->user, p->login.host, p->login.port,
+	         s->be_pid);
 	hand_over(p, s);
 }
 
@@ -184,16 +187,16 @@ static void on_param(struct server *s, const char *name, const char *value, bool
 static void on_query_error(struct server *s, const char *sqlstate, const char *message)
 {
 	log_warning("s=%llu reset query failed: %s %s", (unsigned long long)s->id, sqlstate,
-		    message);
+	            message);
 	pool_discard(s->pool, s, "reset query failed");
 }
 
 static const struct server_ops pool_server_ops = {
-	.login_done = on_login_done,
-	.ready = on_ready,
-	.failed = on_failed,
-	.param = on_param,
-	.query_error = on_query_error,
+    .login_done = on_login_done,
+    .ready = on_ready,
+    .failed = on_failed,
+    .param = on_param,
+    .query_error = on_query_error,
 };
 
 void pool_acquire(struct pool *p, struct pool_waiter *wt)
@@ -223,14 +226,13 @@ void pool_unwait(struct pool *p, struct pool_waiter *wt)
 }
 
 struct pool *pool_get(struct worker *w, const struct db_conf *db, const char *user,
-		      const char *server_user, const char *server_password)
+                      const char *server_user, const char *server_password)
 {
 	struct list *pos, *tmp;
 	struct pool *p;
 	const struct node_conf *node = db->node_list[0];
 
-	list_for_each_safe(pos, tmp, &w->pools)
-	{
+	list_for_each_safe (pos, tmp, &w->pools) {
 		p = container_of(pos, struct pool, node);
 		if (strcmp(p->db_name, db->name) == 0 && strcmp(p->user, user) == 0)
 			return p;
@@ -260,9 +262,9 @@ struct pool *pool_get(struct worker *w, const struct db_conf *db, const char *us
 	list_init(&p->waiting);
 	params_init(&p->welcome);
 	list_append(&w->pools, &p->node);
-	log_info("pool db=%s user=%s: %s:%d size %d (%s), %s mode", p->db_name, p->user,
-		 node->host, node->port, p->size, db->pool_size_source,
-		 p->mode == POOL_MODE_SESSION ? "session" : "transaction");
+	log_info("pool db=%s user=%s: %s:%d size %d (%s), %s mode", p->db_name, p->user, node->host,
+	         node->port, p->size, db->pool_size_source,
+	         p->mode == POOL_MODE_SESSION ? "session" : "transaction");
 	fill(p);
 	return p;
 }
@@ -281,7 +283,8 @@ void pool_free(struct pool *p)
 	struct list *lists[] = {&p->connecting, &p->idle, &p->active};
 
 	for (size_t i = 0; i < ARRAY_LEN(lists); i++)
-		list_for_each_safe(pos, tmp, lists[i]) server_free(container_of(pos, struct server, node));
+		list_for_each_safe (pos, tmp, lists[i])
+			server_free(container_of(pos, struct server, node));
 	list_del(&p->node);
 	params_free(&p->welcome);
 	free(p->db_name);

@@ -9,7 +9,7 @@ static uint32_t get_u32(const uint8_t *p)
 }
 
 enum proto_status proto_read_header(const uint8_t *p, size_t n, uint32_t max,
-				    struct proto_header *h)
+                                    struct proto_header *h)
 {
 	uint32_t len;
 
@@ -149,7 +149,7 @@ void proto_end(struct buf *b, size_t start)
 }
 
 void proto_write_error(struct buf *b, const char *severity, const char *sqlstate,
-		       const char *message)
+                       const char *message)
 {
 	size_t m = proto_begin(b, 'E');
 	buf_put_u8(b, 'S');

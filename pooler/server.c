@@ -11,10 +11,19 @@
 
 /* Parameters the server reports (GUC_REPORT in PostgreSQL 15) that a client sees at login. */
 static const char *const reported_params[] = {
-	"application_name", "client_encoding", "DateStyle", "default_transaction_read_only",
-	"in_hot_standby", "integer_datetimes", "IntervalStyle", "is_superuser",
-	"server_encoding", "server_version", "session_authorization",
-	"standard_conforming_strings", "TimeZone",
+    "application_name",
+    "client_encoding",
+    "DateStyle",
+    "default_transaction_read_only",
+    "in_hot_standby",
+    "integer_datetimes",
+    "IntervalStyle",
+    "is_superuser",
+    "server_encoding",
+    "server_version",
+    "session_authorization",
+    "standard_conforming_strings",
+    "TimeZone",
 };
 
 /* The largest message the server may send that the pooler must read whole. */
@@ -121,10 +130,10 @@ static void on_login_bad(struct ev_loop *loop, ev_timer *w, int revents)
 bool server_connect(struct server *s, struct ev_loop *loop, const struct server_login *l)
 {
 	char port[16];
-	const char *keys[] = {"host", "port", "dbname", "user", "password", "sslmode",
-			      "gssencmode", NULL, NULL};
-	const char *vals[] = {l->host, port, l->dbname, l->user, l->password, "disable",
-			      "disable", NULL, NULL};
+	const char *keys[] = {"host",    "port",       "dbname", "user", "password",
+	                      "sslmode", "gssencmode", NULL,     NULL};
+	const char *vals[] = {l->host,   port,      l->dbname, l->user, l->password,
+	                      "disable", "disable", NULL,      NULL};
 
 	snprintf(port, sizeof(port), "%d", l->port);
 	if (l->password == NULL)
@@ -212,12 +221,12 @@ static bool inspect(struct server *s, char type, const uint8_t *body, uint32_t l
 			return fail(s, "malformed ErrorResponse from server"), false;
 		if (s->swallow > 0 && e.severity && strcmp(e.severity, "ERROR") == 0) {
 			s->ops->query_error(s, e.sqlstate ? e.sqlstate : "XX000",
-					    e.message ? e.message : "");
+			                    e.message ? e.message : "");
 			return s->state != SERVER_CLOSED;
 		}
 		char why[300];
 		snprintf(why, sizeof(why), "server says: %s %s", e.sqlstate ? e.sqlstate : "",
-			 e.message ? e.message : "");
+		         e.message ? e.message : "");
 		return fail(s, why), false;
 	}
 	default:
@@ -244,7 +253,7 @@ void server_scan(struct server *s)
 			continue;
 		}
 		enum proto_status st =
-			proto_read_header(buf_head(&c->in) + c->fwd, avail, PROTO_MAX_MESSAGE, &h);
+		    proto_read_header(buf_head(&c->in) + c->fwd, avail, PROTO_MAX_MESSAGE, &h);
 		if (st == PROTO_INCOMPLETE)
 			break;
 		if (st == PROTO_BAD) {
@@ -296,7 +305,10 @@ static void on_conn_read(struct conn *c)
 	server_scan(s);
 }
 
-static void on_conn_drain(struct conn *c) { server_check_ready(c->owner); }
+static void on_conn_drain(struct conn *c)
+{
+	server_check_ready(c->owner);
+}
 
 static void *cancel_thread(void *arg)
 {
@@ -321,7 +333,7 @@ void server_cancel(struct server *s)
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	if (pthread_create(&t, &attr, cancel_thread, cancel) != 0) {
 		log_warning("s=%llu cannot start a thread to forward a cancel request",
-			    (unsigned long long)s->id);
+		            (unsigned long long)s->id);
 		PQfreeCancel(cancel);
 	}
 	pthread_attr_destroy(&attr);

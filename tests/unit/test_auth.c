@@ -20,8 +20,9 @@
 enum log_level log_min_level = LOG_ERROR;
 
 /* RFC 7677 section 3: user "user", password "pencil". */
-#define RFC_VERIFIER                                                                        \
-	"SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:" \
+#define RFC_VERIFIER                                                                               \
+	"SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=" \
+	":"                                                                                        \
 	"wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU="
 #define RFC_CLIENT_FIRST "n,,n=user,r=rOprNGfwEbeRWgbNEkqO"
 #define RFC_NONCE "rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"
@@ -34,7 +35,7 @@ static void rfc_first(struct scram_state *st, const struct auth_user *u)
 {
 	char out[256];
 	assert_true(scram_server_first(st, u, RFC_CLIENT_FIRST, strlen(RFC_CLIENT_FIRST), out,
-				       sizeof(out)));
+	                               sizeof(out)));
 	assert_memory_equal(out, "r=rOprNGfwEbeRWgbNEkqO", 22); /* client nonce comes first */
 	free(st->server_first);
 	st->server_first = strdup(RFC_SERVER_FIRST);
@@ -52,15 +53,15 @@ static void test_scram_rfc7677(void **state)
 	assert_int_equal(u.iterations, 4096);
 	assert_int_equal(u.salt_len, 16);
 	rfc_first(&st, &u);
-	assert_true(scram_server_final(&st, RFC_CLIENT_FINAL, strlen(RFC_CLIENT_FINAL), out,
-				       sizeof(out)));
+	assert_true(
+	    scram_server_final(&st, RFC_CLIENT_FINAL, strlen(RFC_CLIENT_FINAL), out, sizeof(out)));
 	assert_string_equal(out, RFC_SERVER_FINAL);
 	scram_state_free(&st);
 }
 
 /* The client side of SCRAM, computed here independently with OpenSSL. */
-static void client_final(const char *password, const char *server_first, const char *cfb,
-			 char *out, size_t outlen)
+static void client_final(const char *password, const char *server_first, const char *cfb, char *out,
+                         size_t outlen)
 {
 	char nonce[128], salt64[128];
 	uint8_t salt[64], salted[32], ck[32], sk[32], sig[32], proof[32];
@@ -68,11 +69,12 @@ static void client_final(const char *password, const char *server_first, const c
 	int iter = 0;
 	char without_proof[256], auth_msg[1024], proof64[64];
 
-	assert_int_equal(sscanf(server_first, "r=%127[^,],s=%127[^,],i=%d", nonce, salt64, &iter), 3);
+	assert_int_equal(sscanf(server_first, "r=%127[^,],s=%127[^,],i=%d", nonce, salt64, &iter),
+	                 3);
 	int salt_len = auth_b64_decode(salt64, strlen(salt64), salt, sizeof(salt));
 	assert_true(salt_len > 0);
 	PKCS5_PBKDF2_HMAC(password, (int)strlen(password), salt, salt_len, iter, EVP_sha256(), 32,
-			  salted);
+	                  salted);
 	HMAC(EVP_sha256(), salted, 32, (const uint8_t *)"Client Key", 10, ck, &len);
 	SHA256(ck, 32, sk);
 	snprintf(without_proof, sizeof(without_proof), "c=biws,r=%s", nonce);
@@ -125,7 +127,7 @@ static void test_scram_wrong_nonce_fails(void **state)
 	struct scram_state st;
 	char out[256];
 	const char *bad = "c=biws,r=rOprNGfwEbeRWgbNEkqO-other,p="
-			  "dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
+	                  "dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
 	(void)state;
 
 	assert_true(auth_parse_scram_verifier(RFC_VERIFIER, &u));
@@ -142,25 +144,25 @@ static void test_scram_unknown_user_always_fails(void **state)
 
 	/* The exchange runs (so the client cannot tell) but can never succeed. */
 	assert_true(scram_server_first(&st, NULL, RFC_CLIENT_FIRST, strlen(RFC_CLIENT_FIRST), out,
-				       sizeof(out)));
+	                               sizeof(out)));
 	assert_non_null(strstr(out, ",s="));
 	assert_non_null(strstr(out, ",i=4096"));
-	assert_false(scram_server_final(&st, RFC_CLIENT_FINAL, strlen(RFC_CLIENT_FINAL), out,
-					sizeof(out)));
+	assert_false(
+	    scram_server_final(&st, RFC_CLIENT_FINAL, strlen(RFC_CLIENT_FINAL), out, sizeof(out)));
 	scram_state_free(&st);
 }
 
 static void test_scram_rejects_malformed_first(void **state)
 {
-	const char *cases[] = {"", "x,,n=user,r=abc", "p=tls-server-end-point,,n=u,r=abc",
-			       "n,,n=user", "n,,r=abc", "n,"};
+	const char *cases[] = {"",          "x,,n=user,r=abc", "p=tls-server-end-point,,n=u,r=abc",
+	                       "n,,n=user", "n,,r=abc",        "n,"};
 	char out[256];
 	(void)state;
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct scram_state st;
-		assert_false(scram_server_first(&st, NULL, cases[i], strlen(cases[i]), out,
-						sizeof(out)));
+		assert_false(
+		    scram_server_first(&st, NULL, cases[i], strlen(cases[i]), out, sizeof(out)));
 		scram_state_free(&st);
 	}
 }
@@ -211,10 +213,10 @@ static void test_auth_file_kinds(void **state)
 	char err[256];
 	(void)state;
 	char *path = write_temp("; comment\n"
-				"\"plain\" \"pa\"\"ss\"\n"
-				"# another comment\n"
-				"\"md5u\" \"md520c46e3762c864548e296b33c3406aa9\"\n"
-				"\"scram\" \"" RFC_VERIFIER "\"\n");
+	                        "\"plain\" \"pa\"\"ss\"\n"
+	                        "# another comment\n"
+	                        "\"md5u\" \"md520c46e3762c864548e296b33c3406aa9\"\n"
+	                        "\"scram\" \"" RFC_VERIFIER "\"\n");
 	struct auth_file *af = auth_file_load(path, err, sizeof(err));
 	unlink(path);
 	assert_non_null(af);
@@ -258,16 +260,16 @@ static void test_auth_file_errors_name_line(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_scram_rfc7677),
-		cmocka_unit_test(test_scram_with_plain_secret),
-		cmocka_unit_test(test_scram_wrong_proof_fails),
-		cmocka_unit_test(test_scram_wrong_nonce_fails),
-		cmocka_unit_test(test_scram_unknown_user_always_fails),
-		cmocka_unit_test(test_scram_rejects_malformed_first),
-		cmocka_unit_test(test_md5),
-		cmocka_unit_test(test_base64_round_trip),
-		cmocka_unit_test(test_auth_file_kinds),
-		cmocka_unit_test(test_auth_file_errors_name_line),
+	    cmocka_unit_test(test_scram_rfc7677),
+	    cmocka_unit_test(test_scram_with_plain_secret),
+	    cmocka_unit_test(test_scram_wrong_proof_fails),
+	    cmocka_unit_test(test_scram_wrong_nonce_fails),
+	    cmocka_unit_test(test_scram_unknown_user_always_fails),
+	    cmocka_unit_test(test_scram_rejects_malformed_first),
+	    cmocka_unit_test(test_md5),
+	    cmocka_unit_test(test_base64_round_trip),
+	    cmocka_unit_test(test_auth_file_kinds),
+	    cmocka_unit_test(test_auth_file_errors_name_line),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -30,32 +30,33 @@ static const char *write_ini(const char *text)
 
 /* The minimal file from DESIGN.md, verbatim. */
 static const char *minimal =
-	"[pooler]\n"
-	"listen_addr = 127.0.0.1\n"
-	"listen_port = 6432\n"
-	"auth_type = scram-sha-256        ; scram-sha-256 | md5 | trust\n"
-	"auth_file = users.txt            ; PgBouncer's userlist.txt format: \"user\" \"secret\" per line\n"
-	"admin_users = admin\n"
-	"metrics_listen = 127.0.0.1:9930\n"
-	"log_level = info\n"
-	"\n"
-	"[node.primary]\n"
-	"host = 127.0.0.1\n"
-	"port = 5432\n"
-	"role = primary                   ; primary | replica | auto\n"
-	"\n"
-	"[node.replica1]\n"
-	"host = 127.0.0.1\n"
-	"port = 5433\n"
-	"role = replica\n"
-	"\n"
-	"[database.app]\n"
-	"dbname = app                     ; database name on the servers\n"
-	"nodes = primary, replica1\n"
-	"server_user = app\n"
-	"server_password = app\n"
-	"pool_mode = transaction          ; transaction | session\n"
-	"pool_size = auto                 ; cores * 2 + effective_spindle_count\n";
+    "[pooler]\n"
+    "listen_addr = 127.0.0.1\n"
+    "listen_port = 6432\n"
+    "auth_type = scram-sha-256        ; scram-sha-256 | md5 | trust\n"
+    "auth_file = users.txt            ; PgBouncer's userlist.txt format: \"user\" \"secret\" per "
+    "line\n"
+    "admin_users = admin\n"
+    "metrics_listen = 127.0.0.1:9930\n"
+    "log_level = info\n"
+    "\n"
+    "[node.primary]\n"
+    "host = 127.0.0.1\n"
+    "port = 5432\n"
+    "role = primary                   ; primary | replica | auto\n"
+    "\n"
+    "[node.replica1]\n"
+    "host = 127.0.0.1\n"
+    "port = 5433\n"
+    "role = replica\n"
+    "\n"
+    "[database.app]\n"
+    "dbname = app                     ; database name on the servers\n"
+    "nodes = primary, replica1\n"
+    "server_user = app\n"
+    "server_password = app\n"
+    "pool_mode = transaction          ; transaction | session\n"
+    "pool_size = auto                 ; cores * 2 + effective_spindle_count\n";
 
 static void test_minimal(void **state)
 {
@@ -93,18 +94,18 @@ static void test_sizing_and_units(void **state)
 	char err[512];
 	(void)state;
 	struct config *cfg = config_load(write_ini("[pooler]\n"
-						   "query_wait_timeout = 1500ms\n"
-						   "client_login_timeout = 2min\n"
-						   "shutdown_timeout = 3\n"
-						   "[node.db1]\n"
-						   "cores = 8\n"
-						   "effective_spindle_count = 4\n"
-						   "role = primary\n"
-						   "[database.x]\n"
-						   "[database.y]\n"
-						   "pool_size = 7\n"
-						   "pool_mode = session\n"),
-					 err, sizeof(err));
+	                                           "query_wait_timeout = 1500ms\n"
+	                                           "client_login_timeout = 2min\n"
+	                                           "shutdown_timeout = 3\n"
+	                                           "[node.db1]\n"
+	                                           "cores = 8\n"
+	                                           "effective_spindle_count = 4\n"
+	                                           "role = primary\n"
+	                                           "[database.x]\n"
+	                                           "[database.y]\n"
+	                                           "pool_size = 7\n"
+	                                           "pool_mode = session\n"),
+	                                 err, sizeof(err));
 	unlink(path);
 	assert_non_null(cfg);
 	assert_int_equal(cfg->query_wait_timeout_ms, 1500);
@@ -129,19 +130,19 @@ struct bad_case {
 static void test_errors(void **state)
 {
 	static const struct bad_case cases[] = {
-		{"[pooler]\nlisten_port = 6432\ncolour = red\n", {":3:", "colour", "unknown key"}},
-		{"[pooler]\n[node.a]\n[database.d]\npool_mode = sideways\n",
-		 {":4:", "pool_mode", "transaction"}},
-		{"[pooler]\nlisten_port = 99999\n", {":2:", "listen_port", "1 to 65535"}},
-		{"[pooler]\nlisten_port = abc\n", {":2:", "listen_port", "integer"}},
-		{"[pooler]\nquery_wait_timeout = soon\n", {":2:", "query_wait_timeout", "duration"}},
-		{"[pooler]\nlog_level = loud\n", {":2:", "log_level", "debug"}},
-		{"[pooler]\n[mystery]\nx = 1\n", {":2:", "mystery", "unknown section"}},
-		{"[pooler]\nthis line is not ini\n", {":2:", "syntax", NULL}},
-		{"[node.a]\nrole = primary\n[database.d]\nnodes = a, b\n", {"node.b", "nodes", NULL}},
-		{"[node.r]\nrole = replica\n[database.d]\n", {"database.d", "primary", NULL}},
-		{"[node.a]\nrole = primary\n[database.d]\npool_size = 2\nmin_pool_size = 3\n",
-		 {"min_pool_size", "larger", NULL}},
+	    {"[pooler]\nlisten_port = 6432\ncolour = red\n", {":3:", "colour", "unknown key"}},
+	    {"[pooler]\n[node.a]\n[database.d]\npool_mode = sideways\n",
+	     {":4:", "pool_mode", "transaction"}},
+	    {"[pooler]\nlisten_port = 99999\n", {":2:", "listen_port", "1 to 65535"}},
+	    {"[pooler]\nlisten_port = abc\n", {":2:", "listen_port", "integer"}},
+	    {"[pooler]\nquery_wait_timeout = soon\n", {":2:", "query_wait_timeout", "duration"}},
+	    {"[pooler]\nlog_level = loud\n", {":2:", "log_level", "debug"}},
+	    {"[pooler]\n[mystery]\nx = 1\n", {":2:", "mystery", "unknown section"}},
+	    {"[pooler]\nthis line is not ini\n", {":2:", "syntax", NULL}},
+	    {"[node.a]\nrole = primary\n[database.d]\nnodes = a, b\n", {"node.b", "nodes", NULL}},
+	    {"[node.r]\nrole = replica\n[database.d]\n", {"database.d", "primary", NULL}},
+	    {"[node.a]\nrole = primary\n[database.d]\npool_size = 2\nmin_pool_size = 3\n",
+	     {"min_pool_size", "larger", NULL}},
 	};
 	char err[512];
 	(void)state;
@@ -154,7 +155,8 @@ static void test_errors(void **state)
 		assert_non_null(strstr(err, path)); /* names the file */
 		for (int j = 0; j < 3 && cases[i].expect[j]; j++)
 			if (strstr(err, cases[i].expect[j]) == NULL)
-				fail_msg("case %zu: \"%s\" lacks \"%s\"", i, err, cases[i].expect[j]);
+				fail_msg("case %zu: \"%s\" lacks \"%s\"", i, err,
+				         cases[i].expect[j]);
 	}
 	assert_null(config_load("/nonexistent/pooler.ini", err, sizeof(err)));
 	assert_non_null(strstr(err, "/nonexistent/pooler.ini"));
@@ -173,10 +175,10 @@ static void test_list_has(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_minimal),
-		cmocka_unit_test(test_sizing_and_units),
-		cmocka_unit_test(test_errors),
-		cmocka_unit_test(test_list_has),
+	    cmocka_unit_test(test_minimal),
+	    cmocka_unit_test(test_sizing_and_units),
+	    cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_list_has),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

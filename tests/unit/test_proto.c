@@ -132,7 +132,7 @@ static void test_write_error(void **state)
 	buf_init(&b);
 	proto_write_error(&b, "FATAL", "28P01", "password authentication failed");
 	assert_int_equal(proto_read_header(buf_head(&b), buf_len(&b), PROTO_MAX_MESSAGE, &h),
-			 PROTO_OK);
+	                 PROTO_OK);
 	assert_int_equal(h.type, 'E');
 	assert_int_equal(h.len + 5, buf_len(&b));
 	assert_true(proto_parse_error(buf_head(&b) + 5, h.len, &e));
@@ -149,11 +149,11 @@ static void test_writers(void **state)
 	struct buf b;
 	(void)state;
 	static const uint8_t expect[] = {
-		'Z', 0, 0, 0, 5, 'I',                                  /* ReadyForQuery */
-		'K', 0, 0, 0, 12, 0, 0, 0, 7, 0, 0, 0, 9,              /* BackendKeyData */
-		'S', 0, 0, 0, 9, 'a', 0, 'b', 'c', 0,                  /* ParameterStatus */
-		'R', 0, 0, 0, 12, 0, 0, 0, 5, 1, 2, 3, 4,              /* MD5 request */
-		'Q', 0, 0, 0, 6, 'x', 0,                               /* Query */
+	    'Z', 0, 0, 0, 5,  'I',                          /* ReadyForQuery */
+	    'K', 0, 0, 0, 12, 0,   0, 0,   7,   0, 0, 0, 9, /* BackendKeyData */
+	    'S', 0, 0, 0, 9,  'a', 0, 'b', 'c', 0,          /* ParameterStatus */
+	    'R', 0, 0, 0, 12, 0,   0, 0,   5,   1, 2, 3, 4, /* MD5 request */
+	    'Q', 0, 0, 0, 6,  'x', 0,                       /* Query */
 	};
 	const uint8_t salt[4] = {1, 2, 3, 4};
 
@@ -210,10 +210,10 @@ static void test_buf_growth(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_header),          cmocka_unit_test(test_startup_v3),
-		cmocka_unit_test(test_startup_special), cmocka_unit_test(test_startup_malformed),
-		cmocka_unit_test(test_write_error),     cmocka_unit_test(test_writers),
-		cmocka_unit_test(test_reader_bounds),   cmocka_unit_test(test_buf_growth),
+	    cmocka_unit_test(test_header),          cmocka_unit_test(test_startup_v3),
+	    cmocka_unit_test(test_startup_special), cmocka_unit_test(test_startup_malformed),
+	    cmocka_unit_test(test_write_error),     cmocka_unit_test(test_writers),
+	    cmocka_unit_test(test_reader_bounds),   cmocka_unit_test(test_buf_growth),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
