@@ -8,11 +8,12 @@ PKGS     := libpq inih libssl libcrypto
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lpq -linih -lssl -lcrypto)
 EV_LIBS    := $(shell pkg-config --libs libev 2>/dev/null || echo -lev)
+PGQ_LIBS   := $(shell pkg-config --libs libpg_query 2>/dev/null || echo -lpg_query)
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=gnu11 $(WARN) -Iinclude $(PKG_CFLAGS) -D_GNU_SOURCE -pthread
-LDLIBS   := $(PKG_LIBS) $(EV_LIBS) -pthread
+LDLIBS   := $(PKG_LIBS) $(EV_LIBS) $(PGQ_LIBS) -pthread
 
 SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
@@ -20,7 +21,7 @@ SRCS     := $(wildcard pooler/*.c)
 OBJS     := $(SRCS:pooler/%.c=build/obj/%.o)
 SAN_OBJS := $(SRCS:pooler/%.c=build/asan/obj/%.o)
 # Modules without I/O, linked into the unit tests.
-PURE     := util log buf proto config auth params
+PURE     := util log buf proto config auth params classify
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/asan/tests/%)
 

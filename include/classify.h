@@ -1,0 +1,61 @@
+/* classify: decide from SQL text whether a statement may run on a replica. Layer 2.
+ *
+ * The verdict comes from PostgreSQL's own parser (libpg_query); a fast lexer pass strips
+ * literals, comments and spacing first, and that normalised text keys a bounded cache, so
+ * a repeated statement shape costs one lexer pass and a hash lookup. "Unsure" always means
+ * primary. */
+#ifndef POOLER_CLASSIFY_H
+#define POOLER_CLASSIFY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util.h"
+
+enum route_hint { HINT_NONE, HINT_PRIMARY, HINT_REPLICA };
+
+struct verdict {
+	bool read_only;       /* every statement only reads: a replica may run it */
+	bool begin;           /* starts a transaction block (BEGIN / START TRANSACTION) */
+	bool begin_read_only; /* ...declared READ ONLY */
+	bool ends;            /* COMMIT / ROLLBACK / END / ABORT */
+	bool parse_error;     /* the parser refused it: the server will say why */
+	int8_t session_ro; /* -1 unchanged; 0 or 1: the session's default_transaction_read_only */
+	uint8_t hint;      /* enum route_hint, from a leading pooler:primary|replica comment */
+};
+
+struct classify_stats {
+	uint64_t hits, misses, uncacheable;
+};
+
+struct classifier;
+
+/* cache_slots bounds the verdict cache (0 disables it). */
+struct classifier *classify_new(size_t cache_slots);
+void classify_free(struct classifier *cl);
+
+/* Function names are matched case-insensitively with the schema ignored. A call runs on a
+ * replica only when the function is known and not volatile, or is listed as read-only:
+ * until the catalog arrives, every function call means primary. */
+/* Volatile functions known to only read (random, clock_timestamp, ...): config + defaults. */
+void classify_add_read_function(struct classifier *cl, const char *name);
+/* Functions that must run on the primary whatever the catalog says. */
+void classify_add_write_function(struct classifier *cl, const char *name);
+/* The servers' catalog: every function name, and which of them have a volatile overload.
+ * Replaces the previous catalog and clears the cache. */
+void classify_set_catalog(struct classifier *cl, const char *const *names, size_t n_names,
+                          const char *const *volatile_names, size_t n_volatile);
+/* Forget cached verdicts (after the function lists changed). */
+void classify_clear_cache(struct classifier *cl);
+
+/* Classify the text of a Query or Parse message (len bytes, not necessarily terminated). */
+struct verdict classify_sql(struct classifier *cl, const char *sql, size_t len);
+
+/* Write the cache key for sql into out: literals become '?', comments and spacing go.
+ * Returns the key length, or 0 when the text does not fit. Exposed for tests. */
+size_t classify_normalize(const char *sql, size_t len, char *out, size_t outlen);
+
+const struct classify_stats *classify_stats(const struct classifier *cl);
+
+#endif

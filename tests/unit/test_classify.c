@@ -1,0 +1,225 @@
+/* Unit tests for classify: a corpus of statements and where they may run. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "classify.h"
+#include "log.h"
+
+enum log_level log_min_level = LOG_ERROR;
+
+static struct classifier *new_classifier(void)
+{
+	static const char *const names[] = {
+	    "count",     "sum",    "now",         "lower",   "abs",
+	    "my_stable", "random", "my_volatile", "nextval", "generate_series"};
+	static const char *const vol[] = {"random", "my_volatile", "nextval"};
+	struct classifier *cl = classify_new(64);
+	classify_set_catalog(cl, names, ARRAY_LEN(names), vol, ARRAY_LEN(vol));
+	return cl;
+}
+
+static struct verdict run(struct classifier *cl, const char *sql)
+{
+	return classify_sql(cl, sql, strlen(sql));
+}
+
+static void test_reads(void **state)
+{
+	static const char *const reads[] = {
+	    "select 1",
+	    "SELECT * FROM t WHERE id = 42",
+	    "  select\n\tcount(*) from t -- trailing comment",
+	    "/* leading */ select abs(-1)",
+	    "table t",
+	    "values (1), (2)",
+	    "show search_path",
+	    "explain select * from t",
+	    "with x as (select 1) select * from x",
+	    "select now(), lower('A'), my_stable(3)",
+	    "select random()", /* volatile, but only reads */
+	    "select * from generate_series(1, 10)",
+	    "select 1; select 2",
+	    "select $1::int + 1",
+	    "select 'it''s', E'\\'', $$dollar$$, $tag$x$tag$",
+	    "begin read only",
+	    "start transaction isolation level serializable, read only",
+	    "begin transaction read only; select 1; commit",
+	    "commit",
+	    "select pg_is_in_recovery()",
+	};
+	struct classifier *cl = new_classifier();
+	(void)state;
+
+	for (size_t i = 0; i < ARRAY_LEN(reads); i++)
+		if (!run(cl, reads[i]).read_only)
+			fail_msg("should run on a replica: %s", reads[i]);
+	classify_free(cl);
+}
+
+static void test_writes(void **state)
+{
+	static const char *const writes[] = {
+	    "insert into t values (1)",
+	    "update t set a = 1",
+	    "delete from t",
+	    "merge into t using s on t.id = s.id when matched then delete",
+	    "select * from t for update",
+	    "select * from t for share",
+	    "select * from t for no key update skip locked",
+	    "select * into t2 from t",
+	    "with d as (delete from t returning *) select * from d",
+	    "with i as (insert into t values (1) returning id) select id from i",
+	    "select nextval('s')",
+	    "select setval('s', 10)",
+	    "select my_volatile(1)",
+	    "select unknown_function()", /* not in the catalog: unsure */
+	    "select pg_advisory_lock(1)",
+	    "select pg_try_advisory_lock(1)",
+	    "copy t from stdin",
+	    "copy t to stdout",
+	    "call p()",
+	    "do $$ begin end $$",
+	    "lock table t",
+	    "create table x (a int)",
+	    "drop table t",
+	    "vacuum t",
+	    "listen ch",
+	    "notify ch",
+	    "select 1; insert into t values (1)",
+	    "begin",
+	    "begin isolation level repeatable read",
+	    "start transaction read write",
+	    "set search_path = s1",
+	    "reset all",
+	    "prepare p as select 1",
+	    "execute p",
+	    "deallocate p",
+	    "declare c cursor with hold for select 1",
+	    "explain analyze insert into t values (1)",
+	    "select * from t where id in (select nextval('s'))",
+	    "select set_config('a.b', 'c', false)",
+	    "this is not sql",
+	    "",
+	    "refresh materialized view m",
+	    "truncate t",
+	    "grant select on t to u",
+	};
+	struct classifier *cl = new_classifier();
+	(void)state;
+
+	for (size_t i = 0; i < ARRAY_LEN(writes); i++)
+		if (run(cl, writes[i]).read_only)
+			fail_msg("should run on the primary: %s", writes[i]);
+	classify_free(cl);
+}
+
+static void test_transactions_and_session(void **state)
+{
+	struct classifier *cl = new_classifier();
+	struct verdict v;
+	(void)state;
+
+	v = run(cl, "BEGIN READ ONLY");
+	assert_true(v.begin && v.begin_read_only && v.read_only);
+	v = run(cl, "BEGIN");
+	assert_true(v.begin);
+	assert_false(v.begin_read_only);
+	assert_false(v.read_only);
+	v = run(cl, "start transaction read write");
+	assert_false(v.begin_read_only);
+	v = run(cl, "rollback");
+	assert_true(v.ends);
+
+	assert_int_equal(run(cl, "set default_transaction_read_only = on").session_ro, 1);
+	assert_int_equal(run(cl, "SET default_transaction_read_only TO 'true'").session_ro, 1);
+	assert_int_equal(run(cl, "set default_transaction_read_only = off").session_ro, 0);
+	assert_int_equal(run(cl, "reset default_transaction_read_only").session_ro, 0);
+	assert_int_equal(run(cl, "set session characteristics as transaction read only").session_ro,
+	                 1);
+	assert_int_equal(
+	    run(cl, "set session characteristics as transaction read write").session_ro, 0);
+	assert_int_equal(run(cl, "reset all").session_ro, 0);
+	assert_int_equal(run(cl, "set local default_transaction_read_only = on").session_ro, -1);
+	assert_int_equal(run(cl, "select 1").session_ro, -1);
+	classify_free(cl);
+}
+
+static void test_hints(void **state)
+{
+	struct classifier *cl = new_classifier();
+	(void)state;
+
+	assert_int_equal(run(cl, "/* pooler:primary */ select 1").hint, HINT_PRIMARY);
+	assert_int_equal(run(cl, "  /*pooler:replica*/ select now()").hint, HINT_REPLICA);
+	assert_int_equal(run(cl, "/* app */ /* pooler:replica */ select 1").hint, HINT_REPLICA);
+	assert_int_equal(run(cl, "select 1 /* pooler:replica */").hint, HINT_NONE);
+	/* the cache keys without comments, but the hint is never taken from the cache */
+	assert_int_equal(run(cl, "select 1").hint, HINT_NONE);
+	classify_free(cl);
+}
+
+static void test_cache(void **state)
+{
+	struct classifier *cl = new_classifier();
+	const struct classify_stats *st = classify_stats(cl);
+	(void)state;
+
+	assert_true(run(cl, "select * from t where id = 1").read_only);
+	assert_int_equal(st->misses, 1);
+	/* different literal, spacing and case: the same shape, a cache hit */
+	assert_true(run(cl, "SELECT *   FROM t WHERE id = 977").read_only);
+	assert_true(run(cl, "select * from t where id = 'x'").read_only);
+	assert_int_equal(st->hits, 2);
+	assert_int_equal(st->misses, 1);
+	/* SET is never cached: its meaning hangs on a literal */
+	run(cl, "set default_transaction_read_only = on");
+	assert_int_equal(run(cl, "set default_transaction_read_only = off").session_ro, 0);
+	assert_int_equal(st->uncacheable, 2);
+	/* a catalog change forgets cached verdicts */
+	assert_false(run(cl, "select f2()").read_only);
+	const char *names[] = {"f2"};
+	classify_set_catalog(cl, names, 1, NULL, 0);
+	assert_true(run(cl, "select f2()").read_only);
+	/* many shapes: the cache stays bounded and verdicts stay right */
+	char sql[64];
+	for (int i = 0; i < 500; i++) {
+		snprintf(sql, sizeof(sql), "select c%d from t", i);
+		assert_true(run(cl, sql).read_only);
+		snprintf(sql, sizeof(sql), "update t set c%d = 1", i);
+		assert_false(run(cl, sql).read_only);
+	}
+	classify_free(cl);
+}
+
+static void test_normalize(void **state)
+{
+	char out[128];
+	(void)state;
+
+	assert_int_equal(classify_normalize("SELECT  a, 'x''y', 12.5e3 -- c\n FROM \"T\" /* z */",
+	                                    100, out, sizeof(out)),
+	                 strlen("select a, ?, ? from \"T\""));
+	assert_string_equal(out, "select a, ?, ? from \"T\"");
+	classify_normalize("select $1, col1, $q$a$q$", 24, out, sizeof(out));
+	assert_string_equal(out, "select $1, col1, ?"); /* parameters are not literals */
+	assert_int_equal(classify_normalize("select 1", 8, out, 4), 0); /* does not fit */
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_reads),
+	    cmocka_unit_test(test_writes),
+	    cmocka_unit_test(test_transactions_and_session),
+	    cmocka_unit_test(test_hints),
+	    cmocka_unit_test(test_cache),
+	    cmocka_unit_test(test_normalize),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
