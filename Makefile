@@ -25,6 +25,7 @@ PURE     := util log buf proto config auth params classify
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/asan/tests/%)
 
+Q        ?= @
 PYTHON   := /usr/bin/python3
 PYTEST_ARGS ?=
 
@@ -37,19 +38,24 @@ DEB_PACKAGES := build-essential pkg-config libev-dev libinih-dev libpg-query-dev
 all: build/pooler
 
 build/pooler: $(OBJS)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "  LINK $@"
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 build/obj/%.o: pooler/%.c $(wildcard include/*.h) | build/obj
-	$(CC) $(CFLAGS) -c -o $@ $<
+	@echo "  CC   $<"
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
 
 build/asan/pooler: $(SAN_OBJS)
-	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
+	@echo "  LINK $@"
+	$(Q)$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
 
 build/asan/obj/%.o: pooler/%.c $(wildcard include/*.h) | build/asan/obj
-	$(CC) $(CFLAGS) $(SAN_FLAGS) -c -o $@ $<
+	@echo "  CC   $< (asan)"
+	$(Q)$(CC) $(CFLAGS) $(SAN_FLAGS) -c -o $@ $<
 
 build/asan/tests/test_%: tests/unit/test_%.c $(PURE:%=build/asan/obj/%.o) | build/asan/tests
-	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+	@echo "  LINK $@"
+	$(Q)$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
 build/obj build/asan/obj build/asan/tests:
 	mkdir -p $@
