@@ -14,6 +14,8 @@
 enum pool_mode { POOL_MODE_SESSION, POOL_MODE_TRANSACTION };
 enum auth_type { AUTH_TYPE_TRUST, AUTH_TYPE_MD5, AUTH_TYPE_SCRAM };
 enum node_role { NODE_ROLE_PRIMARY, NODE_ROLE_REPLICA, NODE_ROLE_AUTO };
+enum replica_fallback { FALLBACK_PRIMARY, FALLBACK_ERROR };
+enum read_your_writes { RYW_OFF, RYW_LSN, RYW_WINDOW };
 
 struct node_conf {
 	char *name;
@@ -65,6 +67,19 @@ struct config {
 	int query_wait_timeout_ms;
 	int client_login_timeout_ms;
 	int shutdown_timeout_ms;
+	int health_interval_ms;
+	int health_timeout_ms;
+	char *health_user; /* NULL: the first database's server_user */
+	char *health_password;
+	char *health_dbname;
+	int max_replica_lag_ms;
+	int max_replica_lag_bytes;
+	int replica_fallback; /* enum replica_fallback */
+	int read_your_writes; /* enum read_your_writes */
+	int read_your_writes_window_ms;
+	char *read_only_functions;
+	char *write_functions;
+	int classify_cache_size;
 
 	struct node_conf *nodes;
 	int n_nodes;

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "node.h"
 #include "params.h"
 #include "server.h"
 #include "util.h"
@@ -28,10 +29,11 @@ struct pool_waiter {
 struct pool {
 	struct list node; /* worker->pools */
 	struct worker *w;
-	char *db_name; /* as clients name it */
-	char *user;    /* client user */
-	int mode;      /* enum pool_mode */
-	int size;      /* most server connections at once */
+	char *db_name;        /* as clients name it */
+	char *user;           /* client user */
+	struct node *backend; /* the server this pool connects to */
+	int mode;             /* enum pool_mode */
+	int size;             /* most server connections at once */
 	int min_size;
 	char *reset_query;         /* session mode only; empty: none */
 	struct server_login login; /* strings owned by the pool */
@@ -50,7 +52,7 @@ struct pool {
 /* The pool for this database and user, created on first use. server_password may be NULL
  * (trust or .pgpass on the server side). */
 struct pool *pool_get(struct worker *w, const struct db_conf *db, const char *user,
-                      const char *server_user, const char *server_password);
+                      struct node *backend, const char *server_user, const char *server_password);
 
 /* Ask for a server; wt->grant runs before this returns when one is idle. */
 void pool_acquire(struct pool *p, struct pool_waiter *wt);

@@ -11,6 +11,8 @@
 
 struct config;
 struct auth_file;
+struct node;
+struct classifier;
 
 struct worker {
 	struct ev_loop *loop;
@@ -18,11 +20,15 @@ struct worker {
 	const struct auth_file *auth; /* current auth file */
 	struct list clients;          /* every client connection, any state */
 	struct list pools;            /* struct pool, created on first use */
-	struct list dead_clients;     /* closed, freed before the loop sleeps */
-	struct list dead_servers;     /* closed, freed before the loop sleeps */
-	ev_prepare reaper;            /* frees the dead lists */
-	uint64_t rng;                 /* xorshift state for cancel keys and jitter */
-	uint64_t next_id;             /* connection ids for log lines */
+	struct node **nodes;          /* one per [node.NAME], probed on this loop */
+	int n_nodes;
+	struct classifier *classifier; /* routing verdicts and their cache */
+	unsigned cfg_gen;              /* bumped on reload: cached config pointers are stale */
+	struct list dead_clients;      /* closed, freed before the loop sleeps */
+	struct list dead_servers;      /* closed, freed before the loop sleeps */
+	ev_prepare reaper;             /* frees the dead lists */
+	uint64_t rng;                  /* xorshift state for cancel keys and jitter */
+	uint64_t next_id;              /* connection ids for log lines */
 	int n_clients;
 	bool shutting_down;                       /* SIGTERM: finish transactions, accept nothing */
 	void (*on_idle_client)(struct worker *w); /* main: a client left; maybe exit */

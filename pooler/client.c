@@ -24,6 +24,7 @@
 #include "params.h"
 #include "pool.h"
 #include "proto.h"
+#include "router.h"
 #include "server.h"
 
 enum client_state {
@@ -503,7 +504,10 @@ static void auth_ok(struct client *c)
 	server_password = db->server_password;
 	if (server_password == NULL && db->server_user == NULL && c->auth_user != NULL)
 		server_password = c->auth_user->plain;
-	c->pool = pool_get(c->w, db, c->user, server_user, server_password);
+	struct node *node = router_primary(c->w, db);
+	if (node == NULL)
+		node = router_node(c->w, db->node_list[0]);
+	c->pool = pool_get(c->w, db, c->user, node, server_user, server_password);
 	if (c->pool->have_welcome) {
 		send_welcome(c);
 		return;

@@ -30,6 +30,8 @@ struct key {
 static const char *const pool_modes[] = {"session", "transaction", NULL};
 static const char *const auth_types[] = {"trust", "md5", "scram-sha-256", NULL};
 static const char *const roles[] = {"primary", "replica", "auto", NULL};
+static const char *const fallbacks[] = {"primary", "error", NULL};
+static const char *const ryw_modes[] = {"off", "lsn", "window", NULL};
 
 #define P(f) offsetof(struct config, f)
 static const struct key pooler_keys[] = {
@@ -65,6 +67,33 @@ static const struct key pooler_keys[] = {
      "time a client has to finish startup and authentication; 0 disables"},
     {"shutdown_timeout", K_MS, P(shutdown_timeout_ms), "30s", 0, 3600000, NULL, false,
      "on SIGTERM, how long running transactions may take to finish"},
+    {"health_interval", K_MS, P(health_interval_ms), "1s", 50, 3600000, NULL, false,
+     "how often each node is probed (role, WAL position, replay lag)"},
+    {"health_timeout", K_MS, P(health_timeout_ms), "3s", 50, 3600000, NULL, false,
+     "a probe that takes longer counts as failed"},
+    {"health_user", K_STR, P(health_user), NULL, 0, 0, NULL, false,
+     "user for probes; default: the first database's server_user"},
+    {"health_password", K_STR, P(health_password), NULL, 0, 0, NULL, true,
+     "its password; default: that database's server_password"},
+    {"health_dbname", K_STR, P(health_dbname), NULL, 0, 0, NULL, false,
+     "database for probes; default: the first database's dbname"},
+    {"max_replica_lag", K_MS, P(max_replica_lag_ms), "1s", 0, 86400000, NULL, false,
+     "a replica further behind (replay delay) gets no reads"},
+    {"max_replica_lag_bytes", K_INT, P(max_replica_lag_bytes), "16777216", 0, 2147483647, NULL,
+     false, "a replica further behind the primary's WAL (bytes) gets no reads"},
+    {"replica_fallback", K_ENUM, P(replica_fallback), "primary", 0, 0, fallbacks, false,
+     "with no usable replica, reads go to the primary or fail (primary | error)"},
+    {"read_your_writes", K_ENUM, P(read_your_writes), "lsn", 0, 0, ryw_modes, false,
+     "after a client's write: off | lsn (replicas that replayed it) | window (primary for a "
+     "while)"},
+    {"read_your_writes_window", K_MS, P(read_your_writes_window_ms), "2s", 0, 3600000, NULL, false,
+     "with read_your_writes = window, how long reads stay on the primary"},
+    {"read_only_functions", K_STR, P(read_only_functions), "", 0, 0, NULL, false,
+     "volatile functions that only read (comma-separated); they may run on replicas"},
+    {"write_functions", K_STR, P(write_functions), "", 0, 0, NULL, false,
+     "functions that must run on the primary (comma-separated)"},
+    {"classify_cache_size", K_INT, P(classify_cache_size), "4096", 0, 1000000, NULL, false,
+     "statement shapes whose routing verdict is cached"},
 };
 #undef P
 

@@ -172,12 +172,13 @@ struct listeners *listener_open(struct worker *w, const struct config *cfg, char
 	struct listeners *ls = util_calloc(1, sizeof(*ls));
 	char *copy = util_strdup(cfg->listen_addr), *save = NULL;
 
-	for (char *tok = strtok_r(copy, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save))
-		if (!open_tcp(ls, w, tok, cfg->listen_port, err, errlen))
-			goto fail;
+	/* The Unix socket first: whoever sees the TCP port answer can use both. */
 	if (cfg->unix_socket_dir[0] != '\0' &&
 	    !open_unix(ls, w, cfg->unix_socket_dir, cfg->listen_port, err, errlen))
 		goto fail;
+	for (char *tok = strtok_r(copy, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save))
+		if (!open_tcp(ls, w, tok, cfg->listen_port, err, errlen))
+			goto fail;
 	free(copy);
 	return ls;
 fail:

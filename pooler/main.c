@@ -9,11 +9,14 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "classify.h"
 #include "client.h"
 #include "config.h"
 #include "listener.h"
 #include "log.h"
+#include "node.h"
 #include "pool.h"
+#include "router.h"
 #include "worker.h"
 
 enum log_level log_min_level = LOG_INFO;
@@ -115,6 +118,61 @@ static void on_sigint(struct ev_loop *loop, ev_signal *sig, int revents)
 	ev_break(loop, EVBREAK_ALL);
 }
 
+static void add_functions(struct classifier *cl, const char *list, bool writes)
+{
+	char *copy = util_strdup(list), *save = NULL;
+	for (char *t = strtok_r(copy, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save)) {
+		if (writes)
+			classify_add_write_function(cl, t);
+		else
+			classify_add_read_function(cl, t);
+	}
+	free(copy);
+}
+
+/* One node per [node.NAME], each with its health probe on this loop. */
+static void start_nodes(struct worker *w, const struct config *cfg)
+{
+	struct node_probe_conf probe = {
+	    .dbname = cfg->health_dbname ? cfg->health_dbname : "postgres",
+	    .user = cfg->health_user ? cfg->health_user : "postgres",
+	    .password = cfg->health_password,
+	    .interval_ms = cfg->health_interval_ms,
+	    .timeout_ms = cfg->health_timeout_ms,
+	    .max_lag_bytes = (uint64_t)cfg->max_replica_lag_bytes,
+	    .max_lag_ms = cfg->max_replica_lag_ms,
+	};
+	if (cfg->n_dbs > 0) {
+		const struct db_conf *db = &cfg->dbs[0];
+		if (cfg->health_dbname == NULL)
+			probe.dbname = db->dbname;
+		if (cfg->health_user == NULL && db->server_user != NULL) {
+			probe.user = db->server_user;
+			if (cfg->health_password == NULL)
+				probe.password = db->server_password;
+		}
+	}
+	w->nodes = util_calloc((size_t)cfg->n_nodes + 1, sizeof(*w->nodes));
+	for (int i = 0; i < cfg->n_nodes; i++) {
+		w->nodes[i] = node_new(&cfg->nodes[i], w->loop, &probe, router_on_probe, w);
+		w->n_nodes++;
+		node_start(w->nodes[i]);
+	}
+}
+
+/* Nodes are created once; a reload may change their settings only by restart. */
+static bool same_nodes(const struct worker *w, const struct config *cfg)
+{
+	if (w->n_nodes != cfg->n_nodes)
+		return false;
+	for (int i = 0; i < cfg->n_nodes; i++)
+		if (strcmp(w->nodes[i]->name, cfg->nodes[i].name) != 0 ||
+		    strcmp(w->nodes[i]->host, cfg->nodes[i].host) != 0 ||
+		    w->nodes[i]->port != cfg->nodes[i].port)
+			return false;
+	return true;
+}
+
 /* Reload: a new snapshot of config and auth file; a bad file keeps the old ones. Pools
  * already open keep their settings until they are recreated. */
 static void on_sighup(struct ev_loop *loop, ev_signal *sig, int revents)
@@ -137,8 +195,18 @@ static void on_sighup(struct ev_loop *loop, ev_signal *sig, int revents)
 		config_free(cfg);
 		return;
 	}
+	if (!same_nodes(&d->w, cfg)) {
+		log_error("reload failed, keeping the running config: [node.*] sections changed "
+		          "(adding, removing or moving nodes needs a restart)");
+		config_free(cfg);
+		auth_file_free(auth);
+		return;
+	}
+	add_functions(d->w.classifier, cfg->read_only_functions, false);
+	add_functions(d->w.classifier, cfg->write_functions, true);
 	config_free(d->cfg);
 	auth_file_free(d->auth);
+	d->w.cfg_gen++;
 	d->cfg = cfg;
 	d->auth = auth;
 	d->w.cfg = cfg;
@@ -221,6 +289,10 @@ int main(int argc, char **argv)
 	list_init(&w->dead_servers);
 	if (!util_random_bytes(&w->rng, sizeof(w->rng)) || w->rng == 0)
 		w->rng = util_now_us() | 1;
+	w->classifier = classify_new((size_t)d->cfg->classify_cache_size);
+	add_functions(w->classifier, d->cfg->read_only_functions, false);
+	add_functions(w->classifier, d->cfg->write_functions, true);
+	start_nodes(w, d->cfg);
 	ev_prepare_init(&w->reaper, reap);
 	w->reaper.data = w;
 	ev_prepare_start(w->loop, &w->reaper);
@@ -249,6 +321,10 @@ int main(int argc, char **argv)
 	while (!list_empty(&w->pools))
 		pool_free(container_of(w->pools.next, struct pool, node));
 	reap(w->loop, &w->reaper, 0);
+	for (int i = 0; i < w->n_nodes; i++)
+		node_free(w->nodes[i]);
+	free(w->nodes);
+	classify_free(w->classifier);
 	ev_loop_destroy(w->loop);
 	auth_file_free(d->auth);
 	config_free(d->cfg);

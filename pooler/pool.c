@@ -17,6 +17,10 @@ static void pool_set_state(struct pool *p, struct server *s, enum server_state s
 	assert(s->state != SERVER_CLOSED);
 	if (s->state == SERVER_CONNECTING)
 		p->n_connecting--;
+	if (s->state == SERVER_ACTIVE)
+		p->backend->inflight--;
+	if (st == SERVER_ACTIVE)
+		p->backend->inflight++;
 	list_del(&s->node);
 	s->state = st;
 	switch (st) {
@@ -226,32 +230,28 @@ void pool_unwait(struct pool *p, struct pool_waiter *wt)
 }
 
 struct pool *pool_get(struct worker *w, const struct db_conf *db, const char *user,
-                      const char *server_user, const char *server_password)
+                      struct node *backend, const char *server_user, const char *server_password)
 {
 	struct list *pos, *tmp;
 	struct pool *p;
-	const struct node_conf *node = db->node_list[0];
 
 	list_for_each_safe (pos, tmp, &w->pools) {
 		p = container_of(pos, struct pool, node);
-		if (strcmp(p->db_name, db->name) == 0 && strcmp(p->user, user) == 0)
+		if (p->backend == backend && strcmp(p->db_name, db->name) == 0 &&
+		    strcmp(p->user, user) == 0)
 			return p;
 	}
-	for (int i = 0; i < db->n_nodes; i++)
-		if (db->node_list[i]->role == NODE_ROLE_PRIMARY) {
-			node = db->node_list[i];
-			break;
-		}
 	p = util_calloc(1, sizeof(*p));
 	p->w = w;
 	p->db_name = util_strdup(db->name);
 	p->user = util_strdup(user);
+	p->backend = backend;
 	p->mode = db->pool_mode;
 	p->size = db->effective_pool_size;
 	p->min_size = db->min_pool_size;
 	p->reset_query = util_strdup(w->cfg->server_reset_query);
-	p->login.host = util_strdup(node->host);
-	p->login.port = node->port;
+	p->login.host = util_strdup(backend->host);
+	p->login.port = backend->port;
 	p->login.dbname = util_strdup(db->dbname);
 	p->login.user = util_strdup(server_user);
 	p->login.password = server_password ? util_strdup(server_password) : NULL;
@@ -262,8 +262,8 @@ struct pool *pool_get(struct worker *w, const struct db_conf *db, const char *us
 	list_init(&p->waiting);
 	params_init(&p->welcome);
 	list_append(&w->pools, &p->node);
-	log_info("pool db=%s user=%s: %s:%d size %d (%s), %s mode", p->db_name, p->user, node->host,
-	         node->port, p->size, db->pool_size_source,
+	log_info("pool db=%s user=%s node=%s: %s:%d size %d (%s), %s mode", p->db_name, p->user,
+	         backend->name, backend->host, backend->port, p->size, db->pool_size_source,
 	         p->mode == POOL_MODE_SESSION ? "session" : "transaction");
 	fill(p);
 	return p;

@@ -278,8 +278,10 @@ void server_scan(struct server *s)
 			c->fwd += 5 + h.len;
 		else
 			conn_cut(c, c->fwd, 5 + h.len);
-		/* Nothing more is due: leave later bytes for whoever holds the server next. */
-		if (h.type == 'Z' && s->pending == 0 && s->swallow == 0)
+		/* Clean now: later bytes (only asynchronous messages can follow) are for
+		 * whoever holds the server next. While the client still owes a Sync, answers
+		 * to its Flush may follow in the same read and must go through now. */
+		if (h.type == 'Z' && server_is_clean(s))
 			break;
 	}
 	if (s->state == SERVER_CLOSED)

@@ -1,0 +1,90 @@
+/* node: one backend server as the router sees it (role, reachability, WAL position, lag),
+ * kept current by a health probe on the event loop. Layer 3.
+ *
+ * The probe owns one libpq connection per node, driven without blocking
+ * (PQconnectStartParams / PQconnectPoll, then PQsendQuery / PQconsumeInput). Every
+ * health_interval it asks pg_is_in_recovery(), the WAL position (current on a primary,
+ * replayed on a replica) and the replay lag. A replica leaves the read rotation at once
+ * when a probe fails or its lag passes the limits, and comes back only after
+ * NODE_RECOVER_PROBES good probes in a row, so that it does not flap. */
+#ifndef POOLER_NODE_H
+#define POOLER_NODE_H
+
+#include <ev.h>
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "util.h"
+
+#define NODE_RECOVER_PROBES 2
+
+struct node;
+
+struct node_probe_conf {
+	const char *dbname;
+	const char *user;
+	const char *password;
+	int interval_ms;
+	int timeout_ms;
+	uint64_t max_lag_bytes;
+	int64_t max_lag_ms;
+};
+
+/* Called after each probe ends, well or badly; the worker refreshes lag figures. */
+typedef void (*node_probe_cb)(struct node *n, void *arg);
+
+struct node {
+	char *name;
+	char *host;
+	int port;
+	int conf_role; /* enum node_role as configured */
+	int role;      /* as the last probe found it; conf_role until then */
+	int weight;
+	bool probed;            /* at least one probe answered */
+	bool up;                /* the last probe answered */
+	bool usable;            /* may receive reads (replica) / writes (primary) now */
+	int good_streak;        /* consecutive healthy probes */
+	uint64_t lsn;           /* primary: current WAL; replica: replayed */
+	uint64_t lag_bytes;     /* replica: behind the primary's last known position */
+	int64_t lag_ms;         /* replica: replay delay, 0 when caught up */
+	uint64_t probe_sent_us; /* when the probe in flight (or the last one) was sent */
+	uint64_t probe_done_us; /* when the last probe answered */
+	uint64_t lsn_as_of_us;  /* lsn was read no earlier than this (the probe's send time) */
+	int inflight;           /* transactions running on it through this worker */
+	uint64_t probes_ok, probes_failed;
+	char last_error[200];
+
+	struct ev_loop *loop;
+	struct node_probe_conf probe;
+	node_probe_cb on_probe;
+	void *cb_arg;
+	PGconn *pg;
+	bool querying;
+	bool want_catalog; /* the next probe on a primary also reads pg_proc */
+	ev_io io;
+	ev_timer tick;
+	ev_timer deadline;
+	/* catalog rows from the last catalog read, handed over through on_probe */
+	char **cat_names;
+	char **cat_volatile;
+	size_t n_cat_names, n_cat_volatile;
+};
+
+struct node *node_new(const struct node_conf *nc, struct ev_loop *loop,
+                      const struct node_probe_conf *probe, node_probe_cb cb, void *arg);
+void node_start(struct node *n);
+void node_free(struct node *n);
+
+/* Ask the next probe (if this node is a primary) to read the function catalog. */
+void node_request_catalog(struct node *n);
+void node_take_catalog(struct node *n); /* frees the rows after on_probe used them */
+
+/* Judge a replica's health from its lag against the primary's position. */
+void node_update_health(struct node *n, uint64_t primary_lsn);
+
+/* "16/B374D848" -> 64-bit position; 0 when malformed. */
+uint64_t node_parse_lsn(const char *s);
+
+#endif

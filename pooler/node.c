@@ -1,0 +1,341 @@
+/* node: see include/node.h. */
+#include "node.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+static const char probe_sql[] =
+    "select pg_is_in_recovery(),"
+    " case when pg_is_in_recovery() then pg_last_wal_replay_lsn() else pg_current_wal_lsn() end,"
+    " (case when not pg_is_in_recovery() or pg_last_wal_receive_lsn() is null"
+    "   or pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() then 0"
+    "  else coalesce(extract(epoch from now() - pg_last_xact_replay_timestamp()) * 1000, 0)"
+    "  end)::bigint";
+static const char catalog_sql[] =
+    ";select proname, bool_or(provolatile = 'v') from pg_proc group by proname";
+
+static void on_io(struct ev_loop *loop, ev_io *w, int revents);
+
+uint64_t node_parse_lsn(const char *s)
+{
+	unsigned long hi, lo;
+	char extra;
+
+	if (s == NULL || sscanf(s, "%lx/%lx%c", &hi, &lo, &extra) != 2)
+		return 0;
+	return (uint64_t)hi << 32 | (lo & 0xffffffffu);
+}
+
+static void free_catalog(struct node *n)
+{
+	for (size_t i = 0; i < n->n_cat_names; i++)
+		free(n->cat_names[i]);
+	for (size_t i = 0; i < n->n_cat_volatile; i++)
+		free(n->cat_volatile[i]);
+	free(n->cat_names);
+	free(n->cat_volatile);
+	n->cat_names = n->cat_volatile = NULL;
+	n->n_cat_names = n->n_cat_volatile = 0;
+}
+
+static void watch(struct node *n, int events)
+{
+	ev_io_stop(n->loop, &n->io);
+	ev_io_set(&n->io, PQsocket(n->pg), events);
+	ev_io_start(n->loop, &n->io);
+}
+
+static void probe_failed(struct node *n, const char *why)
+{
+	char msg[sizeof(n->last_error)];
+	size_t len;
+
+	snprintf(msg, sizeof(msg), "%s", why);
+	len = strlen(msg);
+	while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
+		msg[--len] = '\0';
+	if (n->up || !n->probed || strcmp(msg, n->last_error) != 0)
+		log_warning("node %s (%s:%d) probe failed: %s", n->name, n->host, n->port, msg);
+	snprintf(n->last_error, sizeof(n->last_error), "%s", msg);
+	ev_io_stop(n->loop, &n->io);
+	ev_timer_stop(n->loop, &n->deadline);
+	if (n->pg != NULL) {
+		PQfinish(n->pg);
+		n->pg = NULL;
+	}
+	n->querying = false;
+	n->probed = true;
+	n->up = false;
+	n->usable = false;
+	n->good_streak = 0;
+	n->probes_failed++;
+	n->on_probe(n, n->cb_arg);
+}
+
+static void read_catalog(struct node *n, PGresult *r)
+{
+	int rows = PQntuples(r);
+
+	free_catalog(n);
+	n->cat_names = util_calloc((size_t)rows + 1, sizeof(char *));
+	n->cat_volatile = util_calloc((size_t)rows + 1, sizeof(char *));
+	for (int i = 0; i < rows; i++) {
+		const char *name = PQgetvalue(r, i, 0);
+		n->cat_names[n->n_cat_names++] = util_strdup(name);
+		if (PQgetvalue(r, i, 1)[0] == 't')
+			n->cat_volatile[n->n_cat_volatile++] = util_strdup(name);
+	}
+}
+
+static void probe_answered(struct node *n, PGresult *r)
+{
+	bool recovery = PQgetvalue(r, 0, 0)[0] == 't';
+	int role = recovery ? NODE_ROLE_REPLICA : NODE_ROLE_PRIMARY;
+
+	if (n->probed && n->up && role != n->role)
+		log_warning("node %s (%s:%d) is now a %s", n->name, n->host, n->port,
+		            recovery ? "replica" : "primary");
+	else if (!n->up)
+		log_info("node %s (%s:%d) is up (%s)", n->name, n->host, n->port,
+		         recovery ? "replica" : "primary");
+	n->role = role;
+	n->lsn = node_parse_lsn(PQgetvalue(r, 0, 1));
+	n->lag_ms = strtoll(PQgetvalue(r, 0, 2), NULL, 10);
+	n->probed = true;
+	n->up = true;
+	n->last_error[0] = '\0';
+	n->probe_done_us = util_now_us();
+	n->lsn_as_of_us = n->probe_sent_us;
+	n->probes_ok++;
+}
+
+static void read_results(struct node *n)
+{
+	PGresult *r;
+	int index = 0;
+	bool ok = true;
+	char err[200] = "";
+
+	while (!PQisBusy(n->pg) && (r = PQgetResult(n->pg)) != NULL) {
+		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+			if (ok)
+				snprintf(err, sizeof(err), "%s", PQresultErrorMessage(r));
+			ok = false;
+		} else if (index == 0 && PQntuples(r) == 1 && PQnfields(r) == 3) {
+			probe_answered(n, r);
+		} else if (index == 1 && PQnfields(r) == 2) {
+			read_catalog(n, r);
+		}
+		index++;
+		PQclear(r);
+	}
+	if (PQisBusy(n->pg))
+		return; /* more to come */
+	ev_io_stop(n->loop, &n->io);
+	ev_timer_stop(n->loop, &n->deadline);
+	n->querying = false;
+	if (!ok || index == 0) {
+		probe_failed(n, err[0] ? err : "probe query returned nothing");
+		return;
+	}
+	n->on_probe(n, n->cb_arg);
+}
+
+static void send_probe(struct node *n)
+{
+	char sql[sizeof(probe_sql) + sizeof(catalog_sql)];
+	bool catalog = n->want_catalog && n->role == NODE_ROLE_PRIMARY;
+
+	snprintf(sql, sizeof(sql), "%s%s", probe_sql, catalog ? catalog_sql : "");
+	if (catalog)
+		n->want_catalog = false;
+	if (!PQsendQuery(n->pg, sql)) {
+		probe_failed(n, PQerrorMessage(n->pg));
+		return;
+	}
+	n->querying = true;
+	n->probe_sent_us = util_now_us();
+	watch(n, PQflush(n->pg) == 1 ? EV_READ | EV_WRITE : EV_READ);
+}
+
+static void connect_step(struct node *n)
+{
+	switch (PQconnectPoll(n->pg)) {
+	case PGRES_POLLING_OK:
+		PQsetnonblocking(n->pg, 1);
+		send_probe(n);
+		return;
+	case PGRES_POLLING_FAILED:
+		probe_failed(n, PQerrorMessage(n->pg));
+		return;
+	case PGRES_POLLING_READING:
+		watch(n, EV_READ);
+		return;
+	default:
+		watch(n, EV_WRITE);
+		return;
+	}
+}
+
+static void on_io(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct node *n = w->data;
+	(void)loop;
+
+	if (PQstatus(n->pg) != CONNECTION_OK || !n->querying) {
+		connect_step(n);
+		return;
+	}
+	if ((revents & EV_WRITE) && PQflush(n->pg) == 0)
+		watch(n, EV_READ);
+	if (revents & EV_READ) {
+		if (!PQconsumeInput(n->pg)) {
+			probe_failed(n, PQerrorMessage(n->pg));
+			return;
+		}
+		read_results(n);
+	}
+}
+
+static void on_deadline(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)loop;
+	(void)revents;
+	probe_failed(t->data, "probe timed out");
+}
+
+static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct node *n = t->data;
+	char port[16];
+	(void)loop;
+	(void)revents;
+
+	if (n->querying || (n->pg != NULL && PQstatus(n->pg) != CONNECTION_OK))
+		return; /* the deadline timer watches the one in flight */
+	ev_timer_set(&n->deadline, n->probe.timeout_ms / 1000.0, 0);
+	ev_timer_start(n->loop, &n->deadline);
+	if (n->pg != NULL) {
+		send_probe(n);
+		return;
+	}
+	const char *keys[10], *vals[10];
+	int k = 0;
+	snprintf(port, sizeof(port), "%d", n->port);
+	keys[k] = "host", vals[k++] = n->host;
+	keys[k] = "port", vals[k++] = port;
+	keys[k] = "dbname", vals[k++] = n->probe.dbname;
+	keys[k] = "user", vals[k++] = n->probe.user;
+	keys[k] = "sslmode", vals[k++] = "disable";
+	keys[k] = "gssencmode", vals[k++] = "disable";
+	keys[k] = "application_name", vals[k++] = "pooler health probe";
+	if (n->probe.password != NULL)
+		keys[k] = "password", vals[k++] = n->probe.password;
+	keys[k] = NULL, vals[k] = NULL;
+	n->pg = PQconnectStartParams(keys, vals, 0);
+	if (n->pg == NULL || PQstatus(n->pg) == CONNECTION_BAD) {
+		probe_failed(n, n->pg ? PQerrorMessage(n->pg) : "out of memory");
+		return;
+	}
+	n->probe_sent_us = util_now_us();
+	connect_step(n);
+}
+
+struct node *node_new(const struct node_conf *nc, struct ev_loop *loop,
+                      const struct node_probe_conf *probe, node_probe_cb cb, void *arg)
+{
+	struct node *n = util_calloc(1, sizeof(*n));
+
+	n->name = util_strdup(nc->name);
+	n->host = util_strdup(nc->host);
+	n->port = nc->port;
+	n->conf_role = nc->role;
+	n->role = nc->role;
+	n->weight = nc->weight;
+	n->loop = loop;
+	n->probe = *probe;
+	n->probe.dbname = util_strdup(probe->dbname);
+	n->probe.user = util_strdup(probe->user);
+	n->probe.password = probe->password ? util_strdup(probe->password) : NULL;
+	n->on_probe = cb;
+	n->cb_arg = arg;
+	n->want_catalog = true;
+	/* Until the first probe answers, trust the config: a configured primary takes writes,
+	 * replicas wait for a probe before they take reads. */
+	n->usable = nc->role == NODE_ROLE_PRIMARY;
+	ev_init(&n->io, on_io);
+	n->io.data = n;
+	ev_init(&n->deadline, on_deadline);
+	n->deadline.data = n;
+	ev_timer_init(&n->tick, on_tick, 0, probe->interval_ms / 1000.0);
+	n->tick.data = n;
+	return n;
+}
+
+void node_start(struct node *n)
+{
+	ev_timer_start(n->loop, &n->tick);
+}
+
+void node_request_catalog(struct node *n)
+{
+	n->want_catalog = true;
+}
+
+void node_take_catalog(struct node *n)
+{
+	free_catalog(n);
+}
+
+void node_update_health(struct node *n, uint64_t primary_lsn)
+{
+	bool healthy;
+
+	if (!n->up) {
+		n->usable = false;
+		n->good_streak = 0;
+		return;
+	}
+	if (n->role == NODE_ROLE_PRIMARY) {
+		n->lag_bytes = 0;
+		n->usable = true;
+		return;
+	}
+	n->lag_bytes = primary_lsn > n->lsn ? primary_lsn - n->lsn : 0;
+	healthy = n->lag_bytes <= n->probe.max_lag_bytes && n->lag_ms <= n->probe.max_lag_ms;
+	if (!healthy) {
+		if (n->usable)
+			log_warning("node %s leaves the read rotation: lag %lld ms, %llu bytes",
+			            n->name, (long long)n->lag_ms,
+			            (unsigned long long)n->lag_bytes);
+		n->usable = false;
+		n->good_streak = 0;
+		return;
+	}
+	if (!n->usable && ++n->good_streak >= NODE_RECOVER_PROBES) {
+		log_info("node %s joins the read rotation: lag %lld ms, %llu bytes", n->name,
+		         (long long)n->lag_ms, (unsigned long long)n->lag_bytes);
+		n->usable = true;
+	}
+}
+
+void node_free(struct node *n)
+{
+	if (n == NULL)
+		return;
+	ev_io_stop(n->loop, &n->io);
+	ev_timer_stop(n->loop, &n->tick);
+	ev_timer_stop(n->loop, &n->deadline);
+	if (n->pg != NULL)
+		PQfinish(n->pg);
+	free_catalog(n);
+	free(n->name);
+	free(n->host);
+	free((char *)n->probe.dbname);
+	free((char *)n->probe.user);
+	free((char *)n->probe.password);
+	free(n);
+}

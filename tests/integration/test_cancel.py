@@ -1,0 +1,105 @@
+"""Query cancellation through the pooler (CancelRequest with the key the pooler gave)."""
+
+import asyncio
+import random
+import socket
+import threading
+import time
+
+import psycopg
+import pytest
+
+from conftest import wait_for
+from pgwire import cancel_request, wait_closed
+
+
+def sleeping_backends(cluster):
+    return [r for r in cluster.app_backends() if r[1] == "active" and "pg_sleep(10)" in (r[3] or "")]
+
+
+def test_psycopg_cancel_interrupts_long_query(pooler, cluster):
+    p = pooler()
+    with p.connect() as conn:
+        timer = threading.Timer(0.5, conn.cancel)
+        t0 = time.monotonic()
+        timer.start()
+        try:
+            with pytest.raises(psycopg.errors.QueryCanceled) as ei:
+                conn.execute("select pg_sleep(10)")
+        finally:
+            timer.cancel()
+        elapsed = time.monotonic() - t0
+        assert ei.value.sqlstate == "57014"
+        assert elapsed < 2.0, "cancel took %.2f s" % elapsed
+        assert conn.execute("select 'still usable'").fetchone() == ("still usable",)
+    wait_for(lambda: not sleeping_backends(cluster), timeout=3, what="pg_sleep to stop on primary")
+
+
+def test_asyncpg_timeout_cancels_query(pooler, cluster):
+    p = pooler()
+
+    async def main():
+        conn = await p.aconnect()
+        try:
+            t0 = time.monotonic()
+            with pytest.raises(asyncio.TimeoutError):
+                await conn.fetchval("select pg_sleep(10)", timeout=0.5)
+            assert await conn.fetchval("select 1") == 1
+            return time.monotonic() - t0
+        finally:
+            await conn.close()
+
+    elapsed = asyncio.run(main())
+    assert elapsed < 2.5, "timeout + cancel + next query took %.2f s" % elapsed
+    wait_for(lambda: not sleeping_backends(cluster), timeout=3, what="pg_sleep to stop on primary")
+
+
+def test_cancel_hits_only_the_right_client(pooler):
+    """Two clients sleep on two servers; cancelling one leaves the other alone."""
+    p = pooler(pool_size=2)
+    with p.connect() as a, p.connect() as b:
+        result = {}
+
+        def run_b():
+            try:
+                result["b"] = b.execute("select pg_sleep(1.5), 'b done'").fetchone()[1]
+            except Exception as e:
+                result["b"] = e
+
+        tb = threading.Thread(target=run_b, daemon=True)
+        tb.start()
+        time.sleep(0.2)
+        timer = threading.Timer(0.5, a.cancel)
+        timer.start()
+        try:
+            with pytest.raises(psycopg.errors.QueryCanceled):
+                a.execute("select pg_sleep(10)")
+        finally:
+            timer.cancel()
+        tb.join(10)
+        assert result.get("b") == "b done", result
+
+
+def test_cancel_request_with_unknown_key_is_ignored(pooler):
+    p = pooler()
+    with p.connect() as conn:
+        result = {}
+
+        def run():
+            try:
+                result["v"] = conn.execute("select pg_sleep(1), 'finished'").fetchone()[1]
+            except Exception as e:
+                result["v"] = e
+
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        time.sleep(0.2)
+        for _ in range(3):
+            s = socket.create_connection((p.host, p.port), timeout=5)
+            s.sendall(cancel_request(random.getrandbits(32), random.getrandbits(32)))
+            assert wait_closed(s, timeout=5), "pooler kept a bogus CancelRequest connection open"
+            s.close()
+        t.join(10)
+        assert result.get("v") == "finished", result
+        assert conn.execute("select 1").fetchone() == (1,)
+    assert p.alive()
