@@ -3,10 +3,12 @@
  * Writes (and anything unsure) go to the database's primary: the node the probe last saw
  * out of recovery, or the configured primary until a probe answers. Reads go to a usable
  * replica, chosen by fewest in-flight transactions per unit of weight, and only to one
- * that has replayed min_lsn when the client must read its own writes. */
+ * that has replayed min_lsn when the client must read its own writes. The primary takes
+ * its share of reads too, by its weight (weight = 0 keeps reads off it). */
 #ifndef POOLER_ROUTER_H
 #define POOLER_ROUTER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -16,8 +18,11 @@
 /* The primary serving db, or NULL when none is known to be up. */
 struct node *router_primary(struct worker *w, const struct db_conf *db);
 
-/* A replica for a read, or NULL. min_lsn 0: any usable replica. */
-struct node *router_replica(struct worker *w, const struct db_conf *db, uint64_t min_lsn);
+/* A node for a read: a usable replica that has replayed min_lsn (0: any), or the primary
+ * itself when its weight is above 0, by fewest in-flight transactions per weight. NULL
+ * when none qualifies. */
+struct node *router_reader(struct worker *w, const struct db_conf *db, uint64_t min_lsn,
+                           bool with_primary);
 
 /* The worker's node for a configured node. */
 struct node *router_node(struct worker *w, const struct node_conf *nc);
@@ -31,3 +36,35 @@ void router_on_probe(struct node *n, void *arg);
 uint64_t router_primary_lsn_since(struct worker *w, const struct db_conf *db, uint64_t since_us);
 
 #endif
+
+/* ---- batches: the unit a routing decision covers ------------------------------------ */
+
+#define ROUTER_LOOKAHEAD (256 * 1024) /* past this, stop reading ahead: primary */
+#define ROUTER_STMT_NAMES 32
+
+/* Verdicts of the client's named statements, remembered at Parse for later Binds. */
+struct stmt_names {
+	char name[ROUTER_STMT_NAMES][64];
+	bool read_only[ROUTER_STMT_NAMES];
+	int next;        /* ring: the oldest is forgotten first */
+	bool unnamed_ro; /* verdict of the last unnamed statement */
+};
+
+/* One batch: a Query message, or extended-protocol messages up to Sync (or Flush, after
+ * which the client may wait for answers before it sends more). */
+struct batch {
+	bool complete;     /* the whole batch is in the buffer */
+	bool read_only;    /* every statement in it may run on a replica */
+	bool begin;        /* opens a transaction block */
+	bool begin_ro;     /* ...a READ ONLY one */
+	bool terminate;    /* the client said goodbye */
+	int8_t session_ro; /* -1, or the session's new default_transaction_read_only */
+	uint8_t hint;      /* enum route_hint */
+	size_t end;        /* bytes from the start of the buffer to the end of the batch */
+};
+
+struct classifier;
+
+/* Read ahead over client messages in p[0, n) and judge the first batch. */
+void router_scan_batch(struct classifier *cl, const uint8_t *p, size_t n, struct stmt_names *names,
+                       struct batch *b);

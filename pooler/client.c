@@ -18,6 +18,7 @@
 #include <strings.h>
 
 #include "auth.h"
+#include "classify.h"
 #include "config.h"
 #include "conn.h"
 #include "log.h"
@@ -60,6 +61,20 @@ struct client {
 	uint8_t md5_salt[4];
 	struct scram_state scram;
 	struct params wants; /* parameters this client asked for, as it believes them */
+
+	/* routing */
+	char *server_user; /* what the pooler logs in as for this client */
+	char *server_password;
+	bool on_replica;         /* the current transaction runs on a replica */
+	bool ro_tx;              /* ...inside READ ONLY: nothing in it can write, no checks */
+	bool held;               /* a batch that writes waits for the replica to be let go */
+	bool tx_wrote;           /* the current primary transaction may have written */
+	int8_t session_ro;       /* default_transaction_read_only of the session (0/1) */
+	uint8_t forced_route;    /* enum route_hint from the startup option pooler.route */
+	size_t approved;         /* bytes from fwd on already judged fit for the replica */
+	uint64_t ryw_since_us;   /* a write committed then; reads wait for replicas to catch up */
+	uint64_t min_lsn;        /* replicas must have replayed this far to serve our reads */
+	struct stmt_names names; /* verdicts of Parsed statements, for later Binds */
 	struct pool_waiter waiter;
 	ev_timer timer; /* login timeout, then query_wait_timeout */
 	struct conn conn;
@@ -253,6 +268,56 @@ static void attach(struct client *c, struct server *s)
 	sync_params(c, s);
 }
 
+/* Advance the relay position by n bytes, using up the replica approval. */
+static void advance(struct client *c, size_t n)
+{
+	c->conn.fwd += n;
+	c->approved = c->approved > n ? c->approved - n : 0;
+}
+
+/* At the start of each later batch of a held server: on a replica, only batches fit for
+ * it go through (a write waits until the replica is let go, then takes the primary); on
+ * the primary, note possible writes and session-wide read-only switches. Returns false
+ * to stop relaying for now. */
+static bool check_batch(struct client *c, char type)
+{
+	struct conn *cn = &c->conn;
+	const uint8_t *p = buf_head(&cn->in) + cn->fwd;
+	size_t avail = buf_len(&cn->in) - cn->fwd;
+	struct batch b;
+
+	if (!c->on_replica) {
+		if (type == 'Q' || type == 'P')
+			c->tx_wrote = true;
+		if (type == 'Q' && avail > 5) {
+			/* only SET/RESET can switch the session to or from read-only */
+			size_t i = 5;
+			while (i < avail && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n'))
+				i++;
+			if (avail - i >= 3 && (!strncasecmp((const char *)p + i, "set", 3) ||
+			                       !strncasecmp((const char *)p + i, "res", 3))) {
+				router_scan_batch(c->w->classifier, p, avail, &c->names, &b);
+				if (b.complete && b.session_ro >= 0)
+					c->session_ro = b.session_ro;
+			}
+		}
+		return true;
+	}
+	if (c->ro_tx)
+		return true;
+	router_scan_batch(c->w->classifier, p, avail, &c->names, &b);
+	if (!b.complete)
+		return false;
+	if (!b.read_only || b.begin || b.hint == HINT_PRIMARY || b.session_ro >= 0) {
+		c->held = true;
+		log_debug("c=%llu holds a batch for the primary until the replica is free",
+		          (unsigned long long)c->id);
+		return false;
+	}
+	c->approved = b.end;
+	return true;
+}
+
 /* Scan client bytes while linked: count what the server will answer, then send. */
 static void relay(struct client *c)
 {
@@ -261,13 +326,13 @@ static void relay(struct client *c)
 	struct proto_header h;
 	bool terminate = false;
 
-	for (;;) {
+	while (!c->held) {
 		size_t avail = buf_len(&cn->in) - cn->fwd;
 		if (c->remain > 0) {
 			size_t n = avail < c->remain ? avail : c->remain;
 			if (n == 0)
 				break;
-			cn->fwd += n;
+			advance(c, n);
 			c->remain -= (uint32_t)n;
 			continue;
 		}
@@ -279,6 +344,8 @@ static void relay(struct client *c)
 			client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION, "invalid message length");
 			return;
 		}
+		if (c->approved == 0 && !s->unsynced && h.type != 'X' && !check_batch(c, h.type))
+			break;
 		switch (h.type) {
 		case 'Q':
 		case 'F':
@@ -313,7 +380,7 @@ static void relay(struct client *c)
 		}
 		if (terminate)
 			break;
-		cn->fwd += 5;
+		advance(c, 5);
 		c->remain = h.len;
 	}
 	if (conn_flush(&s->conn) == CONN_ERROR) {
@@ -323,6 +390,121 @@ static void relay(struct client *c)
 	}
 	if (terminate && c->state == CLIENT_ACTIVE && cn->fwd == 0)
 		client_close(c, "client said goodbye");
+}
+
+/* ---- routing ------------------------------------------------------------------------ */
+
+static const struct db_conf *client_db(struct client *c)
+{
+	return config_find_db(c->w->cfg, c->db);
+}
+
+static bool has_replicas(const struct db_conf *db)
+{
+	for (int i = 0; i < db->n_nodes; i++)
+		if (db->node_list[i]->role != NODE_ROLE_PRIMARY)
+			return true;
+	return false;
+}
+
+/* Answer a batch the pooler will not run with an ordinary error, so the session goes on;
+ * FATAL when the batch has no end the client waits on. */
+static void refuse_batch(struct client *c, const struct batch *b, const char *sqlstate,
+                         const char *message)
+{
+	if (!b->complete || b->end == 0 || buf_head(&c->conn.in)[b->end - 5] == 'H') {
+		client_fatal(c, sqlstate, message);
+		return;
+	}
+	log_info("c=%llu user=%s db=%s error %s: %s", (unsigned long long)c->id, c->user, c->db,
+	         sqlstate, message);
+	buf_consume(&c->conn.in, b->end);
+	proto_write_error(&c->conn.out, "ERROR", sqlstate, message);
+	proto_write_ready(&c->conn.out, 'I');
+	flush(c);
+}
+
+/* Whether reads may go to a replica yet after this client's last write. */
+static bool caught_up(struct client *c, const struct db_conf *db)
+{
+	const struct config *cfg = c->w->cfg;
+
+	if (c->ryw_since_us == 0 || cfg->read_your_writes == RYW_OFF)
+		return true;
+	if (cfg->read_your_writes == RYW_WINDOW) {
+		if (util_now_us() <
+		    c->ryw_since_us + (uint64_t)cfg->read_your_writes_window_ms * 1000)
+			return false;
+		c->ryw_since_us = 0;
+		return true;
+	}
+	/* lsn: a primary probe sent after the commit knows a position covering it */
+	uint64_t lsn = router_primary_lsn_since(c->w, db, c->ryw_since_us);
+	if (lsn == 0)
+		return false;
+	if (lsn > c->min_lsn)
+		c->min_lsn = lsn;
+	c->ryw_since_us = 0;
+	return true;
+}
+
+/* Choose the node for the transaction whose first bytes wait in the buffer. Returns NULL
+ * when it must wait for more bytes or has answered the client itself. */
+static struct node *route(struct client *c, const struct db_conf *db)
+{
+	struct batch b = {.read_only = false, .session_ro = -1};
+	bool want_replica = false;
+	struct node *n = NULL;
+
+	c->on_replica = c->ro_tx = c->held = false;
+	c->approved = 0;
+	if (db->pool_mode == POOL_MODE_TRANSACTION && has_replicas(db)) {
+		router_scan_batch(c->w->classifier, buf_head(&c->conn.in), buf_len(&c->conn.in),
+		                  &c->names, &b);
+		if (!b.complete)
+			return NULL; /* the rest of the batch is on its way */
+		uint8_t hint = b.hint != HINT_NONE ? b.hint : c->forced_route;
+		if (hint != HINT_NONE)
+			want_replica = hint == HINT_REPLICA;
+		else if (c->session_ro == 1)
+			want_replica = b.session_ro != 0; /* every transaction is read-only */
+		else
+			want_replica = b.read_only;
+		if (b.session_ro >= 0)
+			c->session_ro = b.session_ro;
+		if (want_replica && hint != HINT_REPLICA && !caught_up(c, db))
+			want_replica = false;
+	}
+	if (want_replica) {
+		n = router_reader(c->w, db, c->min_lsn,
+		                  c->w->cfg->replica_fallback == FALLBACK_PRIMARY);
+		if (n == NULL && c->w->cfg->replica_fallback == FALLBACK_ERROR) {
+			refuse_batch(
+			    c, &b, SQLSTATE_CANNOT_CONNECT_NOW,
+			    "no replica is available for this read (replica_fallback = error)");
+			return NULL;
+		}
+	}
+	if (n != NULL && n->role == NODE_ROLE_PRIMARY) {
+		c->tx_wrote = false;
+		c->approved = b.end;
+		return n;
+	}
+	if (n != NULL) {
+		c->on_replica = true;
+		c->ro_tx = b.begin_ro || c->session_ro == 1 || b.hint == HINT_REPLICA ||
+		           c->forced_route == HINT_REPLICA;
+		c->approved = b.end;
+		return n;
+	}
+	n = router_primary(c->w, db);
+	if (n == NULL) {
+		refuse_batch(c, &b, SQLSTATE_CANNOT_CONNECT_NOW, "no primary server is available");
+		return NULL;
+	}
+	c->tx_wrote = !(b.read_only && b.complete);
+	c->approved = b.end;
+	return n;
 }
 
 /* Between transactions: the first bytes of the next one ask for a server. */
@@ -345,6 +527,15 @@ static void start_transaction(struct client *c)
 		client_fatal(c, SQLSTATE_ADMIN_SHUTDOWN, "pooler is shutting down");
 		return;
 	}
+	const struct db_conf *db = client_db(c);
+	if (db == NULL) {
+		client_fatal(c, SQLSTATE_UNKNOWN_DATABASE, "database was removed from the config");
+		return;
+	}
+	struct node *n = route(c, db);
+	if (n == NULL)
+		return;
+	c->pool = pool_get(c->w, db, c->user, n, c->server_user, c->server_password);
 	client_set_state(c, CLIENT_WAITING);
 	if (c->w->cfg->query_wait_timeout_ms > 0) {
 		ev_timer_set(&c->timer, c->w->cfg->query_wait_timeout_ms / 1000.0, 0);
@@ -361,6 +552,8 @@ static void on_server_ready(struct server *s)
 
 	if (c->pool->mode == POOL_MODE_SESSION && !c->w->shutting_down)
 		return;
+	if (!c->on_replica && c->tx_wrote)
+		c->ryw_since_us = util_now_us();
 	c->server = NULL;
 	conn_unlink(&c->conn);
 	pool_release(c->pool, s);
@@ -398,6 +591,8 @@ static void on_server_param(struct server *s, const char *name, const char *valu
 
 	if (is_server_owned(name))
 		return;
+	if (relayed && strcasecmp(name, "default_transaction_read_only") == 0)
+		c->session_ro = strcmp(value, "on") == 0;
 	/* The client changed it (relayed) or the server normalised what we set for it. */
 	if (relayed || params_find(&c->wants, name) != NULL) {
 		params_set(&c->wants, name, value);
@@ -504,10 +699,15 @@ static void auth_ok(struct client *c)
 	server_password = db->server_password;
 	if (server_password == NULL && db->server_user == NULL && c->auth_user != NULL)
 		server_password = c->auth_user->plain;
+	c->server_user = util_strdup(server_user);
+	c->server_password = server_password ? util_strdup(server_password) : NULL;
+	const char *ro = params_get(&c->wants, "default_transaction_read_only");
+	c->session_ro = ro != NULL && (!strcasecmp(ro, "on") || !strcasecmp(ro, "true") ||
+	                               !strcasecmp(ro, "1") || !strcasecmp(ro, "yes"));
 	struct node *node = router_primary(c->w, db);
 	if (node == NULL)
 		node = router_node(c->w, db->node_list[0]);
-	c->pool = pool_get(c->w, db, c->user, node, server_user, server_password);
+	c->pool = pool_get(c->w, db, c->user, node, c->server_user, c->server_password);
 	if (c->pool->have_welcome) {
 		send_welcome(c);
 		return;
@@ -637,6 +837,23 @@ static void handle_cancel(struct client *c, uint32_t pid, uint32_t key)
 	client_close(c, "cancel request handled");
 }
 
+/* Startup parameters meant for the pooler itself; true when consumed. */
+static bool pooler_param(struct client *c, const char *name, const char *value, bool *ok)
+{
+	*ok = true;
+	if (strcasecmp(name, "pooler.route") != 0)
+		return false;
+	if (strcasecmp(value, "primary") == 0)
+		c->forced_route = HINT_PRIMARY;
+	else if (strcasecmp(value, "replica") == 0)
+		c->forced_route = HINT_REPLICA;
+	else if (strcasecmp(value, "auto") == 0 || value[0] == '\0')
+		c->forced_route = HINT_NONE;
+	else
+		*ok = false;
+	return true;
+}
+
 static bool valid_param_name(const char *s)
 {
 	if (*s == '\0')
@@ -692,6 +909,12 @@ static bool parse_options(struct client *c, const char *opts)
 				*d = '_';
 		if (!valid_param_name(kv))
 			return false;
+		bool ok;
+		if (pooler_param(c, kv, eq + 1, &ok)) {
+			if (!ok)
+				return false;
+			continue;
+		}
 		params_set(&c->wants, kv, eq + 1);
 	}
 	return !expect_c;
@@ -728,6 +951,15 @@ static void startup(struct client *c, const struct startup *st)
 				client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION,
 				             "unsupported startup options (only -c name=value and "
 				             "--name=value are allowed)");
+				return;
+			}
+			continue;
+		}
+		bool ok;
+		if (pooler_param(c, name, value, &ok)) {
+			if (!ok) {
+				client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION,
+				             "pooler.route must be primary, replica or auto");
 				return;
 			}
 			continue;
@@ -948,6 +1180,8 @@ void client_reap(struct worker *w)
 		conn_free(&c->conn);
 		params_free(&c->wants);
 		free(c->auth_copy.plain);
+		free(c->server_user);
+		free(c->server_password);
 		free(c->user);
 		free(c->db);
 		free(c);

@@ -49,8 +49,8 @@ def test_200_clients_share_5_server_connections(pooler, cluster):
 
 def test_client_waits_for_a_free_server_then_proceeds(pooler):
     """pool_size=1: while A holds the only server in a transaction, B's query waits;
-    it runs as soon as A commits."""
-    p = pooler(pool_size=1)
+    it runs as soon as A commits. (One node, so that B's read has no replica to go to.)"""
+    p = pooler(pool_size=1, with_replica=False)
     with p.connect() as a, p.connect() as b:
         a.execute("begin")
         a.execute("select 1")
