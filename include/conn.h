@@ -16,7 +16,6 @@
 
 #include "buf.h"
 
-#define CONN_READ_CHUNK (64 * 1024)
 #define CONN_HIGH_WATER (512 * 1024) /* stop reading when this much waits in `in` */
 
 struct conn;
@@ -60,6 +59,9 @@ enum conn_result conn_flush(struct conn *c) __attribute__((warn_unused_result));
 /* Pair two conns for relaying, or undo it. */
 void conn_link(struct conn *a, struct conn *b);
 void conn_unlink(struct conn *a);
+
+/* Give back the memory of empty buffers (an idle connection should cost little). */
+void conn_trim(struct conn *c);
 
 /* Remove n bytes at offset off of `in` (a message the pooler consumes itself). */
 void conn_cut(struct conn *c, size_t off, size_t n);

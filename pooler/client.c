@@ -40,6 +40,15 @@ enum client_state {
 
 enum auth_step { STEP_MD5, STEP_SASL_INITIAL, STEP_SASL_FINAL };
 
+/* What only the login needs; freed once the client is in, so that idle clients stay
+ * small. */
+struct client_auth {
+	const struct auth_user *user; /* &copy, or NULL for an unknown user */
+	struct auth_user copy;        /* survives a reload of the auth file */
+	uint8_t md5_salt[4];
+	struct scram_state scram;
+};
+
 #define AUTH_MAX_MESSAGE 8192
 
 struct client {
@@ -56,25 +65,22 @@ struct client {
 	char *user;
 	char *db;
 	char addr[64];
-	const struct auth_user *auth_user; /* &auth_copy, or NULL for an unknown user */
-	struct auth_user auth_copy;        /* survives a reload of the auth file */
-	uint8_t md5_salt[4];
-	struct scram_state scram;
-	struct params wants; /* parameters this client asked for, as it believes them */
+	struct client_auth *auth; /* during login only */
+	struct params wants;      /* parameters this client asked for, as it believes them */
 
 	/* routing */
 	char *server_user; /* what the pooler logs in as for this client */
 	char *server_password;
-	bool on_replica;         /* the current transaction runs on a replica */
-	bool ro_tx;              /* ...inside READ ONLY: nothing in it can write, no checks */
-	bool held;               /* a batch that writes waits for the replica to be let go */
-	bool tx_wrote;           /* the current primary transaction may have written */
-	int8_t session_ro;       /* default_transaction_read_only of the session (0/1) */
-	uint8_t forced_route;    /* enum route_hint from the startup option pooler.route */
-	size_t approved;         /* bytes from fwd on already judged fit for the replica */
-	uint64_t ryw_since_us;   /* a write committed then; reads wait for replicas to catch up */
-	uint64_t min_lsn;        /* replicas must have replayed this far to serve our reads */
-	struct stmt_names names; /* verdicts of Parsed statements, for later Binds */
+	bool on_replica;          /* the current transaction runs on a replica */
+	bool ro_tx;               /* ...inside READ ONLY: nothing in it can write, no checks */
+	bool held;                /* a batch that writes waits for the replica to be let go */
+	bool tx_wrote;            /* the current primary transaction may have written */
+	int8_t session_ro;        /* default_transaction_read_only of the session (0/1) */
+	uint8_t forced_route;     /* enum route_hint from the startup option pooler.route */
+	size_t approved;          /* bytes from fwd on already judged fit for the replica */
+	uint64_t ryw_since_us;    /* a write committed then; reads wait for replicas to catch up */
+	uint64_t min_lsn;         /* replicas must have replayed this far to serve our reads */
+	struct stmt_names *names; /* verdicts of Parsed statements, for later Binds; lazily */
 	struct pool_waiter waiter;
 	ev_timer timer; /* login timeout, then query_wait_timeout */
 	struct conn conn;
@@ -108,6 +114,26 @@ static void client_set_state(struct client *c, enum client_state st)
 	c->state = st;
 }
 
+static void auth_done(struct client *c)
+{
+	if (c->auth == NULL)
+		return;
+	scram_state_free(&c->auth->scram);
+	if (c->auth->copy.plain != NULL) {
+		memset(c->auth->copy.plain, 0, strlen(c->auth->copy.plain));
+		free(c->auth->copy.plain);
+	}
+	free(c->auth);
+	c->auth = NULL;
+}
+
+static struct stmt_names *names_of(struct client *c)
+{
+	if (c->names == NULL)
+		c->names = util_calloc(1, sizeof(*c->names));
+	return c->names;
+}
+
 /* Send what is queued; the caller checks c->state afterwards. */
 static void flush(struct client *c)
 {
@@ -131,7 +157,7 @@ static void client_close(struct client *c, const char *why)
 		release_server(c);
 	ev_timer_stop(c->w->loop, &c->timer);
 	conn_close(&c->conn);
-	scram_state_free(&c->scram);
+	auth_done(c);
 	client_set_state(c, CLIENT_CLOSED);
 	if (c->w->on_idle_client)
 		c->w->on_idle_client(c->w);
@@ -296,7 +322,7 @@ static bool check_batch(struct client *c, char type)
 				i++;
 			if (avail - i >= 3 && (!strncasecmp((const char *)p + i, "set", 3) ||
 			                       !strncasecmp((const char *)p + i, "res", 3))) {
-				router_scan_batch(c->w->classifier, p, avail, &c->names, &b);
+				router_scan_batch(c->w->classifier, p, avail, names_of(c), &b);
 				if (b.complete && b.session_ro >= 0)
 					c->session_ro = b.session_ro;
 			}
@@ -305,7 +331,7 @@ static bool check_batch(struct client *c, char type)
 	}
 	if (c->ro_tx)
 		return true;
-	router_scan_batch(c->w->classifier, p, avail, &c->names, &b);
+	router_scan_batch(c->w->classifier, p, avail, names_of(c), &b);
 	if (!b.complete)
 		return false;
 	if (!b.read_only || b.begin || b.hint == HINT_PRIMARY || b.session_ro >= 0) {
@@ -460,7 +486,7 @@ static struct node *route(struct client *c, const struct db_conf *db)
 	c->approved = 0;
 	if (db->pool_mode == POOL_MODE_TRANSACTION && has_replicas(db)) {
 		router_scan_batch(c->w->classifier, buf_head(&c->conn.in), buf_len(&c->conn.in),
-		                  &c->names, &b);
+		                  names_of(c), &b);
 		if (!b.complete)
 			return NULL; /* the rest of the batch is on its way */
 		uint8_t hint = b.hint != HINT_NONE ? b.hint : c->forced_route;
@@ -564,6 +590,8 @@ static void on_server_ready(struct server *s)
 	}
 	if (buf_len(&c->conn.in) > 0)
 		process(c);
+	else
+		conn_trim(&c->conn);
 }
 
 static void on_server_failed(struct server *s, const char *why)
@@ -656,6 +684,8 @@ static void send_welcome(struct client *c)
 	log_info("c=%llu user=%s db=%s addr=%s login", (unsigned long long)c->id, c->user, c->db,
 	         c->addr);
 	flush(c);
+	if (c->state == CLIENT_IDLE && buf_len(&c->conn.in) == 0)
+		conn_trim(&c->conn);
 }
 
 static void on_grant(struct pool_waiter *wt, struct server *s)
@@ -697,10 +727,11 @@ static void auth_ok(struct client *c)
 	}
 	server_user = db->server_user ? db->server_user : c->user;
 	server_password = db->server_password;
-	if (server_password == NULL && db->server_user == NULL && c->auth_user != NULL)
-		server_password = c->auth_user->plain;
+	if (server_password == NULL && db->server_user == NULL && c->auth->user != NULL)
+		server_password = c->auth->user->plain;
 	c->server_user = util_strdup(server_user);
 	c->server_password = server_password ? util_strdup(server_password) : NULL;
+	auth_done(c);
 	const char *ro = params_get(&c->wants, "default_transaction_read_only");
 	c->session_ro = ro != NULL && (!strcasecmp(ro, "on") || !strcasecmp(ro, "true") ||
 	                               !strcasecmp(ro, "1") || !strcasecmp(ro, "yes"));
@@ -731,11 +762,12 @@ static void auth_begin(struct client *c)
 	const struct auth_user *found = auth_file_find(c->w->auth, c->user);
 	const struct auth_user *u = NULL;
 
+	c->auth = util_calloc(1, sizeof(*c->auth));
 	if (found != NULL) {
-		c->auth_copy = *found;
-		c->auth_copy.name = NULL;
-		c->auth_copy.plain = found->plain ? util_strdup(found->plain) : NULL;
-		u = c->auth_user = &c->auth_copy;
+		c->auth->copy = *found;
+		c->auth->copy.name = NULL;
+		c->auth->copy.plain = found->plain ? util_strdup(found->plain) : NULL;
+		u = c->auth->user = &c->auth->copy;
 	}
 	if (method == AUTH_TYPE_TRUST) {
 		auth_ok(c);
@@ -748,12 +780,12 @@ static void auth_begin(struct client *c)
 		method = AUTH_TYPE_SCRAM;
 	client_set_state(c, CLIENT_AUTH);
 	if (method == AUTH_TYPE_MD5) {
-		if (!util_random_bytes(c->md5_salt, sizeof(c->md5_salt))) {
+		if (!util_random_bytes(c->auth->md5_salt, sizeof(c->auth->md5_salt))) {
 			client_fatal(c, SQLSTATE_INTERNAL_ERROR, "no random bytes for a salt");
 			return;
 		}
 		c->auth_step = STEP_MD5;
-		proto_write_auth(&c->conn.out, AUTH_MD5, c->md5_salt, 4);
+		proto_write_auth(&c->conn.out, AUTH_MD5, c->auth->md5_salt, 4);
 	} else {
 		static const char mechs[] = "SCRAM-SHA-256\0";
 		c->auth_step = STEP_SASL_INITIAL;
@@ -776,7 +808,8 @@ static void auth_message(struct client *c, const uint8_t *body, uint32_t len)
 			client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION, "malformed password message");
 			return;
 		}
-		if (c->auth_user == NULL || !auth_md5_check(c->auth_user->md5, c->md5_salt, resp)) {
+		if (c->auth->user == NULL ||
+		    !auth_md5_check(c->auth->user->md5, c->auth->md5_salt, resp)) {
 			auth_failed(c);
 			return;
 		}
@@ -796,8 +829,8 @@ static void auth_message(struct client *c, const uint8_t *body, uint32_t len)
 			             "client selected an invalid SASL authentication mechanism");
 			return;
 		}
-		if (!scram_server_first(&c->scram, c->auth_user, (const char *)data, (size_t)n, out,
-		                        sizeof(out))) {
+		if (!scram_server_first(&c->auth->scram, c->auth->user, (const char *)data,
+		                        (size_t)n, out, sizeof(out))) {
 			client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION, "malformed SCRAM message");
 			return;
 		}
@@ -807,12 +840,13 @@ static void auth_message(struct client *c, const uint8_t *body, uint32_t len)
 		return;
 	}
 	case STEP_SASL_FINAL:
-		if (!scram_server_final(&c->scram, (const char *)body, len, out, sizeof(out))) {
+		if (!scram_server_final(&c->auth->scram, (const char *)body, len, out,
+		                        sizeof(out))) {
 			auth_failed(c);
 			return;
 		}
 		proto_write_auth(&c->conn.out, AUTH_SASL_FINAL, out, strlen(out));
-		scram_state_free(&c->scram);
+		scram_state_free(&c->auth->scram);
 		auth_ok(c);
 		return;
 	}
@@ -1179,7 +1213,7 @@ void client_reap(struct worker *w)
 		struct client *c = container_of(n, struct client, node);
 		conn_free(&c->conn);
 		params_free(&c->wants);
-		free(c->auth_copy.plain);
+		free(c->names);
 		free(c->server_user);
 		free(c->server_password);
 		free(c->user);

@@ -115,6 +115,14 @@ void conn_unlink(struct conn *a)
 	a->fwd = b->fwd = 0;
 }
 
+void conn_trim(struct conn *c)
+{
+	if (buf_len(&c->in) == 0 && c->fwd == 0)
+		buf_free(&c->in);
+	if (buf_len(&c->out) == 0)
+		buf_free(&c->out);
+}
+
 void conn_cut(struct conn *c, size_t off, size_t n)
 {
 	uint8_t *p = buf_head(&c->in);
@@ -213,7 +221,9 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
 		c->on_read(c);
 		return;
 	}
-	uint8_t *p = buf_reserve(&c->in, CONN_READ_CHUNK);
+	/* Start small (most clients send short queries) and grow with what arrives. */
+	size_t room = c->in.cap - c->in.end + c->in.start;
+	uint8_t *p = buf_reserve(&c->in, room >= 512 ? room : c->in.cap ? c->in.cap : 1024);
 	if (p == NULL) {
 		c->eof = true;
 		c->on_read(c);
