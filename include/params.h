@@ -4,6 +4,7 @@
 #define POOLER_PARAMS_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 struct param {
 	char *name;
@@ -14,7 +15,9 @@ struct param {
 struct params {
 	struct param *items;
 	int n;
-	unsigned gen; /* bumped on every change, to skip re-syncing unchanged sets */
+	unsigned gen; /* bumped on every change */
+	uint64_t fp;  /* fingerprint of the set, valid when fp_gen == gen + 1 */
+	unsigned fp_gen;
 };
 
 void params_init(struct params *p);
@@ -25,6 +28,9 @@ struct param *params_find(const struct params *p, const char *name);
 bool params_set(struct params *p, const char *name, const char *value);
 /* Remove name; returns true when it was there. */
 bool params_remove(struct params *p, const char *name);
+/* An order-independent fingerprint of all name = value pairs (names case-folded); equal
+ * sets give equal fingerprints. Cached until the next change. */
+uint64_t params_fingerprint(struct params *p);
 void params_copy(struct params *dst, const struct params *src);
 
 #endif

@@ -59,8 +59,7 @@ struct server {
 	char tx_status;  /* of the last ReadyForQuery: I, T or E */
 	uint32_t remain; /* body bytes of the message passing through now */
 
-	uint64_t synced_client; /* client whose parameters were last applied */
-	unsigned synced_gen;    /* ...and the generation of its parameter list */
+	uint64_t synced_fp; /* fingerprint of the client parameters it now matches */
 
 	uint64_t created_us;
 	uint64_t used_us; /* last time it went back to the pool */

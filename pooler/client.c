@@ -81,6 +81,12 @@ struct client {
 	uint64_t ryw_since_us;    /* a write committed then; reads wait for replicas to catch up */
 	uint64_t min_lsn;         /* replicas must have replayed this far to serve our reads */
 	struct stmt_names *names; /* verdicts of Parsed statements, for later Binds; lazily */
+	const struct db_conf *db_conf; /* from the config generation db_gen */
+	unsigned db_gen;
+	struct {
+		struct node *node;
+		struct pool *pool;
+	} pool_cache[2];
 	struct pool_waiter waiter;
 	ev_timer timer; /* login timeout, then query_wait_timeout */
 	struct conn conn;
@@ -233,7 +239,8 @@ static void sync_params(struct client *c, struct server *s)
 	size_t len = 0;
 	bool ok = true;
 
-	if (s->synced_client == c->id && s->synced_gen == c->wants.gen)
+	/* Most clients of a pool ask for the same things: then there is nothing to do. */
+	if (s->synced_fp == params_fingerprint(&c->wants))
 		return;
 	sql[0] = '\0';
 	for (int i = 0; i < c->wants.n && ok; i++) {
@@ -271,8 +278,7 @@ static void sync_params(struct client *c, struct server *s)
 		client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION, "startup parameters too long");
 		return;
 	}
-	s->synced_client = c->id;
-	s->synced_gen = c->wants.gen;
+	s->synced_fp = params_fingerprint(&c->wants);
 	if (len > 0) {
 		log_debug("c=%llu s=%llu %s", (unsigned long long)c->id, (unsigned long long)s->id,
 		          sql);
@@ -420,9 +426,30 @@ static void relay(struct client *c)
 
 /* ---- routing ------------------------------------------------------------------------ */
 
+/* The client's database section, looked up again only after a reload. */
 static const struct db_conf *client_db(struct client *c)
 {
-	return config_find_db(c->w->cfg, c->db);
+	if (c->db_conf == NULL || c->db_gen != c->w->cfg_gen) {
+		c->db_conf = config_find_db(c->w->cfg, c->db);
+		c->db_gen = c->w->cfg_gen;
+		memset(c->pool_cache, 0, sizeof(c->pool_cache));
+	}
+	return c->db_conf;
+}
+
+/* The pool for this client on node n; a small per-client cache spares the lookup. */
+static struct pool *pool_for(struct client *c, const struct db_conf *db, struct node *n)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_LEN(c->pool_cache); i++)
+		if (c->pool_cache[i].node == n)
+			return c->pool_cache[i].pool;
+	struct pool *p = pool_get(c->w, db, c->user, n, c->server_user, c->server_password);
+	i = (size_t)(n->port) % ARRAY_LEN(c->pool_cache);
+	c->pool_cache[i].node = n;
+	c->pool_cache[i].pool = p;
+	return p;
 }
 
 static bool has_replicas(const struct db_conf *db)
@@ -561,13 +588,14 @@ static void start_transaction(struct client *c)
 	struct node *n = route(c, db);
 	if (n == NULL)
 		return;
-	c->pool = pool_get(c->w, db, c->user, n, c->server_user, c->server_password);
+	c->pool = pool_for(c, db, n);
 	client_set_state(c, CLIENT_WAITING);
-	if (c->w->cfg->query_wait_timeout_ms > 0) {
+	pool_acquire(c->pool, &c->waiter);
+	/* Only a client that really queues needs its wait timed. */
+	if (c->state == CLIENT_WAITING && c->w->cfg->query_wait_timeout_ms > 0) {
 		ev_timer_set(&c->timer, c->w->cfg->query_wait_timeout_ms / 1000.0, 0);
 		ev_timer_start(c->w->loop, &c->timer);
 	}
-	pool_acquire(c->pool, &c->waiter);
 }
 
 /* ---- server events while linked ------------------------------------------------------ */
@@ -624,8 +652,8 @@ static void on_server_param(struct server *s, const char *name, const char *valu
 	/* The client changed it (relayed) or the server normalised what we set for it. */
 	if (relayed || params_find(&c->wants, name) != NULL) {
 		params_set(&c->wants, name, value);
-		if (!relayed)
-			s->synced_gen = c->wants.gen;
+		/* both sides now agree on it */
+		s->synced_fp = params_fingerprint(&c->wants);
 	}
 }
 

@@ -12,6 +12,27 @@ void params_init(struct params *p)
 	p->items = NULL;
 	p->n = 0;
 	p->gen = 0;
+	p->fp = 0;
+	p->fp_gen = 0;
+}
+
+uint64_t params_fingerprint(struct params *p)
+{
+	if (p->fp_gen == p->gen + 1)
+		return p->fp;
+	uint64_t fp = 0x9e3779b97f4a7c15ULL;
+	for (int i = 0; i < p->n; i++) {
+		uint64_t h = 1469598103934665603ULL;
+		for (const char *c = p->items[i].name; *c; c++)
+			h = (h ^ (uint64_t)(*c | 0x20)) * 1099511628211ULL;
+		h = (h ^ '=') * 1099511628211ULL;
+		for (const char *c = p->items[i].value; *c; c++)
+			h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+		fp ^= h * 0xff51afd7ed558ccdULL;
+	}
+	p->fp = fp;
+	p->fp_gen = p->gen + 1;
+	return fp;
 }
 
 void params_free(struct params *p)
