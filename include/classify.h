@@ -27,6 +27,7 @@ struct verdict {
 
 struct classify_stats {
 	uint64_t hits, misses, uncacheable;
+	uint64_t learned; /* shapes a replica refused, now known as writes */
 };
 
 struct classifier;
@@ -55,6 +56,9 @@ struct verdict classify_sql(struct classifier *cl, const char *sql, size_t len);
 /* Write the cache key for sql into out: literals become '?', comments and spacing go.
  * Returns the key length, or 0 when the text does not fit. Exposed for tests. */
 size_t classify_normalize(const char *sql, size_t len, char *out, size_t outlen);
+
+/* A replica refused this statement as a write: remember its shape as one. */
+void classify_learn_write(struct classifier *cl, const char *sql, size_t len);
 
 const struct classify_stats *classify_stats(const struct classifier *cl);
 

@@ -62,6 +62,9 @@ struct node {
 	void *cb_arg;
 	PGconn *pg;
 	bool querying;
+	int result_index; /* results of the probe in flight read so far */
+	bool result_ok;
+	char result_error[200];
 	bool want_catalog; /* the next probe on a primary also reads pg_proc */
 	ev_io io;
 	ev_timer tick;

@@ -43,6 +43,9 @@ struct server_ops {
 	void (*param)(struct server *s, const char *name, const char *value, bool relayed);
 	/* A query the pooler issued failed (its ReadyForQuery still follows). */
 	void (*query_error)(struct server *s, const char *sqlstate, const char *message);
+	/* Under guard, the statement was refused as a write in a read-only transaction
+	 * (25006) before any row: its replies are dropped up to ReadyForQuery. */
+	void (*refused)(struct server *s);
 };
 
 struct server {
@@ -58,6 +61,9 @@ struct server {
 	bool unsynced;   /* client sent extended-protocol messages since Sync */
 	char tx_status;  /* of the last ReadyForQuery: I, T or E */
 	uint32_t remain; /* body bytes of the message passing through now */
+	bool guard;      /* hold replies until the statement proves it runs */
+	bool dropping;   /* discarding a refused statement's replies */
+	size_t held;     /* bytes after conn.fwd scanned but held back by guard */
 
 	uint64_t synced_fp; /* fingerprint of the client parameters it now matches */
 

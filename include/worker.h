@@ -23,6 +23,8 @@ struct worker {
 	struct node **nodes;          /* one per [node.NAME], probed on this loop */
 	int n_nodes;
 	struct classifier *classifier; /* routing verdicts and their cache */
+	uint64_t replica_refusals;     /* reads a replica refused as writes, rerun on the primary */
+	unsigned rr;                   /* rotates ties between equally loaded nodes */
 	unsigned cfg_gen;              /* bumped on reload: cached config pointers are stale */
 	struct list dead_clients;      /* closed, freed before the loop sleeps */
 	struct list dead_servers;      /* closed, freed before the loop sleeps */

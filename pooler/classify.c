@@ -572,6 +572,39 @@ static struct verdict parse_verdict(struct classifier *cl, const char *sql, bool
 	return v;
 }
 
+static void cache_put(struct classifier *cl, struct cache_entry *bucket, const char *key,
+                      uint64_t h, const struct verdict *v)
+{
+	struct cache_entry *victim = &bucket[0];
+	for (int i = 0; i < WAYS; i++) {
+		if (bucket[i].used && bucket[i].hash == h && strcmp(bucket[i].key, key) == 0) {
+			victim = &bucket[i];
+			break;
+		}
+		if (bucket[i].used < victim->used)
+			victim = &bucket[i];
+	}
+	free(victim->key);
+	victim->key = util_strdup(key);
+	victim->hash = h;
+	victim->used = ++cl->tick;
+	victim->v = *v;
+	victim->v.hint = HINT_NONE;
+}
+
+void classify_learn_write(struct classifier *cl, const char *sql, size_t len)
+{
+	char key[KEY_MAX];
+	size_t klen = classify_normalize(sql, len, key, sizeof(key));
+	struct verdict v = {.read_only = false, .session_ro = -1};
+
+	if (klen == 0 || cl->n_buckets == 0)
+		return;
+	uint64_t h = hash_bytes(key, klen);
+	cache_put(cl, &cl->cache[(h % cl->n_buckets) * WAYS], key, h, &v);
+	cl->stats.learned++;
+}
+
 struct verdict classify_sql(struct classifier *cl, const char *sql, size_t len)
 {
 	char key[KEY_MAX];
@@ -610,15 +643,6 @@ struct verdict classify_sql(struct classifier *cl, const char *sql, size_t len)
 		return v;
 	}
 	cl->stats.misses++;
-	struct cache_entry *victim = &bucket[0];
-	for (int i = 1; i < WAYS; i++)
-		if (bucket[i].used < victim->used)
-			victim = &bucket[i];
-	free(victim->key);
-	victim->key = util_strdup(key);
-	victim->hash = h;
-	victim->used = ++cl->tick;
-	victim->v = v;
-	victim->v.hint = HINT_NONE;
+	cache_put(cl, bucket, key, h, &v);
 	return v;
 }

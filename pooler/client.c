@@ -81,6 +81,10 @@ struct client {
 	uint64_t ryw_since_us;    /* a write committed then; reads wait for replicas to catch up */
 	uint64_t min_lsn;         /* replicas must have replayed this far to serve our reads */
 	struct stmt_names *names; /* verdicts of Parsed statements, for later Binds; lazily */
+	uint8_t *retry_batch;     /* a replica-routed autocommit Query, kept until it runs */
+	size_t retry_len;
+	bool retry_now;                /* the replica refused it: run it again on the primary */
+	uint8_t route_once;            /* enum route_hint for the next transaction only */
 	const struct db_conf *db_conf; /* from the config generation db_gen */
 	unsigned db_gen;
 	struct {
@@ -95,6 +99,7 @@ struct client {
 static const struct server_ops client_server_ops;
 static void on_conn_read(struct conn *cn);
 static void process(struct client *c);
+static void retry_on_primary(struct client *c);
 
 /* Server parameters a client cannot set; reports of them are not client wishes. */
 static const char *const server_owned[] = {"server_version",    "server_encoding",
@@ -293,6 +298,7 @@ static void attach(struct client *c, struct server *s)
 	s->ops = &client_server_ops;
 	s->pending = 0;
 	s->unsynced = false;
+	s->guard = c->retry_batch != NULL;
 	conn_link(&c->conn, &s->conn);
 	client_set_state(c, CLIENT_ACTIVE);
 	ev_timer_stop(c->w->loop, &c->timer);
@@ -337,6 +343,11 @@ static bool check_batch(struct client *c, char type)
 	}
 	if (c->ro_tx)
 		return true;
+	if (c->retry_batch != NULL) {
+		/* keep the order: nothing overtakes a statement that may be run again */
+		c->held = true;
+		return false;
+	}
 	router_scan_batch(c->w->classifier, p, avail, names_of(c), &b);
 	if (!b.complete)
 		return false;
@@ -517,6 +528,10 @@ static struct node *route(struct client *c, const struct db_conf *db)
 		if (!b.complete)
 			return NULL; /* the rest of the batch is on its way */
 		uint8_t hint = b.hint != HINT_NONE ? b.hint : c->forced_route;
+		if (c->route_once != HINT_NONE) {
+			hint = c->route_once;
+			c->route_once = HINT_NONE;
+		}
 		if (hint != HINT_NONE)
 			want_replica = hint == HINT_REPLICA;
 		else if (c->session_ro == 1)
@@ -548,6 +563,15 @@ static struct node *route(struct client *c, const struct db_conf *db)
 		c->ro_tx = b.begin_ro || c->session_ro == 1 || b.hint == HINT_REPLICA ||
 		           c->forced_route == HINT_REPLICA;
 		c->approved = b.end;
+		/* An autocommit Query the classifier let through: keep a copy, so that if the
+		 * replica refuses it as a write (25006) it runs on the primary instead. */
+		if (!c->ro_tx && buf_head(&c->conn.in)[0] == 'Q') {
+			c->retry_batch = malloc(b.end);
+			if (c->retry_batch != NULL) {
+				memcpy(c->retry_batch, buf_head(&c->conn.in), b.end);
+				c->retry_len = b.end;
+			}
+		}
 		return n;
 	}
 	n = router_primary(c->w, db);
@@ -612,6 +636,12 @@ static void on_server_ready(struct server *s)
 	conn_unlink(&c->conn);
 	pool_release(c->pool, s);
 	client_set_state(c, CLIENT_IDLE);
+	if (c->retry_now)
+		retry_on_primary(c);
+	free(c->retry_batch);
+	c->retry_batch = NULL;
+	c->retry_len = 0;
+	c->retry_now = false;
 	if (c->w->shutting_down) {
 		client_fatal(c, SQLSTATE_ADMIN_SHUTDOWN, "pooler is shutting down");
 		return;
@@ -620,6 +650,36 @@ static void on_server_ready(struct server *s)
 		process(c);
 	else
 		conn_trim(&c->conn);
+}
+
+/* Put the refused Query back in front of whatever the client sent since, for the
+ * primary. */
+static void retry_on_primary(struct client *c)
+{
+	struct buf *in = &c->conn.in;
+	size_t rest = buf_len(in);
+
+	if (buf_reserve(in, c->retry_len) == NULL) {
+		client_fatal(c, SQLSTATE_INTERNAL_ERROR, "out of memory");
+		return;
+	}
+	memmove(in->data + in->start + c->retry_len, in->data + in->start, rest);
+	memcpy(in->data + in->start, c->retry_batch, c->retry_len);
+	in->end += c->retry_len;
+	c->route_once = HINT_PRIMARY;
+}
+
+static void on_server_refused(struct server *s)
+{
+	struct client *c = s->owner;
+	const char *sql = (const char *)c->retry_batch + 5;
+
+	c->retry_now = true;
+	c->w->replica_refusals++;
+	classify_learn_write(c->w->classifier, sql, strnlen(sql, c->retry_len - 5));
+	log_warning("c=%llu s=%llu a replica refused a statement classified as a read (25006); "
+	            "running it on the primary: %.120s",
+	            (unsigned long long)c->id, (unsigned long long)s->id, sql);
 }
 
 static void on_server_failed(struct server *s, const char *why)
@@ -681,6 +741,7 @@ static const struct server_ops client_server_ops = {
     .failed = on_server_failed,
     .param = on_server_param,
     .query_error = on_server_query_error,
+    .refused = on_server_refused,
 };
 
 /* ---- login ------------------------------------------------------------------------- */
@@ -1242,6 +1303,7 @@ void client_reap(struct worker *w)
 		conn_free(&c->conn);
 		params_free(&c->wants);
 		free(c->names);
+		free(c->retry_batch);
 		free(c->server_user);
 		free(c->server_password);
 		free(c->user);

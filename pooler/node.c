@@ -115,21 +115,19 @@ static void probe_answered(struct node *n, PGresult *r)
 static void read_results(struct node *n)
 {
 	PGresult *r;
-	int index = 0;
-	bool ok = true;
-	char err[200] = "";
 
 	while (!PQisBusy(n->pg) && (r = PQgetResult(n->pg)) != NULL) {
 		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-			if (ok)
-				snprintf(err, sizeof(err), "%s", PQresultErrorMessage(r));
-			ok = false;
-		} else if (index == 0 && PQntuples(r) == 1 && PQnfields(r) == 3) {
+			if (n->result_ok)
+				snprintf(n->result_error, sizeof(n->result_error), "%s",
+				         PQresultErrorMessage(r));
+			n->result_ok = false;
+		} else if (n->result_index == 0 && PQntuples(r) == 1 && PQnfields(r) == 3) {
 			probe_answered(n, r);
-		} else if (index == 1 && PQnfields(r) == 2) {
+		} else if (n->result_index == 1 && PQnfields(r) == 2) {
 			read_catalog(n, r);
 		}
-		index++;
+		n->result_index++;
 		PQclear(r);
 	}
 	if (PQisBusy(n->pg))
@@ -137,8 +135,9 @@ static void read_results(struct node *n)
 	ev_io_stop(n->loop, &n->io);
 	ev_timer_stop(n->loop, &n->deadline);
 	n->querying = false;
-	if (!ok || index == 0) {
-		probe_failed(n, err[0] ? err : "probe query returned nothing");
+	if (!n->result_ok || n->result_index == 0) {
+		probe_failed(n,
+		             n->result_error[0] ? n->result_error : "probe query returned nothing");
 		return;
 	}
 	n->on_probe(n, n->cb_arg);
@@ -157,6 +156,9 @@ static void send_probe(struct node *n)
 		return;
 	}
 	n->querying = true;
+	n->result_index = 0;
+	n->result_ok = true;
+	n->result_error[0] = '\0';
 	n->probe_sent_us = util_now_us();
 	watch(n, PQflush(n->pg) == 1 ? EV_READ | EV_WRITE : EV_READ);
 }

@@ -195,7 +195,13 @@ static void on_query_error(struct server *s, const char *sqlstate, const char *m
 	pool_discard(s->pool, s, "reset query failed");
 }
 
+static void on_refused(struct server *s)
+{
+	pool_discard(s->pool, s, "unexpected refusal with no client");
+}
+
 static const struct server_ops pool_server_ops = {
+    .refused = on_refused,
     .login_done = on_login_done,
     .ready = on_ready,
     .failed = on_failed,

@@ -37,16 +37,18 @@ struct node *router_reader(struct worker *w, const struct db_conf *db, uint64_t 
                            bool with_primary)
 {
 	struct node *best = NULL;
+	struct node *primary = with_primary ? router_primary(w, db) : NULL;
 	long best_score = 0;
+	int start = (int)(w->rr++ % (unsigned)db->n_nodes); /* ties rotate */
 
-	for (int i = 0; i < db->n_nodes; i++) {
-		struct node *n = router_node(w, db->node_list[i]);
+	for (int k = 0; k < db->n_nodes; k++) {
+		struct node *n = router_node(w, db->node_list[(start + k) % db->n_nodes]);
 		if (n == NULL || !n->usable || n->weight == 0)
 			continue;
 		if (n->role == NODE_ROLE_REPLICA) {
 			if (min_lsn != 0 && n->lsn < min_lsn)
 				continue;
-		} else if (!with_primary || n != router_primary(w, db)) {
+		} else if (n != primary) {
 			continue;
 		}
 		/* fewest in-flight per unit of weight; scaled to stay in integers */

@@ -172,7 +172,7 @@ void server_query(struct server *s, const char *sql)
 bool server_is_clean(const struct server *s)
 {
 	return s->pending == 0 && s->swallow == 0 && !s->unsynced && s->tx_status == 'I' &&
-	       s->remain == 0;
+	       s->remain == 0 && s->held == 0 && !s->dropping;
 }
 
 void server_check_ready(struct server *s)
@@ -234,14 +234,50 @@ static bool inspect(struct server *s, char type, const uint8_t *body, uint32_t l
 	}
 }
 
+/* Under guard: decide on one complete reply message. Returns false when the server
+ * failed. The guard ends with the first row, completion or other error; a 25006 refusal
+ * before that drops everything held and tells the owner to run the statement elsewhere. */
+static bool guard_message(struct server *s, char type, const uint8_t *body, uint32_t len)
+{
+	struct conn *c = &s->conn;
+	struct proto_error e;
+
+	switch (type) {
+	case 'T': /* RowDescription */
+	case 'N': /* NoticeResponse */
+	case 'S': /* ParameterStatus */
+	case 'A': /* NotificationResponse */
+		s->held += 5 + len;
+		return true;
+	case 'E':
+		if (proto_parse_error(body, len, &e) && e.sqlstate &&
+		    strcmp(e.sqlstate, "25006") == 0) {
+			conn_cut(c, c->fwd, s->held + 5 + len);
+			s->held = 0;
+			s->guard = false;
+			s->dropping = true;
+			s->ops->refused(s);
+			return s->state != SERVER_CLOSED;
+		}
+		break;
+	default:
+		break;
+	}
+	c->fwd += s->held + 5 + len;
+	s->held = 0;
+	s->guard = false;
+	return true;
+}
+
 void server_scan(struct server *s)
 {
 	struct conn *c = &s->conn;
 	struct proto_header h;
 
 	while (s->state != SERVER_CLOSED) {
-		size_t avail = buf_len(&c->in) - c->fwd;
-		bool relay = c->peer != NULL && s->swallow == 0;
+		size_t at = c->fwd + s->held; /* where unscanned bytes start */
+		size_t avail = buf_len(&c->in) - at;
+		bool relay = c->peer != NULL && s->swallow == 0 && !s->dropping;
 
 		if (s->remain > 0) {
 			/* Passing through the body of a large message. */
@@ -253,14 +289,20 @@ void server_scan(struct server *s)
 			continue;
 		}
 		enum proto_status st =
-		    proto_read_header(buf_head(&c->in) + c->fwd, avail, PROTO_MAX_MESSAGE, &h);
+		    proto_read_header(buf_head(&c->in) + at, avail, PROTO_MAX_MESSAGE, &h);
 		if (st == PROTO_INCOMPLETE)
 			break;
 		if (st == PROTO_BAD) {
 			fail(s, "malformed message length from server");
 			return;
 		}
-		bool whole = !relay || h.type == 'Z' || h.type == 'S';
+		if (relay && s->guard && h.len > SERVER_MAX_INSPECTED) {
+			/* too big to hold: let it and everything held go */
+			c->fwd += s->held;
+			s->held = 0;
+			s->guard = false;
+		}
+		bool whole = !relay || s->guard || h.type == 'Z' || h.type == 'S';
 		if (!whole) {
 			c->fwd += 5;
 			s->remain = h.len;
@@ -272,12 +314,19 @@ void server_scan(struct server *s)
 		}
 		if (avail < 5 + (size_t)h.len)
 			break;
-		if (!inspect(s, h.type, buf_head(&c->in) + c->fwd + 5, h.len, relay))
+		const uint8_t *body = buf_head(&c->in) + at + 5;
+		if (!inspect(s, h.type, body, h.len, relay || s->dropping))
 			return;
-		if (relay)
+		if (relay && s->guard) {
+			if (!guard_message(s, h.type, body, h.len))
+				return;
+		} else if (relay) {
 			c->fwd += 5 + h.len;
-		else
-			conn_cut(c, c->fwd, 5 + h.len);
+		} else {
+			conn_cut(c, at, 5 + h.len);
+			if (h.type == 'Z')
+				s->dropping = false;
+		}
 		/* Clean now: later bytes (only asynchronous messages can follow) are for
 		 * whoever holds the server next. While the client still owes a Sync, answers
 		 * to its Flush may follow in the same read and must go through now. */
