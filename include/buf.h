@@ -3,6 +3,7 @@
 #ifndef POOLER_BUF_H
 #define POOLER_BUF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,6 +32,9 @@ static inline uint8_t *buf_head(const struct buf *b)
  * when memory runs out. Moves unread bytes to the front first when that suffices. */
 uint8_t *buf_reserve(struct buf *b, size_t n) MUST_USE;
 void buf_consume(struct buf *b, size_t n);
+/* Replace old_len bytes at offset off (from the read position) with new_len bytes. */
+bool buf_splice(struct buf *b, size_t off, size_t old_len, const void *data,
+                size_t new_len) MUST_USE;
 void buf_reset(struct buf *b);
 
 /* Appenders used by message builders; they abort on out-of-memory. */

@@ -19,6 +19,7 @@
 
 #include "conn.h"
 #include "params.h"
+#include "prepared.h"
 #include "util.h"
 
 /* States; the pool keeps each server on the list named next to its state. */
@@ -73,8 +74,12 @@ struct server {
 
 	PGconn *pg; /* owns the socket; kept for cancel and PQfinish */
 	ev_io login_io;
-	ev_timer timer;       /* login timeout */
-	struct params params; /* ParameterStatus values as the server last reported */
+	ev_timer timer;             /* login timeout */
+	struct params params;       /* ParameterStatus values as the server last reported */
+	struct stmt_set prepared;   /* pooler-named statements this connection has */
+	struct parse_queue *parses; /* Parses awaiting their answer; allocated on first use */
+	uint32_t segments_sent;     /* Syncs and Queries relayed from clients */
+	uint32_t segments_done;     /* ReadyForQuery answers to them */
 	struct conn conn;
 };
 

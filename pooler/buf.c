@@ -86,3 +86,16 @@ void buf_put_str(struct buf *b, const char *s)
 {
 	buf_put(b, s, strlen(s) + 1);
 }
+
+bool buf_splice(struct buf *b, size_t off, size_t old_len, const void *data, size_t new_len)
+{
+	size_t tail = buf_len(b) - off - old_len;
+
+	if (new_len > old_len && buf_reserve(b, new_len - old_len) == NULL)
+		return false;
+	uint8_t *at = b->data + b->start + off;
+	memmove(at + new_len, at + old_len, tail);
+	memcpy(at, data, new_len);
+	b->end = b->end + new_len - old_len;
+	return true;
+}

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "params.h"
 #include "pool.h"
+#include "prepared.h"
 #include "proto.h"
 #include "router.h"
 #include "server.h"
@@ -71,17 +72,19 @@ struct client {
 	/* routing */
 	char *server_user; /* what the pooler logs in as for this client */
 	char *server_password;
-	bool on_replica;          /* the current transaction runs on a replica */
-	bool ro_tx;               /* ...inside READ ONLY: nothing in it can write, no checks */
-	bool held;                /* a batch that writes waits for the replica to be let go */
-	bool tx_wrote;            /* the current primary transaction may have written */
-	int8_t session_ro;        /* default_transaction_read_only of the session (0/1) */
-	uint8_t forced_route;     /* enum route_hint from the startup option pooler.route */
-	size_t approved;          /* bytes from fwd on already judged fit for the replica */
-	uint64_t ryw_since_us;    /* a write committed then; reads wait for replicas to catch up */
-	uint64_t min_lsn;         /* replicas must have replayed this far to serve our reads */
-	struct stmt_names *names; /* verdicts of Parsed statements, for later Binds; lazily */
-	uint8_t *retry_batch;     /* a replica-routed autocommit Query, kept until it runs */
+	bool on_replica;           /* the current transaction runs on a replica */
+	bool ro_tx;                /* ...inside READ ONLY: nothing in it can write, no checks */
+	bool held;                 /* a batch that writes waits for the replica to be let go */
+	bool tx_wrote;             /* the current primary transaction may have written */
+	int8_t session_ro;         /* default_transaction_read_only of the session (0/1) */
+	uint8_t forced_route;      /* enum route_hint from the startup option pooler.route */
+	size_t approved;           /* bytes from fwd on already judged fit for the replica */
+	uint64_t ryw_since_us;     /* a write committed then; reads wait for replicas to catch up */
+	uint64_t min_lsn;          /* replicas must have replayed this far to serve our reads */
+	struct stmt_names *names;  /* verdicts of Parsed statements, for later Binds; lazily */
+	struct client_stmts stmts; /* named statements, prepared again wherever needed */
+	uint64_t parse_seq;        /* makes every Parse's server-side name new */
+	uint8_t *retry_batch;      /* a replica-routed autocommit Query, kept until it runs */
 	size_t retry_len;
 	bool retry_now;                /* the replica refused it: run it again on the primary */
 	uint8_t route_once;            /* enum route_hint for the next transaction only */
@@ -299,11 +302,156 @@ static void attach(struct client *c, struct server *s)
 	s->pending = 0;
 	s->unsynced = false;
 	s->guard = c->retry_batch != NULL;
+	if (s->parses != NULL)
+		s->parses->len = 0; /* a clean server owes no answers */
 	conn_link(&c->conn, &s->conn);
 	client_set_state(c, CLIENT_ACTIVE);
 	ev_timer_stop(c->w->loop, &c->timer);
 	log_debug("c=%llu s=%llu linked", (unsigned long long)c->id, (unsigned long long)s->id);
 	sync_params(c, s);
+}
+
+/* ---- named statements -------------------------------------------------------------- */
+
+/* Write a new length into the message header at offset off of the client's buffer. */
+static void set_length(struct client *c, size_t off, uint32_t body_len)
+{
+	uint8_t *p = buf_head(&c->conn.in) + off + 1;
+	uint32_t len = body_len + 4;
+	p[0] = (uint8_t)(len >> 24);
+	p[1] = (uint8_t)(len >> 16);
+	p[2] = (uint8_t)(len >> 8);
+	p[3] = (uint8_t)len;
+}
+
+/* Make sure the server has pst before the message at fwd uses it: send the stored Parse
+ * ahead of it. Returns false when out of memory. */
+static bool ensure_prepared(struct client *c, struct server *s, const struct pstmt *pst)
+{
+	if (stmt_set_has(&s->prepared, pst->server_name) ||
+	    (s->parses != NULL && parse_queue_has(s->parses, pst->server_name)))
+		return true;
+	if (s->parses == NULL)
+		s->parses = util_calloc(1, sizeof(*s->parses));
+	if (!buf_splice(&c->conn.in, c->conn.fwd, 0, pst->parse, pst->parse_len))
+		return false;
+	if (!parse_queue_push(s->parses, pst->server_name, s->segments_sent, true))
+		log_warning("s=%llu too many Parses in flight to track", (unsigned long long)s->id);
+	s->unsynced = true;
+	c->conn.fwd += pst->parse_len; /* already judged: the approval is not used up */
+	return true;
+}
+
+/* Swap the client's statement name (at name_off inside the message at fwd, name_len
+ * bytes without its NUL) for the server-side one and fix the length. */
+static bool rename_in_place(struct client *c, struct proto_header *h, size_t name_off,
+                            size_t name_len, const char *server_name)
+{
+	size_t new_len = strlen(server_name);
+	if (!buf_splice(&c->conn.in, c->conn.fwd + name_off, name_len, server_name, new_len))
+		return false;
+	h->len = (uint32_t)(h->len - name_len + new_len);
+	set_length(c, c->conn.fwd, h->len);
+	c->approved = c->approved ? c->approved + new_len - name_len : 0;
+	return true;
+}
+
+/* Parse, Bind, Describe and Close of named statements get the server-side names, and a
+ * server that lacks a statement gets its Parse first. Returns 1 to go on, 0 to wait for
+ * more bytes, -1 when the client was closed. */
+static int named_statements(struct client *c, struct server *s, struct proto_header *h)
+{
+	size_t avail = buf_len(&c->conn.in) - c->conn.fwd;
+	const uint8_t *body = buf_head(&c->conn.in) + c->conn.fwd + 5;
+	size_t have = avail - 5 < h->len ? avail - 5 : h->len;
+	const char *name;
+	size_t name_off = 5;
+
+	switch (h->type) {
+	case 'Q': {
+		/* DISCARD ALL / DEALLOCATE ALL drop the server's statements behind our back:
+		 * forget what it had, and prepare again as needed */
+		size_t i = 0;
+		while (i < have && (body[i] == ' ' || body[i] == '\t' || body[i] == '\n'))
+			i++;
+		if (have - i >= 7 && (!strncasecmp((const char *)body + i, "discard", 7) ||
+		                      !strncasecmp((const char *)body + i, "dealloc", 7)))
+			stmt_set_clear(&s->prepared);
+		return 1;
+	}
+	case 'P': {
+		if (have < h->len)
+			return 0; /* a Parse is kept whole */
+		name = (const char *)body;
+		size_t nlen = strnlen(name, h->len);
+		if (nlen == h->len)
+			return 1; /* malformed: the server will say so */
+		if (s->parses == NULL)
+			s->parses = util_calloc(1, sizeof(*s->parses));
+		if (nlen == 0) {
+			parse_queue_push(s->parses, "", s->segments_sent, false);
+			return 1;
+		}
+		uint64_t salt = c->id << 20 ^ ++c->parse_seq;
+		struct pstmt *pst =
+		    pstmts_add(&c->stmts, salt, name, body + nlen + 1, h->len - nlen - 1);
+		if (!rename_in_place(c, h, name_off, nlen, pst->server_name))
+			goto oom;
+		parse_queue_push(s->parses, pst->server_name, s->segments_sent, false);
+		return 1;
+	}
+	case 'B': {
+		/* portal name, then statement name */
+		const uint8_t *nul = memchr(body, '\0', have);
+		if (nul == NULL)
+			return have < h->len ? 0 : 1;
+		name_off = 5 + (size_t)(nul - body) + 1;
+		name = (const char *)nul + 1;
+		const uint8_t *end = memchr(nul + 1, '\0', have - (size_t)(nul + 1 - body));
+		if (end == NULL)
+			return have < h->len ? 0 : 1;
+		if (*name == '\0')
+			return 1;
+		break;
+	}
+	case 'D':
+	case 'C': {
+		if (have < 2)
+			return have < h->len ? 0 : 1;
+		if (body[0] != 'S')
+			return 1; /* portals live and die inside one transaction */
+		name_off = 6;
+		name = (const char *)body + 1;
+		if (memchr(name, '\0', have - 1) == NULL)
+			return have < h->len ? 0 : 1;
+		if (*name == '\0')
+			return 1;
+		break;
+	}
+	default:
+		return 1;
+	}
+	struct pstmt *pst = pstmts_find(&c->stmts, name);
+	if (pst == NULL)
+		return 1; /* never prepared: the server answers as PostgreSQL would */
+	char server_name[PREPARED_NAME_LEN];
+	size_t nlen = strlen(name);
+	util_strlcpy(server_name, pst->server_name, sizeof(server_name));
+	if (h->type == 'C') {
+		if (!rename_in_place(c, h, name_off, nlen, server_name))
+			goto oom;
+		stmt_set_remove(&s->prepared, server_name);
+		pstmts_remove(&c->stmts, name);
+		return 1;
+	}
+	if (!ensure_prepared(c, s, pst))
+		goto oom;
+	if (!rename_in_place(c, h, name_off, nlen, server_name))
+		goto oom;
+	return 1;
+oom:
+	client_fatal(c, SQLSTATE_INTERNAL_ERROR, "out of memory");
+	return -1;
 }
 
 /* Advance the relay position by n bytes, using up the replica approval. */
@@ -389,13 +537,20 @@ static void relay(struct client *c)
 		}
 		if (c->approved == 0 && !s->unsynced && h.type != 'X' && !check_batch(c, h.type))
 			break;
+		int named = named_statements(c, s, &h);
+		if (named < 0)
+			return;
+		if (named == 0)
+			break;
 		switch (h.type) {
 		case 'Q':
 		case 'F':
 			s->pending++;
+			s->segments_sent++;
 			break;
 		case 'S':
 			s->pending++;
+			s->segments_sent++;
 			s->unsynced = false;
 			break;
 		case 'P':
@@ -544,8 +699,14 @@ static struct node *route(struct client *c, const struct db_conf *db)
 			want_replica = false;
 	}
 	if (want_replica) {
-		n = router_reader(c->w, db, c->min_lsn,
-		                  c->w->cfg->replica_fallback == FALLBACK_PRIMARY);
+		/* What asked for a replica by name (hint, pooler.route, READ ONLY) gets one
+		 * while any is usable; plain reads share the load with the primary. */
+		bool explicit = b.hint == HINT_REPLICA || c->forced_route == HINT_REPLICA ||
+		                b.begin_ro || c->session_ro == 1;
+		bool with_primary = c->w->cfg->replica_fallback == FALLBACK_PRIMARY;
+		n = router_reader(c->w, db, c->min_lsn, with_primary && !explicit);
+		if (n == NULL && explicit && with_primary)
+			n = router_reader(c->w, db, c->min_lsn, true);
 		if (n == NULL && c->w->cfg->replica_fallback == FALLBACK_ERROR) {
 			refuse_batch(
 			    c, &b, SQLSTATE_CANNOT_CONNECT_NOW,
@@ -1304,6 +1465,7 @@ void client_reap(struct worker *w)
 		params_free(&c->wants);
 		free(c->names);
 		free(c->retry_batch);
+		pstmts_free(&c->stmts);
 		free(c->server_user);
 		free(c->server_password);
 		free(c->user);

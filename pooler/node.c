@@ -11,7 +11,7 @@ static const char probe_sql[] =
     "select pg_is_in_recovery(),"
     " case when pg_is_in_recovery() then pg_last_wal_replay_lsn() else pg_current_wal_lsn() end,"
     " (case when not pg_is_in_recovery() or pg_last_wal_receive_lsn() is null"
-    "   or pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() then 0"
+    "   or pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() then 0"
     "  else coalesce(extract(epoch from now() - pg_last_xact_replay_timestamp()) * 1000, 0)"
     "  end)::bigint";
 static const char catalog_sql[] =

@@ -98,6 +98,11 @@ void pool_release(struct pool *p, struct server *s)
 	conn_unlink(&s->conn);
 	s->owner = p;
 	s->ops = &pool_server_ops;
+	if (s->prepared.n > POOL_MAX_PREPARED) {
+		/* statements of clients long gone pile up: start afresh */
+		pool_reset(p, s, "DEALLOCATE ALL");
+		return;
+	}
 	if (p->w->shutting_down && list_empty(&p->waiting)) {
 		pool_discard(p, s, "shutting down");
 		return;
@@ -107,6 +112,8 @@ void pool_release(struct pool *p, struct server *s)
 
 void pool_reset(struct pool *p, struct server *s, const char *sql)
 {
+	if (strcasestr(sql, "DISCARD ALL") != NULL || strcasestr(sql, "DEALLOCATE ALL") != NULL)
+		stmt_set_clear(&s->prepared);
 	conn_unlink(&s->conn);
 	s->owner = p;
 	s->ops = &pool_server_ops;

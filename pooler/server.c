@@ -198,10 +198,13 @@ static bool inspect(struct server *s, char type, const uint8_t *body, uint32_t l
 		if (len != 1)
 			return fail(s, "malformed ReadyForQuery from server"), false;
 		s->tx_status = (char)body[0];
-		if (s->swallow > 0)
+		if (s->swallow > 0) {
 			s->swallow--;
-		else if (s->pending > 0)
-			s->pending--;
+		} else {
+			if (s->pending > 0)
+				s->pending--;
+			s->segments_done++;
+		}
 		return true;
 	case 'S': {
 		proto_reader_init(&r, body, len);
@@ -301,6 +304,24 @@ void server_scan(struct server *s)
 			c->fwd += s->held;
 			s->held = 0;
 			s->guard = false;
+		}
+		if (relay && s->parses != NULL && s->parses->len > 0) {
+			if (h.type == 'E') {
+				/* the server skips to the next Sync: those Parses get no answer */
+				parse_queue_drop_segment(s->parses, s->segments_done);
+			} else if (h.type == '1' && h.len == 0) {
+				struct parse_entry pe;
+				parse_queue_pop(s->parses, &pe);
+				stmt_set_add(&s->prepared, pe.name);
+				if (pe.injected) {
+					/* the client never sent this Parse: not its answer either
+					 */
+					if (avail < 5 + (size_t)h.len)
+						break;
+					conn_cut(c, at, 5 + h.len);
+					continue;
+				}
+			}
 		}
 		bool whole = !relay || s->guard || h.type == 'Z' || h.type == 'S';
 		if (!whole) {
@@ -410,5 +431,7 @@ void server_free(struct server *s)
 	server_close(s);
 	conn_free(&s->conn);
 	params_free(&s->params);
+	stmt_set_free(&s->prepared);
+	free(s->parses);
 	free(s);
 }

@@ -12,7 +12,9 @@ How it works
   auth_type='md5', extra_pooler={...}, extra_database={...})` writes pooler.ini and
   users.txt into the test's tmp_path, starts `build/pooler -c pooler.ini` (env POOLER_BIN
   overrides the binary) on a free port, and waits (10 s) until it accepts TCP
-  connections.  `p.port`, `p.host`, `p.unix_dir`, `p.dsn(user, password, dbname)`,
+  connections.  `on_cluster=c` serves another pgcluster.Cluster (for destructive tests);
+  `node_overrides={"primary": {"role": "auto"}}` changes keys of a [node.NAME] section.
+  `p.port`, `p.host`, `p.unix_dir`, `p.dsn(user, password, dbname)`,
   `p.connect(...)` (psycopg), `await p.aconnect(...)` (asyncpg), `p.log()` (its
   stderr so far), `p.proc`.  At teardown each pooler gets SIGTERM (SIGKILL after 5 s)
   and the test errors if the daemon had died, needed SIGKILL, exited by another
@@ -125,9 +127,12 @@ def _fmt_section(name, items):
 
 def write_ini(directory, cluster, port, pool_size=10, pool_mode="transaction",
               auth_type="scram-sha-256", log_level="debug", with_replica=True,
-              unix_socket_dir=None, extra_pooler=None, extra_database=None, extra_sections=None):
+              unix_socket_dir=None, extra_pooler=None, extra_database=None, extra_sections=None,
+              node_overrides=None):
     """Write pooler.ini + users.txt into `directory`; return the ini path.
-    A key whose value is None in the extra_* dicts is left out."""
+    A key whose value is None in the extra_* dicts is left out.  node_overrides maps a
+    node name ("primary", "replica1") to keys merged into its [node.NAME] section
+    (for example {"primary": {"role": "auto"}})."""
     write_users(os.path.join(directory, "users.txt"))
     pooler = {
         "listen_addr": "127.0.0.1",
@@ -150,11 +155,14 @@ def write_ini(directory, cluster, port, pool_size=10, pool_mode="transaction",
     }
     database.update(extra_database or {})
     text = _fmt_section("pooler", pooler) + "\n"
-    text += _fmt_section("node.primary", {"host": cluster.host, "port": cluster.primary_port,
-                                          "role": "primary"}) + "\n"
+    node_overrides = node_overrides or {}
+    primary = {"host": cluster.host, "port": cluster.primary_port, "role": "primary"}
+    primary.update(node_overrides.get("primary", {}))
+    text += _fmt_section("node.primary", primary) + "\n"
     if with_replica:
-        text += _fmt_section("node.replica1", {"host": cluster.host, "port": cluster.replica_port,
-                                               "role": "replica"}) + "\n"
+        replica = {"host": cluster.host, "port": cluster.replica_port, "role": "replica"}
+        replica.update(node_overrides.get("replica1", {}))
+        text += _fmt_section("node.replica1", replica) + "\n"
     text += _fmt_section("database.app", database)
     for name, items in (extra_sections or {}).items():
         text += "\n" + _fmt_section(name, items)
@@ -251,13 +259,15 @@ def pooler(cluster, tmp_path):
     """Factory: pooler(**ini_overrides) -> running Pooler. All are stopped at teardown."""
     started = []
 
-    def start(pool_size=10, pool_mode="transaction", auth_type="scram-sha-256", **kw):
+    def start(pool_size=10, pool_mode="transaction", auth_type="scram-sha-256", on_cluster=None,
+              **kw):
+        """on_cluster: serve that pgcluster.Cluster instead of the session-wide one."""
         assert os.path.exists(POOLER_BIN), "pooler binary not found: %s" % POOLER_BIN
         d = tmp_path / ("pooler%d" % len(started))
         d.mkdir()
         port = pgcluster.free_port()
-        ini = write_ini(str(d), cluster, port, pool_size=pool_size, pool_mode=pool_mode,
-                        auth_type=auth_type, **kw)
+        ini = write_ini(str(d), on_cluster or cluster, port, pool_size=pool_size,
+                        pool_mode=pool_mode, auth_type=auth_type, **kw)
         log_path = str(d / "pooler.stderr")
         with open(log_path, "wb") as logf:
             proc = subprocess.Popen([POOLER_BIN, "-c", ini], stdin=subprocess.DEVNULL,

@@ -346,6 +346,38 @@ class Cluster:
         except OSError:
             pass
 
+    # ---- failures on purpose (tests of health checks and failover) -----------
+    def pg_ctl(self, datadir, *args, timeout=90, check=True):
+        """Run pg_ctl -D datadir ARGS as the server OS user; returns CompletedProcess."""
+        return self._run(["pg_ctl", "-D", datadir] + list(args), timeout=timeout, check=check)
+
+    def stop_server(self, datadir, mode="fast"):
+        """Stop one server (pg_ctl stop -m mode -w) and reap its postmaster."""
+        pid = self._postmaster_pid(datadir)
+        self.pg_ctl(datadir, "-m", mode, "-w", "-t", "60", "stop")
+        _reap(pid)
+
+    def start_server(self, datadir):
+        """Start a server stopped with stop_server() again (waits until it accepts)."""
+        logname = "replica.log" if datadir == self.replica_dir else "primary.log"
+        self.pg_ctl(datadir, "-l", os.path.join(self.base, logname), "-w", "-t", "60", "start")
+        if datadir not in self.started:
+            self.started.append(datadir)
+        self.wait_ready(self.replica_port if datadir == self.replica_dir else self.primary_port)
+
+    def promote_replica(self):
+        """pg_ctl promote -w on the replica: it leaves recovery and accepts writes."""
+        self.pg_ctl(self.replica_dir, "-w", "-t", "60", "promote")
+
+    def set_replica_conf(self, settings):
+        """Append settings (name -> value as written in postgresql.conf) to the replica's
+        postgresql.conf and reload it; later lines win, so this also undoes earlier ones."""
+        with open(os.path.join(self.replica_dir, "postgresql.conf"), "a") as f:
+            f.write("\n# pgcluster.py set_replica_conf\n")
+            for k, v in settings.items():
+                f.write("%s = %s\n" % (k, v))
+        self.pg_ctl(self.replica_dir, "reload")
+
     # ---- convenience -------------------------------------------------------
     def psql(self, port, sql, **kw):
         return psql(port, sql, **kw)

@@ -140,6 +140,7 @@ def test_large_query_text_and_parameter(pooler):
 def test_commit_is_visible_and_rollback_is_not(cluster, pooler):
     cluster.psql(cluster.primary_port, "drop table if exists basic_tx;"
                  " create table basic_tx(id int primary key, note text)", user="app")
+    cluster.wait_replay()  # reads through the pooler may use the replica
     p = pooler()
     with p.connect(autocommit=False) as conn:
         conn.execute("insert into basic_tx values (1, 'kept')")
@@ -183,8 +184,9 @@ def test_parameter_status_reaches_client(pooler):
 
 def test_each_client_keeps_its_startup_timezone_on_a_shared_server(pooler):
     """Three clients with different TimeZone startup options share ONE server
-    connection; every transaction of each sees its own TimeZone."""
-    p = pooler(pool_size=1)
+    connection; every transaction of each sees its own TimeZone. (One node, so that
+    reads have no replica to spread to.)"""
+    p = pooler(pool_size=1, with_replica=False)
     zones = ["Asia/Tokyo", "America/New_York", "UTC"]
     # prepare_threshold=None: keep psycopg's automatic prepared statements out of
     # this test (test_psycopg_auto_prepared_statements_on_a_shared_server covers them)

@@ -10,6 +10,7 @@ ROWS = 100000
 def copy_table(cluster):
     cluster.psql(cluster.primary_port, "drop table if exists copy_t;"
                  " create table copy_t(id int, label text)", user="app")
+    cluster.wait_replay()  # reads through the pooler may use the replica
     yield "copy_t"
     cluster.psql(cluster.primary_port, "drop table if exists copy_t", user="app")
 

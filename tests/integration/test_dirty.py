@@ -29,6 +29,7 @@ time.sleep(60)
 def dirty_table(cluster):
     cluster.psql(cluster.primary_port, "drop table if exists dirty_t;"
                  " create table dirty_t(marker text)", user="app")
+    cluster.wait_replay()  # reads through the pooler may use the replica
     yield
     cluster.psql(cluster.primary_port, "drop table if exists dirty_t", user="app")
 

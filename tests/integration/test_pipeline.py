@@ -24,6 +24,7 @@ def test_psycopg_pipeline_results_in_order(pooler):
 def test_psycopg_pipeline_in_transaction(pooler, cluster):
     cluster.psql(cluster.primary_port, "drop table if exists pipe_t; create table pipe_t(x int)",
                  user="app")
+    cluster.wait_replay()  # reads through the pooler may use the replica
     p = pooler()
     with p.connect(autocommit=False) as conn:
         with conn.pipeline():
@@ -49,6 +50,7 @@ def test_psycopg_pipeline_error_skips_to_sync(pooler):
 def test_asyncpg_executemany(pooler, cluster):
     cluster.psql(cluster.primary_port, "drop table if exists many_t;"
                  " create table many_t(seq int, val text)", user="app")
+    cluster.wait_replay()  # reads through the pooler may use the replica
     p = pooler()
 
     async def main():
