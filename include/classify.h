@@ -15,6 +15,21 @@
 
 enum route_hint { HINT_NONE, HINT_PRIMARY, HINT_REPLICA };
 
+/* Session state a statement leaves on its server connection that the pooler cannot carry
+ * to another one: the client must keep that server for the rest of its session. */
+enum pin_reason {
+	PIN_NONE,
+	PIN_TEMP_TABLE,
+	PIN_LISTEN,
+	PIN_PREPARE,
+	PIN_HOLD_CURSOR,
+	PIN_ADVISORY_LOCK,
+	PIN_SET,
+	PIN_ROLE
+};
+
+const char *classify_pin_name(int reason);
+
 struct verdict {
 	bool read_only;       /* every statement only reads: a replica may run it */
 	bool begin;           /* starts a transaction block (BEGIN / START TRANSACTION) */
@@ -23,6 +38,7 @@ struct verdict {
 	bool parse_error;     /* the parser refused it: the server will say why */
 	int8_t session_ro; /* -1 unchanged; 0 or 1: the session's default_transaction_read_only */
 	uint8_t hint;      /* enum route_hint, from a leading pooler:primary|replica comment */
+	uint8_t pins;      /* enum pin_reason */
 };
 
 struct classify_stats {

@@ -60,6 +60,7 @@ struct batch {
 	bool terminate;    /* the client said goodbye */
 	int8_t session_ro; /* -1, or the session's new default_transaction_read_only */
 	uint8_t hint;      /* enum route_hint */
+	uint8_t pins;      /* enum pin_reason: session state that binds the client to its server */
 	size_t end;        /* bytes from the start of the buffer to the end of the batch */
 };
 

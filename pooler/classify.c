@@ -6,6 +6,7 @@
 #include <pg_query/pg_query.pb-c.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define KEY_MAX 2048 /* longer statements are classified but not cached */
 #define NAME_MAX_LEN 64
@@ -379,7 +380,40 @@ static uint8_t find_hint(const char *sql, size_t len)
 struct walk {
 	struct classifier *cl;
 	bool writes;
+	uint8_t pins;
 };
+
+const char *classify_pin_name(int reason)
+{
+	static const char *const names[] = {
+	    "none",          "temp table", "listen", "prepare", "with hold cursor",
+	    "advisory lock", "set",        "role"};
+	return reason >= 0 && reason < (int)ARRAY_LEN(names) ? names[reason] : "?";
+}
+
+/* Session-level advisory locks outlive the transaction (the _xact_ ones do not). */
+static bool session_advisory(const char *name)
+{
+	return strncasecmp(name, "pg_advisory_lock", 16) == 0 ||
+	       strncasecmp(name, "pg_try_advisory_lock", 20) == 0;
+}
+
+/* Parameters the server reports with ParameterStatus: the pooler carries their values
+ * from server to server, so setting them needs no pin. */
+static bool carried_param(const char *name)
+{
+	static const char *const names[] = {"application_name",
+	                                    "client_encoding",
+	                                    "datestyle",
+	                                    "default_transaction_read_only",
+	                                    "intervalstyle",
+	                                    "timezone",
+	                                    "standard_conforming_strings"};
+	for (size_t i = 0; i < ARRAY_LEN(names); i++)
+		if (strcasecmp(names[i], name) == 0)
+			return true;
+	return false;
+}
 
 static bool function_writes(struct classifier *cl, const PgQuery__FuncCall *f)
 {
@@ -404,21 +438,30 @@ static void walk(struct walk *w, const ProtobufCMessage *m)
 {
 	const ProtobufCMessageDescriptor *d;
 
-	if (m == NULL || w->writes)
+	if (m == NULL)
 		return;
 	d = m->descriptor;
+	if (d == &pg_query__range_var__descriptor) {
+		const PgQuery__RangeVar *rv = (const PgQuery__RangeVar *)m;
+		if (rv->relpersistence && rv->relpersistence[0] == 't')
+			w->pins = PIN_TEMP_TABLE;
+		return;
+	}
+	if (d == &pg_query__func_call__descriptor) {
+		const PgQuery__FuncCall *f = (const PgQuery__FuncCall *)m;
+		const PgQuery__Node *last = f->n_funcname ? f->funcname[f->n_funcname - 1] : NULL;
+		if (last && last->node_case == PG_QUERY__NODE__NODE_STRING && last->string &&
+		    session_advisory(last->string->sval))
+			w->pins = PIN_ADVISORY_LOCK;
+	}
 	if (d == &pg_query__insert_stmt__descriptor || d == &pg_query__update_stmt__descriptor ||
 	    d == &pg_query__delete_stmt__descriptor || d == &pg_query__merge_stmt__descriptor ||
-	    d == &pg_query__into_clause__descriptor || d == &pg_query__locking_clause__descriptor) {
+	    d == &pg_query__into_clause__descriptor || d == &pg_query__locking_clause__descriptor)
 		w->writes = true;
-		return;
-	}
-	if (d == &pg_query__func_call__descriptor &&
-	    function_writes(w->cl, (const PgQuery__FuncCall *)m)) {
+	if (d == &pg_query__func_call__descriptor && !w->writes &&
+	    function_writes(w->cl, (const PgQuery__FuncCall *)m))
 		w->writes = true;
-		return;
-	}
-	for (unsigned i = 0; i < d->n_fields && !w->writes; i++) {
+	for (unsigned i = 0; i < d->n_fields; i++) {
 		const ProtobufCFieldDescriptor *f = &d->fields[i];
 		const char *base = (const char *)m;
 		if (f->type != PROTOBUF_C_TYPE_MESSAGE)
@@ -479,13 +522,30 @@ static int read_only_option(PgQuery__Node **opts, size_t n)
 /* One top-level statement: update v; returns false for a statement that is not cacheable. */
 static bool classify_stmt(struct classifier *cl, const PgQuery__Node *n, struct verdict *v)
 {
-	struct walk w = {cl, false};
+	struct walk w = {cl, false, PIN_NONE};
 
+	/* any statement may leave session state behind */
+	walk(&w, &n->base);
+	if (w.pins != PIN_NONE)
+		v->pins = w.pins;
 	switch (n->node_case) {
+	case PG_QUERY__NODE__NODE_LISTEN_STMT:
+		v->pins = PIN_LISTEN;
+		v->read_only = false;
+		return true;
+	case PG_QUERY__NODE__NODE_PREPARE_STMT:
+		v->pins = PIN_PREPARE;
+		v->read_only = false;
+		return true;
+	case PG_QUERY__NODE__NODE_DECLARE_CURSOR_STMT:
+		if (n->declare_cursor_stmt->options &
+		    0x0020) /* CURSOR_OPT_HOLD in PostgreSQL 14+ */
+			v->pins = PIN_HOLD_CURSOR;
+		v->read_only = false;
+		return true;
 	case PG_QUERY__NODE__NODE_SELECT_STMT:
 	case PG_QUERY__NODE__NODE_EXPLAIN_STMT:
 	case PG_QUERY__NODE__NODE_VARIABLE_SHOW_STMT:
-		walk(&w, &n->select_stmt->base);
 		if (w.writes)
 			v->read_only = false;
 		return true;
@@ -523,6 +583,12 @@ static bool classify_stmt(struct classifier *cl, const PgQuery__Node *n, struct 
 		v->read_only = false;
 		if (s->is_local)
 			return false;
+		if (strcasecmp(name, "role") == 0 || strcasecmp(name, "session_authorization") == 0)
+			v->pins = PIN_ROLE;
+		else if ((s->kind == PG_QUERY__VARIABLE_SET_KIND__VAR_SET_VALUE ||
+		          s->kind == PG_QUERY__VARIABLE_SET_KIND__VAR_SET_CURRENT) &&
+		         !carried_param(name))
+			v->pins = PIN_SET;
 		if (s->kind == PG_QUERY__VARIABLE_SET_KIND__VAR_RESET_ALL) {
 			v->session_ro = 0;
 		} else if (strcmp(name, "default_transaction_read_only") == 0) {

@@ -88,6 +88,7 @@ struct client {
 	size_t retry_len;
 	bool retry_now;                /* the replica refused it: run it again on the primary */
 	uint8_t route_once;            /* enum route_hint for the next transaction only */
+	uint8_t pinned;                /* enum pin_reason: keeps its server for the whole session */
 	const struct db_conf *db_conf; /* from the config generation db_gen */
 	unsigned db_gen;
 	struct {
@@ -200,7 +201,10 @@ static void release_server(struct client *c)
 	c->server = NULL;
 	conn_unlink(&c->conn);
 	if (!mid_message && server_is_clean(s)) {
-		if (p->mode == POOL_MODE_SESSION && p->reset_query[0] != '\0')
+		if (c->pinned != PIN_NONE)
+			pool_reset(p, s,
+			           p->reset_query[0] != '\0' ? p->reset_query : "DISCARD ALL");
+		else if (p->mode == POOL_MODE_SESSION && p->reset_query[0] != '\0')
 			pool_reset(p, s, p->reset_query);
 		else
 			pool_release(p, s);
@@ -454,6 +458,18 @@ oom:
 	return -1;
 }
 
+/* Session state the pooler cannot carry: keep this server until the client leaves. */
+static void pin(struct client *c, uint8_t reason)
+{
+	if (reason == PIN_NONE || c->pinned != PIN_NONE)
+		return;
+	c->pinned = reason;
+	c->w->pinned_clients++;
+	log_info("c=%llu user=%s db=%s keeps its server connection for the rest of the session "
+	         "(%s)",
+	         (unsigned long long)c->id, c->user, c->db, classify_pin_name(reason));
+}
+
 /* Advance the relay position by n bytes, using up the replica approval. */
 static void advance(struct client *c, size_t n)
 {
@@ -475,17 +491,14 @@ static bool check_batch(struct client *c, char type)
 	if (!c->on_replica) {
 		if (type == 'Q' || type == 'P')
 			c->tx_wrote = true;
-		if (type == 'Q' && avail > 5) {
-			/* only SET/RESET can switch the session to or from read-only */
-			size_t i = 5;
-			while (i < avail && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n'))
-				i++;
-			if (avail - i >= 3 && (!strncasecmp((const char *)p + i, "set", 3) ||
-			                       !strncasecmp((const char *)p + i, "res", 3))) {
-				router_scan_batch(c->w->classifier, p, avail, names_of(c), &b);
-				if (b.complete && b.session_ro >= 0)
-					c->session_ro = b.session_ro;
-			}
+		if (c->pinned == PIN_NONE && (type == 'Q' || type == 'P')) {
+			/* only session-state detection: the server is chosen already */
+			router_scan_batch(c->w->classifier, p, avail, names_of(c), &b);
+			if (!b.complete)
+				return avail < ROUTER_LOOKAHEAD ? false : true;
+			if (b.session_ro >= 0)
+				c->session_ro = b.session_ro;
+			pin(c, b.pins);
 		}
 		return true;
 	}
@@ -677,11 +690,14 @@ static struct node *route(struct client *c, const struct db_conf *db)
 
 	c->on_replica = c->ro_tx = c->held = false;
 	c->approved = 0;
-	if (db->pool_mode == POOL_MODE_TRANSACTION && has_replicas(db)) {
+	if (db->pool_mode == POOL_MODE_TRANSACTION) {
 		router_scan_batch(c->w->classifier, buf_head(&c->conn.in), buf_len(&c->conn.in),
 		                  names_of(c), &b);
 		if (!b.complete)
 			return NULL; /* the rest of the batch is on its way */
+		pin(c, b.pins);
+	}
+	if (db->pool_mode == POOL_MODE_TRANSACTION && has_replicas(db) && c->pinned == PIN_NONE) {
 		uint8_t hint = b.hint != HINT_NONE ? b.hint : c->forced_route;
 		if (c->route_once != HINT_NONE) {
 			hint = c->route_once;
@@ -789,7 +805,7 @@ static void on_server_ready(struct server *s)
 {
 	struct client *c = s->owner;
 
-	if (c->pool->mode == POOL_MODE_SESSION && !c->w->shutting_down)
+	if ((c->pool->mode == POOL_MODE_SESSION || c->pinned != PIN_NONE) && !c->w->shutting_down)
 		return;
 	if (!c->on_replica && c->tx_wrote)
 		c->ryw_since_us = util_now_us();

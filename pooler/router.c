@@ -127,6 +127,8 @@ static void merge(struct batch *b, const struct verdict *v)
 		b->session_ro = v->session_ro;
 	if (b->hint == HINT_NONE)
 		b->hint = v->hint;
+	if (v->pins != PIN_NONE)
+		b->pins = v->pins;
 }
 
 void router_scan_batch(struct classifier *cl, const uint8_t *p, size_t n, struct stmt_names *names,

@@ -197,6 +197,31 @@ static void test_cache(void **state)
 	classify_free(cl);
 }
 
+static void test_pins(void **state)
+{
+	struct classifier *cl = new_classifier();
+	(void)state;
+
+	assert_int_equal(run(cl, "create temp table t (a int)").pins, PIN_TEMP_TABLE);
+	assert_int_equal(run(cl, "create temporary table t as select 1").pins, PIN_TEMP_TABLE);
+	assert_int_equal(run(cl, "select 1 into temp t2").pins, PIN_TEMP_TABLE);
+	assert_int_equal(run(cl, "listen ch").pins, PIN_LISTEN);
+	assert_int_equal(run(cl, "prepare p as select 1").pins, PIN_PREPARE);
+	assert_int_equal(run(cl, "declare c cursor with hold for select 1").pins, PIN_HOLD_CURSOR);
+	assert_int_equal(run(cl, "declare c cursor for select 1").pins, PIN_NONE);
+	assert_int_equal(run(cl, "select pg_advisory_lock(1)").pins, PIN_ADVISORY_LOCK);
+	assert_int_equal(run(cl, "select pg_advisory_xact_lock(1)").pins, PIN_NONE);
+	assert_int_equal(run(cl, "set search_path = s1").pins, PIN_SET);
+	assert_int_equal(run(cl, "set statement_timeout to 5000").pins, PIN_SET);
+	assert_int_equal(run(cl, "set local statement_timeout to 5000").pins, PIN_NONE);
+	assert_int_equal(run(cl, "set timezone = 'UTC'").pins, PIN_NONE); /* carried */
+	assert_int_equal(run(cl, "set role app").pins, PIN_ROLE);
+	assert_int_equal(run(cl, "create table t (a int)").pins, PIN_NONE);
+	assert_int_equal(run(cl, "select * from t").pins, PIN_NONE);
+	assert_string_equal(classify_pin_name(PIN_LISTEN), "listen");
+	classify_free(cl);
+}
+
 static void test_normalize(void **state)
 {
 	char out[128];
@@ -219,6 +244,7 @@ int main(void)
 	    cmocka_unit_test(test_transactions_and_session),
 	    cmocka_unit_test(test_hints),
 	    cmocka_unit_test(test_cache),
+	    cmocka_unit_test(test_pins),
 	    cmocka_unit_test(test_normalize),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,97 @@
+"""Transaction pooling and session state: state the pooler cannot carry from one server
+connection to another (temporary tables, LISTEN, session SET, session advisory locks,
+WITH HOLD cursors, SQL PREPARE) keeps the client on its server connection for the rest of
+its session, and is wiped (DISCARD ALL) before anyone else gets that server. Nothing one
+client sets is ever visible to another."""
+import time
+
+import psycopg
+import pytest
+
+
+def two_clients(p):
+    kw = dict(autocommit=True, prepare_threshold=None)
+    return psycopg.connect(p.dsn(), **kw), psycopg.connect(p.dsn(), **kw)
+
+
+def test_temp_table_stays_with_its_client_and_leaks_to_no_one(pooler):
+    p = pooler(pool_size=1, with_replica=False)
+    with psycopg.connect(p.dsn(), autocommit=True) as a:
+        a.execute("create temp table st_tmp(a int)")
+        for i in range(5):  # later transactions still see it: same server
+            a.execute("insert into st_tmp values (%s)", (i,))
+        assert a.execute("select count(*) from st_tmp").fetchone() == (5,)
+    # a left: its server was reset before reuse
+    with psycopg.connect(p.dsn(), autocommit=True) as b:
+        b.execute("create temp table st_tmp(a int)")  # would fail if a's table survived
+        assert b.execute("select count(*) from st_tmp").fetchone() == (0,)
+    assert "temp table" in p.log()
+
+
+def test_session_set_does_not_leak_to_other_clients(pooler):
+    p = pooler(pool_size=1, with_replica=False)
+    with psycopg.connect(p.dsn(), autocommit=True) as a:
+        a.execute("set search_path = pg_catalog, public")
+        a.execute("set statement_timeout = 4321")
+        assert a.execute("show statement_timeout").fetchone() == ("4321ms",)
+        assert a.execute("show search_path").fetchone() == ("pg_catalog, public",)
+    with psycopg.connect(p.dsn(), autocommit=True) as b:
+        assert b.execute("show statement_timeout").fetchone() == ("0",)
+        assert b.execute("show search_path").fetchone() == ('"$user", public',)
+
+
+def test_pinned_client_keeps_its_server_while_others_wait_for_the_rest(pooler):
+    """A pinned client holds one server; the others share what is left."""
+    p = pooler(pool_size=2, with_replica=False)
+    a = psycopg.connect(p.dsn(), autocommit=True)
+    got = []
+    a.add_notify_handler(lambda n: got.append(n.payload))
+    try:
+        a.execute("listen st_chan")
+        pid_a = a.execute("select pg_backend_pid()").fetchone()[0]
+        others = [psycopg.connect(p.dsn(), autocommit=True, prepare_threshold=None)
+                  for _ in range(3)]
+        try:
+            pids = {o.execute("select pg_backend_pid()").fetchone()[0] for o in others
+                    for _ in range(3)}
+            assert pid_a not in pids, "another client ran on the pinned server"
+            assert len(pids) == 1
+            # notifications reach the listener on its own server
+            others[0].execute("notify st_chan, 'hello'")
+            for _ in range(20):  # bounded: the notification arrives with a reply
+                a.execute("select 1")
+                if got:
+                    break
+                time.sleep(0.1)
+            assert got == ["hello"]
+        finally:
+            for o in others:
+                o.close()
+    finally:
+        a.close()
+
+
+@pytest.mark.parametrize("sql", [
+    "select pg_advisory_lock(77)",
+    "declare st_cur cursor with hold for select 1",
+    "prepare st_plan as select 1",
+])
+def test_other_session_state_pins(pooler, sql):
+    p = pooler(pool_size=2, with_replica=False)
+    with psycopg.connect(p.dsn(), autocommit=True) as a:
+        a.execute(sql)
+        pid = a.execute("select pg_backend_pid()").fetchone()[0]
+        for _ in range(3):
+            assert a.execute("select pg_backend_pid()").fetchone()[0] == pid
+    assert "keeps its server connection" in p.log()
+
+
+def test_set_of_a_carried_parameter_does_not_pin(pooler):
+    """TimeZone is reported by the server and carried by the pooler: no pin needed."""
+    p = pooler(pool_size=1, with_replica=False)
+    with psycopg.connect(p.dsn(), autocommit=True) as a:
+        a.execute("set timezone = 'Asia/Tokyo'")
+        assert a.execute("show timezone").fetchone() == ("Asia/Tokyo",)
+    with psycopg.connect(p.dsn(), autocommit=True) as b:
+        assert b.execute("show timezone").fetchone()[0] != "Asia/Tokyo"
+    assert "keeps its server connection" not in p.log()
