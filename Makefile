@@ -3,10 +3,10 @@
 # and runs the unit and integration tests; `make run` starts a throwaway demo.
 
 CC       ?= cc
-PKGS     := libpq inih libssl libcrypto
+PKGS     := libpq inih libssl libcrypto libmicrohttpd
 # libev and libpg_query ship no pkg-config file on Debian; fall back to plain flags.
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lpq -linih -lssl -lcrypto)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lpq -linih -lssl -lcrypto -lmicrohttpd)
 EV_LIBS    := $(shell pkg-config --libs libev 2>/dev/null || echo -lev)
 PGQ_LIBS   := $(shell pkg-config --libs libpg_query 2>/dev/null || echo -lpg_query)
 
@@ -30,7 +30,7 @@ PYTHON   := /usr/bin/python3
 PYTEST_ARGS ?=
 
 DEB_PACKAGES := build-essential pkg-config libev-dev libinih-dev libpg-query-dev libprotobuf-c-dev \
-	libssl-dev libpq-dev libcmocka-dev postgresql-15 postgresql-client-15 python3-pytest \
+	libssl-dev libpq-dev libcmocka-dev libmicrohttpd-dev postgresql-15 postgresql-client-15 python3-pytest \
 	python3-psycopg python3-asyncpg pgbouncer gnuplot-nox clang-format cppcheck
 
 .PHONY: all deps asan unit integration test run bench format lint clean check-format

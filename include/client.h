@@ -12,6 +12,9 @@ void client_accept(struct worker *w, int fd, const char *addr);
 /* Shutdown: close clients that hold no server; the rest close when their transaction ends. */
 void client_shutdown_idle(struct worker *w);
 
+/* Clients by state, for metrics. */
+void client_count(const struct worker *w, struct client_counts *cc);
+
 /* Number of clients linked to a server right now. */
 int client_count_active(const struct worker *w);
 

@@ -54,6 +54,7 @@ struct node {
 	uint64_t lsn_as_of_us;  /* lsn was read no earlier than this (the probe's send time) */
 	int inflight;           /* transactions running on it through this worker */
 	uint64_t probes_ok, probes_failed;
+	uint64_t transactions; /* run on it through this worker */
 	char last_error[200];
 
 	struct ev_loop *loop;

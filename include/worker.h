@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "metrics.h"
 #include "util.h"
 
 struct config;
@@ -23,6 +24,7 @@ struct worker {
 	struct node **nodes;          /* one per [node.NAME], probed on this loop */
 	int n_nodes;
 	struct classifier *classifier; /* routing verdicts and their cache */
+	struct metrics metrics;        /* counters and histograms of this worker */
 	uint64_t replica_refusals;     /* reads a replica refused as writes, rerun on the primary */
 	uint64_t pinned_clients;       /* clients that kept a server for session state */
 	unsigned rr;                   /* rotates ties between equally loaded nodes */

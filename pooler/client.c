@@ -89,6 +89,7 @@ struct client {
 	bool retry_now;                /* the replica refused it: run it again on the primary */
 	uint8_t route_once;            /* enum route_hint for the next transaction only */
 	uint8_t pinned;                /* enum pin_reason: keeps its server for the whole session */
+	uint64_t linked_us;            /* when the current server was linked */
 	const struct db_conf *db_conf; /* from the config generation db_gen */
 	unsigned db_gen;
 	struct {
@@ -200,6 +201,7 @@ static void release_server(struct client *c)
 
 	c->server = NULL;
 	conn_unlink(&c->conn);
+	metrics_observe(&c->w->metrics.transaction_time, util_now_us() - c->linked_us);
 	if (!mid_message && server_is_clean(s)) {
 		if (c->pinned != PIN_NONE)
 			pool_reset(p, s,
@@ -306,6 +308,9 @@ static void attach(struct client *c, struct server *s)
 	s->pending = 0;
 	s->unsynced = false;
 	s->guard = c->retry_batch != NULL;
+	c->linked_us = util_now_us();
+	metrics_observe(&c->w->metrics.client_wait, c->linked_us - c->waiter.since_us);
+	c->pool->backend->transactions++;
 	if (s->parses != NULL)
 		s->parses->len = 0; /* a clean server owes no answers */
 	conn_link(&c->conn, &s->conn);
@@ -731,11 +736,13 @@ static struct node *route(struct client *c, const struct db_conf *db)
 		}
 	}
 	if (n != NULL && n->role == NODE_ROLE_PRIMARY) {
+		c->w->metrics.routed_primary_read++;
 		c->tx_wrote = false;
 		c->approved = b.end;
 		return n;
 	}
 	if (n != NULL) {
+		c->w->metrics.routed_replica++;
 		c->on_replica = true;
 		c->ro_tx = b.begin_ro || c->session_ro == 1 || b.hint == HINT_REPLICA ||
 		           c->forced_route == HINT_REPLICA;
@@ -757,6 +764,10 @@ static struct node *route(struct client *c, const struct db_conf *db)
 		return NULL;
 	}
 	c->tx_wrote = !(b.read_only && b.complete);
+	if (c->tx_wrote)
+		c->w->metrics.routed_primary_write++;
+	else
+		c->w->metrics.routed_primary_read++;
 	c->approved = b.end;
 	return n;
 }
@@ -809,6 +820,7 @@ static void on_server_ready(struct server *s)
 		return;
 	if (!c->on_replica && c->tx_wrote)
 		c->ryw_since_us = util_now_us();
+	metrics_observe(&c->w->metrics.transaction_time, util_now_us() - c->linked_us);
 	c->server = NULL;
 	conn_unlink(&c->conn);
 	pool_release(c->pool, s);
@@ -1017,6 +1029,7 @@ static void auth_ok(struct client *c)
 
 static void auth_failed(struct client *c)
 {
+	c->w->metrics.login_failures++;
 	char msg[200];
 	snprintf(msg, sizeof(msg), "password authentication failed for user \"%s\"", c->user);
 	client_fatal(c, SQLSTATE_INVALID_PASSWORD, msg);
@@ -1430,6 +1443,7 @@ void client_accept(struct worker *w, int fd, const char *addr)
 	ev_timer_init(&c->timer, on_timer, 0, 0);
 	c->timer.data = c;
 	if (w->n_clients > w->cfg->max_client_conn) {
+		w->metrics.clients_rejected++;
 		client_fatal(c, SQLSTATE_TOO_MANY_CONNECTIONS,
 		             "too many client connections (max_client_conn)");
 		return;
@@ -1451,6 +1465,33 @@ void client_shutdown_idle(struct worker *w)
 			continue;
 		client_fatal(c, SQLSTATE_ADMIN_SHUTDOWN,
 		             "terminating connection due to administrator command");
+	}
+}
+
+void client_count(const struct worker *w, struct client_counts *cc)
+{
+	const struct list *pos;
+
+	memset(cc, 0, sizeof(*cc));
+	for (pos = w->clients.next; pos != &w->clients; pos = pos->next) {
+		switch (container_of(pos, struct client, node)->state) {
+		case CLIENT_STARTUP:
+		case CLIENT_AUTH:
+		case CLIENT_LOGIN:
+			cc->login++;
+			break;
+		case CLIENT_IDLE:
+			cc->idle++;
+			break;
+		case CLIENT_WAITING:
+			cc->waiting++;
+			break;
+		case CLIENT_ACTIVE:
+			cc->active++;
+			break;
+		case CLIENT_CLOSED:
+			break;
+		}
 	}
 }
 

@@ -12,6 +12,7 @@
 #include "classify.h"
 #include "client.h"
 #include "config.h"
+#include "http.h"
 #include "listener.h"
 #include "log.h"
 #include "node.h"
@@ -29,6 +30,8 @@ struct daemon {
 	const char *config_path;
 	ev_signal sigterm, sigint, sighup;
 	ev_timer shutdown_check;
+	ev_timer publish; /* refreshes the HTTP endpoint's snapshot */
+	struct http *http;
 	uint64_t shutdown_deadline_us;
 };
 
@@ -46,6 +49,50 @@ static void usage(FILE *out)
 	      "Signals: SIGHUP reloads the config, SIGTERM finishes running transactions and\n"
 	      "exits, SIGINT exits at once.\n",
 	      out);
+}
+
+/* Ready: accepting clients, and every database has a reachable primary. */
+static bool ready(struct daemon *d, char *reason, size_t len)
+{
+	struct worker *w = &d->w;
+
+	if (w->shutting_down) {
+		snprintf(reason, len, "shutting down");
+		return false;
+	}
+	for (int i = 0; i < d->cfg->n_dbs; i++) {
+		const struct node *p = router_primary(w, &d->cfg->dbs[i]);
+		if (p == NULL || !p->probed || !p->up) {
+			snprintf(reason, len, "database %s: no reachable primary",
+			         d->cfg->dbs[i].name);
+			return false;
+		}
+	}
+	reason[0] = '\0';
+	return true;
+}
+
+static void publish(struct daemon *d)
+{
+	struct client_counts cc;
+	struct buf b;
+	char reason[200];
+
+	if (d->http == NULL)
+		return;
+	buf_init(&b);
+	client_count(&d->w, &cc);
+	metrics_render(&d->w, &cc, &b);
+	bool ok = ready(d, reason, sizeof(reason));
+	http_publish(d->http, (const char *)buf_head(&b), buf_len(&b), ok, reason);
+	buf_free(&b);
+}
+
+static void on_publish(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)loop;
+	(void)revents;
+	publish(t->data);
 }
 
 static void reap(struct ev_loop *loop, ev_prepare *p, int revents)
@@ -99,6 +146,7 @@ static void on_sigterm(struct ev_loop *loop, ev_signal *sig, int revents)
 	log_info("SIGTERM: no new clients; waiting up to %d ms for running transactions",
 	         d->cfg->shutdown_timeout_ms);
 	d->w.shutting_down = true;
+	publish(d); /* /ready says so at once */
 	d->shutdown_deadline_us = util_now_us() + (uint64_t)d->cfg->shutdown_timeout_ms * 1000;
 	listener_close(d->listeners);
 	d->listeners = NULL;
@@ -305,6 +353,21 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	listener_start(d->listeners);
+	if (d->cfg->metrics_listen[0] != '\0') {
+		d->http = http_start(d->cfg->metrics_listen, err, sizeof(err));
+		if (d->http == NULL) {
+			log_error("%s", err);
+			listener_close(d->listeners);
+			auth_file_free(d->auth);
+			config_free(d->cfg);
+			return 1;
+		}
+		log_info("metrics on http://%s/metrics (port %d), /health, /ready",
+		         d->cfg->metrics_listen, http_port(d->http));
+	}
+	ev_timer_init(&d->publish, on_publish, 0.2, 1.0);
+	d->publish.data = d;
+	ev_timer_start(w->loop, &d->publish);
 	ev_signal_init(&d->sigterm, on_sigterm, SIGTERM);
 	ev_signal_init(&d->sigint, on_sigint, SIGINT);
 	ev_signal_init(&d->sighup, on_sighup, SIGHUP);
@@ -317,6 +380,7 @@ int main(int argc, char **argv)
 	ev_run(w->loop, 0);
 
 	listener_close(d->listeners);
+	http_stop(d->http);
 	client_close_all(w);
 	while (!list_empty(&w->pools))
 		pool_free(container_of(w->pools.next, struct pool, node));

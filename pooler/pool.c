@@ -153,6 +153,7 @@ static void on_login_done(struct server *s, const char *error)
 		            (unsigned long long)s->id, p->db_name, p->user, p->login.host,
 		            p->login.port, error);
 		snprintf(p->last_error, sizeof(p->last_error), "%s", error);
+		p->w->metrics.server_login_failures++;
 		server_close(s);
 		pool_set_state(p, s, SERVER_CLOSED);
 		/* Nobody else can serve the waiters soon: tell them now rather than hang. */
