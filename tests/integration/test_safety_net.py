@@ -1,0 +1,44 @@
+"""The routing safety net: a statement that looks like a read but writes (here a function
+wrongly marked STABLE that calls nextval) is refused by the replica with 25006 before any
+row reaches the client. The pooler reruns it on the primary, the client sees only the
+result, the refusal is counted, and the statement's shape is remembered as a write."""
+import re
+import time
+import urllib.request
+
+import psycopg
+
+from test_metrics import metrics_port, samples, value
+
+
+def test_replica_refusal_reruns_on_primary_and_is_learned(cluster, pooler):
+    cluster.psql(cluster.primary_port,
+                 "create sequence if not exists sn_seq;"
+                 " create or replace function sn_sneaky() returns bigint language sql stable"
+                 " as $$ select nextval('sn_seq') $$", user="app")
+    cluster.wait_replay()
+    p = pooler(node_overrides={"primary": {"weight": 0}},
+               extra_pooler={"health_interval": "100ms", "read_your_writes": "off"})
+    port = metrics_port(p)
+    # the function catalog must be in before the classifier trusts STABLE
+    deadline = time.monotonic() + 10
+    while "function catalog" not in p.log() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    with psycopg.connect(p.dsn(), autocommit=True, prepare_threshold=None) as c:
+        c.execute("select 1")  # let the replica join the rotation
+        rows = []
+        for _ in range(3):
+            cur = psycopg.ClientCursor(c)  # simple protocol, as the safety net needs
+            cur.execute("select sn_sneaky() is not null, inet_server_port()")
+            rows.append(cur.fetchone())
+    assert all(ok for ok, _ in rows), rows
+    assert {port_ for _, port_ in rows} == {cluster.primary_port}, rows
+    assert len(re.findall(r"a replica refused a statement", p.log())) == 1, p.log()
+    deadline = time.monotonic() + 5
+    while True:
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
+            s = samples(r.read().decode())
+        if value(s, "pooler_replica_refusals_total") == 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert value(s, "pooler_replica_refusals_total") == 1
