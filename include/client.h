@@ -12,6 +12,24 @@ void client_accept(struct worker *w, int fd, const char *addr);
 /* Shutdown: close clients that hold no server; the rest close when their transaction ends. */
 void client_shutdown_idle(struct worker *w);
 
+/* What SHOW CLIENTS shows of one client. */
+struct client_info {
+	uint64_t id;
+	const char *user;
+	const char *db;
+	const char *state;
+	const char *addr;
+	uint64_t connect_us; /* util_now_us() at accept */
+	uint64_t server_id;  /* 0 without a server */
+	const char *pinned;  /* why it keeps its server, or NULL */
+};
+
+void client_foreach(struct worker *w, void (*fn)(const struct client_info *ci, void *arg),
+                    void *arg);
+
+/* KILL: close every client of a database. Returns how many. */
+int client_kill_db(struct worker *w, const char *db);
+
 /* Clients by state, for metrics. */
 void client_count(const struct worker *w, struct client_counts *cc);
 

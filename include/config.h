@@ -96,6 +96,10 @@ const struct db_conf *config_find_db(const struct config *cfg, const char *name)
 /* Print every key with its effective value and the computed pool sizes. */
 void config_print(const struct config *cfg, FILE *out);
 
+/* Every key with its effective value as text (secrets masked), in table order. */
+void config_foreach(const struct config *cfg,
+                    void (*fn)(const char *key, const char *value, void *arg), void *arg);
+
 /* Online cores of this machine. */
 int config_local_cores(void);
 

@@ -26,6 +26,8 @@ struct metrics {
 	uint64_t clients_rejected;         /* max_client_conn */
 	uint64_t login_failures;           /* wrong password or unknown user */
 	uint64_t server_login_failures;
+	uint64_t config_reloads_ok;
+	uint64_t config_reloads_failed;
 };
 
 void metrics_observe(struct histogram *h, uint64_t micros);

@@ -48,6 +48,10 @@ struct pool {
 	int n_connecting;
 	int n_waiting;
 	bool have_welcome;     /* welcome holds a logged-in server's parameters */
+	bool paused;           /* PAUSE: clients queue, servers are handed to no one */
+	uint64_t xact_count;   /* server hand-outs (transactions, or sessions) */
+	uint64_t xact_us;      /* time servers were held */
+	uint64_t wait_us;      /* time clients waited */
 	struct params welcome; /* ParameterStatus values new clients receive */
 	char last_error[256];  /* why the last login failed */
 };
@@ -68,6 +72,10 @@ void pool_release(struct pool *p, struct server *s);
 void pool_reset(struct pool *p, struct server *s, const char *sql);
 /* Close a server that cannot be reused. */
 void pool_discard(struct pool *p, struct server *s, const char *why);
+
+/* PAUSE / RESUME: while paused, waiting clients get no server. */
+void pool_pause(struct pool *p);
+void pool_resume(struct pool *p);
 
 /* Close every idle server (shutdown). */
 void pool_close_idle(struct pool *p);

@@ -5,6 +5,7 @@
 
 #include <ev.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "metrics.h"
@@ -35,8 +36,11 @@ struct worker {
 	uint64_t rng;                  /* xorshift state for cancel keys and jitter */
 	uint64_t next_id;              /* connection ids for log lines */
 	int n_clients;
-	bool shutting_down;                       /* SIGTERM: finish transactions, accept nothing */
+	bool shutdown_requested; /* SHUTDOWN on the admin console, not yet acted on */
+	bool shutting_down;      /* SIGTERM: finish transactions, accept nothing */
 	void (*on_idle_client)(struct worker *w); /* main: a client left; maybe exit */
+	bool (*on_reload)(struct worker *w, char *err, size_t errlen); /* RELOAD */
+	void (*on_shutdown)(struct worker *w);                         /* SHUTDOWN */
 };
 
 #endif

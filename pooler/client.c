@@ -17,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "admin.h"
 #include "auth.h"
 #include "classify.h"
 #include "config.h"
@@ -36,6 +37,7 @@ enum client_state {
 	CLIENT_IDLE,    /* worker->clients: between transactions, holds no server */
 	CLIENT_WAITING, /* + pool->waiting: a transaction started, wants a server */
 	CLIENT_ACTIVE,  /* worker->clients: linked to a server */
+	CLIENT_ADMIN,   /* worker->clients: on the admin console, never holds a server */
 	CLIENT_CLOSED,  /* worker->dead_clients: freed before the loop sleeps */
 };
 
@@ -86,10 +88,13 @@ struct client {
 	uint64_t parse_seq;        /* makes every Parse's server-side name new */
 	uint8_t *retry_batch;      /* a replica-routed autocommit Query, kept until it runs */
 	size_t retry_len;
-	bool retry_now;                /* the replica refused it: run it again on the primary */
-	uint8_t route_once;            /* enum route_hint for the next transaction only */
-	uint8_t pinned;                /* enum pin_reason: keeps its server for the whole session */
-	uint64_t linked_us;            /* when the current server was linked */
+	bool retry_now;      /* the replica refused it: run it again on the primary */
+	uint8_t route_once;  /* enum route_hint for the next transaction only */
+	uint8_t pinned;      /* enum pin_reason: keeps its server for the whole session */
+	uint64_t linked_us;  /* when the current server was linked */
+	uint64_t connect_us; /* accepted at */
+	bool admin_writer;   /* admin console: in admin_users (else stats_users: SHOW only) */
+	bool admin_skip;     /* admin console: discarding extended messages up to Sync */
 	const struct db_conf *db_conf; /* from the config generation db_gen */
 	unsigned db_gen;
 	struct {
@@ -202,6 +207,7 @@ static void release_server(struct client *c)
 	c->server = NULL;
 	conn_unlink(&c->conn);
 	metrics_observe(&c->w->metrics.transaction_time, util_now_us() - c->linked_us);
+	p->xact_us += util_now_us() - c->linked_us;
 	if (!mid_message && server_is_clean(s)) {
 		if (c->pinned != PIN_NONE)
 			pool_reset(p, s,
@@ -311,6 +317,8 @@ static void attach(struct client *c, struct server *s)
 	c->linked_us = util_now_us();
 	metrics_observe(&c->w->metrics.client_wait, c->linked_us - c->waiter.since_us);
 	c->pool->backend->transactions++;
+	c->pool->xact_count++;
+	c->pool->wait_us += c->linked_us - c->waiter.since_us;
 	if (s->parses != NULL)
 		s->parses->len = 0; /* a clean server owes no answers */
 	conn_link(&c->conn, &s->conn);
@@ -821,6 +829,7 @@ static void on_server_ready(struct server *s)
 	if (!c->on_replica && c->tx_wrote)
 		c->ryw_since_us = util_now_us();
 	metrics_observe(&c->w->metrics.transaction_time, util_now_us() - c->linked_us);
+	c->pool->xact_us += util_now_us() - c->linked_us;
 	c->server = NULL;
 	conn_unlink(&c->conn);
 	pool_release(c->pool, s);
@@ -989,6 +998,97 @@ static void on_wait_failed(struct pool_waiter *wt, const char *sqlstate, const c
 	client_fatal(container_of(wt, struct client, waiter), sqlstate, message);
 }
 
+/* The admin console answers itself: no pool, no server. */
+static void admin_login(struct client *c)
+{
+	const struct config *cfg = c->w->cfg;
+	static const char *const params[][2] = {
+	    {"server_version", "15.0 (pooler " POOLER_VERSION ")"},
+	    {"server_encoding", "UTF8"},
+	    {"client_encoding", "UTF8"},
+	    {"DateStyle", "ISO, MDY"},
+	    {"integer_datetimes", "on"},
+	    {"standard_conforming_strings", "on"},
+	    {"TimeZone", "UTC"},
+	    {"is_superuser", "off"},
+	};
+
+	c->admin_writer = config_list_has(cfg->admin_users, c->user);
+	if (!c->admin_writer && !config_list_has(cfg->stats_users, c->user)) {
+		client_fatal(c, SQLSTATE_INVALID_AUTH_SPEC,
+		             "not allowed on the admin console (admin_users, stats_users)");
+		return;
+	}
+	auth_done(c);
+	for (size_t i = 0; i < ARRAY_LEN(params); i++)
+		proto_write_param(&c->conn.out, params[i][0], params[i][1]);
+	proto_write_key(&c->conn.out, c->cancel_pid, c->cancel_key);
+	proto_write_ready(&c->conn.out, 'I');
+	ev_timer_stop(c->w->loop, &c->timer);
+	client_set_state(c, CLIENT_ADMIN);
+	log_info("c=%llu user=%s addr=%s admin console login", (unsigned long long)c->id, c->user,
+	         c->addr);
+	flush(c);
+}
+
+/* Admin console messages: simple Query only. */
+static void admin_read(struct client *c)
+{
+	struct buf *in = &c->conn.in;
+	struct proto_header h;
+
+	while (c->state == CLIENT_ADMIN) {
+		enum proto_status st = proto_read_header(buf_head(in), buf_len(in), 1 << 20, &h);
+		if (st == PROTO_INCOMPLETE)
+			break;
+		if (st == PROTO_BAD) {
+			client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION, "invalid message length");
+			return;
+		}
+		if (buf_len(in) < 5 + (size_t)h.len)
+			break;
+		const uint8_t *body = buf_head(in) + 5;
+		switch (h.type) {
+		case 'Q': {
+			const char *sql = memchr(body, '\0', h.len) ? (const char *)body : "";
+			admin_run(c->w, sql, c->admin_writer, &c->conn.out);
+			proto_write_ready(&c->conn.out, 'I');
+			break;
+		}
+		case 'X':
+			client_close(c, "client said goodbye");
+			return;
+		case 'S':
+			c->admin_skip = false;
+			proto_write_ready(&c->conn.out, 'I');
+			break;
+		case 'P':
+		case 'B':
+		case 'D':
+		case 'E':
+		case 'C':
+		case 'H':
+			if (!c->admin_skip)
+				proto_write_error(
+				    &c->conn.out, "ERROR", SQLSTATE_FEATURE_NOT_SUPPORTED,
+				    "the admin console speaks the simple query protocol only");
+			c->admin_skip = true;
+			break;
+		default:
+			client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION,
+			             "invalid frontend message type");
+			return;
+		}
+		buf_consume(in, 5 + h.len);
+	}
+	if (c->state == CLIENT_ADMIN)
+		flush(c);
+	if (c->w->shutdown_requested && c->w->on_shutdown != NULL) {
+		c->w->shutdown_requested = false;
+		c->w->on_shutdown(c->w);
+	}
+}
+
 static void auth_ok(struct client *c)
 {
 	const struct config *cfg = c->w->cfg;
@@ -997,6 +1097,10 @@ static void auth_ok(struct client *c)
 	char msg[200];
 
 	proto_write_auth(&c->conn.out, AUTH_OK, NULL, 0);
+	if (strcmp(c->db, cfg->admin_db) == 0) {
+		admin_login(c);
+		return;
+	}
 	db = config_find_db(cfg, c->db);
 	if (db == NULL) {
 		snprintf(msg, sizeof(msg), "database \"%s\" does not exist", c->db);
@@ -1377,6 +1481,9 @@ static void process(struct client *c)
 		case CLIENT_ACTIVE:
 			relay(c);
 			break;
+		case CLIENT_ADMIN:
+			admin_read(c);
+			break;
 		case CLIENT_LOGIN:
 		case CLIENT_WAITING:
 		case CLIENT_CLOSED:
@@ -1431,6 +1538,7 @@ void client_accept(struct worker *w, int fd, const char *addr)
 	c->w = w;
 	c->id = ++w->next_id;
 	c->state = CLIENT_STARTUP;
+	c->connect_us = util_now_us();
 	c->cancel_pid = (uint32_t)(r >> 32) & 0x7fffffff;
 	c->cancel_key = (uint32_t)r;
 	util_strlcpy(c->addr, addr, sizeof(c->addr));
@@ -1468,6 +1576,45 @@ void client_shutdown_idle(struct worker *w)
 	}
 }
 
+static const char *const state_names[] = {"login",   "login",  "login", "idle",
+                                          "waiting", "active", "admin", "closed"};
+
+void client_foreach(struct worker *w, void (*fn)(const struct client_info *ci, void *arg),
+                    void *arg)
+{
+	struct list *pos, *tmp;
+
+	list_for_each_safe (pos, tmp, &w->clients) {
+		struct client *c = container_of(pos, struct client, node);
+		struct client_info ci = {
+		    .id = c->id,
+		    .user = c->user,
+		    .db = c->db,
+		    .state = state_names[c->state],
+		    .addr = c->addr,
+		    .connect_us = c->connect_us,
+		    .server_id = c->server ? c->server->id : 0,
+		    .pinned = c->pinned != PIN_NONE ? classify_pin_name(c->pinned) : NULL,
+		};
+		fn(&ci, arg);
+	}
+}
+
+int client_kill_db(struct worker *w, const char *db)
+{
+	struct list *pos, *tmp;
+	int n = 0;
+
+	list_for_each_safe (pos, tmp, &w->clients) {
+		struct client *c = container_of(pos, struct client, node);
+		if (c->db == NULL || strcmp(c->db, db) != 0 || c->state == CLIENT_ADMIN)
+			continue;
+		client_fatal(c, SQLSTATE_ADMIN_SHUTDOWN, "terminated by the admin console (KILL)");
+		n++;
+	}
+	return n;
+}
+
 void client_count(const struct worker *w, struct client_counts *cc)
 {
 	const struct list *pos;
@@ -1481,6 +1628,7 @@ void client_count(const struct worker *w, struct client_counts *cc)
 			cc->login++;
 			break;
 		case CLIENT_IDLE:
+		case CLIENT_ADMIN:
 			cc->idle++;
 			break;
 		case CLIENT_WAITING:

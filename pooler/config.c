@@ -625,3 +625,61 @@ void config_print(const struct config *cfg, FILE *out)
 		        d->pool_size_source);
 	}
 }
+
+static void format_value(const struct key *k, const void *obj, char *out, size_t cap)
+{
+	const char *field = (const char *)obj + k->offset;
+	int v = *(const int *)field;
+
+	switch (k->type) {
+	case K_STR:
+	case K_PATH:
+		snprintf(out, cap, "%s",
+		         k->secret ? (*(char *const *)field ? "(set, not shown)" : "")
+		                   : (*(char *const *)field ? *(char *const *)field : ""));
+		return;
+	case K_INT:
+		snprintf(out, cap, "%d", v);
+		return;
+	case K_AUTO_INT:
+		if (v == 0)
+			snprintf(out, cap, "auto");
+		else
+			snprintf(out, cap, "%d", v);
+		return;
+	case K_MS:
+		snprintf(out, cap, "%dms", v);
+		return;
+	case K_ENUM:
+		snprintf(out, cap, "%s", k->choices[v]);
+		return;
+	case K_LOGLEVEL:
+		snprintf(out, cap, "%s", log_level_name((enum log_level)v));
+		return;
+	}
+}
+
+void config_foreach(const struct config *cfg,
+                    void (*fn)(const char *key, const char *value, void *arg), void *arg)
+{
+	char value[512], key[256];
+
+	for (size_t i = 0; i < ARRAY_LEN(pooler_keys); i++) {
+		format_value(&pooler_keys[i], cfg, value, sizeof(value));
+		fn(pooler_keys[i].name, value, arg);
+	}
+	for (int n = 0; n < cfg->n_nodes; n++)
+		for (size_t i = 0; i < ARRAY_LEN(node_keys); i++) {
+			format_value(&node_keys[i], &cfg->nodes[n], value, sizeof(value));
+			snprintf(key, sizeof(key), "node.%s.%s", cfg->nodes[n].name,
+			         node_keys[i].name);
+			fn(key, value, arg);
+		}
+	for (int d = 0; d < cfg->n_dbs; d++)
+		for (size_t i = 0; i < ARRAY_LEN(db_keys); i++) {
+			format_value(&db_keys[i], &cfg->dbs[d], value, sizeof(value));
+			snprintf(key, sizeof(key), "database.%s.%s", cfg->dbs[d].name,
+			         db_keys[i].name);
+			fn(key, value, arg);
+		}
+}

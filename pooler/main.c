@@ -223,32 +223,26 @@ static bool same_nodes(const struct worker *w, const struct config *cfg)
 
 /* Reload: a new snapshot of config and auth file; a bad file keeps the old ones. Pools
  * already open keep their settings until they are recreated. */
-static void on_sighup(struct ev_loop *loop, ev_signal *sig, int revents)
+static bool reload(struct daemon *d, char *err, size_t errlen)
 {
-	struct daemon *d = sig->data;
-	char err[1024];
 	struct config *cfg;
 	struct auth_file *auth;
-	(void)loop;
-	(void)revents;
 
-	cfg = config_load(d->config_path, err, sizeof(err));
-	if (cfg == NULL) {
-		log_error("reload failed, keeping the running config: %s", err);
-		return;
-	}
-	auth = auth_file_load(cfg->auth_file, err, sizeof(err));
+	cfg = config_load(d->config_path, err, errlen);
+	if (cfg == NULL)
+		goto fail;
+	auth = auth_file_load(cfg->auth_file, err, errlen);
 	if (auth == NULL) {
-		log_error("reload failed, keeping the running config: %s", err);
 		config_free(cfg);
-		return;
+		goto fail;
 	}
 	if (!same_nodes(&d->w, cfg)) {
-		log_error("reload failed, keeping the running config: [node.*] sections changed "
-		          "(adding, removing or moving nodes needs a restart)");
+		snprintf(err, errlen,
+		         "[node.*] sections changed (adding, removing or moving nodes "
+		         "needs a restart)");
 		config_free(cfg);
 		auth_file_free(auth);
-		return;
+		goto fail;
 	}
 	add_functions(d->w.classifier, cfg->read_only_functions, false);
 	add_functions(d->w.classifier, cfg->write_functions, true);
@@ -260,7 +254,32 @@ static void on_sighup(struct ev_loop *loop, ev_signal *sig, int revents)
 	d->w.cfg = cfg;
 	d->w.auth = auth;
 	log_min_level = (enum log_level)cfg->log_level;
+	d->w.metrics.config_reloads_ok++;
 	log_info("reloaded %s", d->config_path);
+	return true;
+fail:
+	d->w.metrics.config_reloads_failed++;
+	log_error("reload failed, keeping the running config: %s", err);
+	return false;
+}
+
+static bool on_admin_reload(struct worker *w, char *err, size_t errlen)
+{
+	return reload(container_of(w, struct daemon, w), err, errlen);
+}
+
+static void on_sighup(struct ev_loop *loop, ev_signal *sig, int revents)
+{
+	char err[1024];
+	(void)loop;
+	(void)revents;
+	reload(sig->data, err, sizeof(err));
+}
+
+static void on_admin_shutdown(struct worker *w)
+{
+	struct daemon *d = container_of(w, struct daemon, w);
+	on_sigterm(w->loop, &d->sigterm, 0);
 }
 
 int main(int argc, char **argv)
@@ -331,6 +350,8 @@ int main(int argc, char **argv)
 	w->cfg = d->cfg;
 	w->auth = d->auth;
 	w->on_idle_client = maybe_exit;
+	w->on_reload = on_admin_reload;
+	w->on_shutdown = on_admin_shutdown;
 	list_init(&w->clients);
 	list_init(&w->pools);
 	list_init(&w->dead_clients);

@@ -176,6 +176,11 @@ void metrics_render(struct worker *w, const struct client_counts *cc, struct buf
 	family(b, "pooler_server_login_failures_total", "counter", "Failed server logins.");
 	out(b, "pooler_server_login_failures_total %llu\n",
 	    (unsigned long long)m->server_login_failures);
+	family(b, "pooler_config_reloads_total", "counter", "Config reloads by result.");
+	out(b, "pooler_config_reloads_total{result=\"ok\"} %llu\n",
+	    (unsigned long long)m->config_reloads_ok);
+	out(b, "pooler_config_reloads_total{result=\"failed\"} %llu\n",
+	    (unsigned long long)m->config_reloads_failed);
 	family(b, "pooler_classify_cache_total", "counter", "Routing verdict cache lookups.");
 	out(b, "pooler_classify_cache_total{result=\"hit\"} %llu\n", (unsigned long long)cs->hits);
 	out(b, "pooler_classify_cache_total{result=\"miss\"} %llu\n",

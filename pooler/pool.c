@@ -66,7 +66,7 @@ static void launch(struct pool *p)
 /* Open connections while clients wait and the pool has room, and keep min_size open. */
 static void fill(struct pool *p)
 {
-	if (p->w->shutting_down)
+	if (p->w->shutting_down || p->paused)
 		return;
 	while (p->n_servers < p->size &&
 	       (p->n_connecting < p->n_waiting || p->n_servers < p->min_size))
@@ -75,7 +75,7 @@ static void fill(struct pool *p)
 
 static void hand_over(struct pool *p, struct server *s)
 {
-	if (!list_empty(&p->waiting)) {
+	if (!list_empty(&p->waiting) && !p->paused) {
 		struct pool_waiter *wt =
 		    container_of(list_pop(&p->waiting), struct pool_waiter, node);
 		wt->queued = false;
@@ -220,7 +220,7 @@ static const struct server_ops pool_server_ops = {
 void pool_acquire(struct pool *p, struct pool_waiter *wt)
 {
 	wt->since_us = util_now_us();
-	if (!list_empty(&p->idle)) {
+	if (!list_empty(&p->idle) && !p->paused) {
 		/* Most recently used first: its caches are warm. */
 		struct server *s = container_of(p->idle.prev, struct server, node);
 		pool_set_state(p, s, SERVER_ACTIVE);
@@ -281,6 +281,21 @@ struct pool *pool_get(struct worker *w, const struct db_conf *db, const char *us
 	         p->mode == POOL_MODE_SESSION ? "session" : "transaction");
 	fill(p);
 	return p;
+}
+
+void pool_pause(struct pool *p)
+{
+	p->paused = true;
+}
+
+void pool_resume(struct pool *p)
+{
+	p->paused = false;
+	while (!list_empty(&p->waiting) && !list_empty(&p->idle)) {
+		struct server *s = container_of(p->idle.prev, struct server, node);
+		hand_over(p, s);
+	}
+	fill(p);
 }
 
 void pool_close_idle(struct pool *p)

@@ -76,6 +76,21 @@ def parse_fields(payload):
     return fields
 
 
+
+def parse_data_row(payload):
+    """The column values of a DataRow body, as text (None for NULL)."""
+    (n,) = struct.unpack("!H", payload[:2])
+    pos, row = 2, []
+    for _ in range(n):
+        (ln,) = struct.unpack("!i", payload[pos:pos + 4])
+        pos += 4
+        if ln < 0:
+            row.append(None)
+        else:
+            row.append(payload[pos:pos + ln].decode())
+            pos += ln
+    return row
+
 class ConnectionClosed(Exception):
     pass
 
@@ -206,17 +221,7 @@ class RawConn:
         while True:
             kind, payload = self.read_msg()
             if kind == "D":
-                (n,) = struct.unpack("!H", payload[:2])
-                pos, row = 2, []
-                for _ in range(n):
-                    (ln,) = struct.unpack("!i", payload[pos:pos + 4])
-                    pos += 4
-                    if ln < 0:
-                        row.append(None)
-                    else:
-                        row.append(payload[pos:pos + ln].decode())
-                        pos += ln
-                rows.append(row)
+                rows.append(parse_data_row(payload))
             elif kind == "C":
                 tags.append(payload.rstrip(b"\0").decode())
             elif kind == "E":

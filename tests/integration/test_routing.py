@@ -32,7 +32,7 @@ import pytest
 
 import pgcluster
 from conftest import POOLER_BIN, Pooler, wait_for, write_ini
-from pgwire import ConnectionClosed, RawConn, message, parse_fields, query_message
+from pgwire import ConnectionClosed, RawConn, message, parse_data_row, parse_fields, query_message
 
 HEALTH_INTERVAL = "200ms"
 ROUTE_ROLE = "rt_app"
@@ -135,17 +135,7 @@ class Result:
 
 
 def _row(payload):
-    (n,) = struct.unpack("!H", payload[:2])
-    pos, row = 2, []
-    for _ in range(n):
-        (ln,) = struct.unpack("!i", payload[pos:pos + 4])
-        pos += 4
-        if ln < 0:
-            row.append(None)
-        else:
-            row.append(payload[pos:pos + ln].decode())
-            pos += ln
-    return row
+    return parse_data_row(payload)
 
 
 def parse_msg(sql, name=""):

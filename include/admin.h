@@ -1,0 +1,18 @@
+/* admin: the admin console, a pseudo-database (admin_db, default "pooler") that psql
+ * reaches like any other. Layer 5. Commands and their columns come from tables; where
+ * PgBouncer has the same command, the columns carry its names in its order, with ours
+ * after, so tools written for it keep working. */
+#ifndef POOLER_ADMIN_H
+#define POOLER_ADMIN_H
+
+#include <stdbool.h>
+
+#include "buf.h"
+#include "worker.h"
+
+/* Run one statement of the simple protocol; append its rows and CommandComplete, or an
+ * ErrorResponse, to out (not the ReadyForQuery). may_change: the user is in admin_users;
+ * otherwise only SHOW is allowed. */
+void admin_run(struct worker *w, const char *sql, bool may_change, struct buf *out);
+
+#endif
