@@ -73,6 +73,10 @@ void pool_reset(struct pool *p, struct server *s, const char *sql);
 /* Close a server that cannot be reused. */
 void pool_discard(struct pool *p, struct server *s, const char *why);
 
+/* Take new settings after a reload: size, minimum, mode, reset query, timeouts. Servers
+ * above a smaller size are closed as they come back idle. */
+void pool_configure(struct pool *p, const struct db_conf *db, const struct config *cfg);
+
 /* PAUSE / RESUME: while paused, waiting clients get no server. */
 void pool_pause(struct pool *p);
 void pool_resume(struct pool *p);

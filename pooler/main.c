@@ -253,6 +253,13 @@ static bool reload(struct daemon *d, char *err, size_t errlen)
 	d->auth = auth;
 	d->w.cfg = cfg;
 	d->w.auth = auth;
+	struct list *pos, *tmp;
+	list_for_each_safe (pos, tmp, &d->w.pools) {
+		struct pool *p = container_of(pos, struct pool, node);
+		const struct db_conf *db = config_find_db(cfg, p->db_name);
+		if (db != NULL)
+			pool_configure(p, db, cfg);
+	}
 	log_min_level = (enum log_level)cfg->log_level;
 	d->w.metrics.config_reloads_ok++;
 	log_info("reloaded %s", d->config_path);

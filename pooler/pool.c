@@ -107,6 +107,10 @@ void pool_release(struct pool *p, struct server *s)
 		pool_discard(p, s, "shutting down");
 		return;
 	}
+	if (p->n_servers > p->size) {
+		pool_discard(p, s, "pool_size lowered");
+		return;
+	}
 	hand_over(p, s);
 }
 
@@ -281,6 +285,20 @@ struct pool *pool_get(struct worker *w, const struct db_conf *db, const char *us
 	         p->mode == POOL_MODE_SESSION ? "session" : "transaction");
 	fill(p);
 	return p;
+}
+
+void pool_configure(struct pool *p, const struct db_conf *db, const struct config *cfg)
+{
+	p->size = db->effective_pool_size;
+	p->min_size = db->min_pool_size;
+	p->mode = db->pool_mode;
+	free(p->reset_query);
+	p->reset_query = util_strdup(cfg->server_reset_query);
+	p->login.timeout_ms = cfg->server_connect_timeout_ms;
+	while (p->n_servers > p->size && !list_empty(&p->idle))
+		pool_discard(p, container_of(p->idle.next, struct server, node),
+		             "pool_size lowered");
+	fill(p);
 }
 
 void pool_pause(struct pool *p)

@@ -103,3 +103,26 @@ def test_shutdown_ends_the_daemon(pooler):
     while p.proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert p.proc.returncode == 0
+
+
+def test_reload_applies_a_new_pool_size_without_dropping_clients(pooler):
+    p = pooler(pool_size=3, with_replica=False)
+    with p.connect() as c:
+        c.execute("select 1")
+        ini = os.path.join(p.dir, "pooler.ini")
+        with open(ini) as f:
+            text = f.read()
+        with open(ini, "w") as f:
+            f.write(text.replace("pool_size = 3", "pool_size = 7"))
+        with admin(p) as a:
+            rows(a, "RELOAD")
+            cols, r = rows(a, "SHOW DATABASES")
+            assert r[0][5] == "7"
+        assert c.execute("select 2").fetchone() == (2,)  # still connected
+    with admin(p) as a:
+        with open(ini, "w") as f:
+            f.write(text.replace("pool_mode = transaction", "pool_mode = sideways"))
+        with pytest.raises(psycopg.Error):
+            rows(a, "RELOAD")  # a bad file keeps the running config
+        cols, r = rows(a, "SHOW DATABASES")
+        assert r[0][5] == "7"

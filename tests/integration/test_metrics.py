@@ -119,3 +119,21 @@ def test_ready_turns_503_when_the_primary_is_unreachable(cluster, pooler):
     status, body = get(port, "/ready")
     assert status == 503 and "no reachable primary" in body, (status, body)
     assert get(port, "/health")[0] == 200
+
+
+def test_promtool_accepts_the_exposition(pooler):
+    """Prometheus's own linter (Debian package prometheus, installed by make test)."""
+    import shutil
+    import subprocess
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: make test installs the prometheus package"
+    p = pooler()
+    port = metrics_port(p)
+    with p.connect() as c:
+        c.execute("select 1")
+    time.sleep(1.2)
+    status, text = get(port, "/metrics")
+    assert status == 200
+    r = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0, r.stdout + r.stderr
