@@ -40,6 +40,7 @@ uint64_t router_primary_lsn_since(struct worker *w, const struct db_conf *db, ui
 /* ---- batches: the unit a routing decision covers ------------------------------------ */
 
 #define ROUTER_LOOKAHEAD (256 * 1024) /* past this, stop reading ahead: primary */
+#define ROUTER_CATALOG_EVERY 60       /* probes between reads of the function catalog */
 #define ROUTER_STMT_NAMES 32
 
 /* Verdicts of the client's named statements, remembered at Parse for later Binds. */

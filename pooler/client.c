@@ -757,7 +757,9 @@ static struct node *route(struct client *c, const struct db_conf *db)
 		c->approved = b.end;
 		/* An autocommit Query the classifier let through: keep a copy, so that if the
 		 * replica refuses it as a write (25006) it runs on the primary instead. */
-		if (!c->ro_tx && buf_head(&c->conn.in)[0] == 'Q') {
+		const uint8_t *in = buf_head(&c->conn.in);
+		if (!c->ro_tx && b.end >= 5 &&
+		    (in[0] == 'Q' || (in[0] == 'P' && in[b.end - 5] == 'S'))) {
 			c->retry_batch = malloc(b.end);
 			if (c->retry_batch != NULL) {
 				memcpy(c->retry_batch, buf_head(&c->conn.in), b.end);
@@ -871,10 +873,15 @@ static void on_server_refused(struct server *s)
 {
 	struct client *c = s->owner;
 	const char *sql = (const char *)c->retry_batch + 5;
+	const char *end = (const char *)c->retry_batch + c->retry_len;
 
+	if (c->retry_batch[0] == 'P') /* skip the statement name */
+		sql += strnlen(sql, (size_t)(end - sql)) + 1;
+	if (sql >= end)
+		sql = end - 1;
 	c->retry_now = true;
 	c->w->replica_refusals++;
-	classify_learn_write(c->w->classifier, sql, strnlen(sql, c->retry_len - 5));
+	classify_learn_write(c->w->classifier, sql, strnlen(sql, (size_t)(end - sql)));
 	log_warning("c=%llu s=%llu a replica refused a statement classified as a read (25006); "
 	            "running it on the primary: %.120s",
 	            (unsigned long long)c->id, (unsigned long long)s->id, sql);

@@ -246,6 +246,8 @@ static bool reload(struct daemon *d, char *err, size_t errlen)
 	}
 	add_functions(d->w.classifier, cfg->read_only_functions, false);
 	add_functions(d->w.classifier, cfg->write_functions, true);
+	for (int i = 0; i < d->w.n_nodes; i++)
+		node_request_catalog(d->w.nodes[i]); /* and the catalog, on the next probe */
 	config_free(d->cfg);
 	auth_file_free(d->auth);
 	d->w.cfg_gen++;

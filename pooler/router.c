@@ -81,6 +81,9 @@ void router_on_probe(struct node *n, void *arg)
 			primary_lsn = w->nodes[i]->lsn;
 	for (int i = 0; i < w->n_nodes; i++)
 		node_update_health(w->nodes[i], primary_lsn);
+	/* functions come and go: read their volatility again every so often */
+	if (n->role == NODE_ROLE_PRIMARY && n->up && n->probes_ok % ROUTER_CATALOG_EVERY == 0)
+		node_request_catalog(n);
 	if (n->n_cat_names > 0) {
 		classify_set_catalog(w->classifier, (const char *const *)n->cat_names,
 		                     n->n_cat_names, (const char *const *)n->cat_volatile,

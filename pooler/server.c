@@ -250,6 +250,10 @@ static bool guard_message(struct server *s, char type, const uint8_t *body, uint
 	case 'N': /* NoticeResponse */
 	case 'S': /* ParameterStatus */
 	case 'A': /* NotificationResponse */
+	case '1': /* ParseComplete */
+	case '2': /* BindComplete */
+	case 't': /* ParameterDescription */
+	case 'n': /* NoData */
 		s->held += 5 + len;
 		return true;
 	case 'E':

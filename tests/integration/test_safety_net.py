@@ -42,3 +42,24 @@ def test_replica_refusal_reruns_on_primary_and_is_learned(cluster, pooler):
             break
         time.sleep(0.2)
     assert value(s, "pooler_replica_refusals_total") == 1
+
+
+def test_replica_refusal_in_the_extended_protocol(cluster, pooler):
+    """The same through Parse/Bind/Execute/Sync (psycopg with a parameter)."""
+    cluster.psql(cluster.primary_port,
+                 "create sequence if not exists sn_seq2;"
+                 " create or replace function sn_sneaky2(int) returns bigint language sql"
+                 " stable as $$ select nextval('sn_seq2') + $1 $$", user="app")
+    cluster.wait_replay()
+    p = pooler(node_overrides={"primary": {"weight": 0}},
+               extra_pooler={"health_interval": "100ms", "read_your_writes": "off"})
+    deadline = time.monotonic() + 10
+    while "function catalog" not in p.log() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    with psycopg.connect(p.dsn(), autocommit=True, prepare_threshold=None) as c:
+        c.execute("select 1")
+        rows = [c.execute("select sn_sneaky2(%s) is not null, inet_server_port()",
+                          (i,)).fetchone() for i in range(3)]
+    assert all(ok for ok, _ in rows), rows
+    assert {port for _, port in rows} == {cluster.primary_port}, rows
+    assert len(re.findall(r"a replica refused a statement", p.log())) == 1, p.log()
