@@ -80,6 +80,11 @@ struct config {
 	char *read_only_functions;
 	char *write_functions;
 	int classify_cache_size;
+	int retry_base_ms;
+	int retry_max_ms;
+	int retry_max_tries;
+	int breaker_failure_threshold;
+	int breaker_recovery_ms;
 
 	struct node_conf *nodes;
 	int n_nodes;

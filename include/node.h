@@ -15,6 +15,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "backoff.h"
+#include "breaker.h"
 #include "config.h"
 #include "util.h"
 
@@ -30,6 +32,8 @@ struct node_probe_conf {
 	int timeout_ms;
 	uint64_t max_lag_bytes;
 	int64_t max_lag_ms;
+	uint32_t retry_base_ms, retry_max_ms;
+	uint32_t breaker_threshold, breaker_recovery_ms;
 };
 
 /* Called after each probe ends, well or badly; the worker refreshes lag figures. */
@@ -54,7 +58,9 @@ struct node {
 	uint64_t lsn_as_of_us;  /* lsn was read no earlier than this (the probe's send time) */
 	int inflight;           /* transactions running on it through this worker */
 	uint64_t probes_ok, probes_failed;
-	uint64_t transactions; /* run on it through this worker */
+	uint64_t transactions;  /* run on it through this worker */
+	struct breaker breaker; /* connect and probe failures: fail clients fast when open */
+	struct backoff backoff; /* spacing of connect retries, shared by every pool */
 	char last_error[200];
 
 	struct ev_loop *loop;

@@ -49,6 +49,8 @@ struct pool {
 	int n_waiting;
 	bool have_welcome;     /* welcome holds a logged-in server's parameters */
 	bool paused;           /* PAUSE: clients queue, servers are handed to no one */
+	int tries;             /* connect retries since the last login that worked */
+	ev_timer retry;        /* the next connect retry, after backoff */
 	uint64_t xact_count;   /* server hand-outs (transactions, or sessions) */
 	uint64_t xact_us;      /* time servers were held */
 	uint64_t wait_us;      /* time clients waited */

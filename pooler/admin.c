@@ -235,20 +235,21 @@ static void show_databases(struct worker *w, struct buf *out)
 static void show_nodes(struct worker *w, struct buf *out)
 {
 	static const char *const cols[] = {
-	    "name",      "host",          "port",       "role",      "configured_role", "up",
-	    "usable",    "lag_bytes",     "lag_ms",     "in_flight", "transactions",    "weight",
-	    "probes_ok", "probes_failed", "last_error", NULL};
+	    "name",         "host",   "port",      "role",          "configured_role",
+	    "up",           "usable", "lag_bytes", "lag_ms",        "in_flight",
+	    "transactions", "weight", "probes_ok", "probes_failed", "last_error",
+	    "breaker",      NULL};
 	row_description(out, cols);
 	for (int i = 0; i < w->n_nodes; i++) {
 		const struct node *n = w->nodes[i];
-		row_fmt(out, 15,
-		        "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%llu\t%lld\t%d\t%llu\t%d\t%llu\t%llu\t%s",
+		row_fmt(out, 16,
+		        "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%llu\t%lld\t%d\t%llu\t%d\t%llu\t%llu\t%s\t%s",
 		        n->name, n->host, n->port, n->probed ? role_name(n->role) : "unknown",
 		        role_name(n->conf_role), n->up ? "yes" : "no", n->usable ? "yes" : "no",
 		        (unsigned long long)n->lag_bytes, (long long)n->lag_ms, n->inflight,
 		        (unsigned long long)n->transactions, n->weight,
 		        (unsigned long long)n->probes_ok, (unsigned long long)n->probes_failed,
-		        n->last_error);
+		        n->last_error, breaker_state_name(n->breaker.state));
 	}
 	complete(out, "SHOW");
 }

@@ -94,6 +94,16 @@ static const struct key pooler_keys[] = {
      "functions that must run on the primary (comma-separated)"},
     {"classify_cache_size", K_INT, P(classify_cache_size), "4096", 0, 1000000, NULL, false,
      "statement shapes whose routing verdict is cached"},
+    {"retry_base", K_MS, P(retry_base_ms), "100ms", 1, 60000, NULL, false,
+     "first wait before retrying a failed server connect (doubles, with full jitter)"},
+    {"retry_max", K_MS, P(retry_max_ms), "5s", 1, 600000, NULL, false,
+     "longest wait between server connect retries"},
+    {"retry_max_tries", K_INT, P(retry_max_tries), "5", 0, 1000, NULL, false,
+     "connect retries while clients wait, before they get an error"},
+    {"breaker_failure_threshold", K_INT, P(breaker_failure_threshold), "5", 1, 1000, NULL, false,
+     "consecutive connect or probe failures that open a node's circuit"},
+    {"breaker_recovery", K_MS, P(breaker_recovery_ms), "30s", 10, 3600000, NULL, false,
+     "how long an open circuit fails clients at once before one trial connect"},
 };
 #undef P
 

@@ -189,6 +189,10 @@ static void start_nodes(struct worker *w, const struct config *cfg)
 	    .timeout_ms = cfg->health_timeout_ms,
 	    .max_lag_bytes = (uint64_t)cfg->max_replica_lag_bytes,
 	    .max_lag_ms = cfg->max_replica_lag_ms,
+	    .retry_base_ms = (uint32_t)cfg->retry_base_ms,
+	    .retry_max_ms = (uint32_t)cfg->retry_max_ms,
+	    .breaker_threshold = (uint32_t)cfg->breaker_failure_threshold,
+	    .breaker_recovery_ms = (uint32_t)cfg->breaker_recovery_ms,
 	};
 	if (cfg->n_dbs > 0) {
 		const struct db_conf *db = &cfg->dbs[0];

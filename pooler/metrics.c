@@ -129,6 +129,15 @@ static void nodes(struct worker *w, struct buf *b)
 		out(b, "pooler_node_transactions_total{node=\"%s\",role=\"%s\"} %llu\n",
 		    w->nodes[i]->name, role_name(w->nodes[i]->role),
 		    (unsigned long long)w->nodes[i]->transactions);
+	family(b, "pooler_breaker_state", "gauge",
+	       "Circuit breaker of the node: 0 closed, 1 open, 2 half-open.");
+	for (int i = 0; i < w->n_nodes; i++)
+		out(b, "pooler_breaker_state{node=\"%s\"} %d\n", w->nodes[i]->name,
+		    (int)w->nodes[i]->breaker.state);
+	family(b, "pooler_breaker_transitions_total", "counter", "Circuit breaker state changes.");
+	for (int i = 0; i < w->n_nodes; i++)
+		out(b, "pooler_breaker_transitions_total{node=\"%s\"} %llu\n", w->nodes[i]->name,
+		    (unsigned long long)w->nodes[i]->breaker.transitions);
 	family(b, "pooler_health_probes_total", "counter", "Health probes by result.");
 	for (int i = 0; i < w->n_nodes; i++) {
 		out(b, "pooler_health_probes_total{node=\"%s\",result=\"ok\"} %llu\n",

@@ -265,6 +265,8 @@ struct node *node_new(const struct node_conf *nc, struct ev_loop *loop,
 	n->on_probe = cb;
 	n->cb_arg = arg;
 	n->want_catalog = true;
+	breaker_init(&n->breaker, probe->breaker_threshold, probe->breaker_recovery_ms);
+	backoff_init(&n->backoff, probe->retry_base_ms, probe->retry_max_ms);
 	/* Until the first probe answers, trust the config: a configured primary takes writes,
 	 * replicas wait for a probe before they take reads. */
 	n->usable = nc->role == NODE_ROLE_PRIMARY;

@@ -66,11 +66,15 @@ static void launch(struct pool *p)
 /* Open connections while clients wait and the pool has room, and keep min_size open. */
 static void fill(struct pool *p)
 {
-	if (p->w->shutting_down || p->paused)
+	if (p->w->shutting_down || p->paused || ev_is_active(&p->retry))
 		return;
 	while (p->n_servers < p->size &&
-	       (p->n_connecting < p->n_waiting || p->n_servers < p->min_size))
+	       (p->n_connecting < p->n_waiting || p->n_servers < p->min_size)) {
+		/* an open circuit lets no connect through, a half-open one just the trial */
+		if (!breaker_allow(&p->backend->breaker, util_now_us()))
+			return;
 		launch(p);
+	}
 }
 
 static void hand_over(struct pool *p, struct server *s)
@@ -148,6 +152,46 @@ static void fail_waiters(struct pool *p, const char *sqlstate, const char *messa
 	}
 }
 
+/* A connect failed: retry after backoff while clients wait, or tell them at once when the
+ * node's circuit opened or the retries ran out. */
+static void login_failed(struct pool *p)
+{
+	struct node *n = p->backend;
+	char msg[400];
+
+	if (breaker_failure(&n->breaker, util_now_us()))
+		log_warning("node %s: circuit open after %u failures in a row; clients needing it "
+		            "fail at once for %u ms",
+		            n->name, n->breaker.failures, n->breaker.recovery_ms);
+	if (p->n_servers > 0 || p->n_waiting == 0)
+		return;
+	if (n->breaker.state == BREAKER_OPEN) {
+		snprintf(msg, sizeof(msg),
+		         "circuit open for server %s:%d after repeated failures: %s", p->login.host,
+		         p->login.port, p->last_error);
+		fail_waiters(p, SQLSTATE_CONNECTION_FAILURE, msg);
+		return;
+	}
+	if (p->tries < p->w->cfg->retry_max_tries) {
+		uint32_t ms = backoff_next(&n->backoff, &p->w->rng);
+		p->tries++;
+		log_debug("pool db=%s user=%s node=%s: retry %d in %u ms", p->db_name, p->user,
+		          n->name, p->tries, ms);
+		ev_timer_set(&p->retry, ms / 1000.0, 0);
+		ev_timer_start(p->w->loop, &p->retry);
+		return;
+	}
+	snprintf(msg, sizeof(msg), "pooler could not connect to the server: %s", p->last_error);
+	fail_waiters(p, SQLSTATE_CONNECTION_FAILURE, msg);
+}
+
+static void on_retry(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)loop;
+	(void)revents;
+	fill(t->data);
+}
+
 static void on_login_done(struct server *s, const char *error)
 {
 	struct pool *p = s->pool;
@@ -160,15 +204,12 @@ static void on_login_done(struct server *s, const char *error)
 		p->w->metrics.server_login_failures++;
 		server_close(s);
 		pool_set_state(p, s, SERVER_CLOSED);
-		/* Nobody else can serve the waiters soon: tell them now rather than hang. */
-		if (p->n_servers == 0) {
-			char msg[400];
-			snprintf(msg, sizeof(msg), "pooler could not connect to the server: %s",
-			         error);
-			fail_waiters(p, SQLSTATE_CONNECTION_FAILURE, msg);
-		}
+		login_failed(p);
 		return;
 	}
+	breaker_success(&p->backend->breaker);
+	backoff_reset(&p->backend->backoff);
+	p->tries = 0;
 	if (!p->have_welcome) {
 		params_copy(&p->welcome, &s->params);
 		p->have_welcome = true;
@@ -232,6 +273,17 @@ void pool_acquire(struct pool *p, struct pool_waiter *wt)
 		wt->grant(wt, s);
 		return;
 	}
+	const struct breaker *b = &p->backend->breaker;
+	if (p->n_servers == 0 && b->state == BREAKER_OPEN &&
+	    util_now_us() - b->opened_us < (uint64_t)b->recovery_ms * 1000) {
+		char msg[400];
+		snprintf(msg, sizeof(msg),
+		         "circuit open for server %s:%d after repeated failures: %s", p->login.host,
+		         p->login.port, p->last_error);
+		wt->queued = false;
+		wt->fail(wt, SQLSTATE_CONNECTION_FAILURE, msg);
+		return;
+	}
 	list_append(&p->waiting, &wt->node);
 	wt->queued = true;
 	p->n_waiting++;
@@ -279,6 +331,8 @@ struct pool *pool_get(struct worker *w, const struct db_conf *db, const char *us
 	list_init(&p->active);
 	list_init(&p->waiting);
 	params_init(&p->welcome);
+	ev_timer_init(&p->retry, on_retry, 0, 0);
+	p->retry.data = p;
 	list_append(&w->pools, &p->node);
 	log_info("pool db=%s user=%s node=%s: %s:%d size %d (%s), %s mode", p->db_name, p->user,
 	         backend->name, backend->host, backend->port, p->size, db->pool_size_source,
@@ -332,6 +386,7 @@ void pool_free(struct pool *p)
 	for (size_t i = 0; i < ARRAY_LEN(lists); i++)
 		list_for_each_safe (pos, tmp, lists[i])
 			server_free(container_of(pos, struct server, node));
+	ev_timer_stop(p->w->loop, &p->retry);
 	list_del(&p->node);
 	params_free(&p->welcome);
 	free(p->db_name);

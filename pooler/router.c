@@ -23,12 +23,14 @@ struct node *router_primary(struct worker *w, const struct db_conf *db)
 		struct node *n = router_node(w, db->node_list[i]);
 		if (n == NULL)
 			continue;
-		if (n->probed) {
-			if (n->up && n->role == NODE_ROLE_PRIMARY)
-				return n;
-		} else if (n->conf_role == NODE_ROLE_PRIMARY && configured == NULL) {
+		if (n->probed && n->up && n->role == NODE_ROLE_PRIMARY)
+			return n;
+		/* A configured primary stays the primary while unreachable (its clients then
+		 * get connect or circuit errors, not "no primary"), unless a probe found it in
+		 * recovery. */
+		bool demoted = n->probed && n->up && n->role == NODE_ROLE_REPLICA;
+		if (n->conf_role == NODE_ROLE_PRIMARY && !demoted && configured == NULL)
 			configured = n;
-		}
 	}
 	return configured;
 }
@@ -81,6 +83,20 @@ void router_on_probe(struct node *n, void *arg)
 			primary_lsn = w->nodes[i]->lsn;
 	for (int i = 0; i < w->n_nodes; i++)
 		node_update_health(w->nodes[i], primary_lsn);
+	/* Probes count for the node's circuit like connects do. A probe that answers is a
+	 * trial that worked: the node takes connections again at once, without waiting out
+	 * the recovery time. */
+	uint64_t now = util_now_us();
+	if (!n->up) {
+		if (breaker_failure(&n->breaker, now))
+			log_warning("node %s: circuit open after %u failures in a row", n->name,
+			            n->breaker.failures);
+	} else {
+		if (n->breaker.state != BREAKER_CLOSED)
+			log_info("node %s: circuit closed", n->name);
+		breaker_success(&n->breaker);
+		backoff_reset(&n->backoff);
+	}
 	/* functions come and go: read their volatility again every so often */
 	if (n->role == NODE_ROLE_PRIMARY && n->up && n->probes_ok % ROUTER_CATALOG_EVERY == 0)
 		node_request_catalog(n);

@@ -1,0 +1,102 @@
+"""Backend connects retry with exponential backoff and jitter; repeated failures open the
+node's circuit, after which clients get an immediate, clear error instead of waiting."""
+import socket
+import threading
+import time
+
+import psycopg
+
+from pgcluster import free_port
+from test_metrics import metrics_port, samples, value, get
+
+
+class FlakyProxy:
+    """Loopback TCP proxy to the primary that drops the first `drops` connections."""
+
+    def __init__(self, target_port, drops):
+        self.target = target_port
+        self.drops = drops
+        self.seen = 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.stop = False
+        threading.Thread(target=self.run, daemon=True).start()
+
+    def run(self):
+        self.sock.settimeout(0.2)
+        while not self.stop:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.seen += 1
+            if self.seen <= self.drops:
+                c.close()
+                continue
+            s = socket.create_connection(("127.0.0.1", self.target))
+            for a, b in ((c, s), (s, c)):
+                threading.Thread(target=self.pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def pipe(a, b):
+        try:
+            while True:
+                data = a.recv(65536)
+                if not data:
+                    break
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for x in (a, b):
+                try:
+                    x.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.stop = True
+        self.sock.close()
+
+
+def test_connect_failures_are_retried_with_backoff(cluster, pooler):
+    proxy = FlakyProxy(cluster.primary_port, drops=3)
+    try:
+        p = pooler(with_replica=False, node_overrides={"primary": {"port": proxy.port}},
+                   extra_pooler={"retry_base": "20ms", "retry_max": "200ms",
+                                 "retry_max_tries": "6", "health_interval": "10s",
+                                 "breaker_failure_threshold": "10"})
+        t0 = time.monotonic()
+        with p.connect() as c:  # its login needs a server: the pooler retries for it
+            assert c.execute("select 1").fetchone() == (1,)
+        assert time.monotonic() - t0 < 10
+        assert proxy.seen >= 4
+        assert "retry" in p.log() or p.log().count("login to") >= 2
+    finally:
+        proxy.close()
+
+
+def test_open_circuit_fails_clients_at_once(pooler):
+    dead = free_port()  # nothing listens there
+    p = pooler(with_replica=False, node_overrides={"primary": {"port": dead}},
+               extra_pooler={"retry_base": "10ms", "retry_max": "50ms", "retry_max_tries": "2",
+                             "health_interval": "100ms", "breaker_failure_threshold": "3",
+                             "breaker_recovery": "30s"})
+    port = metrics_port(p)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        s = samples(get(port, "/metrics")[1])
+        if value(s, "pooler_breaker_state", node="primary") == 1:
+            break
+        time.sleep(0.1)
+    assert value(s, "pooler_breaker_state", node="primary") == 1, "circuit never opened"
+    t0 = time.monotonic()
+    try:
+        psycopg.connect(p.dsn(), connect_timeout=5).close()
+        raise AssertionError("connected through an open circuit")
+    except psycopg.OperationalError as e:
+        assert "circuit open" in str(e), str(e)
+    assert time.monotonic() - t0 < 1.0, "an open circuit must answer at once"
+    assert "circuit open" in p.log()
