@@ -41,7 +41,7 @@ build/pooler: $(OBJS)
 	@echo "  LINK $@"
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-build/obj/%.o: pooler/%.c $(wildcard include/*.h) | build/obj
+build/obj/%.o: pooler/%.c $(wildcard include/*.h pooler/*.h) | build/obj
 	@echo "  CC   $<"
 	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
 
@@ -49,7 +49,7 @@ build/asan/pooler: $(SAN_OBJS)
 	@echo "  LINK $@"
 	$(Q)$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
 
-build/asan/obj/%.o: pooler/%.c $(wildcard include/*.h) | build/asan/obj
+build/asan/obj/%.o: pooler/%.c $(wildcard include/*.h pooler/*.h) | build/asan/obj
 	@echo "  CC   $< (asan)"
 	$(Q)$(CC) $(CFLAGS) $(SAN_FLAGS) -c -o $@ $<
 
@@ -95,10 +95,10 @@ bench: deps all
 	bench/run
 
 format:
-	clang-format -i pooler/*.c include/*.h tests/unit/*.c
+	clang-format -i pooler/*.c pooler/*.h include/*.h tests/unit/*.c
 
 check-format:
-	clang-format --dry-run -Werror pooler/*.c include/*.h tests/unit/*.c
+	clang-format --dry-run -Werror pooler/*.c pooler/*.h include/*.h tests/unit/*.c
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \

@@ -33,9 +33,6 @@ int client_kill_db(struct worker *w, const char *db);
 /* Clients by state, for metrics. */
 void client_count(const struct worker *w, struct client_counts *cc);
 
-/* Number of clients linked to a server right now. */
-int client_count_active(const struct worker *w);
-
 /* Free closed clients (from the loop's prepare watcher). */
 void client_reap(struct worker *w);
 

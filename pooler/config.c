@@ -579,42 +579,15 @@ const struct db_conf *config_find_db(const struct config *cfg, const char *name)
 	return NULL;
 }
 
+static void format_value(const struct key *k, const void *obj, char *out, size_t cap);
+
 static void print_keys(FILE *out, const void *obj, const struct key *keys, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		const struct key *k = &keys[i];
-		const char *field = (const char *)obj + k->offset;
-		int v = *(const int *)field;
+	char value[512];
 
-		fprintf(out, "%s = ", k->name);
-		switch (k->type) {
-		case K_STR:
-		case K_PATH:
-			if (k->secret)
-				fputs(*(char *const *)field ? "(set, not shown)" : "", out);
-			else
-				fputs(*(char *const *)field ? *(char *const *)field : "", out);
-			break;
-		case K_INT:
-			fprintf(out, "%d", v);
-			break;
-		case K_AUTO_INT:
-			if (v == 0)
-				fputs("auto", out);
-			else
-				fprintf(out, "%d", v);
-			break;
-		case K_MS:
-			fprintf(out, "%dms", v);
-			break;
-		case K_ENUM:
-			fputs(k->choices[v], out);
-			break;
-		case K_LOGLEVEL:
-			fputs(log_level_name((enum log_level)v), out);
-			break;
-		}
-		fprintf(out, "    ; %s\n", k->help);
+	for (size_t i = 0; i < n; i++) {
+		format_value(&keys[i], obj, value, sizeof(value));
+		fprintf(out, "%s = %s    ; %s\n", keys[i].name, value, keys[i].help);
 	}
 }
 

@@ -152,6 +152,12 @@ static void fail_waiters(struct pool *p, const char *sqlstate, const char *messa
 	}
 }
 
+static void circuit_message(const struct pool *p, char *msg, size_t len)
+{
+	snprintf(msg, len, "circuit open for server %s:%d after repeated failures: %s",
+	         p->login.host, p->login.port, p->last_error);
+}
+
 /* A connect failed: retry after backoff while clients wait, or tell them at once when the
  * node's circuit opened or the retries ran out. */
 static void login_failed(struct pool *p)
@@ -166,9 +172,7 @@ static void login_failed(struct pool *p)
 	if (p->n_servers > 0 || p->n_waiting == 0)
 		return;
 	if (n->breaker.state == BREAKER_OPEN) {
-		snprintf(msg, sizeof(msg),
-		         "circuit open for server %s:%d after repeated failures: %s", p->login.host,
-		         p->login.port, p->last_error);
+		circuit_message(p, msg, sizeof(msg));
 		fail_waiters(p, SQLSTATE_CONNECTION_FAILURE, msg);
 		return;
 	}
@@ -277,9 +281,7 @@ void pool_acquire(struct pool *p, struct pool_waiter *wt)
 	if (p->n_servers == 0 && b->state == BREAKER_OPEN &&
 	    util_now_us() - b->opened_us < (uint64_t)b->recovery_ms * 1000) {
 		char msg[400];
-		snprintf(msg, sizeof(msg),
-		         "circuit open for server %s:%d after repeated failures: %s", p->login.host,
-		         p->login.port, p->last_error);
+		circuit_message(p, msg, sizeof(msg));
 		wt->queued = false;
 		wt->fail(wt, SQLSTATE_CONNECTION_FAILURE, msg);
 		return;

@@ -1,0 +1,127 @@
+/* client_internal: what the files of the client module share (client.c: lifecycle and
+ * server events; client_login.c: startup, authentication, the admin console login;
+ * client_relay.c: relaying, named statements, routing). Private to those files: other
+ * modules use include/client.h. */
+#ifndef POOLER_CLIENT_INTERNAL_H
+#define POOLER_CLIENT_INTERNAL_H
+
+#include "client.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "admin.h"
+#include "auth.h"
+#include "classify.h"
+#include "config.h"
+#include "conn.h"
+#include "log.h"
+#include "params.h"
+#include "pool.h"
+#include "prepared.h"
+#include "proto.h"
+#include "router.h"
+#include "server.h"
+
+enum client_state {
+	CLIENT_STARTUP, /* worker->clients: reading the startup packet */
+	CLIENT_AUTH,    /* worker->clients: password exchange */
+	CLIENT_LOGIN,   /* + pool->waiting: authenticated, needs one server to learn parameters */
+	CLIENT_IDLE,    /* worker->clients: between transactions, holds no server */
+	CLIENT_WAITING, /* + pool->waiting: a transaction started, wants a server */
+	CLIENT_ACTIVE,  /* worker->clients: linked to a server */
+	CLIENT_ADMIN,   /* worker->clients: on the admin console, never holds a server */
+	CLIENT_CLOSED,  /* worker->dead_clients: freed before the loop sleeps */
+};
+
+enum auth_step { STEP_MD5, STEP_SASL_INITIAL, STEP_SASL_FINAL };
+
+/* What only the login needs; freed once the client is in, so that idle clients stay
+ * small. */
+struct client_auth {
+	const struct auth_user *user; /* &copy, or NULL for an unknown user */
+	struct auth_user copy;        /* survives a reload of the auth file */
+	uint8_t md5_salt[4];
+	struct scram_state scram;
+};
+
+#define AUTH_MAX_MESSAGE 8192
+
+struct client {
+	struct list node; /* worker->clients or worker->dead_clients */
+	struct worker *w;
+	struct pool *pool;
+	struct server *server; /* while ACTIVE */
+	enum client_state state;
+	enum auth_step auth_step;
+	uint64_t id;         /* for log lines: c=ID */
+	uint32_t cancel_pid; /* BackendKeyData we handed out */
+	uint32_t cancel_key;
+	uint32_t remain; /* body bytes of the message passing through */
+	char *user;
+	char *db;
+	char addr[64];
+	struct client_auth *auth; /* during login only */
+	struct params wants;      /* parameters this client asked for, as it believes them */
+
+	/* routing */
+	char *server_user; /* what the pooler logs in as for this client */
+	char *server_password;
+	bool on_replica;           /* the current transaction runs on a replica */
+	bool ro_tx;                /* ...inside READ ONLY: nothing in it can write, no checks */
+	bool held;                 /* a batch that writes waits for the replica to be let go */
+	bool tx_wrote;             /* the current primary transaction may have written */
+	int8_t session_ro;         /* default_transaction_read_only of the session (0/1) */
+	uint8_t forced_route;      /* enum route_hint from the startup option pooler.route */
+	size_t approved;           /* bytes from fwd on already judged fit for the replica */
+	uint64_t ryw_since_us;     /* a write committed then; reads wait for replicas to catch up */
+	uint64_t min_lsn;          /* replicas must have replayed this far to serve our reads */
+	struct stmt_names *names;  /* verdicts of Parsed statements, for later Binds; lazily */
+	struct client_stmts stmts; /* named statements, prepared again wherever needed */
+	uint64_t parse_seq;        /* makes every Parse's server-side name new */
+	uint8_t *retry_batch;      /* a replica-routed autocommit Query, kept until it runs */
+	size_t retry_len;
+	bool retry_now;      /* the replica refused it: run it again on the primary */
+	uint8_t route_once;  /* enum route_hint for the next transaction only */
+	uint8_t pinned;      /* enum pin_reason: keeps its server for the whole session */
+	uint64_t linked_us;  /* when the current server was linked */
+	uint64_t connect_us; /* accepted at */
+	bool admin_writer;   /* admin console: in admin_users (else stats_users: SHOW only) */
+	bool admin_skip;     /* admin console: discarding extended messages up to Sync */
+	const struct db_conf *db_conf; /* from the config generation db_gen */
+	unsigned db_gen;
+	struct {
+		struct node *node;
+		struct pool *pool;
+	} pool_cache[2];
+	struct pool_waiter waiter;
+	ev_timer timer; /* login timeout, then query_wait_timeout */
+	struct conn conn;
+};
+
+/* client.c */
+void client_set_state(struct client *c, enum client_state st);
+void client_close(struct client *c, const char *why);
+void client_fatal(struct client *c, const char *sqlstate, const char *message);
+void client_flush(struct client *c);
+void client_auth_done(struct client *c);
+struct stmt_names *client_names(struct client *c);
+bool client_param_server_owned(const char *name);
+void client_process(struct client *c);
+
+/* client_relay.c */
+void client_relay(struct client *c);
+void client_start_transaction(struct client *c);
+void client_retry_on_primary(struct client *c);
+void client_sync_params(struct client *c, struct server *s);
+
+/* client_login.c */
+void client_send_welcome(struct client *c);
+void client_admin_read(struct client *c);
+void client_read_startup(struct client *c);
+void client_read_auth(struct client *c);
+
+#endif
