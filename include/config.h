@@ -23,12 +23,12 @@ struct node_conf {
 	int port;
 	int role; /* enum node_role */
 	int weight;
-	int cores;     /* 0 = auto: online cores of this machine */
-	int spindles;  /* effective_spindle_count */
-	int budget;    /* pool_size as written; 0 = auto */
-	int pool_size; /* computed: budget, or cores * 2 + spindles */
+	int cores;              /* 0 = auto: online cores of this machine */
+	int spindles;           /* effective_spindle_count */
+	int budget;             /* pool_size as written; 0 = auto */
+	int pool_size;          /* computed: budget, or cores * 2 + spindles */
 	char *pool_size_source; /* how pool_size was computed, for logs */
-	int line;      /* where the section starts, for messages */
+	int line;               /* where the section starts, for messages */
 };
 
 struct db_conf {
@@ -44,7 +44,7 @@ struct db_conf {
 	int max_pool_share;    /* percent of a node's pool_size */
 	int min_pool_size;
 	int reserve_pool_size;
-	int max_db_connections; /* per node; 0 = no limit */
+	int max_db_connections;  /* per node; 0 = no limit */
 	int effective_pool_size; /* computed, on the first primary-capable node */
 	char *pool_size_source;  /* how effective_pool_size was computed, for logs */
 	int line;

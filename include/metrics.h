@@ -35,9 +35,9 @@ struct metrics {
 	uint64_t servers_recycled;    /* server_lifetime */
 	uint64_t clients_idle_timeout;
 	uint64_t clients_idle_tx_timeout;
-	uint64_t queries_timed_out;   /* query_timeout cancels */
-	uint64_t clients_throttled;   /* client_rate_limit */
-	uint64_t logins_throttled;    /* auth_failure_limit */
+	uint64_t queries_timed_out; /* query_timeout cancels */
+	uint64_t clients_throttled; /* client_rate_limit */
+	uint64_t logins_throttled;  /* auth_failure_limit */
 };
 
 void metrics_observe(struct histogram *h, uint64_t micros);

@@ -49,17 +49,17 @@ struct pool {
 	int n_servers;             /* on any of the three server lists */
 	int n_connecting;
 	int n_waiting;
-	bool have_welcome;     /* welcome holds a logged-in server's parameters */
-	bool paused;           /* PAUSE: clients queue, servers are handed to no one */
-	int tries;             /* connect retries since the last login that worked */
-	ev_timer retry;        /* the next connect retry, after backoff */
+	bool have_welcome;      /* welcome holds a logged-in server's parameters */
+	bool paused;            /* PAUSE: clients queue, servers are handed to no one */
+	int tries;              /* connect retries since the last login that worked */
+	ev_timer retry;         /* the next connect retry, after backoff */
 	ev_timer reserve_timer; /* when the first waiter will have waited reserve_pool_timeout */
-	ev_timer maintain;     /* server_idle_timeout and server_lifetime, once a second */
-	uint64_t xact_count;   /* server hand-outs (transactions, or sessions) */
-	uint64_t xact_us;      /* time servers were held */
-	uint64_t wait_us;      /* time clients waited */
-	struct params welcome; /* ParameterStatus values new clients receive */
-	char last_error[256];  /* why the last login failed */
+	ev_timer maintain;      /* server_idle_timeout and server_lifetime, once a second */
+	uint64_t xact_count;    /* server hand-outs (transactions, or sessions) */
+	uint64_t xact_us;       /* time servers were held */
+	uint64_t wait_us;       /* time clients waited */
+	struct params welcome;  /* ParameterStatus values new clients receive */
+	char last_error[256];   /* why the last login failed */
 };
 
 /* The pool for this database and user, created on first use. server_password may be NULL

@@ -36,8 +36,8 @@ struct worker {
 	ev_prepare reaper;             /* frees the dead lists */
 	struct ratelimit connect_limit; /* client_rate_limit, per source address */
 	struct ratelimit auth_limit;    /* auth_failure_limit, per source address */
-	uint64_t rng;                  /* xorshift state for cancel keys and jitter */
-	uint64_t next_id;              /* connection ids for log lines */
+	uint64_t rng;                   /* xorshift state for cancel keys and jitter */
+	uint64_t next_id;               /* connection ids for log lines */
 	int n_clients;
 	bool shutdown_requested; /* SHUTDOWN on the admin console, not yet acted on */
 	bool shutting_down;      /* SIGTERM: finish transactions, accept nothing */

@@ -433,8 +433,9 @@ static void session_limit_reached(struct client *c, enum session_limit l, int ms
 	case LIMIT_QUERY:
 		if (!c->query_cancelled) {
 			/* the server answers the client with 57014 itself */
-			log_info("c=%llu s=%llu query_timeout: cancelling a query running for %d ms",
-			         (unsigned long long)c->id, (unsigned long long)c->server->id, ms);
+			log_info(
+			    "c=%llu s=%llu query_timeout: cancelling a query running for %d ms",
+			    (unsigned long long)c->id, (unsigned long long)c->server->id, ms);
 			c->w->metrics.queries_timed_out++;
 			c->query_cancelled = true;
 			server_cancel(c->server);

@@ -327,10 +327,11 @@ static bool set_key(struct parse_state *ps, const char *section, void *obj, cons
 		}
 	case K_SHARE:
 		if (!parse_share(value, &v) || v < k->min || v > k->max)
-			return fail(ps,
-			            "[%s] %s: \"%s\" is not a share from %ld%% to %ld%% (write 50%% "
-			            "or 0.5)",
-			            section, k->name, value, k->min, k->max);
+			return fail(
+			    ps,
+			    "[%s] %s: \"%s\" is not a share from %ld%% to %ld%% (write 50%% "
+			    "or 0.5)",
+			    section, k->name, value, k->min, k->max);
 		*(int *)field = (int)v;
 		return true;
 	case K_LOGLEVEL:

@@ -250,7 +250,8 @@ static bool give_way(struct pool *p, struct server *s)
 	for (pos = p->w->pools.next; pos != &p->w->pools; pos = pos->next) {
 		struct pool *q = container_of(pos, struct pool, node);
 		if (q != p && q->n_waiting > q->n_connecting && q->n_servers + 1 < p->n_servers &&
-		    shares_caps(p, q, full) && (starved == NULL || q->n_servers < starved->n_servers))
+		    shares_caps(p, q, full) &&
+		    (starved == NULL || q->n_servers < starved->n_servers))
 			starved = q;
 	}
 	if (starved == NULL)
@@ -313,8 +314,9 @@ void pool_release(struct pool *p, struct server *s)
 		return;
 	}
 	if (p->n_servers > pool_limit(p, util_now_us())) {
-		pool_discard(p, s, p->n_servers > p->size + p->reserve ? "pool_size lowered"
-		                                                        : "reserve no longer needed");
+		pool_discard(p, s,
+		             p->n_servers > p->size + p->reserve ? "pool_size lowered"
+		                                                 : "reserve no longer needed");
 		return;
 	}
 	if (give_way(p, s))

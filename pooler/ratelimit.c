@@ -73,8 +73,7 @@ static void purge(struct ratelimit *rl, uint64_t now_us)
 }
 
 /* The bucket for key, created full; NULL when the table is full of busy addresses. */
-static struct rl_bucket *find(struct ratelimit *rl, const char *key, bool create,
-                              uint64_t now_us)
+static struct rl_bucket *find(struct ratelimit *rl, const char *key, bool create, uint64_t now_us)
 {
 	size_t mask = rl->cap - 1;
 	size_t i = hash(key) & mask;
@@ -156,8 +155,8 @@ static bool in_block(const char *entry, const char *addr)
 	net[n] = '\0';
 	family = strchr(net, ':') ? AF_INET6 : AF_INET;
 	max = family == AF_INET6 ? 128 : 32;
-	if ((strchr(addr, ':') ? AF_INET6 : AF_INET) != family ||
-	    inet_pton(family, net, a) != 1 || inet_pton(family, addr, b) != 1)
+	if ((strchr(addr, ':') ? AF_INET6 : AF_INET) != family || inet_pton(family, net, a) != 1 ||
+	    inet_pton(family, addr, b) != 1)
 		return false;
 	bits = max;
 	if (slash) {

@@ -217,10 +217,8 @@ static void test_list_has(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_minimal),
-	    cmocka_unit_test(test_sizing_and_units),
-	    cmocka_unit_test(test_errors),
-	    cmocka_unit_test(test_node_budget_and_shares),
+	    cmocka_unit_test(test_minimal),  cmocka_unit_test(test_sizing_and_units),
+	    cmocka_unit_test(test_errors),   cmocka_unit_test(test_node_budget_and_shares),
 	    cmocka_unit_test(test_list_has),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

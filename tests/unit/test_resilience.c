@@ -81,7 +81,7 @@ static void test_ratelimit_buckets(void **state)
 
 	ratelimit_init(&rl, 64);
 	assert_true(ratelimit_take(&rl, "10.0.0.1", 0)); /* rate 0: no limit */
-	ratelimit_set(&rl, 5, 10); /* 5 per second, bursts of 10 */
+	ratelimit_set(&rl, 5, 10);                       /* 5 per second, bursts of 10 */
 	for (int i = 0; i < 10; i++)
 		assert_true(ratelimit_take(&rl, "10.0.0.1", 1000));
 	assert_false(ratelimit_take(&rl, "10.0.0.1", 1000));
