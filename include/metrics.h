@@ -7,30 +7,37 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "conn.h"
+#include "histogram.h"
 
-#define METRICS_BUCKETS 12
-
-struct histogram {
-	uint64_t counts[METRICS_BUCKETS + 1]; /* the last one is +Inf */
-	uint64_t count;
-	double sum; /* seconds */
+/* Why a client was turned away, the `reason` label of pooler_clients_rejected_total. To
+ * add one: a value here, its label in metrics.c's reject_names, and metrics_reject() where
+ * the client is refused. */
+enum reject_reason {
+	REJECT_MAX_CLIENT_CONN,    /* more clients than max_client_conn (53300) */
+	REJECT_AUTHENTICATION,     /* wrong password or unknown user (28P01) */
+	REJECT_QUERY_WAIT_TIMEOUT, /* no server became free within query_wait_timeout */
+	REJECT_REASONS             /* the count, not a reason */
 };
 
 struct metrics {
 	struct histogram client_wait;      /* from wanting a server to having one */
 	struct histogram transaction_time; /* from having a server to giving it back */
+	struct conn_bytes client_bytes;    /* read from / written to clients */
 	uint64_t routed_replica;           /* transactions sent to a replica */
 	uint64_t routed_primary_write;     /* ...to the primary because they may write */
 	uint64_t routed_primary_read;      /* ...reads the primary took (its share, or fallback) */
 	uint64_t routed_refused;           /* reads refused: no replica and fallback = error */
-	uint64_t clients_rejected;         /* max_client_conn */
-	uint64_t login_failures;           /* wrong password or unknown user */
+	uint64_t rejected[REJECT_REASONS]; /* clients turned away, by reason */
 	uint64_t server_login_failures;
 	uint64_t config_reloads_ok;
 	uint64_t config_reloads_failed;
 };
 
-void metrics_observe(struct histogram *h, uint64_t micros);
+static inline void metrics_reject(struct metrics *m, enum reject_reason why)
+{
+	m->rejected[why]++;
+}
 
 struct worker;
 /* Clients by state, counted by the client module (a layer above). */

@@ -110,7 +110,7 @@ static void release_server(struct client *c)
 
 	c->server = NULL;
 	conn_unlink(&c->conn);
-	metrics_observe(&c->w->metrics.transaction_time, util_now_us() - c->linked_us);
+	histogram_observe(&c->w->metrics.transaction_time, util_now_us() - c->linked_us);
 	p->xact_us += util_now_us() - c->linked_us;
 	if (!mid_message && server_is_clean(s)) {
 		if (c->pinned != PIN_NONE)
@@ -138,7 +138,7 @@ static void attach(struct client *c, struct server *s)
 	s->unsynced = false;
 	s->guard = c->retry_batch != NULL;
 	c->linked_us = util_now_us();
-	metrics_observe(&c->w->metrics.client_wait, c->linked_us - c->waiter.since_us);
+	histogram_observe(&c->w->metrics.client_wait, c->linked_us - c->waiter.since_us);
 	c->pool->backend->transactions++;
 	c->pool->xact_count++;
 	c->pool->wait_us += c->linked_us - c->waiter.since_us;
@@ -161,7 +161,7 @@ static void on_server_ready(struct server *s)
 		return;
 	if (!c->on_replica && c->tx_wrote)
 		c->ryw_since_us = util_now_us();
-	metrics_observe(&c->w->metrics.transaction_time, util_now_us() - c->linked_us);
+	histogram_observe(&c->w->metrics.transaction_time, util_now_us() - c->linked_us);
 	c->pool->xact_us += util_now_us() - c->linked_us;
 	c->server = NULL;
 	conn_unlink(&c->conn);
@@ -348,6 +348,7 @@ static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
 		snprintf(msg, sizeof(msg),
 		         "query_wait_timeout: no server connection became free within %d ms",
 		         c->w->cfg->query_wait_timeout_ms);
+		metrics_reject(&c->w->metrics, REJECT_QUERY_WAIT_TIMEOUT);
 		client_fatal(c, SQLSTATE_QUERY_CANCELED, msg);
 	} else if (c->state == CLIENT_STARTUP || c->state == CLIENT_AUTH ||
 	           c->state == CLIENT_LOGIN) {
@@ -374,10 +375,11 @@ void client_accept(struct worker *w, int fd, const char *addr)
 	list_append(&w->clients, &c->node);
 	w->n_clients++;
 	conn_init(&c->conn, w->loop, fd, c, on_conn_read, on_conn_drain);
+	c->conn.bytes = &w->metrics.client_bytes;
 	ev_timer_init(&c->timer, on_timer, 0, 0);
 	c->timer.data = c;
 	if (w->n_clients > w->cfg->max_client_conn) {
-		w->metrics.clients_rejected++;
+		metrics_reject(&w->metrics, REJECT_MAX_CLIENT_CONN);
 		client_fatal(c, SQLSTATE_TOO_MANY_CONNECTIONS,
 		             "too many client connections (max_client_conn)");
 		return;

@@ -168,7 +168,7 @@ static void auth_ok(struct client *c)
 
 static void auth_failed(struct client *c)
 {
-	c->w->metrics.login_failures++;
+	metrics_reject(&c->w->metrics, REJECT_AUTHENTICATION);
 	char msg[200];
 	snprintf(msg, sizeof(msg), "password authentication failed for user \"%s\"", c->user);
 	client_fatal(c, SQLSTATE_INVALID_PASSWORD, msg);

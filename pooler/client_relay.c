@@ -324,12 +324,10 @@ void client_relay(struct client *c)
 		switch (h.type) {
 		case 'Q':
 		case 'F':
-			s->pending++;
-			s->segments_sent++;
+			server_segment_sent(s);
 			break;
 		case 'S':
-			s->pending++;
-			s->segments_sent++;
+			server_segment_sent(s);
 			s->unsynced = false;
 			break;
 		case 'P':

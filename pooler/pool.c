@@ -50,11 +50,13 @@ static void launch(struct pool *p)
 	s->pool = p;
 	s->owner = p;
 	s->ops = &pool_server_ops;
+	s->tally = &p->tally;
 	s->state = SERVER_CONNECTING;
 	list_init(&s->node);
 	list_append(&p->connecting, &s->node);
 	p->n_connecting++;
 	p->n_servers++;
+	p->backend->connect_attempts++;
 	log_debug("s=%llu db=%s user=%s connecting to %s:%d", (unsigned long long)s->id, p->db_name,
 	          p->user, p->login.host, p->login.port);
 	if (!server_connect(s, p->w->loop, &p->login)) {
@@ -206,11 +208,13 @@ static void on_login_done(struct server *s, const char *error)
 		            p->login.port, error);
 		snprintf(p->last_error, sizeof(p->last_error), "%s", error);
 		p->w->metrics.server_login_failures++;
+		p->backend->connect_failures++;
 		server_close(s);
 		pool_set_state(p, s, SERVER_CLOSED);
 		login_failed(p);
 		return;
 	}
+	histogram_observe(&p->backend->connect_time, util_now_us() - s->created_us);
 	breaker_success(&p->backend->breaker);
 	backoff_reset(&p->backend->backoff);
 	p->tries = 0;
@@ -318,6 +322,7 @@ struct pool *pool_get(struct worker *w, const struct db_conf *db, const char *us
 	p->db_name = util_strdup(db->name);
 	p->user = util_strdup(user);
 	p->backend = backend;
+	p->tally.query_time = &backend->query_time;
 	p->mode = db->pool_mode;
 	p->size = db->effective_pool_size;
 	p->min_size = db->min_pool_size;
