@@ -196,7 +196,7 @@ def test_rejected_clients_are_counted_by_reason(pooler):
             waiter.execute("select 1")
         assert "query_wait_timeout" in str(e.value)
         with p.connect(), p.connect(), pytest.raises(psycopg.OperationalError) as e:
-            p.connect().close()  # the fourth client (the waiter is gone)
+            psycopg.connect(p.dsn(sslmode="disable")).close()  # the fourth (waiter gone)
         assert "max_client_conn" in str(e.value)
         holder.execute("rollback")
     s = wait_metrics(port, lambda s: value(s, "pooler_clients_rejected_total",
