@@ -20,6 +20,20 @@ enum reject_reason {
 	REJECT_REASONS             /* the count, not a reason */
 };
 
+/* Running totals that a stats_period window compares (SHOW STATS avg_*, the log summary). */
+struct stats_totals {
+	uint64_t xacts, queries;             /* counts */
+	uint64_t recv, sent;                 /* bytes */
+	uint64_t xact_us, query_us, wait_us; /* summed durations */
+};
+
+/* Averages over the last stats_period: counts and bytes per second; xact_us and wait_us per
+ * transaction, query_us per query. */
+struct stats_window {
+	struct stats_totals prev; /* the totals at the last tick */
+	struct stats_totals avg;
+};
+
 struct metrics {
 	struct histogram client_wait;      /* from wanting a server to having one */
 	struct histogram transaction_time; /* from having a server to giving it back */
@@ -32,6 +46,7 @@ struct metrics {
 	uint64_t server_login_failures;
 	uint64_t config_reloads_ok;
 	uint64_t config_reloads_failed;
+	struct stats_window window; /* the whole worker, client side bytes */
 };
 
 static inline void metrics_reject(struct metrics *m, enum reject_reason why)
@@ -46,5 +61,9 @@ struct client_counts {
 };
 /* Append the whole exposition to out. */
 void metrics_render(struct worker *w, const struct client_counts *clients, struct buf *out);
+
+/* Every stats_period: roll the windows of the worker and its pools over the last `seconds`
+ * and write a one-line key=value summary of the worker's averages into line. */
+void metrics_period(struct worker *w, double seconds, char *line, size_t len);
 
 #endif

@@ -55,6 +55,7 @@ struct pool {
 	uint64_t xact_us;      /* time servers were held */
 	uint64_t wait_us;      /* time clients waited */
 	struct server_tally tally; /* queries and bytes of its servers */
+	struct stats_window window; /* averages of the last stats_period, for SHOW STATS */
 	struct params welcome; /* ParameterStatus values new clients receive */
 	char last_error[256];  /* why the last login failed */
 };

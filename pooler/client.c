@@ -421,8 +421,13 @@ void client_foreach(struct worker *w, void (*fn)(const struct client_info *ci, v
 		    .state = state_names[c->state],
 		    .addr = c->addr,
 		    .connect_us = c->connect_us,
+		    .request_us = c->waiter.since_us ? c->waiter.since_us : c->connect_us,
+		    .wait_us = c->state == CLIENT_WAITING ? util_now_us() - c->waiter.since_us : 0,
 		    .server_id = c->server ? c->server->id : 0,
 		    .pinned = c->pinned != PIN_NONE ? classify_pin_name(c->pinned) : NULL,
+		    .application_name = params_get(&c->wants, "application_name"),
+		    .node = c->server ? c->pool->backend->name : NULL,
+		    .fd = c->conn.fd,
 		};
 		fn(&ci, arg);
 	}

@@ -327,3 +327,65 @@ void metrics_render(struct worker *w, const struct client_counts *cc, struct buf
 	          "Time a client held a server (one transaction, or one session).",
 	          &m->transaction_time);
 }
+
+static void window_roll(struct stats_window *win, const struct stats_totals *now, double seconds)
+{
+	const struct stats_totals *prev = &win->prev;
+	uint64_t xacts = now->xacts - prev->xacts;
+	uint64_t queries = now->queries - prev->queries;
+
+	win->avg.xacts = (uint64_t)((double)xacts / seconds);
+	win->avg.queries = (uint64_t)((double)queries / seconds);
+	win->avg.recv = (uint64_t)((double)(now->recv - prev->recv) / seconds);
+	win->avg.sent = (uint64_t)((double)(now->sent - prev->sent) / seconds);
+	win->avg.xact_us = xacts ? (now->xact_us - prev->xact_us) / xacts : 0;
+	win->avg.wait_us = xacts ? (now->wait_us - prev->wait_us) / xacts : 0;
+	win->avg.query_us = queries ? (now->query_us - prev->query_us) / queries : 0;
+	win->prev = *now;
+}
+
+/* A pool's bytes are measured on the server side: what it received from clients is
+ * what went out to its servers. */
+static void pool_totals(const struct pool *p, struct stats_totals *t)
+{
+	*t = (struct stats_totals){
+	    .xacts = p->xact_count,
+	    .queries = p->tally.queries,
+	    .recv = p->tally.bytes.out,
+	    .sent = p->tally.bytes.in,
+	    .xact_us = p->xact_us,
+	    .query_us = p->tally.query_us,
+	    .wait_us = p->wait_us,
+	};
+}
+
+void metrics_period(struct worker *w, double seconds, char *line, size_t len)
+{
+	struct stats_totals all = {.recv = w->metrics.client_bytes.in,
+	                           .sent = w->metrics.client_bytes.out};
+	struct list *pos;
+	int servers = 0;
+
+	for (pos = w->pools.next; pos != &w->pools; pos = pos->next) {
+		struct pool *p = container_of(pos, struct pool, node);
+		struct stats_totals t;
+		pool_totals(p, &t);
+		window_roll(&p->window, &t, seconds);
+		all.xacts += t.xacts;
+		all.queries += t.queries;
+		all.xact_us += t.xact_us;
+		all.query_us += t.query_us;
+		all.wait_us += t.wait_us;
+		servers += p->n_servers;
+	}
+	window_roll(&w->metrics.window, &all, seconds);
+	const struct stats_totals *a = &w->metrics.window.avg;
+	snprintf(line, len,
+	         "stats: period_s=%.0f xacts_per_s=%llu queries_per_s=%llu in_bytes_per_s=%llu "
+	         "out_bytes_per_s=%llu avg_xact_us=%llu avg_query_us=%llu avg_wait_us=%llu "
+	         "clients=%d servers=%d",
+	         seconds, (unsigned long long)a->xacts, (unsigned long long)a->queries,
+	         (unsigned long long)a->recv, (unsigned long long)a->sent,
+	         (unsigned long long)a->xact_us, (unsigned long long)a->query_us,
+	         (unsigned long long)a->wait_us, w->n_clients, servers);
+}
