@@ -144,12 +144,26 @@ static void sock_addr(int fd, bool local, char *host, size_t len, int *port)
 
 static void show_pools(struct worker *w, struct buf *out)
 {
-	static const char *const cols[] = {
-	    "database",   "user",      "cl_active",  "cl_waiting", "cl_active_cancel_req",
-	    "cl_waiting_cancel_req",   "sv_active",  "sv_active_cancel", "sv_being_canceled",
-	    "sv_idle",    "sv_used",   "sv_tested",  "sv_login",   "maxwait",
-	    "maxwait_us", "pool_mode", "node",       "node_role",  "paused",
-	    NULL};
+	static const char *const cols[] = {"database",
+	                                   "user",
+	                                   "cl_active",
+	                                   "cl_waiting",
+	                                   "cl_active_cancel_req",
+	                                   "cl_waiting_cancel_req",
+	                                   "sv_active",
+	                                   "sv_active_cancel",
+	                                   "sv_being_canceled",
+	                                   "sv_idle",
+	                                   "sv_used",
+	                                   "sv_tested",
+	                                   "sv_login",
+	                                   "maxwait",
+	                                   "maxwait_us",
+	                                   "pool_mode",
+	                                   "node",
+	                                   "node_role",
+	                                   "paused",
+	                                   NULL};
 	struct list *pos, *tmp, *sp, *st;
 	uint64_t now = util_now_us();
 
@@ -186,37 +200,50 @@ static void show_pools(struct worker *w, struct buf *out)
  * are measured on the server side of the pool. */
 static void show_stats(struct worker *w, struct buf *out)
 {
-	static const char *const cols[] = {
-	    "database",        "total_xact_count", "total_query_count", "total_received",
-	    "total_sent",      "total_xact_time",  "total_query_time",  "total_wait_time",
-	    "avg_xact_count",  "avg_query_count",  "avg_recv",          "avg_sent",
-	    "avg_xact_time",   "avg_query_time",   "avg_wait_time",     "user",
-	    "node",            NULL};
+	static const char *const cols[] = {"database",
+	                                   "total_xact_count",
+	                                   "total_query_count",
+	                                   "total_received",
+	                                   "total_sent",
+	                                   "total_xact_time",
+	                                   "total_query_time",
+	                                   "total_wait_time",
+	                                   "avg_xact_count",
+	                                   "avg_query_count",
+	                                   "avg_recv",
+	                                   "avg_sent",
+	                                   "avg_xact_time",
+	                                   "avg_query_time",
+	                                   "avg_wait_time",
+	                                   "user",
+	                                   "node",
+	                                   NULL};
 	struct list *pos, *tmp;
 
 	row_description(out, cols);
 	list_for_each_safe (pos, tmp, &w->pools) {
 		struct pool *p = container_of(pos, struct pool, node);
 		const struct stats_totals *a = &p->window.avg;
-		row_fmt(out, 17,
-		        "%s\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t"
-		        "%llu\t%llu\t%s\t%s",
-		        p->db_name, (unsigned long long)p->xact_count,
-		        (unsigned long long)p->tally.queries, (unsigned long long)p->tally.bytes.out,
-		        (unsigned long long)p->tally.bytes.in, (unsigned long long)p->xact_us,
-		        (unsigned long long)p->tally.query_us, (unsigned long long)p->wait_us,
-		        (unsigned long long)a->xacts, (unsigned long long)a->queries,
-		        (unsigned long long)a->recv, (unsigned long long)a->sent,
-		        (unsigned long long)a->xact_us, (unsigned long long)a->query_us,
-		        (unsigned long long)a->wait_us, p->user, p->backend->name);
+		row_fmt(
+		    out, 17,
+		    "%s\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t"
+		    "%llu\t%llu\t%s\t%s",
+		    p->db_name, (unsigned long long)p->xact_count,
+		    (unsigned long long)p->tally.queries, (unsigned long long)p->tally.bytes.out,
+		    (unsigned long long)p->tally.bytes.in, (unsigned long long)p->xact_us,
+		    (unsigned long long)p->tally.query_us, (unsigned long long)p->wait_us,
+		    (unsigned long long)a->xacts, (unsigned long long)a->queries,
+		    (unsigned long long)a->recv, (unsigned long long)a->sent,
+		    (unsigned long long)a->xact_us, (unsigned long long)a->query_us,
+		    (unsigned long long)a->wait_us, p->user, p->backend->name);
 	}
 	complete(out, "SHOW");
 }
 
 /* SHOW SERVERS and SHOW CLIENTS share PgBouncer's columns; ours follow. */
-#define SOCKET_COLS                                                                            \
-	"type", "user", "database", "state", "addr", "port", "local_addr", "local_port",        \
-	    "connect_time", "request_time", "wait", "wait_us", "close_needed", "ptr", "link",   \
+#define SOCKET_COLS                                                                                \
+	"type", "user", "database", "state", "addr", "port", "local_addr", "local_port",           \
+	    "connect_time", "request_time", "wait", "wait_us", "close_needed", "ptr", "link",      \
 	    "remote_pid", "tls", "application_name"
 
 /* Which client holds which server, gathered once per SHOW SERVERS. */
@@ -298,14 +325,15 @@ static void client_row(const struct client_info *ci, void *arg)
 	sock_addr(ci->fd, true, local, sizeof(local), &local_port);
 	if (ci->server_id != 0)
 		snprintf(link, sizeof(link), "%llx", (unsigned long long)ci->server_id);
-	row_fmt(out, 21,
-	        "C\t%s\t%s\t%s\t%s\t%d\t%s\t%d\t%s\t%s\t%llu\t%llu\t0\t%llx\t%s\t0\t\t%s\t%llu\t%s\t"
-	        "%s",
-	        ci->user ? ci->user : "", ci->db ? ci->db : "", ci->state, addr, port, local,
-	        local_port, connected, requested, (unsigned long long)(ci->wait_us / 1000000),
-	        (unsigned long long)(ci->wait_us % 1000000), (unsigned long long)ci->id, link,
-	        ci->application_name ? ci->application_name : "", (unsigned long long)ci->id,
-	        ci->pinned ? ci->pinned : "", ci->node ? ci->node : "");
+	row_fmt(
+	    out, 21,
+	    "C\t%s\t%s\t%s\t%s\t%d\t%s\t%d\t%s\t%s\t%llu\t%llu\t0\t%llx\t%s\t0\t\t%s\t%llu\t%s\t"
+	    "%s",
+	    ci->user ? ci->user : "", ci->db ? ci->db : "", ci->state, addr, port, local,
+	    local_port, connected, requested, (unsigned long long)(ci->wait_us / 1000000),
+	    (unsigned long long)(ci->wait_us % 1000000), (unsigned long long)ci->id, link,
+	    ci->application_name ? ci->application_name : "", (unsigned long long)ci->id,
+	    ci->pinned ? ci->pinned : "", ci->node ? ci->node : "");
 }
 
 static void show_clients(struct worker *w, struct buf *out)
@@ -336,11 +364,21 @@ static int db_servers(struct worker *w, const char *db, bool *paused)
 
 static void show_databases(struct worker *w, struct buf *out)
 {
-	static const char *const cols[] = {
-	    "name",      "host",          "port",         "database",  "force_user",
-	    "pool_size", "min_pool_size", "reserve_pool", "pool_mode", "max_connections",
-	    "current_connections",        "paused",       "disabled",  "nodes",
-	    NULL};
+	static const char *const cols[] = {"name",
+	                                   "host",
+	                                   "port",
+	                                   "database",
+	                                   "force_user",
+	                                   "pool_size",
+	                                   "min_pool_size",
+	                                   "reserve_pool",
+	                                   "pool_mode",
+	                                   "max_connections",
+	                                   "current_connections",
+	                                   "paused",
+	                                   "disabled",
+	                                   "nodes",
+	                                   NULL};
 	const struct config *cfg = w->cfg;
 
 	row_description(out, cols);

@@ -174,7 +174,8 @@ static void on_server_ready(struct server *s)
 	c->retry_len = 0;
 	c->retry_now = false;
 	if (c->w->shutting_down) {
-		client_fatal(c, SQLSTATE_ADMIN_SHUTDOWN, "pooler is shutting down");
+		client_fatal(c, SQLSTATE_ADMIN_SHUTDOWN,
+		             "terminating connection due to administrator command");
 		return;
 	}
 	if (buf_len(&c->conn.in) > 0)

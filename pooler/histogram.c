@@ -1,9 +1,8 @@
 /* histogram: see include/histogram.h. */
 #include "histogram.h"
 
-const double histogram_bounds[HISTOGRAM_BUCKETS] = {0.0001, 0.0005, 0.001, 0.0025,
-                                                    0.005,  0.01,   0.025, 0.05,
-                                                    0.1,    0.5,    1,     5};
+const double histogram_bounds[HISTOGRAM_BUCKETS] = {0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                                    0.025,  0.05,   0.1,   0.5,    1,     5};
 
 void histogram_observe(struct histogram *h, uint64_t micros)
 {

@@ -280,8 +280,7 @@ void metrics_render(struct worker *w, const struct client_counts *cc, struct buf
 	out(b, "pooler_clients{state=\"waiting\"} %d\n", cc->waiting);
 	out(b, "pooler_clients{state=\"active\"} %d\n", cc->active);
 	family(b, "pooler_client_received_bytes_total", "counter", "Bytes read from clients.");
-	out(b, "pooler_client_received_bytes_total %llu\n",
-	    (unsigned long long)m->client_bytes.in);
+	out(b, "pooler_client_received_bytes_total %llu\n", (unsigned long long)m->client_bytes.in);
 	family(b, "pooler_client_sent_bytes_total", "counter", "Bytes written to clients.");
 	out(b, "pooler_client_sent_bytes_total %llu\n", (unsigned long long)m->client_bytes.out);
 	pools(w, b);
