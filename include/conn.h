@@ -36,13 +36,14 @@ struct conn {
 	struct ev_loop *loop;
 	void *owner; /* the client or server this socket belongs to */
 	int fd;
-	bool reading;             /* read watcher active */
-	bool paused;              /* reading stopped because the peer is full */
-	bool eof;                 /* the other side closed or the socket failed */
-	bool borrowed;            /* fd belongs to libpq: conn_close leaves it open */
-	size_t fwd;               /* bytes at the head of `in` ready for the peer */
-	conn_cb on_read;          /* new bytes in `in`, or eof */
-	conn_cb on_drain;         /* everything this conn forwarded has been written */
+	bool reading;     /* read watcher active */
+	bool paused;      /* reading stopped because the peer is full */
+	bool eof;         /* the other side closed or the socket failed */
+	bool borrowed;    /* fd belongs to libpq: conn_close leaves it open */
+	size_t fwd;       /* bytes at the head of `in` ready for the peer */
+	conn_cb on_read;  /* new bytes in `in`, or eof */
+	conn_cb on_drain; /* everything this conn forwarded has been written */
+
 	struct conn_bytes *bytes; /* counts traffic when set (after conn_init) */
 	ev_io rio, wio;
 	struct buf in;  /* read from this socket */

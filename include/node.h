@@ -59,13 +59,14 @@ struct node {
 	uint64_t lsn_as_of_us;  /* lsn was read no earlier than this (the probe's send time) */
 	int inflight;           /* transactions running on it through this worker */
 	uint64_t probes_ok, probes_failed;
-	uint64_t transactions;                       /* run on it through this worker */
+	uint64_t transactions;  /* run on it through this worker */
+	struct breaker breaker; /* connect and probe failures: fail clients fast when open */
+	struct backoff backoff; /* spacing of connect retries, shared by every pool */
+	char last_error[200];
+
 	uint64_t connect_attempts, connect_failures; /* server logins started, and failed */
 	struct histogram connect_time;               /* from connect to logged in */
 	struct histogram query_time; /* request to ReadyForQuery, every pool's servers */
-	struct breaker breaker;      /* connect and probe failures: fail clients fast when open */
-	struct backoff backoff;      /* spacing of connect retries, shared by every pool */
-	char last_error[200];
 
 	struct ev_loop *loop;
 	struct node_probe_conf probe;

@@ -47,17 +47,18 @@ struct pool {
 	int n_servers;             /* on any of the three server lists */
 	int n_connecting;
 	int n_waiting;
-	bool have_welcome;          /* welcome holds a logged-in server's parameters */
-	bool paused;                /* PAUSE: clients queue, servers are handed to no one */
-	int tries;                  /* connect retries since the last login that worked */
-	ev_timer retry;             /* the next connect retry, after backoff */
-	uint64_t xact_count;        /* server hand-outs (transactions, or sessions) */
-	uint64_t xact_us;           /* time servers were held */
-	uint64_t wait_us;           /* time clients waited */
+	bool have_welcome;     /* welcome holds a logged-in server's parameters */
+	bool paused;           /* PAUSE: clients queue, servers are handed to no one */
+	int tries;             /* connect retries since the last login that worked */
+	ev_timer retry;        /* the next connect retry, after backoff */
+	uint64_t xact_count;   /* server hand-outs (transactions, or sessions) */
+	uint64_t xact_us;      /* time servers were held */
+	uint64_t wait_us;      /* time clients waited */
+	struct params welcome; /* ParameterStatus values new clients receive */
+	char last_error[256];  /* why the last login failed */
+
 	struct server_tally tally;  /* queries and bytes of its servers */
 	struct stats_window window; /* averages of the last stats_period, for SHOW STATS */
-	struct params welcome;      /* ParameterStatus values new clients receive */
-	char last_error[256];       /* why the last login failed */
 };
 
 /* The pool for this database and user, created on first use. server_password may be NULL
