@@ -461,10 +461,41 @@ static int each_pool(struct worker *w, const char *db, void (*fn)(struct pool *p
 	return n;
 }
 
-static void cmd_pause(struct worker *w, const char *arg, struct buf *out)
+/* Servers of db (every database when empty) still linked to a client or being reset. */
+static int busy_servers(struct worker *w, const char *db)
+{
+	struct list *pos, *sp;
+	int n = 0;
+
+	for (pos = w->pools.next; pos != &w->pools; pos = pos->next) {
+		struct pool *p = container_of(pos, struct pool, node);
+		if (db[0] != '\0' && strcmp(p->db_name, db) != 0)
+			continue;
+		for (sp = p->active.next; sp != &p->active; sp = sp->next)
+			n++;
+	}
+	return n;
+}
+
+/* Like PgBouncer's: new transactions queue at once; the answer comes when the running
+ * ones have given their servers back, so that after PAUSE the servers are quiet. */
+static bool cmd_pause(struct worker *w, const char *arg, struct buf *out, char **wait)
 {
 	each_pool(w, arg, pool_pause);
+	if (busy_servers(w, arg) > 0) {
+		*wait = util_strdup(arg);
+		return false;
+	}
 	complete(out, "PAUSE");
+	return true;
+}
+
+bool admin_poll(struct worker *w, const char *wait, struct buf *out)
+{
+	if (busy_servers(w, wait) > 0)
+		return false;
+	complete(out, "PAUSE");
+	return true;
 }
 
 static void cmd_resume(struct worker *w, const char *arg, struct buf *out)
@@ -510,24 +541,26 @@ struct command {
 	bool changes;       /* admin_users only */
 	void (*show)(struct worker *w, struct buf *out);
 	void (*act)(struct worker *w, const char *arg, struct buf *out);
+	bool (*act_later)(struct worker *w, const char *arg, struct buf *out, char **wait);
 	const char *help;
 };
 
 static const struct command commands[] = {
-    {"SHOW", "HELP", false, show_help, NULL, "this list"},
-    {"SHOW", "VERSION", false, show_version, NULL, "the pooler's version"},
-    {"SHOW", "POOLS", false, show_pools, NULL, "clients and servers of each pool"},
-    {"SHOW", "STATS", false, show_stats, NULL, "transactions and waits of each pool"},
-    {"SHOW", "SERVERS", false, show_servers, NULL, "every server connection"},
-    {"SHOW", "CLIENTS", false, show_clients, NULL, "every client connection"},
-    {"SHOW", "DATABASES", false, show_databases, NULL, "the configured databases"},
-    {"SHOW", "NODES", false, show_nodes, NULL, "backend servers: role, health, lag"},
-    {"SHOW", "CONFIG", false, show_config, NULL, "effective settings"},
-    {"PAUSE", NULL, true, NULL, cmd_pause, "[db] hand out no servers until RESUME"},
-    {"RESUME", NULL, true, NULL, cmd_resume, "[db] undo PAUSE"},
-    {"KILL", NULL, true, NULL, cmd_kill, "db: drop its clients and idle servers"},
-    {"RELOAD", NULL, true, NULL, cmd_reload, "re-read the config and auth file"},
-    {"SHUTDOWN", NULL, true, NULL, cmd_shutdown, "finish transactions, then exit"},
+    {"SHOW", "HELP", false, show_help, NULL, NULL, "this list"},
+    {"SHOW", "VERSION", false, show_version, NULL, NULL, "the pooler's version"},
+    {"SHOW", "POOLS", false, show_pools, NULL, NULL, "clients and servers of each pool"},
+    {"SHOW", "STATS", false, show_stats, NULL, NULL, "transactions and waits of each pool"},
+    {"SHOW", "SERVERS", false, show_servers, NULL, NULL, "every server connection"},
+    {"SHOW", "CLIENTS", false, show_clients, NULL, NULL, "every client connection"},
+    {"SHOW", "DATABASES", false, show_databases, NULL, NULL, "the configured databases"},
+    {"SHOW", "NODES", false, show_nodes, NULL, NULL, "backend servers: role, health, lag"},
+    {"SHOW", "CONFIG", false, show_config, NULL, NULL, "effective settings"},
+    {"PAUSE", NULL, true, NULL, NULL, cmd_pause,
+     "[db] hand out no servers until RESUME; answers when running transactions ended"},
+    {"RESUME", NULL, true, NULL, cmd_resume, NULL, "[db] undo PAUSE"},
+    {"KILL", NULL, true, NULL, cmd_kill, NULL, "db: drop its clients and idle servers"},
+    {"RELOAD", NULL, true, NULL, cmd_reload, NULL, "re-read the config and auth file"},
+    {"SHUTDOWN", NULL, true, NULL, cmd_shutdown, NULL, "finish transactions, then exit"},
 };
 
 static void show_help(struct worker *w, struct buf *out)
@@ -561,7 +594,7 @@ static const char *next_word(const char *s, char *word, size_t cap, bool upper)
 	return s;
 }
 
-void admin_run(struct worker *w, const char *sql, bool may_change, struct buf *out)
+bool admin_run(struct worker *w, const char *sql, bool may_change, struct buf *out, char **wait)
 {
 	char verb[32], object[64], arg[64], rest[8];
 	const char *p = next_word(sql, verb, sizeof(verb), true);
@@ -569,7 +602,7 @@ void admin_run(struct worker *w, const char *sql, bool may_change, struct buf *o
 	if (verb[0] == '\0') {
 		size_t m = proto_begin(out, 'I'); /* EmptyQueryResponse */
 		proto_end(out, m);
-		return;
+		return true;
 	}
 	for (size_t i = 0; i < ARRAY_LEN(commands); i++) {
 		const struct command *c = &commands[i];
@@ -588,23 +621,26 @@ void admin_run(struct worker *w, const char *sql, bool may_change, struct buf *o
 		if (*q != '\0') {
 			proto_write_error(out, "ERROR", "42601",
 			                  "unexpected text after the command");
-			return;
+			return true;
 		}
 		if (c->changes && !may_change) {
 			proto_write_error(out, "ERROR", "42501",
 			                  "only admin_users may run this command");
-			return;
+			return true;
 		}
 		if (c->show != NULL) {
 			if (arg[0] != '\0') {
 				proto_write_error(out, "ERROR", "42601", "SHOW takes no argument");
-				return;
+				return true;
 			}
 			c->show(w, out);
+		} else if (c->act_later != NULL) {
+			return c->act_later(w, arg, out, wait);
 		} else {
 			c->act(w, arg, out);
 		}
-		return;
+		return true;
 	}
 	proto_write_error(out, "ERROR", "42601", "unknown admin command; SHOW HELP lists them");
+	return true;
 }

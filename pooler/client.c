@@ -351,6 +351,8 @@ static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
 		         c->w->cfg->query_wait_timeout_ms);
 		metrics_reject(&c->w->metrics, REJECT_QUERY_WAIT_TIMEOUT);
 		client_fatal(c, SQLSTATE_QUERY_CANCELED, msg);
+	} else if (c->state == CLIENT_ADMIN) {
+		client_admin_poll(c);
 	} else if (c->state == CLIENT_STARTUP || c->state == CLIENT_AUTH ||
 	           c->state == CLIENT_LOGIN) {
 		client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION,
@@ -493,6 +495,7 @@ void client_reap(struct worker *w)
 		params_free(&c->wants);
 		free(c->names);
 		free(c->retry_batch);
+		free(c->admin_wait);
 		pstmts_free(&c->stmts);
 		free(c->server_user);
 		free(c->server_password);

@@ -220,3 +220,64 @@ def test_show_values_follow_the_load(pooler):
         assert int(column(cols, r, "total_received", database="app", user="app")[0]) > 0
         dcols, dr = rows(a, "SHOW DATABASES")
         assert int(column(dcols, dr, "current_connections", name="app")[0]) >= 2
+
+
+@pytest.mark.timeout(60)
+def test_pause_waits_for_running_transactions_and_loses_no_client(pooler):
+    """Six clients loop over short transactions; PAUSE answers only after a transaction
+    already running (pg_sleep 1 s) has ended; a query sent while paused runs only after
+    RESUME; no client sees an error."""
+    p = pooler(pool_size=4, with_replica=False)
+    stop = threading.Event()
+    errors, done = [], [0] * 6
+
+    def loop(i):
+        try:
+            with p.connect() as c:
+                while not stop.is_set():
+                    with c.transaction():
+                        c.execute("select %s::int", (i,))
+                        c.execute("select 1")
+                    done[i] += 1
+        except Exception as e:  # reported below
+            errors.append(e)
+
+    workers = [threading.Thread(target=loop, args=(i,)) for i in range(6)]
+    for t in workers:
+        t.start()
+    with admin(p) as a, p.connect() as slow, p.connect() as late:
+        time.sleep(0.5)
+        sleeper = threading.Thread(target=lambda: slow.execute("select pg_sleep(1)"))
+        sleeper.start()
+        time.sleep(0.2)
+        started = time.monotonic()
+        rows(a, "PAUSE")
+        paused_after = time.monotonic() - started
+        assert not sleeper.is_alive(), "PAUSE answered while a transaction ran"
+        assert paused_after >= 0.5, paused_after
+        cols, r = rows(a, "SHOW POOLS")
+        assert column(cols, r, "sv_active", database="app") == ["0"], r
+        assert column(cols, r, "paused", database="app") == ["yes"]
+        time.sleep(0.2)  # let the loops count what finished before PAUSE answered
+        frozen = sum(done)
+        answer = {}
+
+        def late_query():
+            answer["v"] = late.execute("select 'after resume'").fetchone()[0]
+            answer["at"] = time.monotonic()
+
+        t = threading.Thread(target=late_query)
+        t.start()
+        time.sleep(0.7)
+        assert "v" not in answer, "a query ran while paused"
+        assert sum(done) == frozen, "transactions ran while paused"
+        resumed = time.monotonic()
+        rows(a, "RESUME")
+        t.join(10)
+        assert answer.get("v") == "after resume" and answer["at"] >= resumed
+        time.sleep(0.5)
+    stop.set()
+    for t in workers:
+        t.join(10)
+    assert not errors, errors
+    assert sum(done) > frozen
