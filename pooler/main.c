@@ -1,6 +1,8 @@
 /* main: command line, startup, signals and the one event loop.
  * The only file with mutable globals: the log level, and the state the signal watchers
  * need. */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -31,6 +33,9 @@ struct daemon {
 	ev_signal sigterm, sigint, sighup;
 	ev_timer shutdown_check;
 	ev_timer publish; /* refreshes the HTTP endpoint's snapshot */
+	ev_timer stats;   /* every stats_period: the summary line, SHOW STATS averages */
+	uint64_t stats_at_us;
+	int stderr_fd; /* the original stderr, for when log_file is unset again */
 	struct http *http;
 	uint64_t shutdown_deadline_us;
 };
@@ -93,6 +98,54 @@ static void on_publish(struct ev_loop *loop, ev_timer *t, int revents)
 	(void)loop;
 	(void)revents;
 	publish(t->data);
+}
+
+static void on_stats(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct daemon *d = t->data;
+	uint64_t now = util_now_us();
+	char line[512];
+	(void)loop;
+	(void)revents;
+
+	metrics_period(&d->w, (double)(now - d->stats_at_us) / 1e6, line, sizeof(line));
+	d->stats_at_us = now;
+	log_info("%s", line);
+}
+
+static void start_stats(struct daemon *d)
+{
+	double period = d->cfg->stats_period_ms / 1000.0;
+
+	if (ev_is_active(&d->stats) && d->stats.repeat == period)
+		return;
+	ev_timer_stop(d->w.loop, &d->stats);
+	if (period <= 0)
+		return;
+	d->stats_at_us = util_now_us();
+	ev_timer_set(&d->stats, period, period);
+	ev_timer_start(d->w.loop, &d->stats);
+}
+
+/* log_file: point stderr at it, so that everything written there (sanitizer reports too)
+ * lands in the file. Opened again on every reload, which is how log rotation works. */
+static bool open_log_file(struct daemon *d, const struct config *cfg, char *err, size_t errlen)
+{
+	int fd = d->stderr_fd;
+
+	if (cfg->log_file[0] != '\0') {
+		fd = open(cfg->log_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+		if (fd < 0) {
+			snprintf(err, errlen, "%s: log_file %s: %s", cfg->path, cfg->log_file,
+			         strerror(errno));
+			return false;
+		}
+	}
+	if (fd >= 0 && fd != STDERR_FILENO)
+		dup2(fd, STDERR_FILENO);
+	if (fd != d->stderr_fd)
+		close(fd);
+	return true;
 }
 
 static void reap(struct ev_loop *loop, ev_prepare *p, int revents)
@@ -248,6 +301,11 @@ static bool reload(struct daemon *d, char *err, size_t errlen)
 		auth_file_free(auth);
 		goto fail;
 	}
+	if (!open_log_file(d, cfg, err, errlen)) {
+		config_free(cfg);
+		auth_file_free(auth);
+		goto fail;
+	}
 	add_functions(d->w.classifier, cfg->read_only_functions, false);
 	add_functions(d->w.classifier, cfg->write_functions, true);
 	for (int i = 0; i < d->w.n_nodes; i++)
@@ -267,6 +325,7 @@ static bool reload(struct daemon *d, char *err, size_t errlen)
 			pool_configure(p, db, cfg);
 	}
 	log_min_level = (enum log_level)cfg->log_level;
+	start_stats(d);
 	d->w.metrics.config_reloads_ok++;
 	log_info("reloaded %s", d->config_path);
 	return true;
@@ -358,6 +417,13 @@ int main(int argc, char **argv)
 	}
 
 	signal(SIGPIPE, SIG_IGN);
+	d->stderr_fd = dup(STDERR_FILENO);
+	if (!open_log_file(d, d->cfg, err, sizeof(err))) {
+		fprintf(stderr, "pooler: %s\n", err);
+		auth_file_free(d->auth);
+		config_free(d->cfg);
+		return 1;
+	}
 	struct worker *w = &d->w;
 	w->loop = ev_default_loop(EVFLAG_AUTO);
 	w->cfg = d->cfg;
@@ -402,6 +468,9 @@ int main(int argc, char **argv)
 	ev_timer_init(&d->publish, on_publish, 0.2, 1.0);
 	d->publish.data = d;
 	ev_timer_start(w->loop, &d->publish);
+	ev_init(&d->stats, on_stats);
+	d->stats.data = d;
+	start_stats(d);
 	ev_signal_init(&d->sigterm, on_sigterm, SIGTERM);
 	ev_signal_init(&d->sigint, on_sigint, SIGINT);
 	ev_signal_init(&d->sighup, on_sighup, SIGHUP);

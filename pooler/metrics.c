@@ -379,12 +379,13 @@ void metrics_period(struct worker *w, double seconds, char *line, size_t len)
 	}
 	window_roll(&w->metrics.window, &all, seconds);
 	const struct stats_totals *a = &w->metrics.window.avg;
-	snprintf(line, len,
-	         "stats: period_s=%.0f xacts_per_s=%llu queries_per_s=%llu in_bytes_per_s=%llu "
-	         "out_bytes_per_s=%llu avg_xact_us=%llu avg_query_us=%llu avg_wait_us=%llu "
-	         "clients=%d servers=%d",
-	         seconds, (unsigned long long)a->xacts, (unsigned long long)a->queries,
-	         (unsigned long long)a->recv, (unsigned long long)a->sent,
-	         (unsigned long long)a->xact_us, (unsigned long long)a->query_us,
-	         (unsigned long long)a->wait_us, w->n_clients, servers);
+	snprintf(
+	    line, len,
+	    "event=stats period_s=%.1f xacts_per_s=%llu queries_per_s=%llu in_bytes_per_s=%llu "
+	    "out_bytes_per_s=%llu avg_xact_us=%llu avg_query_us=%llu avg_wait_us=%llu "
+	    "clients=%d servers=%d",
+	    seconds, (unsigned long long)a->xacts, (unsigned long long)a->queries,
+	    (unsigned long long)a->recv, (unsigned long long)a->sent,
+	    (unsigned long long)a->xact_us, (unsigned long long)a->query_us,
+	    (unsigned long long)a->wait_us, w->n_clients, servers);
 }
