@@ -90,6 +90,8 @@ struct node {
 struct node *node_new(const struct node_conf *nc, struct ev_loop *loop,
                       const struct node_probe_conf *probe, node_probe_cb cb, void *arg);
 void node_start(struct node *n);
+/* Stop probing: the node left the config, its pools drain (the struct stays for them). */
+void node_stop(struct node *n);
 void node_free(struct node *n);
 
 /* Ask the next probe (if this node is a primary) to read the function catalog. */

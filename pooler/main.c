@@ -38,6 +38,8 @@ struct daemon {
 	int stderr_fd; /* the original stderr, for when log_file is unset again */
 	struct http *http;
 	uint64_t shutdown_deadline_us;
+	struct node **retired; /* removed by reloads; freed at exit, after their pools */
+	int n_retired;
 };
 
 static struct daemon daemon_state;
@@ -231,8 +233,7 @@ static void add_functions(struct classifier *cl, const char *list, bool writes)
 	free(copy);
 }
 
-/* One node per [node.NAME], each with its health probe on this loop. */
-static void start_nodes(struct worker *w, const struct config *cfg)
+static struct node_probe_conf probe_conf(const struct config *cfg)
 {
 	struct node_probe_conf probe = {
 	    .dbname = cfg->health_dbname ? cfg->health_dbname : "postgres",
@@ -257,29 +258,89 @@ static void start_nodes(struct worker *w, const struct config *cfg)
 				probe.password = db->server_password;
 		}
 	}
-	w->nodes = util_calloc((size_t)cfg->n_nodes + 1, sizeof(*w->nodes));
-	for (int i = 0; i < cfg->n_nodes; i++) {
-		w->nodes[i] = node_new(&cfg->nodes[i], w->loop, &probe, router_on_probe, w);
-		w->n_nodes++;
-		node_start(w->nodes[i]);
-	}
+	return probe;
 }
 
-/* Nodes are created once; a reload may change their settings only by restart. */
-static bool same_nodes(const struct worker *w, const struct config *cfg)
+/* The running node that serves nc as it is configured now, or NULL. */
+static struct node *same_node(struct worker *w, const struct node_conf *nc)
 {
-	if (w->n_nodes != cfg->n_nodes)
-		return false;
-	for (int i = 0; i < cfg->n_nodes; i++)
-		if (strcmp(w->nodes[i]->name, cfg->nodes[i].name) != 0 ||
-		    strcmp(w->nodes[i]->host, cfg->nodes[i].host) != 0 ||
-		    w->nodes[i]->port != cfg->nodes[i].port)
-			return false;
-	return true;
+	for (int i = 0; i < w->n_nodes; i++) {
+		struct node *n = w->nodes[i];
+		if (strcmp(n->name, nc->name) == 0 && strcmp(n->host, nc->host) == 0 &&
+		    n->port == nc->port && n->conf_role == nc->role)
+			return n;
+	}
+	return NULL;
+}
+
+/* One node per [node.NAME], each with its health probe on this loop. On reload, nodes
+ * whose section is unchanged keep running (with their pools, health and breaker); new
+ * ones start; the others stop probing and are kept, retired, until exit, because pools
+ * draining their busy servers still point at them. */
+static void apply_nodes(struct daemon *d, const struct config *cfg)
+{
+	struct worker *w = &d->w;
+	struct node_probe_conf probe = probe_conf(cfg);
+	struct node **nodes = util_calloc((size_t)cfg->n_nodes + 1, sizeof(*nodes));
+
+	for (int i = 0; i < cfg->n_nodes; i++) {
+		nodes[i] = same_node(w, &cfg->nodes[i]);
+		if (nodes[i] != NULL) {
+			nodes[i]->weight = cfg->nodes[i].weight;
+			continue;
+		}
+		nodes[i] = node_new(&cfg->nodes[i], w->loop, &probe, router_on_probe, w);
+		node_start(nodes[i]);
+		if (w->nodes != NULL)
+			log_info("node %s (%s:%d) added", nodes[i]->name, nodes[i]->host,
+			         nodes[i]->port);
+	}
+	for (int i = 0; i < w->n_nodes; i++) {
+		bool kept = false;
+		for (int k = 0; k < cfg->n_nodes; k++)
+			kept = kept || nodes[k] == w->nodes[i];
+		if (kept)
+			continue;
+		log_info("node %s (%s:%d) removed: its servers close as they go idle",
+		         w->nodes[i]->name, w->nodes[i]->host, w->nodes[i]->port);
+		node_stop(w->nodes[i]);
+		struct node **retired = util_calloc((size_t)d->n_retired + 1, sizeof(*retired));
+		if (d->n_retired > 0)
+			memcpy(retired, d->retired, (size_t)d->n_retired * sizeof(*retired));
+		free(d->retired);
+		d->retired = retired;
+		d->retired[d->n_retired++] = w->nodes[i];
+	}
+	free(w->nodes);
+	w->nodes = nodes;
+	w->n_nodes = cfg->n_nodes;
+}
+
+/* Why a pool cannot serve its database any more (after apply_nodes), or NULL when it
+ * still can. */
+static const char *pool_outdated(const struct worker *w, const struct pool *p,
+                                 const struct db_conf *db)
+{
+	bool listed = false, running = false;
+
+	if (db == NULL)
+		return "database removed";
+	for (int i = 0; i < db->n_nodes; i++)
+		listed = listed || strcmp(db->node_list[i]->name, p->backend->name) == 0;
+	for (int i = 0; i < w->n_nodes; i++)
+		running = running || w->nodes[i] == p->backend;
+	if (!listed || !running)
+		return "node no longer serves the database";
+	if (strcmp(db->dbname, p->login.dbname) != 0)
+		return "dbname changed";
+	if (db->server_user != NULL && strcmp(db->server_user, p->login.user) != 0)
+		return "server_user changed";
+	return NULL;
 }
 
 /* Reload: a new snapshot of config and auth file; a bad file keeps the old ones. Pools
- * already open keep their settings until they are recreated. */
+ * take their new settings; nodes come and go (apply_nodes); pools whose node or target
+ * changed retire, and the next transaction of their clients gets a new pool. */
 static bool reload(struct daemon *d, char *err, size_t errlen)
 {
 	struct config *cfg;
@@ -293,14 +354,6 @@ static bool reload(struct daemon *d, char *err, size_t errlen)
 		config_free(cfg);
 		goto fail;
 	}
-	if (!same_nodes(&d->w, cfg)) {
-		snprintf(err, errlen,
-		         "[node.*] sections changed (adding, removing or moving nodes "
-		         "needs a restart)");
-		config_free(cfg);
-		auth_file_free(auth);
-		goto fail;
-	}
 	if (!open_log_file(d, cfg, err, errlen)) {
 		config_free(cfg);
 		auth_file_free(auth);
@@ -308,6 +361,7 @@ static bool reload(struct daemon *d, char *err, size_t errlen)
 	}
 	add_functions(d->w.classifier, cfg->read_only_functions, false);
 	add_functions(d->w.classifier, cfg->write_functions, true);
+	apply_nodes(d, cfg);
 	for (int i = 0; i < d->w.n_nodes; i++)
 		node_request_catalog(d->w.nodes[i]); /* and the catalog, on the next probe */
 	config_free(d->cfg);
@@ -321,7 +375,10 @@ static bool reload(struct daemon *d, char *err, size_t errlen)
 	list_for_each_safe (pos, tmp, &d->w.pools) {
 		struct pool *p = container_of(pos, struct pool, node);
 		const struct db_conf *db = config_find_db(cfg, p->db_name);
-		if (db != NULL)
+		const char *why = pool_outdated(&d->w, p, db);
+		if (why != NULL)
+			pool_retire(p, why);
+		else if (!p->retired)
 			pool_configure(p, db, cfg);
 	}
 	log_min_level = (enum log_level)cfg->log_level;
@@ -440,7 +497,7 @@ int main(int argc, char **argv)
 	w->classifier = classify_new((size_t)d->cfg->classify_cache_size);
 	add_functions(w->classifier, d->cfg->read_only_functions, false);
 	add_functions(w->classifier, d->cfg->write_functions, true);
-	start_nodes(w, d->cfg);
+	apply_nodes(d, d->cfg);
 	ev_prepare_init(&w->reaper, reap);
 	w->reaper.data = w;
 	ev_prepare_start(w->loop, &w->reaper);
@@ -490,7 +547,10 @@ int main(int argc, char **argv)
 	reap(w->loop, &w->reaper, 0);
 	for (int i = 0; i < w->n_nodes; i++)
 		node_free(w->nodes[i]);
+	for (int i = 0; i < d->n_retired; i++)
+		node_free(d->retired[i]);
 	free(w->nodes);
+	free(d->retired);
 	classify_free(w->classifier);
 	ev_loop_destroy(w->loop);
 	auth_file_free(d->auth);

@@ -313,7 +313,7 @@ struct pool *pool_get(struct worker *w, const struct db_conf *db, const char *us
 
 	list_for_each_safe (pos, tmp, &w->pools) {
 		p = container_of(pos, struct pool, node);
-		if (p->backend == backend && strcmp(p->db_name, db->name) == 0 &&
+		if (!p->retired && p->backend == backend && strcmp(p->db_name, db->name) == 0 &&
 		    strcmp(p->user, user) == 0)
 			return p;
 	}
@@ -360,6 +360,23 @@ void pool_configure(struct pool *p, const struct db_conf *db, const struct confi
 		pool_discard(p, container_of(p->idle.next, struct server, node),
 		             "pool_size lowered");
 	fill(p);
+}
+
+void pool_retire(struct pool *p, const char *why)
+{
+	char msg[300];
+
+	if (p->retired)
+		return;
+	log_info("pool db=%s user=%s node=%s retired: %s", p->db_name, p->user, p->backend->name,
+	         why);
+	p->retired = true;
+	p->size = p->min_size = 0;
+	ev_timer_stop(p->w->loop, &p->retry);
+	snprintf(msg, sizeof(msg), "server connection retired by a config reload: %s", why);
+	fail_waiters(p, SQLSTATE_ADMIN_SHUTDOWN, msg);
+	while (!list_empty(&p->idle))
+		pool_discard(p, container_of(p->idle.next, struct server, node), why);
 }
 
 void pool_pause(struct pool *p)
