@@ -12,7 +12,11 @@
 
 /* Run one statement of the simple protocol; append its rows and CommandComplete, or an
  * ErrorResponse, to out (not the ReadyForQuery). may_change: the user is in admin_users;
- * otherwise only SHOW is allowed. */
-void admin_run(struct worker *w, const char *sql, bool may_change, struct buf *out);
+ * otherwise only SHOW is allowed. Returns false when the answer must wait: PAUSE answers
+ * once the servers of what it paused are all back; *wait then names what it waits for
+ * (malloc'd): call admin_poll until it returns true, and run nothing else meanwhile. */
+bool admin_run(struct worker *w, const char *sql, bool may_change, struct buf *out, char **wait);
+/* True (with the CommandComplete in out) when what *wait waits for is done. */
+bool admin_poll(struct worker *w, const char *wait, struct buf *out);
 
 #endif

@@ -20,8 +20,13 @@ struct client_info {
 	const char *state;
 	const char *addr;
 	uint64_t connect_us; /* util_now_us() at accept */
+	uint64_t request_us; /* the start of its last transaction, or connect_us */
+	uint64_t wait_us;    /* queued for a server since then; 0 when not waiting */
 	uint64_t server_id;  /* 0 without a server */
 	const char *pinned;  /* why it keeps its server, or NULL */
+	const char *application_name;
+	const char *node; /* the node of its current server, or NULL */
+	int fd;           /* for the socket's addresses */
 };
 
 void client_foreach(struct worker *w, void (*fn)(const struct client_info *ci, void *arg),

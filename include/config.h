@@ -65,6 +65,8 @@ struct config {
 	char *admin_db;
 	char *metrics_listen;
 	int log_level;
+	char *log_file;      /* "": stderr */
+	int stats_period_ms; /* 0: no summary */
 	int workers;
 	int max_client_conn;
 	char *server_reset_query;

@@ -13,6 +13,7 @@
 #include <ev.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "buf.h"
 
@@ -22,6 +23,13 @@ struct conn;
 typedef void (*conn_cb)(struct conn *c);
 
 enum conn_result { CONN_OK, CONN_AGAIN, CONN_ERROR };
+
+/* Byte counters a socket adds to as it reads and writes, owned by whoever sums them (the
+ * worker for clients, the pool for servers). */
+struct conn_bytes {
+	uint64_t in;  /* read from the socket */
+	uint64_t out; /* written to it */
+};
 
 struct conn {
 	struct conn *peer; /* relay partner: gets in[0, fwd), sends us its prefix */
@@ -35,6 +43,8 @@ struct conn {
 	size_t fwd;       /* bytes at the head of `in` ready for the peer */
 	conn_cb on_read;  /* new bytes in `in`, or eof */
 	conn_cb on_drain; /* everything this conn forwarded has been written */
+
+	struct conn_bytes *bytes; /* counts traffic when set (after conn_init) */
 	ev_io rio, wio;
 	struct buf in;  /* read from this socket */
 	struct buf out; /* written by the pooler itself, sent before relayed bytes */

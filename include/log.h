@@ -1,4 +1,5 @@
-/* log: one line per event on stderr, with a level and an optional connection prefix.
+/* log: one line per event on stderr, starting ts=... pid=... level=..., then the event,
+ * whose fields are key=value where they are data (c=42 user=app db=app).
  * Layer 0. The minimum level is process-wide configuration, owned by main.c. */
 #ifndef POOLER_LOG_H
 #define POOLER_LOG_H

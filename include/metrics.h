@@ -7,24 +7,42 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "conn.h"
+#include "histogram.h"
 
-#define METRICS_BUCKETS 12
+/* Why a client was turned away, the `reason` label of pooler_clients_rejected_total. To
+ * add one: a value here, its label in metrics.c's reject_names, and metrics_reject() where
+ * the client is refused. */
+enum reject_reason {
+	REJECT_MAX_CLIENT_CONN,    /* more clients than max_client_conn (53300) */
+	REJECT_AUTHENTICATION,     /* wrong password or unknown user (28P01) */
+	REJECT_QUERY_WAIT_TIMEOUT, /* no server became free within query_wait_timeout */
+	REJECT_REASONS             /* the count, not a reason */
+};
 
-struct histogram {
-	uint64_t counts[METRICS_BUCKETS + 1]; /* the last one is +Inf */
-	uint64_t count;
-	double sum; /* seconds */
+/* Running totals that a stats_period window compares (SHOW STATS avg_*, the log summary). */
+struct stats_totals {
+	uint64_t xacts, queries;             /* counts */
+	uint64_t recv, sent;                 /* bytes */
+	uint64_t xact_us, query_us, wait_us; /* summed durations */
+};
+
+/* Averages over the last stats_period: counts and bytes per second; xact_us and wait_us per
+ * transaction, query_us per query. */
+struct stats_window {
+	struct stats_totals prev; /* the totals at the last tick */
+	struct stats_totals avg;
 };
 
 struct metrics {
 	struct histogram client_wait;      /* from wanting a server to having one */
 	struct histogram transaction_time; /* from having a server to giving it back */
+	struct conn_bytes client_bytes;    /* read from / written to clients */
 	uint64_t routed_replica;           /* transactions sent to a replica */
 	uint64_t routed_primary_write;     /* ...to the primary because they may write */
 	uint64_t routed_primary_read;      /* ...reads the primary took (its share, or fallback) */
 	uint64_t routed_refused;           /* reads refused: no replica and fallback = error */
-	uint64_t clients_rejected;         /* max_client_conn */
-	uint64_t login_failures;           /* wrong password or unknown user */
+	uint64_t rejected[REJECT_REASONS]; /* clients turned away, by reason */
 	uint64_t server_login_failures;
 	uint64_t config_reloads_ok;
 	uint64_t config_reloads_failed;
@@ -38,9 +56,13 @@ struct metrics {
 	uint64_t queries_timed_out; /* query_timeout cancels */
 	uint64_t clients_throttled; /* client_rate_limit */
 	uint64_t logins_throttled;  /* auth_failure_limit */
+	struct stats_window window; /* the whole worker, client side bytes */
 };
 
-void metrics_observe(struct histogram *h, uint64_t micros);
+static inline void metrics_reject(struct metrics *m, enum reject_reason why)
+{
+	m->rejected[why]++;
+}
 
 struct worker;
 /* Clients by state, counted by the client module (a layer above). */
@@ -49,5 +71,9 @@ struct client_counts {
 };
 /* Append the whole exposition to out. */
 void metrics_render(struct worker *w, const struct client_counts *clients, struct buf *out);
+
+/* Every stats_period: roll the windows of the worker and its pools over the last `seconds`
+ * and write a one-line key=value summary of the worker's averages into line. */
+void metrics_period(struct worker *w, double seconds, char *line, size_t len);
 
 #endif

@@ -18,6 +18,7 @@
 #include "backoff.h"
 #include "breaker.h"
 #include "config.h"
+#include "histogram.h"
 #include "util.h"
 
 #define NODE_RECOVER_PROBES 2
@@ -67,6 +68,10 @@ struct node {
 	struct backoff backoff; /* spacing of connect retries, shared by every pool */
 	char last_error[200];
 
+	uint64_t connect_attempts, connect_failures; /* server logins started, and failed */
+	struct histogram connect_time;               /* from connect to logged in */
+	struct histogram query_time; /* request to ReadyForQuery, every pool's servers */
+
 	struct ev_loop *loop;
 	struct node_probe_conf probe;
 	node_probe_cb on_probe;
@@ -89,6 +94,8 @@ struct node {
 struct node *node_new(const struct node_conf *nc, struct ev_loop *loop,
                       const struct node_probe_conf *probe, node_probe_cb cb, void *arg);
 void node_start(struct node *n);
+/* Stop probing: the node left the config, its pools drain (the struct stays for them). */
+void node_stop(struct node *n);
 void node_free(struct node *n);
 
 /* Ask the next probe (if this node is a primary) to read the function catalog. */

@@ -60,6 +60,10 @@ struct pool {
 	uint64_t wait_us;       /* time clients waited */
 	struct params welcome;  /* ParameterStatus values new clients receive */
 	char last_error[256];   /* why the last login failed */
+
+	struct server_tally tally;  /* queries and bytes of its servers */
+	struct stats_window window; /* averages of the last stats_period, for SHOW STATS */
+	bool retired;               /* pool_retire: drains, pool_get no longer finds it */
 };
 
 /* The pool for this database and user, created on first use. server_password may be NULL
@@ -83,6 +87,11 @@ void pool_discard(struct pool *p, struct server *s, const char *why);
  * database's share, minimum, reserve, caps, mode, reset query, timeouts. Servers above a
  * smaller size are closed as they come back idle. */
 void pool_configure(struct pool *p, const struct db_conf *db, const struct config *cfg);
+
+/* The pool's node or database target left the config (reload): idle servers close now,
+ * busy ones when their client gives them back, waiting clients get an error, and no new
+ * client finds the pool. */
+void pool_retire(struct pool *p, const char *why);
 
 /* PAUSE / RESUME: while paused, waiting clients get no server. */
 void pool_pause(struct pool *p);

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "conn.h"
+#include "histogram.h"
 #include "params.h"
 #include "prepared.h"
 #include "util.h"
@@ -32,6 +33,14 @@ enum server_state {
 };
 
 struct server;
+
+/* What a pool's servers did, summed by the servers themselves as replies arrive. */
+struct server_tally {
+	uint64_t queries;             /* ReadyForQuery answers to client requests */
+	uint64_t query_us;            /* time from a request to its ReadyForQuery */
+	struct conn_bytes bytes;      /* server side traffic (after login) */
+	struct histogram *query_time; /* where each query's duration goes (its node's) */
+};
 
 struct server_ops {
 	/* Login finished; error is NULL on success. */
@@ -54,6 +63,7 @@ struct server {
 	void *pool;       /* the pool it belongs to (opaque here) */
 	void *owner;      /* receives ops callbacks: pool or client */
 	const struct server_ops *ops;
+	struct server_tally *tally; /* the pool's, set before server_connect */
 	enum server_state state;
 	uint64_t id; /* for log lines: s=ID */
 
@@ -80,6 +90,7 @@ struct server {
 	struct parse_queue *parses; /* Parses awaiting their answer; allocated on first use */
 	uint32_t segments_sent;     /* Syncs and Queries relayed from clients */
 	uint32_t segments_done;     /* ReadyForQuery answers to them */
+	uint64_t segment_start_us;  /* when the oldest unanswered request was relayed */
 	struct conn conn;
 };
 
@@ -96,6 +107,9 @@ struct server_login {
  * not even start (out of memory); the caller then frees the server. */
 bool server_connect(struct server *s, struct ev_loop *loop, const struct server_login *l)
     __attribute__((warn_unused_result));
+
+/* A client request that ends in ReadyForQuery (Query, Sync, FunctionCall) was relayed. */
+void server_segment_sent(struct server *s);
 
 /* Send a query whose reply the pooler swallows (parameter SETs, ROLLBACK, reset). */
 void server_query(struct server *s, const char *sql);

@@ -1,12 +1,16 @@
 /* admin: see include/admin.h. */
 #include "admin.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
 
 #include "client.h"
 #include "config.h"
@@ -106,91 +110,205 @@ static const char *role_name(int role)
 
 /* ---- SHOW commands ------------------------------------------------------------------ */
 
+/* Wall-clock text of a monotonic timestamp, as PgBouncer prints its times. */
+static void wall_time(uint64_t mono_us, uint64_t now_us, char *text, size_t len)
+{
+	time_t t = time(NULL) - (time_t)((now_us - mono_us) / 1000000);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(text, len, "%Y-%m-%d %H:%M:%S UTC", &tm);
+}
+
+/* The address of one end of a socket: "unix" and port 0 for Unix sockets. */
+static void sock_addr(int fd, bool local, char *host, size_t len, int *port)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int r = local ? getsockname(fd, (struct sockaddr *)&ss, &sl)
+	              : getpeername(fd, (struct sockaddr *)&ss, &sl);
+
+	snprintf(host, len, "unix");
+	*port = 0;
+	if (fd < 0 || r != 0)
+		return;
+	if (ss.ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+		inet_ntop(AF_INET, &a->sin_addr, host, (socklen_t)len);
+		*port = ntohs(a->sin_port);
+	} else if (ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+		inet_ntop(AF_INET6, &a->sin6_addr, host, (socklen_t)len);
+		*port = ntohs(a->sin6_port);
+	}
+}
+
 static void show_pools(struct worker *w, struct buf *out)
 {
-	static const char *const cols[] = {
-	    "database",  "user",       "cl_active", "cl_waiting", "cl_cancel_req",
-	    "sv_active", "sv_idle",    "sv_used",   "sv_tested",  "sv_login",
-	    "maxwait",   "maxwait_us", "pool_mode", "node",       "node_role",
-	    "paused",    NULL};
+	static const char *const cols[] = {"database",
+	                                   "user",
+	                                   "cl_active",
+	                                   "cl_waiting",
+	                                   "cl_active_cancel_req",
+	                                   "cl_waiting_cancel_req",
+	                                   "sv_active",
+	                                   "sv_active_cancel",
+	                                   "sv_being_canceled",
+	                                   "sv_idle",
+	                                   "sv_used",
+	                                   "sv_tested",
+	                                   "sv_login",
+	                                   "maxwait",
+	                                   "maxwait_us",
+	                                   "pool_mode",
+	                                   "node",
+	                                   "node_role",
+	                                   "paused",
+	                                   NULL};
 	struct list *pos, *tmp, *sp, *st;
 	uint64_t now = util_now_us();
 
 	row_description(out, cols);
 	list_for_each_safe (pos, tmp, &w->pools) {
 		struct pool *p = container_of(pos, struct pool, node);
-		int active = 0, idle = 0, login = 0;
+		int active = 0, tested = 0, idle = 0;
 		uint64_t maxwait = 0;
-		list_for_each_safe (sp, st, &p->active)
-			active++;
+		list_for_each_safe (sp, st, &p->active) {
+			if (container_of(sp, struct server, node)->state == SERVER_RESET)
+				tested++;
+			else
+				active++;
+		}
 		list_for_each_safe (sp, st, &p->idle)
 			idle++;
-		list_for_each_safe (sp, st, &p->connecting)
-			login++;
 		if (!list_empty(&p->waiting)) {
 			struct pool_waiter *wt =
 			    container_of(p->waiting.next, struct pool_waiter, node);
 			maxwait = now - wt->since_us;
 		}
-		row_fmt(out, 16, "%s\t%s\t%d\t%d\t0\t%d\t%d\t0\t0\t%d\t%llu\t%llu\t%s\t%s\t%s\t%s",
-		        p->db_name, p->user, active, p->n_waiting, active, idle, login,
-		        (unsigned long long)(maxwait / 1000000),
+		/* a client is active here while it holds one of the pool's servers */
+		row_fmt(out, 19,
+		        "%s\t%s\t%d\t%d\t0\t0\t%d\t0\t0\t%d\t0\t%d\t%d\t%llu\t%llu\t%s\t%s\t%s\t%s",
+		        p->db_name, p->user, active, p->n_waiting, active, idle, tested,
+		        p->n_connecting, (unsigned long long)(maxwait / 1000000),
 		        (unsigned long long)(maxwait % 1000000), mode_name(p->mode),
 		        p->backend->name, role_name(p->backend->role), p->paused ? "yes" : "no");
 	}
 	complete(out, "SHOW");
 }
 
+/* Times in microseconds; avg_* cover the last stats_period (see metrics_period). Bytes
+ * are measured on the server side of the pool. */
 static void show_stats(struct worker *w, struct buf *out)
 {
 	static const char *const cols[] = {"database",
 	                                   "total_xact_count",
+	                                   "total_query_count",
+	                                   "total_received",
+	                                   "total_sent",
 	                                   "total_xact_time",
+	                                   "total_query_time",
 	                                   "total_wait_time",
+	                                   "avg_xact_count",
+	                                   "avg_query_count",
+	                                   "avg_recv",
+	                                   "avg_sent",
 	                                   "avg_xact_time",
+	                                   "avg_query_time",
 	                                   "avg_wait_time",
-	                                   "node",
 	                                   "user",
+	                                   "node",
 	                                   NULL};
 	struct list *pos, *tmp;
 
 	row_description(out, cols);
 	list_for_each_safe (pos, tmp, &w->pools) {
 		struct pool *p = container_of(pos, struct pool, node);
-		uint64_t n = p->xact_count ? p->xact_count : 1;
-		row_fmt(out, 8, "%s\t%llu\t%llu\t%llu\t%llu\t%llu\t%s\t%s", p->db_name,
-		        (unsigned long long)p->xact_count, (unsigned long long)p->xact_us,
-		        (unsigned long long)p->wait_us, (unsigned long long)(p->xact_us / n),
-		        (unsigned long long)(p->wait_us / n), p->backend->name, p->user);
+		const struct stats_totals *a = &p->window.avg;
+		row_fmt(
+		    out, 17,
+		    "%s\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t"
+		    "%llu\t%llu\t%s\t%s",
+		    p->db_name, (unsigned long long)p->xact_count,
+		    (unsigned long long)p->tally.queries, (unsigned long long)p->tally.bytes.out,
+		    (unsigned long long)p->tally.bytes.in, (unsigned long long)p->xact_us,
+		    (unsigned long long)p->tally.query_us, (unsigned long long)p->wait_us,
+		    (unsigned long long)a->xacts, (unsigned long long)a->queries,
+		    (unsigned long long)a->recv, (unsigned long long)a->sent,
+		    (unsigned long long)a->xact_us, (unsigned long long)a->query_us,
+		    (unsigned long long)a->wait_us, p->user, p->backend->name);
 	}
 	complete(out, "SHOW");
 }
 
+/* SHOW SERVERS and SHOW CLIENTS share PgBouncer's columns; ours follow. */
+#define SOCKET_COLS                                                                                \
+	"type", "user", "database", "state", "addr", "port", "local_addr", "local_port",           \
+	    "connect_time", "request_time", "wait", "wait_us", "close_needed", "ptr", "link",      \
+	    "remote_pid", "tls", "application_name"
+
+/* Which client holds which server, gathered once per SHOW SERVERS. */
+struct links {
+	uint64_t (*pairs)[2]; /* server id, client id */
+	size_t n, cap;        /* cap: every client of the worker */
+};
+
+static void collect_link(const struct client_info *ci, void *arg)
+{
+	struct links *l = arg;
+	if (ci->server_id == 0 || l->n == l->cap)
+		return;
+	l->pairs[l->n][0] = ci->server_id;
+	l->pairs[l->n][1] = ci->id;
+	l->n++;
+}
+
+static uint64_t linked_client(const struct links *l, uint64_t server_id)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (l->pairs[i][0] == server_id)
+			return l->pairs[i][1];
+	return 0;
+}
+
+static void server_row(struct buf *out, const struct pool *p, const struct server *s,
+                       const struct links *l, uint64_t now)
+{
+	static const char *const states[] = {"login", "idle", "active", "tested", "closed"};
+	char connected[40], requested[40], local[64], link[24] = "";
+	int local_port;
+	uint64_t client = linked_client(l, s->id);
+
+	wall_time(s->created_us, now, connected, sizeof(connected));
+	wall_time(s->used_us, now, requested, sizeof(requested));
+	sock_addr(s->conn.fd, true, local, sizeof(local), &local_port);
+	if (client != 0)
+		snprintf(link, sizeof(link), "%llx", (unsigned long long)client);
+	row_fmt(out, 20,
+	        "S\t%s\t%s\t%s\t%s\t%d\t%s\t%d\t%s\t%s\t0\t0\t0\t%llx\t%s\t%u\t\t\t%s\t%llu",
+	        p->login.user, p->db_name, states[s->state], p->login.host, p->login.port, local,
+	        local_port, connected, requested, (unsigned long long)s->id, link, s->be_pid,
+	        p->backend->name, (unsigned long long)s->id);
+}
+
 static void show_servers(struct worker *w, struct buf *out)
 {
-	static const char *const cols[] = {"type",       "user", "database",     "state",
-	                                   "addr",       "port", "connect_time", "request_time",
-	                                   "remote_pid", "node", "id",           NULL};
-	static const char *const states[] = {"login", "idle", "active", "reset", "closed"};
+	static const char *const cols[] = {SOCKET_COLS, "node", "id", NULL};
 	struct list *pos, *tmp, *sp, *st;
+	struct links links = {.cap = (size_t)w->n_clients};
 	uint64_t now = util_now_us();
 
+	links.pairs = util_calloc(links.cap + 1, sizeof(*links.pairs));
+	client_foreach(w, collect_link, &links);
 	row_description(out, cols);
 	list_for_each_safe (pos, tmp, &w->pools) {
 		struct pool *p = container_of(pos, struct pool, node);
 		struct list *lists[] = {&p->connecting, &p->idle, &p->active};
 		for (int i = 0; i < 3; i++)
-			list_for_each_safe (sp, st, lists[i]) {
-				struct server *s = container_of(sp, struct server, node);
-				row_fmt(out, 11,
-				        "S\t%s\t%s\t%s\t%s\t%d\t%llus ago\t%llus ago\t%u\t%s\t%llu",
-				        p->login.user, p->db_name, states[s->state], p->login.host,
-				        p->login.port,
-				        (unsigned long long)((now - s->created_us) / 1000000),
-				        (unsigned long long)((now - s->used_us) / 1000000),
-				        s->be_pid, p->backend->name, (unsigned long long)s->id);
-			}
+			list_for_each_safe (sp, st, lists[i])
+				server_row(out, p, container_of(sp, struct server, node), &links,
+				           now);
 	}
+	free(links.pairs);
 	complete(out, "SHOW");
 }
 
@@ -198,35 +316,81 @@ static void client_row(const struct client_info *ci, void *arg)
 {
 	struct buf *out = arg;
 	uint64_t now = util_now_us();
-	row_fmt(out, 8, "C\t%s\t%s\t%s\t%s\t%llus ago\t%llu\t%s", ci->user ? ci->user : "",
-	        ci->db ? ci->db : "", ci->state, ci->addr,
-	        (unsigned long long)((now - ci->connect_us) / 1000000),
-	        (unsigned long long)ci->server_id, ci->pinned ? ci->pinned : "");
+	char connected[40], requested[40], addr[64], local[64], link[24] = "";
+	int port, local_port;
+
+	wall_time(ci->connect_us, now, connected, sizeof(connected));
+	wall_time(ci->request_us, now, requested, sizeof(requested));
+	sock_addr(ci->fd, false, addr, sizeof(addr), &port);
+	sock_addr(ci->fd, true, local, sizeof(local), &local_port);
+	if (ci->server_id != 0)
+		snprintf(link, sizeof(link), "%llx", (unsigned long long)ci->server_id);
+	row_fmt(
+	    out, 21,
+	    "C\t%s\t%s\t%s\t%s\t%d\t%s\t%d\t%s\t%s\t%llu\t%llu\t0\t%llx\t%s\t0\t\t%s\t%llu\t%s\t"
+	    "%s",
+	    ci->user ? ci->user : "", ci->db ? ci->db : "", ci->state, addr, port, local,
+	    local_port, connected, requested, (unsigned long long)(ci->wait_us / 1000000),
+	    (unsigned long long)(ci->wait_us % 1000000), (unsigned long long)ci->id, link,
+	    ci->application_name ? ci->application_name : "", (unsigned long long)ci->id,
+	    ci->pinned ? ci->pinned : "", ci->node ? ci->node : "");
 }
 
 static void show_clients(struct worker *w, struct buf *out)
 {
-	static const char *const cols[] = {"type",         "user", "database", "state", "addr",
-	                                   "connect_time", "link", "pinned",   NULL};
+	static const char *const cols[] = {SOCKET_COLS, "id", "pinned", "node", NULL};
 	row_description(out, cols);
 	client_foreach(w, client_row, out);
 	complete(out, "SHOW");
 }
 
+/* Server connections open for a database, and whether all its pools are paused. */
+static int db_servers(struct worker *w, const char *db, bool *paused)
+{
+	struct list *pos;
+	int n = 0, pools = 0, held = 0;
+
+	for (pos = w->pools.next; pos != &w->pools; pos = pos->next) {
+		const struct pool *p = container_of(pos, struct pool, node);
+		if (strcmp(p->db_name, db) != 0)
+			continue;
+		n += p->n_servers;
+		pools++;
+		held += p->paused;
+	}
+	*paused = pools > 0 && held == pools;
+	return n;
+}
+
 static void show_databases(struct worker *w, struct buf *out)
 {
-	static const char *const cols[] = {
-	    "name",          "host",         "port",      "database", "force_user", "pool_size",
-	    "min_pool_size", "reserve_pool", "pool_mode", "nodes",    NULL};
+	static const char *const cols[] = {"name",
+	                                   "host",
+	                                   "port",
+	                                   "database",
+	                                   "force_user",
+	                                   "pool_size",
+	                                   "min_pool_size",
+	                                   "reserve_pool",
+	                                   "pool_mode",
+	                                   "max_connections",
+	                                   "current_connections",
+	                                   "paused",
+	                                   "disabled",
+	                                   "nodes",
+	                                   NULL};
 	const struct config *cfg = w->cfg;
 
 	row_description(out, cols);
 	for (int i = 0; i < cfg->n_dbs; i++) {
 		const struct db_conf *d = &cfg->dbs[i];
 		const struct node *p = router_primary(w, d);
-		row_fmt(out, 10, "%s\t%s\t%d\t%s\t%s\t%d\t%d\t0\t%s\t%s", d->name, p ? p->host : "",
-		        p ? p->port : 0, d->dbname, d->server_user ? d->server_user : "",
-		        d->effective_pool_size, d->min_pool_size, mode_name(d->pool_mode),
+		bool paused;
+		int current = db_servers(w, d->name, &paused);
+		row_fmt(out, 14, "%s\t%s\t%d\t%s\t%s\t%d\t%d\t0\t%s\t0\t%d\t%d\t0\t%s", d->name,
+		        p ? p->host : "", p ? p->port : 0, d->dbname,
+		        d->server_user ? d->server_user : "", d->effective_pool_size,
+		        d->min_pool_size, mode_name(d->pool_mode), current, paused ? 1 : 0,
 		        d->nodes ? d->nodes : "(all)");
 	}
 	complete(out, "SHOW");
@@ -297,10 +461,41 @@ static int each_pool(struct worker *w, const char *db, void (*fn)(struct pool *p
 	return n;
 }
 
-static void cmd_pause(struct worker *w, const char *arg, struct buf *out)
+/* Servers of db (every database when empty) still linked to a client or being reset. */
+static int busy_servers(struct worker *w, const char *db)
+{
+	struct list *pos, *sp;
+	int n = 0;
+
+	for (pos = w->pools.next; pos != &w->pools; pos = pos->next) {
+		struct pool *p = container_of(pos, struct pool, node);
+		if (db[0] != '\0' && strcmp(p->db_name, db) != 0)
+			continue;
+		for (sp = p->active.next; sp != &p->active; sp = sp->next)
+			n++;
+	}
+	return n;
+}
+
+/* Like PgBouncer's: new transactions queue at once; the answer comes when the running
+ * ones have given their servers back, so that after PAUSE the servers are quiet. */
+static bool cmd_pause(struct worker *w, const char *arg, struct buf *out, char **wait)
 {
 	each_pool(w, arg, pool_pause);
+	if (busy_servers(w, arg) > 0) {
+		*wait = util_strdup(arg);
+		return false;
+	}
 	complete(out, "PAUSE");
+	return true;
+}
+
+bool admin_poll(struct worker *w, const char *wait, struct buf *out)
+{
+	if (busy_servers(w, wait) > 0)
+		return false;
+	complete(out, "PAUSE");
+	return true;
 }
 
 static void cmd_resume(struct worker *w, const char *arg, struct buf *out)
@@ -346,24 +541,26 @@ struct command {
 	bool changes;       /* admin_users only */
 	void (*show)(struct worker *w, struct buf *out);
 	void (*act)(struct worker *w, const char *arg, struct buf *out);
+	bool (*act_later)(struct worker *w, const char *arg, struct buf *out, char **wait);
 	const char *help;
 };
 
 static const struct command commands[] = {
-    {"SHOW", "HELP", false, show_help, NULL, "this list"},
-    {"SHOW", "VERSION", false, show_version, NULL, "the pooler's version"},
-    {"SHOW", "POOLS", false, show_pools, NULL, "clients and servers of each pool"},
-    {"SHOW", "STATS", false, show_stats, NULL, "transactions and waits of each pool"},
-    {"SHOW", "SERVERS", false, show_servers, NULL, "every server connection"},
-    {"SHOW", "CLIENTS", false, show_clients, NULL, "every client connection"},
-    {"SHOW", "DATABASES", false, show_databases, NULL, "the configured databases"},
-    {"SHOW", "NODES", false, show_nodes, NULL, "backend servers: role, health, lag"},
-    {"SHOW", "CONFIG", false, show_config, NULL, "effective settings"},
-    {"PAUSE", NULL, true, NULL, cmd_pause, "[db] hand out no servers until RESUME"},
-    {"RESUME", NULL, true, NULL, cmd_resume, "[db] undo PAUSE"},
-    {"KILL", NULL, true, NULL, cmd_kill, "db: drop its clients and idle servers"},
-    {"RELOAD", NULL, true, NULL, cmd_reload, "re-read the config and auth file"},
-    {"SHUTDOWN", NULL, true, NULL, cmd_shutdown, "finish transactions, then exit"},
+    {"SHOW", "HELP", false, show_help, NULL, NULL, "this list"},
+    {"SHOW", "VERSION", false, show_version, NULL, NULL, "the pooler's version"},
+    {"SHOW", "POOLS", false, show_pools, NULL, NULL, "clients and servers of each pool"},
+    {"SHOW", "STATS", false, show_stats, NULL, NULL, "transactions and waits of each pool"},
+    {"SHOW", "SERVERS", false, show_servers, NULL, NULL, "every server connection"},
+    {"SHOW", "CLIENTS", false, show_clients, NULL, NULL, "every client connection"},
+    {"SHOW", "DATABASES", false, show_databases, NULL, NULL, "the configured databases"},
+    {"SHOW", "NODES", false, show_nodes, NULL, NULL, "backend servers: role, health, lag"},
+    {"SHOW", "CONFIG", false, show_config, NULL, NULL, "effective settings"},
+    {"PAUSE", NULL, true, NULL, NULL, cmd_pause,
+     "[db] hand out no servers until RESUME; answers when running transactions ended"},
+    {"RESUME", NULL, true, NULL, cmd_resume, NULL, "[db] undo PAUSE"},
+    {"KILL", NULL, true, NULL, cmd_kill, NULL, "db: drop its clients and idle servers"},
+    {"RELOAD", NULL, true, NULL, cmd_reload, NULL, "re-read the config and auth file"},
+    {"SHUTDOWN", NULL, true, NULL, cmd_shutdown, NULL, "finish transactions, then exit"},
 };
 
 static void show_help(struct worker *w, struct buf *out)
@@ -397,7 +594,7 @@ static const char *next_word(const char *s, char *word, size_t cap, bool upper)
 	return s;
 }
 
-void admin_run(struct worker *w, const char *sql, bool may_change, struct buf *out)
+bool admin_run(struct worker *w, const char *sql, bool may_change, struct buf *out, char **wait)
 {
 	char verb[32], object[64], arg[64], rest[8];
 	const char *p = next_word(sql, verb, sizeof(verb), true);
@@ -405,7 +602,7 @@ void admin_run(struct worker *w, const char *sql, bool may_change, struct buf *o
 	if (verb[0] == '\0') {
 		size_t m = proto_begin(out, 'I'); /* EmptyQueryResponse */
 		proto_end(out, m);
-		return;
+		return true;
 	}
 	for (size_t i = 0; i < ARRAY_LEN(commands); i++) {
 		const struct command *c = &commands[i];
@@ -424,23 +621,26 @@ void admin_run(struct worker *w, const char *sql, bool may_change, struct buf *o
 		if (*q != '\0') {
 			proto_write_error(out, "ERROR", "42601",
 			                  "unexpected text after the command");
-			return;
+			return true;
 		}
 		if (c->changes && !may_change) {
 			proto_write_error(out, "ERROR", "42501",
 			                  "only admin_users may run this command");
-			return;
+			return true;
 		}
 		if (c->show != NULL) {
 			if (arg[0] != '\0') {
 				proto_write_error(out, "ERROR", "42601", "SHOW takes no argument");
-				return;
+				return true;
 			}
 			c->show(w, out);
+		} else if (c->act_later != NULL) {
+			return c->act_later(w, arg, out, wait);
 		} else {
 			c->act(w, arg, out);
 		}
-		return;
+		return true;
 	}
 	proto_write_error(out, "ERROR", "42601", "unknown admin command; SHOW HELP lists them");
+	return true;
 }

@@ -110,7 +110,7 @@ static void release_server(struct client *c)
 
 	c->server = NULL;
 	conn_unlink(&c->conn);
-	metrics_observe(&c->w->metrics.transaction_time, util_now_us() - c->linked_us);
+	histogram_observe(&c->w->metrics.transaction_time, util_now_us() - c->linked_us);
 	p->xact_us += util_now_us() - c->linked_us;
 	if (!mid_message && server_is_clean(s)) {
 		if (c->pinned != PIN_NONE)
@@ -138,7 +138,7 @@ static void attach(struct client *c, struct server *s)
 	s->unsynced = false;
 	s->guard = c->retry_batch != NULL;
 	c->linked_us = util_now_us();
-	metrics_observe(&c->w->metrics.client_wait, c->linked_us - c->waiter.since_us);
+	histogram_observe(&c->w->metrics.client_wait, c->linked_us - c->waiter.since_us);
 	c->pool->backend->transactions++;
 	c->pool->xact_count++;
 	c->pool->wait_us += c->linked_us - c->waiter.since_us;
@@ -163,7 +163,7 @@ static void on_server_ready(struct server *s)
 		return;
 	if (!c->on_replica && c->tx_wrote)
 		c->ryw_since_us = util_now_us();
-	metrics_observe(&c->w->metrics.transaction_time, util_now_us() - c->linked_us);
+	histogram_observe(&c->w->metrics.transaction_time, util_now_us() - c->linked_us);
 	c->pool->xact_us += util_now_us() - c->linked_us;
 	c->server = NULL;
 	conn_unlink(&c->conn);
@@ -177,7 +177,8 @@ static void on_server_ready(struct server *s)
 	c->retry_len = 0;
 	c->retry_now = false;
 	if (c->w->shutting_down) {
-		client_fatal(c, SQLSTATE_ADMIN_SHUTDOWN, "pooler is shutting down");
+		client_fatal(c, SQLSTATE_ADMIN_SHUTDOWN,
+		             "terminating connection due to administrator command");
 		return;
 	}
 	if (buf_len(&c->conn.in) > 0)
@@ -481,7 +482,10 @@ static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
 		snprintf(msg, sizeof(msg),
 		         "query_wait_timeout: no server connection became free within %d ms",
 		         c->w->cfg->query_wait_timeout_ms);
+		metrics_reject(&c->w->metrics, REJECT_QUERY_WAIT_TIMEOUT);
 		client_fatal(c, SQLSTATE_QUERY_CANCELED, msg);
+	} else if (c->state == CLIENT_ADMIN) {
+		client_admin_poll(c);
 	} else if (c->state == CLIENT_STARTUP || c->state == CLIENT_AUTH ||
 	           c->state == CLIENT_LOGIN) {
 		client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION,
@@ -516,6 +520,7 @@ void client_accept(struct worker *w, int fd, const char *addr)
 	list_append(&w->clients, &c->node);
 	w->n_clients++;
 	conn_init(&c->conn, w->loop, fd, c, on_conn_read, on_conn_drain);
+	c->conn.bytes = &w->metrics.client_bytes;
 	ev_timer_init(&c->timer, on_timer, 0, 0);
 	c->timer.data = c;
 	if (!client_rate_exempt(c, host, sizeof(host)) &&
@@ -527,7 +532,7 @@ void client_accept(struct worker *w, int fd, const char *addr)
 		return;
 	}
 	if (w->n_clients > w->cfg->max_client_conn) {
-		w->metrics.clients_rejected++;
+		metrics_reject(&w->metrics, REJECT_MAX_CLIENT_CONN);
 		client_fatal(c, SQLSTATE_TOO_MANY_CONNECTIONS,
 		             "too many client connections (max_client_conn)");
 		return;
@@ -569,8 +574,13 @@ void client_foreach(struct worker *w, void (*fn)(const struct client_info *ci, v
 		    .state = state_names[c->state],
 		    .addr = c->addr,
 		    .connect_us = c->connect_us,
+		    .request_us = c->waiter.since_us ? c->waiter.since_us : c->connect_us,
+		    .wait_us = c->state == CLIENT_WAITING ? util_now_us() - c->waiter.since_us : 0,
 		    .server_id = c->server ? c->server->id : 0,
 		    .pinned = c->pinned != PIN_NONE ? classify_pin_name(c->pinned) : NULL,
+		    .application_name = params_get(&c->wants, "application_name"),
+		    .node = c->server ? c->pool->backend->name : NULL,
+		    .fd = c->conn.fd,
 		};
 		fn(&ci, arg);
 	}
@@ -635,6 +645,7 @@ void client_reap(struct worker *w)
 		params_free(&c->wants);
 		free(c->names);
 		free(c->retry_batch);
+		free(c->admin_wait);
 		pstmts_free(&c->stmts);
 		free(c->server_user);
 		free(c->server_password);

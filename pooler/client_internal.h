@@ -92,6 +92,7 @@ struct client {
 	uint64_t connect_us; /* accepted at */
 	bool admin_writer;   /* admin console: in admin_users (else stats_users: SHOW only) */
 	bool admin_skip;     /* admin console: discarding extended messages up to Sync */
+	char *admin_wait;    /* admin console: a command answers later (admin_poll) */
 	const struct db_conf *db_conf; /* from the config generation db_gen */
 	unsigned db_gen;
 	struct {
@@ -128,5 +129,6 @@ void client_send_welcome(struct client *c);
 void client_admin_read(struct client *c);
 void client_read_startup(struct client *c);
 void client_read_auth(struct client *c);
+void client_admin_poll(struct client *c);
 
 #endif

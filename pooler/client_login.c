@@ -73,7 +73,7 @@ void client_admin_read(struct client *c)
 	struct buf *in = &c->conn.in;
 	struct proto_header h;
 
-	while (c->state == CLIENT_ADMIN) {
+	while (c->state == CLIENT_ADMIN && c->admin_wait == NULL) {
 		enum proto_status st = proto_read_header(buf_head(in), buf_len(in), 1 << 20, &h);
 		if (st == PROTO_INCOMPLETE)
 			break;
@@ -87,8 +87,13 @@ void client_admin_read(struct client *c)
 		switch (h.type) {
 		case 'Q': {
 			const char *sql = memchr(body, '\0', h.len) ? (const char *)body : "";
-			admin_run(c->w, sql, c->admin_writer, &c->conn.out);
-			proto_write_ready(&c->conn.out, 'I');
+			if (admin_run(c->w, sql, c->admin_writer, &c->conn.out, &c->admin_wait)) {
+				proto_write_ready(&c->conn.out, 'I');
+				break;
+			}
+			/* answered by client_admin_poll, every 10 ms until done */
+			ev_timer_set(&c->timer, 0.01, 0.01);
+			ev_timer_start(c->w->loop, &c->timer);
 			break;
 		}
 		case 'X':
@@ -123,6 +128,18 @@ void client_admin_read(struct client *c)
 		c->w->shutdown_requested = false;
 		c->w->on_shutdown(c->w);
 	}
+}
+
+/* A command that answers later: answer it once done, then read on. */
+void client_admin_poll(struct client *c)
+{
+	if (!admin_poll(c->w, c->admin_wait, &c->conn.out))
+		return;
+	ev_timer_stop(c->w->loop, &c->timer);
+	free(c->admin_wait);
+	c->admin_wait = NULL;
+	proto_write_ready(&c->conn.out, 'I');
+	client_admin_read(c);
 }
 
 static void auth_ok(struct client *c)
@@ -171,7 +188,7 @@ static void auth_failed(struct client *c)
 {
 	char host[RATELIMIT_KEY];
 
-	c->w->metrics.login_failures++;
+	metrics_reject(&c->w->metrics, REJECT_AUTHENTICATION);
 	if (!client_rate_exempt(c, host, sizeof(host)))
 		ratelimit_take(&c->w->auth_limit, host, util_now_us());
 	char msg[200];

@@ -324,12 +324,10 @@ void client_relay(struct client *c)
 		switch (h.type) {
 		case 'Q':
 		case 'F':
-			s->pending++;
-			s->segments_sent++;
+			server_segment_sent(s);
 			break;
 		case 'S':
-			s->pending++;
-			s->segments_sent++;
+			server_segment_sent(s);
 			s->unsynced = false;
 			break;
 		case 'P':
@@ -552,7 +550,8 @@ void client_start_transaction(struct client *c)
 		return;
 	}
 	if (c->w->shutting_down) {
-		client_fatal(c, SQLSTATE_ADMIN_SHUTDOWN, "pooler is shutting down");
+		client_fatal(c, SQLSTATE_ADMIN_SHUTDOWN,
+		             "terminating connection due to administrator command");
 		return;
 	}
 	const struct db_conf *db = client_db(c);

@@ -169,6 +169,8 @@ enum conn_result conn_flush(struct conn *c)
 			return CONN_ERROR;
 		}
 		size_t done = (size_t)n;
+		if (c->bytes != NULL)
+			c->bytes->out += done;
 		size_t from_out = done < out_len ? done : out_len;
 		buf_consume(&c->out, from_out);
 		done -= from_out;
@@ -232,6 +234,8 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
 	ssize_t n = read(c->fd, p, c->in.cap - c->in.end);
 	if (n > 0) {
 		c->in.end += (size_t)n;
+		if (c->bytes != NULL)
+			c->bytes->in += (uint64_t)n;
 	} else if (n == 0) {
 		c->eof = true;
 	} else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {

@@ -38,9 +38,9 @@ void log_write(enum log_level level, const char *fmt, ...)
 		return;
 	gettimeofday(&tv, NULL);
 	gmtime_r(&tv.tv_sec, &tm);
-	n = strftime(line, sizeof(line), "%Y-%m-%d %H:%M:%S", &tm);
-	r = snprintf(line + n, sizeof(line) - n, ".%03d UTC [%d] %s: ", (int)(tv.tv_usec / 1000),
-	             (int)getpid(), level_names[level]);
+	n = strftime(line, sizeof(line), "ts=%Y-%m-%dT%H:%M:%S", &tm);
+	r = snprintf(line + n, sizeof(line) - n, ".%03dZ pid=%d level=%s ",
+	             (int)(tv.tv_usec / 1000), (int)getpid(), level_names[level]);
 	if (r > 0)
 		n += (size_t)r;
 	va_start(ap, fmt);

@@ -1,6 +1,8 @@
 /* main: command line, startup, signals and the one event loop.
  * The only file with mutable globals: the log level, and the state the signal watchers
  * need. */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -31,8 +33,13 @@ struct daemon {
 	ev_signal sigterm, sigint, sighup;
 	ev_timer shutdown_check;
 	ev_timer publish; /* refreshes the HTTP endpoint's snapshot */
+	ev_timer stats;   /* every stats_period: the summary line, SHOW STATS averages */
+	uint64_t stats_at_us;
+	int stderr_fd; /* the original stderr, for when log_file is unset again */
 	struct http *http;
 	uint64_t shutdown_deadline_us;
+	struct node **retired; /* removed by reloads; freed at exit, after their pools */
+	int n_retired;
 };
 
 static struct daemon daemon_state;
@@ -93,6 +100,54 @@ static void on_publish(struct ev_loop *loop, ev_timer *t, int revents)
 	(void)loop;
 	(void)revents;
 	publish(t->data);
+}
+
+static void on_stats(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct daemon *d = t->data;
+	uint64_t now = util_now_us();
+	char line[512];
+	(void)loop;
+	(void)revents;
+
+	metrics_period(&d->w, (double)(now - d->stats_at_us) / 1e6, line, sizeof(line));
+	d->stats_at_us = now;
+	log_info("%s", line);
+}
+
+static void start_stats(struct daemon *d)
+{
+	double period = d->cfg->stats_period_ms / 1000.0;
+
+	if (ev_is_active(&d->stats) && d->stats.repeat == period)
+		return;
+	ev_timer_stop(d->w.loop, &d->stats);
+	if (period <= 0)
+		return;
+	d->stats_at_us = util_now_us();
+	ev_timer_set(&d->stats, period, period);
+	ev_timer_start(d->w.loop, &d->stats);
+}
+
+/* log_file: point stderr at it, so that everything written there (sanitizer reports too)
+ * lands in the file. Opened again on every reload, which is how log rotation works. */
+static bool open_log_file(struct daemon *d, const struct config *cfg, char *err, size_t errlen)
+{
+	int fd = d->stderr_fd;
+
+	if (cfg->log_file[0] != '\0') {
+		fd = open(cfg->log_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+		if (fd < 0) {
+			snprintf(err, errlen, "%s: log_file %s: %s", cfg->path, cfg->log_file,
+			         strerror(errno));
+			return false;
+		}
+	}
+	if (fd >= 0 && fd != STDERR_FILENO)
+		dup2(fd, STDERR_FILENO);
+	if (fd != d->stderr_fd)
+		close(fd);
+	return true;
 }
 
 static void reap(struct ev_loop *loop, ev_prepare *p, int revents)
@@ -178,8 +233,7 @@ static void add_functions(struct classifier *cl, const char *list, bool writes)
 	free(copy);
 }
 
-/* One node per [node.NAME], each with its health probe on this loop. */
-static void start_nodes(struct worker *w, const struct config *cfg)
+static struct node_probe_conf probe_conf(const struct config *cfg)
 {
 	struct node_probe_conf probe = {
 	    .dbname = cfg->health_dbname ? cfg->health_dbname : "postgres",
@@ -204,12 +258,7 @@ static void start_nodes(struct worker *w, const struct config *cfg)
 				probe.password = db->server_password;
 		}
 	}
-	w->nodes = util_calloc((size_t)cfg->n_nodes + 1, sizeof(*w->nodes));
-	for (int i = 0; i < cfg->n_nodes; i++) {
-		w->nodes[i] = node_new(&cfg->nodes[i], w->loop, &probe, router_on_probe, w);
-		w->n_nodes++;
-		node_start(w->nodes[i]);
-	}
+	return probe;
 }
 
 /* Rates of the per-address limits: connections per second (bursts of two seconds' worth)
@@ -226,21 +275,86 @@ static void configure_limits(struct worker *w, const struct config *cfg)
 			}
 }
 
-/* Nodes are created once; a reload may change their settings only by restart. */
-static bool same_nodes(const struct worker *w, const struct config *cfg)
+/* The running node that serves nc as it is configured now, or NULL. */
+static struct node *same_node(struct worker *w, const struct node_conf *nc)
 {
-	if (w->n_nodes != cfg->n_nodes)
-		return false;
-	for (int i = 0; i < cfg->n_nodes; i++)
-		if (strcmp(w->nodes[i]->name, cfg->nodes[i].name) != 0 ||
-		    strcmp(w->nodes[i]->host, cfg->nodes[i].host) != 0 ||
-		    w->nodes[i]->port != cfg->nodes[i].port)
-			return false;
-	return true;
+	for (int i = 0; i < w->n_nodes; i++) {
+		struct node *n = w->nodes[i];
+		if (strcmp(n->name, nc->name) == 0 && strcmp(n->host, nc->host) == 0 &&
+		    n->port == nc->port && n->conf_role == nc->role)
+			return n;
+	}
+	return NULL;
+}
+
+/* One node per [node.NAME], each with its health probe on this loop. On reload, nodes
+ * whose section is unchanged keep running (with their pools, health and breaker); new
+ * ones start; the others stop probing and are kept, retired, until exit, because pools
+ * draining their busy servers still point at them. */
+static void apply_nodes(struct daemon *d, const struct config *cfg)
+{
+	struct worker *w = &d->w;
+	struct node_probe_conf probe = probe_conf(cfg);
+	struct node **nodes = util_calloc((size_t)cfg->n_nodes + 1, sizeof(*nodes));
+
+	for (int i = 0; i < cfg->n_nodes; i++) {
+		nodes[i] = same_node(w, &cfg->nodes[i]);
+		if (nodes[i] != NULL) {
+			nodes[i]->weight = cfg->nodes[i].weight;
+			continue;
+		}
+		nodes[i] = node_new(&cfg->nodes[i], w->loop, &probe, router_on_probe, w);
+		node_start(nodes[i]);
+		if (w->nodes != NULL)
+			log_info("node %s (%s:%d) added", nodes[i]->name, nodes[i]->host,
+			         nodes[i]->port);
+	}
+	for (int i = 0; i < w->n_nodes; i++) {
+		bool kept = false;
+		for (int k = 0; k < cfg->n_nodes; k++)
+			kept = kept || nodes[k] == w->nodes[i];
+		if (kept)
+			continue;
+		log_info("node %s (%s:%d) removed: its servers close as they go idle",
+		         w->nodes[i]->name, w->nodes[i]->host, w->nodes[i]->port);
+		node_stop(w->nodes[i]);
+		struct node **retired = util_calloc((size_t)d->n_retired + 1, sizeof(*retired));
+		if (d->n_retired > 0)
+			memcpy(retired, d->retired, (size_t)d->n_retired * sizeof(*retired));
+		free(d->retired);
+		d->retired = retired;
+		d->retired[d->n_retired++] = w->nodes[i];
+	}
+	free(w->nodes);
+	w->nodes = nodes;
+	w->n_nodes = cfg->n_nodes;
+}
+
+/* Why a pool cannot serve its database any more (after apply_nodes), or NULL when it
+ * still can. */
+static const char *pool_outdated(const struct worker *w, const struct pool *p,
+                                 const struct db_conf *db)
+{
+	bool listed = false, running = false;
+
+	if (db == NULL)
+		return "database removed";
+	for (int i = 0; i < db->n_nodes; i++)
+		listed = listed || strcmp(db->node_list[i]->name, p->backend->name) == 0;
+	for (int i = 0; i < w->n_nodes; i++)
+		running = running || w->nodes[i] == p->backend;
+	if (!listed || !running)
+		return "node no longer serves the database";
+	if (strcmp(db->dbname, p->login.dbname) != 0)
+		return "dbname changed";
+	if (db->server_user != NULL && strcmp(db->server_user, p->login.user) != 0)
+		return "server_user changed";
+	return NULL;
 }
 
 /* Reload: a new snapshot of config and auth file; a bad file keeps the old ones. Pools
- * already open keep their settings until they are recreated. */
+ * take their new settings; nodes come and go (apply_nodes); pools whose node or target
+ * changed retire, and the next transaction of their clients gets a new pool. */
 static bool reload(struct daemon *d, char *err, size_t errlen)
 {
 	struct config *cfg;
@@ -254,16 +368,14 @@ static bool reload(struct daemon *d, char *err, size_t errlen)
 		config_free(cfg);
 		goto fail;
 	}
-	if (!same_nodes(&d->w, cfg)) {
-		snprintf(err, errlen,
-		         "[node.*] sections changed (adding, removing or moving nodes "
-		         "needs a restart)");
+	if (!open_log_file(d, cfg, err, errlen)) {
 		config_free(cfg);
 		auth_file_free(auth);
 		goto fail;
 	}
 	add_functions(d->w.classifier, cfg->read_only_functions, false);
 	add_functions(d->w.classifier, cfg->write_functions, true);
+	apply_nodes(d, cfg);
 	for (int i = 0; i < d->w.n_nodes; i++)
 		node_request_catalog(d->w.nodes[i]); /* and the catalog, on the next probe */
 	config_free(d->cfg);
@@ -278,10 +390,14 @@ static bool reload(struct daemon *d, char *err, size_t errlen)
 	list_for_each_safe (pos, tmp, &d->w.pools) {
 		struct pool *p = container_of(pos, struct pool, node);
 		const struct db_conf *db = config_find_db(cfg, p->db_name);
-		if (db != NULL)
+		const char *why = pool_outdated(&d->w, p, db);
+		if (why != NULL)
+			pool_retire(p, why);
+		else if (!p->retired)
 			pool_configure(p, db, cfg);
 	}
 	log_min_level = (enum log_level)cfg->log_level;
+	start_stats(d);
 	d->w.metrics.config_reloads_ok++;
 	log_info("reloaded %s", d->config_path);
 	return true;
@@ -373,6 +489,13 @@ int main(int argc, char **argv)
 	}
 
 	signal(SIGPIPE, SIG_IGN);
+	d->stderr_fd = dup(STDERR_FILENO);
+	if (!open_log_file(d, d->cfg, err, sizeof(err))) {
+		fprintf(stderr, "pooler: %s\n", err);
+		auth_file_free(d->auth);
+		config_free(d->cfg);
+		return 1;
+	}
 	struct worker *w = &d->w;
 	w->loop = ev_default_loop(EVFLAG_AUTO);
 	w->cfg = d->cfg;
@@ -391,7 +514,7 @@ int main(int argc, char **argv)
 	ratelimit_init(&w->auth_limit, 4096);
 	add_functions(w->classifier, d->cfg->read_only_functions, false);
 	add_functions(w->classifier, d->cfg->write_functions, true);
-	start_nodes(w, d->cfg);
+	apply_nodes(d, d->cfg);
 	configure_limits(w, d->cfg);
 	ev_prepare_init(&w->reaper, reap);
 	w->reaper.data = w;
@@ -420,6 +543,9 @@ int main(int argc, char **argv)
 	ev_timer_init(&d->publish, on_publish, 0.2, 1.0);
 	d->publish.data = d;
 	ev_timer_start(w->loop, &d->publish);
+	ev_init(&d->stats, on_stats);
+	d->stats.data = d;
+	start_stats(d);
 	ev_signal_init(&d->sigterm, on_sigterm, SIGTERM);
 	ev_signal_init(&d->sigint, on_sigint, SIGINT);
 	ev_signal_init(&d->sighup, on_sighup, SIGHUP);
@@ -439,7 +565,10 @@ int main(int argc, char **argv)
 	reap(w->loop, &w->reaper, 0);
 	for (int i = 0; i < w->n_nodes; i++)
 		node_free(w->nodes[i]);
+	for (int i = 0; i < d->n_retired; i++)
+		node_free(d->retired[i]);
 	free(w->nodes);
+	free(d->retired);
 	classify_free(w->classifier);
 	ratelimit_free(&w->connect_limit);
 	ratelimit_free(&w->auth_limit);

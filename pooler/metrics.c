@@ -9,22 +9,8 @@
 #include "classify.h"
 #include "node.h"
 #include "pool.h"
+#include "server.h"
 #include "worker.h"
-
-/* Upper bounds in seconds: sub-millisecond pooling up to slow transactions. */
-static const double bounds[METRICS_BUCKETS] = {0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-                                               0.025,  0.05,   0.1,   0.5,    1,     5};
-
-void metrics_observe(struct histogram *h, uint64_t micros)
-{
-	double s = (double)micros / 1e6;
-	int i = 0;
-	while (i < METRICS_BUCKETS && s > bounds[i])
-		i++;
-	h->counts[i]++;
-	h->count++;
-	h->sum += s;
-}
 
 static void out(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -44,17 +30,31 @@ static void family(struct buf *b, const char *name, const char *type, const char
 	out(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* One histogram's series; labels is "" or `name="value",...` without braces. */
+static void histogram_series(struct buf *b, const char *name, const char *labels,
+                             const struct histogram *h)
+{
+	const char *sep = labels[0] ? "," : "";
+	uint64_t cum = 0;
+	for (int i = 0; i < HISTOGRAM_BUCKETS; i++) {
+		cum += h->counts[i];
+		out(b, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep, histogram_bounds[i],
+		    (unsigned long long)cum);
+	}
+	cum += h->counts[HISTOGRAM_BUCKETS];
+	out(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep, (unsigned long long)cum);
+	if (labels[0]) {
+		out(b, "%s_sum{%s} %.6f\n%s_count{%s} %llu\n", name, labels, h->sum, name, labels,
+		    (unsigned long long)h->count);
+		return;
+	}
+	out(b, "%s_sum %.6f\n%s_count %llu\n", name, h->sum, name, (unsigned long long)h->count);
+}
+
 static void histogram(struct buf *b, const char *name, const char *help, const struct histogram *h)
 {
-	uint64_t cum = 0;
 	family(b, name, "histogram", help);
-	for (int i = 0; i < METRICS_BUCKETS; i++) {
-		cum += h->counts[i];
-		out(b, "%s_bucket{le=\"%g\"} %llu\n", name, bounds[i], (unsigned long long)cum);
-	}
-	cum += h->counts[METRICS_BUCKETS];
-	out(b, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)cum);
-	out(b, "%s_sum %.6f\n%s_count %llu\n", name, h->sum, name, (unsigned long long)h->count);
+	histogram_series(b, name, "", h);
 }
 
 static const char *role_name(int role)
@@ -64,36 +64,156 @@ static const char *role_name(int role)
 	                                   : "unknown";
 }
 
+static const char *const reject_names[] = {
+    [REJECT_MAX_CLIENT_CONN] = "max_client_conn",
+    [REJECT_AUTHENTICATION] = "authentication",
+    [REJECT_QUERY_WAIT_TIMEOUT] = "query_wait_timeout",
+};
+_Static_assert(ARRAY_LEN(reject_names) == REJECT_REASONS, "a reject reason has no label");
+
+/* Server connection states as PgBouncer names them: login, idle, active, tested (a reset
+ * query runs between clients). */
+enum { SV_LOGIN, SV_IDLE, SV_ACTIVE, SV_TESTED, SV_STATES };
+static const char *const sv_state_names[SV_STATES] = {"login", "idle", "active", "tested"};
+
+static void count_servers(const struct pool *p, int counts[SV_STATES])
+{
+	const struct list *pos;
+
+	counts[SV_LOGIN] = p->n_connecting;
+	counts[SV_IDLE] = counts[SV_ACTIVE] = counts[SV_TESTED] = 0;
+	for (pos = p->idle.next; pos != &p->idle; pos = pos->next)
+		counts[SV_IDLE]++;
+	for (pos = p->active.next; pos != &p->active; pos = pos->next) {
+		const struct server *s = container_of(pos, const struct server, node);
+		counts[s->state == SERVER_RESET ? SV_TESTED : SV_ACTIVE]++;
+	}
+}
+
+#define POOL_LABELS "database=\"%s\",user=\"%s\",node=\"%s\""
+#define POOL_VALUES(p) (p)->db_name, (p)->user, (p)->backend->name
+
+/* One line per pool of a gauge or counter: the value is read by get. */
+static void per_pool(struct worker *w, struct buf *b, const char *name, const char *type,
+                     const char *help, uint64_t (*get)(const struct pool *p))
+{
+	struct list *pos;
+
+	family(b, name, type, help);
+	for (pos = w->pools.next; pos != &w->pools; pos = pos->next) {
+		const struct pool *p = container_of(pos, struct pool, node);
+		out(b, "%s{" POOL_LABELS "} %llu\n", name, POOL_VALUES(p),
+		    (unsigned long long)get(p));
+	}
+}
+
+static uint64_t pool_size(const struct pool *p)
+{
+	return (uint64_t)p->size;
+}
+static uint64_t pool_servers(const struct pool *p)
+{
+	return (uint64_t)p->n_servers;
+}
+static uint64_t pool_waiting(const struct pool *p)
+{
+	return (uint64_t)p->n_waiting;
+}
+static uint64_t pool_bytes_in(const struct pool *p)
+{
+	return p->tally.bytes.in;
+}
+static uint64_t pool_bytes_out(const struct pool *p)
+{
+	return p->tally.bytes.out;
+}
+static uint64_t pool_xacts(const struct pool *p)
+{
+	return p->xact_count;
+}
+static uint64_t pool_queries(const struct pool *p)
+{
+	return p->tally.queries;
+}
+
 static void pools(struct worker *w, struct buf *b)
 {
-	struct list *pos, *tmp, *sp, *st;
-	static const char *const states[] = {"connecting", "idle", "active"};
+	struct list *pos;
 
-	family(b, "pooler_server_connections", "gauge", "Server connections by state.");
-	list_for_each_safe (pos, tmp, &w->pools) {
-		struct pool *p = container_of(pos, struct pool, node);
-		struct list *lists[] = {&p->connecting, &p->idle, &p->active};
-		for (int i = 0; i < 3; i++) {
-			int n = 0;
-			list_for_each_safe (sp, st, lists[i])
-				n++;
-			out(b,
-			    "pooler_server_connections{database=\"%s\",user=\"%s\",node=\"%s\","
-			    "state=\"%s\"} %d\n",
-			    p->db_name, p->user, p->backend->name, states[i], n);
-		}
+	family(b, "pooler_server_connections", "gauge",
+	       "Server connections by state (login, idle, active, tested: running a reset).");
+	for (pos = w->pools.next; pos != &w->pools; pos = pos->next) {
+		const struct pool *p = container_of(pos, struct pool, node);
+		int counts[SV_STATES];
+		count_servers(p, counts);
+		for (int i = 0; i < SV_STATES; i++)
+			out(b, "pooler_server_connections{" POOL_LABELS ",state=\"%s\"} %d\n",
+			    POOL_VALUES(p), sv_state_names[i], counts[i]);
 	}
-	family(b, "pooler_pool_size", "gauge", "Most server connections a pool may open.");
-	list_for_each_safe (pos, tmp, &w->pools) {
-		struct pool *p = container_of(pos, struct pool, node);
-		out(b, "pooler_pool_size{database=\"%s\",user=\"%s\",node=\"%s\"} %d\n", p->db_name,
-		    p->user, p->backend->name, p->size);
+	per_pool(w, b, "pooler_pool_size", "gauge",
+	         "Most server connections a pool may open (pool_size, auto computed).", pool_size);
+	per_pool(w, b, "pooler_pool_servers", "gauge", "Server connections a pool has open now.",
+	         pool_servers);
+	per_pool(w, b, "pooler_clients_waiting", "gauge", "Clients queued for a server, by pool.",
+	         pool_waiting);
+	per_pool(w, b, "pooler_pool_transactions_total", "counter",
+	         "Server hand-outs of the pool (transactions, or sessions in session mode).",
+	         pool_xacts);
+	per_pool(w, b, "pooler_pool_queries_total", "counter",
+	         "Requests (Query, or extended batches up to Sync) the pool's servers answered.",
+	         pool_queries);
+	per_pool(w, b, "pooler_server_received_bytes_total", "counter",
+	         "Bytes read from the pool's server connections.", pool_bytes_in);
+	per_pool(w, b, "pooler_server_sent_bytes_total", "counter",
+	         "Bytes written to the pool's server connections.", pool_bytes_out);
+}
+
+/* Queries of one node: the sum over the pools that connect to it. */
+static uint64_t node_queries(struct worker *w, const struct node *n)
+{
+	uint64_t sum = 0;
+	for (struct list *pos = w->pools.next; pos != &w->pools; pos = pos->next) {
+		const struct pool *p = container_of(pos, struct pool, node);
+		if (p->backend == n)
+			sum += p->tally.queries;
 	}
-	family(b, "pooler_clients_waiting", "gauge", "Clients queued for a server, by pool.");
-	list_for_each_safe (pos, tmp, &w->pools) {
-		struct pool *p = container_of(pos, struct pool, node);
-		out(b, "pooler_clients_waiting{database=\"%s\",user=\"%s\",node=\"%s\"} %d\n",
-		    p->db_name, p->user, p->backend->name, p->n_waiting);
+	return sum;
+}
+
+static void node_traffic(struct worker *w, struct buf *b)
+{
+	char labels[200];
+
+	family(b, "pooler_node_queries_total", "counter",
+	       "Requests answered by the node (Query, or extended batches up to Sync).");
+	for (int i = 0; i < w->n_nodes; i++)
+		out(b, "pooler_node_queries_total{node=\"%s\",role=\"%s\"} %llu\n",
+		    w->nodes[i]->name, role_name(w->nodes[i]->role),
+		    (unsigned long long)node_queries(w, w->nodes[i]));
+	family(b, "pooler_query_duration_seconds", "histogram",
+	       "From relaying a request to its ReadyForQuery, by node.");
+	for (int i = 0; i < w->n_nodes; i++) {
+		snprintf(labels, sizeof(labels), "node=\"%s\",role=\"%s\"", w->nodes[i]->name,
+		         role_name(w->nodes[i]->role));
+		histogram_series(b, "pooler_query_duration_seconds", labels,
+		                 &w->nodes[i]->query_time);
+	}
+	family(b, "pooler_server_connect_attempts_total", "counter",
+	       "Server connections the pooler started to open.");
+	for (int i = 0; i < w->n_nodes; i++)
+		out(b, "pooler_server_connect_attempts_total{node=\"%s\"} %llu\n",
+		    w->nodes[i]->name, (unsigned long long)w->nodes[i]->connect_attempts);
+	family(b, "pooler_server_connect_failures_total", "counter",
+	       "Server connections that failed to connect or log in.");
+	for (int i = 0; i < w->n_nodes; i++)
+		out(b, "pooler_server_connect_failures_total{node=\"%s\"} %llu\n",
+		    w->nodes[i]->name, (unsigned long long)w->nodes[i]->connect_failures);
+	family(b, "pooler_server_connect_duration_seconds", "histogram",
+	       "From starting a server connection to its login being done.");
+	for (int i = 0; i < w->n_nodes; i++) {
+		snprintf(labels, sizeof(labels), "node=\"%s\"", w->nodes[i]->name);
+		histogram_series(b, "pooler_server_connect_duration_seconds", labels,
+		                 &w->nodes[i]->connect_time);
 	}
 }
 
@@ -205,8 +325,13 @@ void metrics_render(struct worker *w, const struct client_counts *cc, struct buf
 	out(b, "pooler_clients{state=\"idle\"} %d\n", cc->idle);
 	out(b, "pooler_clients{state=\"waiting\"} %d\n", cc->waiting);
 	out(b, "pooler_clients{state=\"active\"} %d\n", cc->active);
+	family(b, "pooler_client_received_bytes_total", "counter", "Bytes read from clients.");
+	out(b, "pooler_client_received_bytes_total %llu\n", (unsigned long long)m->client_bytes.in);
+	family(b, "pooler_client_sent_bytes_total", "counter", "Bytes written to clients.");
+	out(b, "pooler_client_sent_bytes_total %llu\n", (unsigned long long)m->client_bytes.out);
 	pools(w, b);
 	nodes(w, b);
+	node_traffic(w, b);
 	family(b, "pooler_routing_decisions_total", "counter",
 	       "Where transactions were sent, and why.");
 	out(b, "pooler_routing_decisions_total{target=\"replica\",reason=\"read\"} %llu\n",
@@ -224,10 +349,9 @@ void metrics_render(struct worker *w, const struct client_counts *cc, struct buf
 	       "Clients that kept a server connection for session state.");
 	out(b, "pooler_pinned_clients_total %llu\n", (unsigned long long)w->pinned_clients);
 	family(b, "pooler_clients_rejected_total", "counter", "Clients turned away, by reason.");
-	out(b, "pooler_clients_rejected_total{reason=\"max_client_conn\"} %llu\n",
-	    (unsigned long long)m->clients_rejected);
-	out(b, "pooler_clients_rejected_total{reason=\"authentication\"} %llu\n",
-	    (unsigned long long)m->login_failures);
+	for (int i = 0; i < REJECT_REASONS; i++)
+		out(b, "pooler_clients_rejected_total{reason=\"%s\"} %llu\n", reject_names[i],
+		    (unsigned long long)m->rejected[i]);
 	family(b, "pooler_server_login_failures_total", "counter", "Failed server logins.");
 	out(b, "pooler_server_login_failures_total %llu\n",
 	    (unsigned long long)m->server_login_failures);
@@ -248,4 +372,67 @@ void metrics_render(struct worker *w, const struct client_counts *cc, struct buf
 	          "Time a client held a server (one transaction, or one session).",
 	          &m->transaction_time);
 	limits(w, b);
+}
+
+static void window_roll(struct stats_window *win, const struct stats_totals *now, double seconds)
+{
+	const struct stats_totals *prev = &win->prev;
+	uint64_t xacts = now->xacts - prev->xacts;
+	uint64_t queries = now->queries - prev->queries;
+
+	win->avg.xacts = (uint64_t)((double)xacts / seconds);
+	win->avg.queries = (uint64_t)((double)queries / seconds);
+	win->avg.recv = (uint64_t)((double)(now->recv - prev->recv) / seconds);
+	win->avg.sent = (uint64_t)((double)(now->sent - prev->sent) / seconds);
+	win->avg.xact_us = xacts ? (now->xact_us - prev->xact_us) / xacts : 0;
+	win->avg.wait_us = xacts ? (now->wait_us - prev->wait_us) / xacts : 0;
+	win->avg.query_us = queries ? (now->query_us - prev->query_us) / queries : 0;
+	win->prev = *now;
+}
+
+/* A pool's bytes are measured on the server side: what it received from clients is
+ * what went out to its servers. */
+static void pool_totals(const struct pool *p, struct stats_totals *t)
+{
+	*t = (struct stats_totals){
+	    .xacts = p->xact_count,
+	    .queries = p->tally.queries,
+	    .recv = p->tally.bytes.out,
+	    .sent = p->tally.bytes.in,
+	    .xact_us = p->xact_us,
+	    .query_us = p->tally.query_us,
+	    .wait_us = p->wait_us,
+	};
+}
+
+void metrics_period(struct worker *w, double seconds, char *line, size_t len)
+{
+	struct stats_totals all = {.recv = w->metrics.client_bytes.in,
+	                           .sent = w->metrics.client_bytes.out};
+	struct list *pos;
+	int servers = 0;
+
+	for (pos = w->pools.next; pos != &w->pools; pos = pos->next) {
+		struct pool *p = container_of(pos, struct pool, node);
+		struct stats_totals t;
+		pool_totals(p, &t);
+		window_roll(&p->window, &t, seconds);
+		all.xacts += t.xacts;
+		all.queries += t.queries;
+		all.xact_us += t.xact_us;
+		all.query_us += t.query_us;
+		all.wait_us += t.wait_us;
+		servers += p->n_servers;
+	}
+	window_roll(&w->metrics.window, &all, seconds);
+	const struct stats_totals *a = &w->metrics.window.avg;
+	snprintf(
+	    line, len,
+	    "event=stats period_s=%.1f xacts_per_s=%llu queries_per_s=%llu in_bytes_per_s=%llu "
+	    "out_bytes_per_s=%llu avg_xact_us=%llu avg_query_us=%llu avg_wait_us=%llu "
+	    "clients=%d servers=%d",
+	    seconds, (unsigned long long)a->xacts, (unsigned long long)a->queries,
+	    (unsigned long long)a->recv, (unsigned long long)a->sent,
+	    (unsigned long long)a->xact_us, (unsigned long long)a->query_us,
+	    (unsigned long long)a->wait_us, w->n_clients, servers);
 }

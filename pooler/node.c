@@ -346,15 +346,23 @@ void node_update_health(struct node *n, uint64_t primary_lsn)
 	}
 }
 
-void node_free(struct node *n)
+void node_stop(struct node *n)
 {
-	if (n == NULL)
-		return;
 	ev_io_stop(n->loop, &n->io);
 	ev_timer_stop(n->loop, &n->tick);
 	ev_timer_stop(n->loop, &n->deadline);
 	if (n->pg != NULL)
 		PQfinish(n->pg);
+	n->pg = NULL;
+	n->querying = false;
+	n->up = n->usable = false;
+}
+
+void node_free(struct node *n)
+{
+	if (n == NULL)
+		return;
+	node_stop(n);
 	free_catalog(n);
 	free(n->name);
 	free(n->host);

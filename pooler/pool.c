@@ -51,12 +51,14 @@ static void launch(struct pool *p)
 	s->pool = p;
 	s->owner = p;
 	s->ops = &pool_server_ops;
+	s->tally = &p->tally;
 	s->state = SERVER_CONNECTING;
 	list_init(&s->node);
 	list_append(&p->connecting, &s->node);
 	p->n_connecting++;
 	p->n_servers++;
 	p->backend->n_servers++;
+	p->backend->connect_attempts++;
 	log_debug("s=%llu db=%s user=%s connecting to %s:%d", (unsigned long long)s->id, p->db_name,
 	          p->user, p->login.host, p->login.port);
 	if (!server_connect(s, p->w->loop, &p->login)) {
@@ -445,11 +447,13 @@ static void on_login_done(struct server *s, const char *error)
 		            p->login.port, error);
 		snprintf(p->last_error, sizeof(p->last_error), "%s", error);
 		p->w->metrics.server_login_failures++;
+		p->backend->connect_failures++;
 		server_close(s);
 		pool_set_state(p, s, SERVER_CLOSED);
 		login_failed(p);
 		return;
 	}
+	histogram_observe(&p->backend->connect_time, util_now_us() - s->created_us);
 	breaker_success(&p->backend->breaker);
 	backoff_reset(&p->backend->backoff);
 	p->tries = 0;
@@ -548,7 +552,7 @@ struct pool *pool_get(struct worker *w, const struct db_conf *db, const char *us
 
 	list_for_each_safe (pos, tmp, &w->pools) {
 		p = container_of(pos, struct pool, node);
-		if (p->backend == backend && strcmp(p->db_name, db->name) == 0 &&
+		if (!p->retired && p->backend == backend && strcmp(p->db_name, db->name) == 0 &&
 		    strcmp(p->user, user) == 0)
 			return p;
 	}
@@ -557,6 +561,7 @@ struct pool *pool_get(struct worker *w, const struct db_conf *db, const char *us
 	p->db_name = util_strdup(db->name);
 	p->user = util_strdup(user);
 	p->backend = backend;
+	p->tally.query_time = &backend->query_time;
 	p->reset_query = util_strdup(w->cfg->server_reset_query);
 	p->login.host = util_strdup(backend->host);
 	p->login.port = backend->port;
@@ -614,6 +619,23 @@ void pool_configure(struct pool *p, const struct db_conf *db, const struct confi
 		pool_discard(p, container_of(p->idle.next, struct server, node),
 		             "pool_size lowered");
 	fill(p);
+}
+
+void pool_retire(struct pool *p, const char *why)
+{
+	char msg[300];
+
+	if (p->retired)
+		return;
+	log_info("pool db=%s user=%s node=%s retired: %s", p->db_name, p->user, p->backend->name,
+	         why);
+	p->retired = true;
+	p->size = p->min_size = 0;
+	ev_timer_stop(p->w->loop, &p->retry);
+	snprintf(msg, sizeof(msg), "server connection retired by a config reload: %s", why);
+	fail_waiters(p, SQLSTATE_ADMIN_SHUTDOWN, msg);
+	while (!list_empty(&p->idle))
+		pool_discard(p, container_of(p->idle.next, struct server, node), why);
 }
 
 void pool_pause(struct pool *p)

@@ -56,6 +56,7 @@ static void login_finished(struct server *s)
 	s->tx_status = 'I';
 	struct ev_loop *loop = s->conn.loop;
 	conn_init(&s->conn, loop, PQsocket(s->pg), s, on_conn_read, on_conn_drain);
+	s->conn.bytes = &s->tally->bytes;
 	s->conn.borrowed = true;
 	conn_start_read(&s->conn);
 	log_debug("s=%llu login done, backend pid %u", (unsigned long long)s->id, s->be_pid);
@@ -188,6 +189,29 @@ void server_check_ready(struct server *s)
 	s->ops->ready(s);
 }
 
+void server_segment_sent(struct server *s)
+{
+	if (s->pending++ == 0)
+		s->segment_start_us = util_now_us();
+	s->segments_sent++;
+}
+
+/* A client request got its ReadyForQuery: one query done; the next, if any was pipelined
+ * behind it, starts now. */
+static void segment_done(struct server *s)
+{
+	if (s->pending > 0) {
+		uint64_t now = util_now_us();
+		uint64_t us = now - s->segment_start_us;
+		s->tally->queries++;
+		s->tally->query_us += us;
+		histogram_observe(s->tally->query_time, us);
+		s->segment_start_us = now;
+		s->pending--;
+	}
+	s->segments_done++;
+}
+
 /* A complete message the pooler reads itself. Returns false when the server failed. */
 static bool inspect(struct server *s, char type, const uint8_t *body, uint32_t len, bool relay)
 {
@@ -201,9 +225,7 @@ static bool inspect(struct server *s, char type, const uint8_t *body, uint32_t l
 		if (s->swallow > 0) {
 			s->swallow--;
 		} else {
-			if (s->pending > 0)
-				s->pending--;
-			s->segments_done++;
+			segment_done(s);
 		}
 		return true;
 	case 'S': {

@@ -21,15 +21,48 @@ def rows(conn, sql):
     return cols, cur.fetchall() if cur.description else []
 
 
-def test_show_commands_answer_with_pgbouncer_columns(pooler):
+# What PgBouncer 1.18 answers on its own admin console (copied from a running
+# pgbouncer 1.18.0 with psql -A): the pooler must start with exactly these, in this order.
+PGBOUNCER_SOCKET_COLUMNS = [
+    "type", "user", "database", "state", "addr", "port", "local_addr", "local_port",
+    "connect_time", "request_time", "wait", "wait_us", "close_needed", "ptr", "link",
+    "remote_pid", "tls", "application_name"]
+PGBOUNCER_COLUMNS = {
+    "POOLS": ["database", "user", "cl_active", "cl_waiting", "cl_active_cancel_req",
+              "cl_waiting_cancel_req", "sv_active", "sv_active_cancel", "sv_being_canceled",
+              "sv_idle", "sv_used", "sv_tested", "sv_login", "maxwait", "maxwait_us",
+              "pool_mode"],
+    "STATS": ["database", "total_xact_count", "total_query_count", "total_received",
+              "total_sent", "total_xact_time", "total_query_time", "total_wait_time",
+              "avg_xact_count", "avg_query_count", "avg_recv", "avg_sent", "avg_xact_time",
+              "avg_query_time", "avg_wait_time"],
+    "SERVERS": PGBOUNCER_SOCKET_COLUMNS,
+    "CLIENTS": PGBOUNCER_SOCKET_COLUMNS,
+    "DATABASES": ["name", "host", "port", "database", "force_user", "pool_size",
+                  "min_pool_size", "reserve_pool", "pool_mode", "max_connections",
+                  "current_connections", "paused", "disabled"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(PGBOUNCER_COLUMNS))
+def test_columns_match_pgbouncer(pooler, command):
+    p = pooler(pool_size=3)
+    with p.connect() as c:
+        c.execute("select 1")
+        with admin(p) as a:
+            cols, r = rows(a, "SHOW " + command)
+    want = PGBOUNCER_COLUMNS[command]
+    assert cols[:len(want)] == want, cols
+    assert r, "SHOW %s returned no rows" % command
+    assert all(len(row) == len(cols) for row in r)
+
+
+def test_show_commands_answer(pooler):
     p = pooler(pool_size=3)
     with p.connect() as c:
         c.execute("select 1")
     with admin(p) as a:
         cols, r = rows(a, "SHOW POOLS")
-        assert cols[:13] == ["database", "user", "cl_active", "cl_waiting", "cl_cancel_req",
-                             "sv_active", "sv_idle", "sv_used", "sv_tested", "sv_login",
-                             "maxwait", "maxwait_us", "pool_mode"]
         assert any(row[0] == "app" and row[1] == "app" for row in r), r
         cols, r = rows(a, "show nodes")
         assert {row[0] for row in r} == {"primary", "replica1"}
@@ -126,3 +159,125 @@ def test_reload_applies_a_new_pool_size_without_dropping_clients(pooler):
             rows(a, "RELOAD")  # a bad file keeps the running config
         cols, r = rows(a, "SHOW DATABASES")
         assert r[0][5] == "7"
+
+
+def column(cols, r, col, **match):
+    """Values of column `col` in the rows whose other columns equal `match`."""
+    return [row[cols.index(col)] for row in r
+            if all(row[cols.index(k)] == v for k, v in match.items())]
+
+
+def test_show_values_follow_the_load(pooler):
+    """Two clients in pg_sleep show up as active clients and servers; a burst of
+    transactions moves SHOW STATS; SHOW CLIENTS knows each client's address and name."""
+    p = pooler(pool_size=4, with_replica=False)
+    with admin(p) as a:
+        with p.connect() as c:
+            c.execute("select 1")
+        cols, r = rows(a, "SHOW STATS")
+        before = int(column(cols, r, "total_xact_count", database="app", user="app")[0])
+
+        def sleeper():
+            with p.connect(application_name="sleeper") as s:
+                s.execute("select pg_sleep(1.5)")
+
+        threads = [threading.Thread(target=sleeper) for _ in range(2)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 5
+        while True:
+            cols, r = rows(a, "SHOW POOLS")
+            active = column(cols, r, "sv_active", database="app", user="app")
+            if active and int(active[0]) == 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert column(cols, r, "cl_active", database="app", user="app") == ["2"], r
+        assert column(cols, r, "sv_active", database="app", user="app") == ["2"], r
+        ccols, cr = rows(a, "SHOW CLIENTS")
+        sleepers = [row for row in cr if row[ccols.index("application_name")] == "sleeper"]
+        assert len(sleepers) == 2, cr
+        assert all(row[ccols.index("state")] == "active" and row[ccols.index("link")]
+                   and row[ccols.index("addr")] == "127.0.0.1"
+                   and int(row[ccols.index("port")]) > 0
+                   and int(row[ccols.index("local_port")]) == p.port for row in sleepers)
+        scols, sr = rows(a, "SHOW SERVERS")
+        busy = [row for row in sr if row[scols.index("state")] == "active"]
+        assert len(busy) == 2 and all(int(row[scols.index("remote_pid")]) > 0 for row in busy)
+        assert {row[scols.index("link")] for row in busy} == \
+            {row[ccols.index("ptr")] for row in sleepers}
+        for t in threads:
+            t.join(10)
+        with p.connect() as c:
+            for i in range(25):
+                c.execute("select %s::int", (i,))
+        cols, r = rows(a, "SHOW STATS")
+        after = int(column(cols, r, "total_xact_count", database="app", user="app")[0])
+        assert after >= before + 27
+        queries = int(column(cols, r, "total_query_count", database="app", user="app")[0])
+        assert queries >= 27
+        # the two sleeps alone held servers for 3 s
+        assert int(column(cols, r, "total_xact_time", database="app", user="app")[0]) >= 3e6
+        assert int(column(cols, r, "total_received", database="app", user="app")[0]) > 0
+        dcols, dr = rows(a, "SHOW DATABASES")
+        assert int(column(dcols, dr, "current_connections", name="app")[0]) >= 2
+
+
+@pytest.mark.timeout(60)
+def test_pause_waits_for_running_transactions_and_loses_no_client(pooler):
+    """Six clients loop over short transactions; PAUSE answers only after a transaction
+    already running (pg_sleep 1 s) has ended; a query sent while paused runs only after
+    RESUME; no client sees an error."""
+    p = pooler(pool_size=4, with_replica=False)
+    stop = threading.Event()
+    errors, done = [], [0] * 6
+
+    def loop(i):
+        try:
+            with p.connect() as c:
+                while not stop.is_set():
+                    with c.transaction():
+                        c.execute("select %s::int", (i,))
+                        c.execute("select 1")
+                    done[i] += 1
+        except Exception as e:  # reported below
+            errors.append(e)
+
+    workers = [threading.Thread(target=loop, args=(i,)) for i in range(6)]
+    for t in workers:
+        t.start()
+    with admin(p) as a, p.connect() as slow, p.connect() as late:
+        time.sleep(0.5)
+        sleeper = threading.Thread(target=lambda: slow.execute("select pg_sleep(1)"))
+        sleeper.start()
+        time.sleep(0.2)
+        started = time.monotonic()
+        rows(a, "PAUSE")
+        paused_after = time.monotonic() - started
+        assert not sleeper.is_alive(), "PAUSE answered while a transaction ran"
+        assert paused_after >= 0.5, paused_after
+        cols, r = rows(a, "SHOW POOLS")
+        assert column(cols, r, "sv_active", database="app") == ["0"], r
+        assert column(cols, r, "paused", database="app") == ["yes"]
+        time.sleep(0.2)  # let the loops count what finished before PAUSE answered
+        frozen = sum(done)
+        answer = {}
+
+        def late_query():
+            answer["v"] = late.execute("select 'after resume'").fetchone()[0]
+            answer["at"] = time.monotonic()
+
+        t = threading.Thread(target=late_query)
+        t.start()
+        time.sleep(0.7)
+        assert "v" not in answer, "a query ran while paused"
+        assert sum(done) == frozen, "transactions ran while paused"
+        resumed = time.monotonic()
+        rows(a, "RESUME")
+        t.join(10)
+        assert answer.get("v") == "after resume" and answer["at"] >= resumed
+        time.sleep(0.5)
+    stop.set()
+    for t in workers:
+        t.join(10)
+    assert not errors, errors
+    assert sum(done) > frozen

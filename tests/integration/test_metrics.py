@@ -7,6 +7,7 @@ import urllib.error
 import urllib.request
 
 import psycopg
+import pytest
 
 
 def metrics_port(p):
@@ -137,3 +138,69 @@ def test_promtool_accepts_the_exposition(pooler):
     r = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
                        text=True, timeout=30)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_queries_bytes_and_connects_are_counted_by_node(pooler):
+    p = pooler(pool_size=2, with_replica=False)
+    port = metrics_port(p)
+    with p.connect() as c:
+        for i in range(20):
+            c.execute("select %s::int", (i,))
+        c.execute("select pg_sleep(0.03)")
+        with c.transaction():  # one transaction, three requests
+            c.execute("select 1")
+            c.execute("select 2")
+    s = wait_metrics(port, lambda s: value(s, "pooler_node_queries_total") >= 25)
+    assert value(s, "pooler_node_queries_total", node="primary", role="primary") >= 25
+    assert value(s, "pooler_pool_queries_total", database="app", user="app") >= 25
+    assert value(s, "pooler_node_transactions_total", node="primary") >= 22
+    assert value(s, "pooler_query_duration_seconds_count", node="primary") >= 25
+    # the pg_sleep(0.03) query landed above the 25 ms bound
+    assert value(s, "pooler_query_duration_seconds_bucket", node="primary", le="0.025") < \
+        value(s, "pooler_query_duration_seconds_bucket", node="primary", le="+Inf")
+    assert value(s, "pooler_client_received_bytes_total") > 20 * 20
+    assert value(s, "pooler_client_sent_bytes_total") > 20 * 20
+    assert value(s, "pooler_server_sent_bytes_total", node="primary") > 20 * 20
+    assert value(s, "pooler_server_received_bytes_total", node="primary") > 20 * 20
+    assert value(s, "pooler_server_connect_attempts_total", node="primary") >= 1
+    assert value(s, "pooler_server_connect_failures_total", node="primary") == 0
+    assert value(s, "pooler_server_connect_duration_seconds_count", node="primary") >= 1
+    assert value(s, "pooler_pool_servers", node="primary") >= 1
+    assert value(s, "pooler_server_connections", node="primary", state="idle") >= 1
+
+
+def test_connect_failures_are_counted(cluster, pooler):
+    from pgcluster import free_port
+    p = pooler(with_replica=False, node_overrides={"primary": {"port": free_port()}},
+               extra_pooler={"retry_max_tries": 0})
+    port = metrics_port(p)
+    try:
+        with p.connect() as c:
+            c.execute("select 1")
+    except psycopg.OperationalError:
+        pass
+    s = wait_metrics(port, lambda s: value(s, "pooler_server_connect_failures_total") >= 1)
+    assert value(s, "pooler_server_connect_failures_total", node="primary") >= 1
+    assert value(s, "pooler_server_connect_attempts_total", node="primary") >= \
+        value(s, "pooler_server_connect_failures_total", node="primary")
+
+
+def test_rejected_clients_are_counted_by_reason(pooler):
+    p = pooler(pool_size=1, with_replica=False,
+               extra_pooler={"max_client_conn": 3, "query_wait_timeout": "300ms"})
+    port = metrics_port(p)
+    with p.connect() as holder, p.connect() as waiter:
+        holder.execute("begin")
+        holder.execute("select 1")
+        with pytest.raises(psycopg.OperationalError) as e:
+            waiter.execute("select 1")
+        assert "query_wait_timeout" in str(e.value)
+        with p.connect(), p.connect(), pytest.raises(psycopg.OperationalError) as e:
+            psycopg.connect(p.dsn(sslmode="disable")).close()  # the fourth (waiter gone)
+        assert "max_client_conn" in str(e.value)
+        holder.execute("rollback")
+    s = wait_metrics(port, lambda s: value(s, "pooler_clients_rejected_total",
+                                           reason="max_client_conn") >= 1)
+    assert value(s, "pooler_clients_rejected_total", reason="max_client_conn") == 1
+    assert value(s, "pooler_clients_rejected_total", reason="query_wait_timeout") == 1
+    assert value(s, "pooler_clients_rejected_total", reason="authentication") == 0

@@ -1,0 +1,120 @@
+"""Reload (SIGHUP or RELOAD on the admin console) changes nodes and databases under
+connected clients: a replica added takes reads, a replica removed closes its idle servers
+while a transaction running there finishes, a database pointed at another dbname serves
+the next transaction from there, and a bad file keeps the running config and says where
+it is wrong."""
+import os
+import signal
+import time
+
+import psycopg
+import pytest
+
+from conftest import wait_for, write_ini
+
+FAST_PROBES = {"health_interval": "100ms"}
+
+
+def admin(p):
+    return psycopg.connect(p.dsn(user="admin", dbname="pooler"), autocommit=True,
+                           prepare_threshold=None)
+
+
+def show(a, what):
+    cur = psycopg.ClientCursor(a)
+    cur.execute("SHOW " + what)
+    cols = [d.name for d in cur.description]
+    return [dict(zip(cols, row)) for row in cur.fetchall()]
+
+
+def rewrite(p, cluster, **kw):
+    kw.setdefault("extra_pooler", FAST_PROBES)
+    write_ini(p.dir, cluster, p.port, **kw)
+
+
+def reads_reach_replica(c, tries=40):
+    return any(c.execute("select pg_is_in_recovery()").fetchone()[0] for _ in range(tries))
+
+
+def test_sighup_adds_a_replica_that_takes_reads(pooler, cluster):
+    p = pooler(with_replica=False, extra_pooler=FAST_PROBES)
+    with p.connect() as c:
+        assert not reads_reach_replica(c)
+        rewrite(p, cluster, with_replica=True)
+        p.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "node replica1 (" in p.log() and "added" in p.log(),
+                 what="the new node in the log")
+        wait_for(lambda: reads_reach_replica(c), timeout=10, what="a read on the replica")
+        assert c.execute("select 1").fetchone() == (1,)  # the same session all along
+    with admin(p) as a:
+        nodes = {n["name"]: n for n in show(a, "NODES")}
+        assert nodes["replica1"]["usable"] == "yes"
+
+
+def test_reload_removes_a_replica_after_its_transaction(pooler, cluster):
+    p = pooler(with_replica=True, extra_pooler=FAST_PROBES)
+    with p.connect() as reader, p.connect() as other, admin(p) as a:
+        wait_for(lambda: reads_reach_replica(other), timeout=10, what="replica in rotation")
+        extra = [p.connect() for _ in range(2)]
+        for e in extra:  # two more replica servers, idle once these commit
+            e.execute("begin read only")
+            e.execute("select 1")
+        reader.execute("begin read only")
+        assert reader.execute("select pg_is_in_recovery()").fetchone() == (True,)
+        for e in extra:
+            e.execute("commit")
+            e.close()
+        servers = [s for s in show(a, "SERVERS") if s["node"] == "replica1"]
+        pids = {int(s["remote_pid"]) for s in servers}
+        busy = {int(s["remote_pid"]) for s in servers if s["state"] == "active"}
+        assert len(busy) == 1 and len(pids) >= 3, servers  # one busy, two idle
+        rewrite(p, cluster, with_replica=False)
+        cur = psycopg.ClientCursor(a)
+        cur.execute("RELOAD")
+        assert "replica1" not in {n["name"] for n in show(a, "NODES")}
+
+        def replica_pids():
+            rows = cluster.query("select pid from pg_stat_activity", port=cluster.replica_port,
+                                 db="postgres")
+            return {r[0] for r in rows} & pids
+
+        # the idle ones close at once; the busy one stays for its transaction
+        wait_for(lambda: replica_pids() == busy, timeout=5, what="idle replica servers closed")
+        assert reader.execute("select pg_is_in_recovery()").fetchone() == (True,)
+        reader.execute("commit")
+        wait_for(lambda: not replica_pids(), timeout=5, what="the busy server closed")
+        # the same clients go on, on the primary
+        assert not reads_reach_replica(reader, tries=10)
+        assert other.execute("select 2").fetchone() == (2,)
+
+
+def test_reload_points_a_database_at_another_dbname(pooler, cluster):
+    if not cluster.scalar("select count(*) from pg_database where datname = 'app_other'",
+                          db="postgres"):
+        cluster.psql(cluster.primary_port, "create database app_other owner app",
+                     db="postgres")
+    p = pooler(with_replica=False, extra_pooler=FAST_PROBES)
+    with p.connect() as c, admin(p) as a:
+        assert c.execute("select current_database()").fetchone() == ("app",)
+        rewrite(p, cluster, with_replica=False, extra_database={"dbname": "app_other"})
+        psycopg.ClientCursor(a).execute("RELOAD")
+        assert c.execute("select current_database()").fetchone() == ("app_other",)
+        assert [d["database"] for d in show(a, "DATABASES")] == ["app_other"]
+
+
+def test_a_bad_file_keeps_the_running_config_and_says_where(pooler, cluster):
+    p = pooler(with_replica=True, extra_pooler=FAST_PROBES)
+    with p.connect() as c, admin(p) as a:
+        rewrite(p, cluster, with_replica=False, extra_database={"pool_mode": "sideways"})
+        lines = open(p.ini).read().splitlines()
+        line = next(i + 1 for i, l in enumerate(lines) if l.startswith("pool_mode"))
+        with pytest.raises(psycopg.Error) as e:
+            psycopg.ClientCursor(a).execute("RELOAD")
+        msg = str(e.value)
+        assert "pooler.ini:%d" % line in msg and "pool_mode" in msg, msg
+        assert "replica1" in {n["name"] for n in show(a, "NODES")}  # nothing applied
+        p.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: p.log().count("reload failed") >= 2, what="the SIGHUP failure logged")
+        failed = [l for l in p.log().splitlines() if "reload failed" in l][-1]
+        assert "pooler.ini:%d" % line in failed and "pool_mode" in failed, failed
+        assert c.execute("select 1").fetchone() == (1,)
