@@ -60,11 +60,24 @@ struct scram_state {
 	char *client_first_bare;
 	char *server_first;
 	char nonce[96];
+	char cbind[256]; /* the c= attribute the client-final-message must carry */
 	bool failed;
 };
 
-bool scram_server_first(struct scram_state *st, const struct auth_user *user, const char *msg,
-                        size_t len, char *out, size_t outlen) MUST_USE;
+/* Channel binding (RFC 5802 section 6). On TLS the server offers SCRAM-SHA-256-PLUS with
+ * tls-server-end-point, whose data is the hash of its certificate. */
+struct scram_binding {
+	const uint8_t *data; /* NULL: not on TLS, SCRAM-SHA-256 only */
+	size_t len;
+	bool plus; /* the client picked SCRAM-SHA-256-PLUS */
+};
+
+/* cb NULL means no TLS. A client that picks -PLUS must bind (gs2 "p="); one that binds
+ * must have picked -PLUS; "y" (client could bind but thinks we cannot) fails when we
+ * offered -PLUS, since then someone removed it on the way. */
+bool scram_server_first(struct scram_state *st, const struct auth_user *user,
+                        const struct scram_binding *cb, const char *msg, size_t len, char *out,
+                        size_t outlen) MUST_USE;
 bool scram_server_final(struct scram_state *st, const char *msg, size_t len, char *out,
                         size_t outlen) MUST_USE;
 void scram_state_free(struct scram_state *st);

@@ -16,6 +16,15 @@ enum auth_type { AUTH_TYPE_TRUST, AUTH_TYPE_MD5, AUTH_TYPE_SCRAM };
 enum node_role { NODE_ROLE_PRIMARY, NODE_ROLE_REPLICA, NODE_ROLE_AUTO };
 enum replica_fallback { FALLBACK_PRIMARY, FALLBACK_ERROR };
 enum read_your_writes { RYW_OFF, RYW_LSN, RYW_WINDOW };
+/* client_tls_sslmode and a node's sslmode, in libpq's order: each mode asks more. */
+enum tls_mode {
+	TLS_DISABLE,
+	TLS_ALLOW,
+	TLS_PREFER,
+	TLS_REQUIRE,
+	TLS_VERIFY_CA,
+	TLS_VERIFY_FULL
+};
 
 struct node_conf {
 	char *name;
@@ -26,6 +35,10 @@ struct node_conf {
 	int cores;     /* 0 = auto: online cores of this machine */
 	int spindles;  /* effective_spindle_count */
 	int pool_size; /* computed: cores * 2 + spindles */
+	int sslmode;   /* enum tls_mode, handed to libpq */
+	char *sslrootcert;
+	char *sslcert;
+	char *sslkey;
 	int line;      /* where the section starts, for messages */
 };
 
@@ -55,6 +68,13 @@ struct config {
 	char *unix_socket_dir;
 	int auth_type; /* enum auth_type */
 	char *auth_file;
+	char *auth_hba_file; /* NULL: auth_type for everyone */
+	int client_tls_sslmode; /* enum tls_mode */
+	char *client_tls_cert_file;
+	char *client_tls_key_file;
+	char *client_tls_ca_file;
+	char *client_tls_protocols;
+	char *client_tls_ciphers;
 	char *admin_users;
 	char *stats_users;
 	char *admin_db;

@@ -15,11 +15,15 @@ struct config;
 struct auth_file;
 struct node;
 struct classifier;
+struct hba;
+struct ssl_ctx_st;
 
 struct worker {
 	struct ev_loop *loop;
 	const struct config *cfg;     /* current snapshot; swapped on reload */
 	const struct auth_file *auth; /* current auth file */
+	const struct hba *hba;        /* auth_hba_file rules, or NULL: auth_type for all */
+	struct ssl_ctx_st *tls_ctx;   /* client TLS sessions come from it; NULL: disabled */
 	struct list clients;          /* every client connection, any state */
 	struct list pools;            /* struct pool, created on first use */
 	struct node **nodes;          /* one per [node.NAME], probed on this loop */

@@ -18,6 +18,7 @@
 #include "classify.h"
 #include "config.h"
 #include "conn.h"
+#include "hba.h"
 #include "log.h"
 #include "params.h"
 #include "pool.h"
@@ -25,6 +26,7 @@
 #include "proto.h"
 #include "router.h"
 #include "server.h"
+#include "tls.h"
 
 enum client_state {
 	CLIENT_STARTUP, /* worker->clients: reading the startup packet */

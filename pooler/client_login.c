@@ -2,6 +2,9 @@
  * (from a pool's remembered parameters, or from the admin console). */
 #include "client_internal.h"
 
+/* auth_hba_file's cert method, next to enum auth_type's password methods. */
+enum { AUTH_METHOD_CERT = AUTH_TYPE_SCRAM + 1 };
+
 static const char *canonical_value(const char *name, const char *value)
 {
 	if (strcasecmp(name, "client_encoding") == 0 &&
@@ -174,12 +177,83 @@ static void auth_failed(struct client *c)
 	client_fatal(c, SQLSTATE_INVALID_PASSWORD, msg);
 }
 
+/* The peer's IP address as text without the port, or NULL on the unix socket. */
+static const char *peer_ip(const struct client *c, char *out, size_t outlen)
+{
+	const char *colon = strrchr(c->addr, ':');
+
+	if (strcmp(c->addr, "unix") == 0 || colon == NULL)
+		return NULL;
+	snprintf(out, outlen, "%.*s", (int)(colon - c->addr), c->addr);
+	return out;
+}
+
+/* The method auth_hba_file gives this client, or -1 after rejecting it. Rejections name
+ * no user secret and happen before the auth file is consulted, so they tell nothing
+ * about which users exist. */
+static int hba_method(struct client *c)
+{
+	const struct hba *hba = c->w->hba;
+	char ip[64], msg[300];
+	const char *addr = peer_ip(c, ip, sizeof(ip));
+	bool tls = c->conn.ssl != NULL;
+	int line;
+
+	switch (hba_match(hba, addr, tls, c->db, c->user, &line)) {
+	case HBA_TRUST:
+		return AUTH_TYPE_TRUST;
+	case HBA_MD5:
+		return AUTH_TYPE_MD5;
+	case HBA_SCRAM:
+		return AUTH_TYPE_SCRAM;
+	case HBA_CERT:
+		return AUTH_METHOD_CERT;
+	case HBA_REJECT:
+		snprintf(msg, sizeof(msg),
+		         "auth_hba_file rejects connection for host \"%s\", user \"%s\", "
+		         "database \"%s\", %s",
+		         addr ? addr : "[local]", c->user, c->db,
+		         tls ? "SSL encryption" : "no encryption");
+		break;
+	case HBA_NO_MATCH:
+		snprintf(msg, sizeof(msg),
+		         "no pg_hba.conf-style entry (auth_hba_file) for host \"%s\", user "
+		         "\"%s\", database \"%s\", %s",
+		         addr ? addr : "[local]", c->user, c->db,
+		         tls ? "SSL encryption" : "no encryption");
+		break;
+	}
+	c->w->metrics.login_failures++;
+	log_debug("c=%llu auth_hba_file line %d decided", (unsigned long long)c->id, line);
+	client_fatal(c, SQLSTATE_INVALID_AUTH_SPEC, msg);
+	return -1;
+}
+
+/* cert: a client certificate, verified against client_tls_ca_file, whose common name is
+ * the user name. */
+static void cert_login(struct client *c)
+{
+	char cn[256], msg[200];
+
+	if (c->conn.ssl == NULL || !tls_peer_cn(c->conn.ssl, cn, sizeof(cn)) ||
+	    strcmp(cn, c->user) != 0) {
+		c->w->metrics.login_failures++;
+		snprintf(msg, sizeof(msg), "certificate authentication failed for user \"%s\"",
+		         c->user);
+		client_fatal(c, SQLSTATE_INVALID_AUTH_SPEC, msg);
+		return;
+	}
+	auth_ok(c);
+}
+
 static void auth_begin(struct client *c)
 {
-	int method = c->w->cfg->auth_type;
+	int method = c->w->hba ? hba_method(c) : c->w->cfg->auth_type;
 	const struct auth_user *found = auth_file_find(c->w->auth, c->user);
 	const struct auth_user *u = NULL;
 
+	if (method < 0)
+		return;
 	c->auth = util_calloc(1, sizeof(*c->auth));
 	if (found != NULL) {
 		c->auth->copy = *found;
@@ -189,6 +263,10 @@ static void auth_begin(struct client *c)
 	}
 	if (method == AUTH_TYPE_TRUST) {
 		auth_ok(c);
+		return;
+	}
+	if (method == AUTH_METHOD_CERT) {
+		cert_login(c);
 		return;
 	}
 	/* The stored secret decides when it cannot serve the configured method. */
@@ -205,9 +283,14 @@ static void auth_begin(struct client *c)
 		c->auth_step = STEP_MD5;
 		proto_write_auth(&c->conn.out, AUTH_MD5, c->auth->md5_salt, 4);
 	} else {
-		static const char mechs[] = "SCRAM-SHA-256\0";
+		/* On TLS, channel binding is offered first, as PostgreSQL does. */
+		static const char plain[] = "SCRAM-SHA-256\0";
+		static const char with_plus[] = "SCRAM-SHA-256-PLUS\0SCRAM-SHA-256\0";
 		c->auth_step = STEP_SASL_INITIAL;
-		proto_write_auth(&c->conn.out, AUTH_SASL, mechs, sizeof(mechs));
+		if (c->conn.ssl != NULL)
+			proto_write_auth(&c->conn.out, AUTH_SASL, with_plus, sizeof(with_plus));
+		else
+			proto_write_auth(&c->conn.out, AUTH_SASL, plain, sizeof(plain));
 	}
 	client_flush(c);
 }
@@ -242,12 +325,18 @@ static void auth_message(struct client *c, const uint8_t *body, uint32_t len)
 			client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION, "malformed SASL message");
 			return;
 		}
-		if (strcmp(mech, "SCRAM-SHA-256") != 0) {
+		uint8_t end_point[64]; /* EVP_MAX_MD_SIZE */
+		struct scram_binding cb = {.plus = strcmp(mech, "SCRAM-SHA-256-PLUS") == 0};
+		if (!cb.plus && strcmp(mech, "SCRAM-SHA-256") != 0) {
 			client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION,
 			             "client selected an invalid SASL authentication mechanism");
 			return;
 		}
-		if (!scram_server_first(&c->auth->scram, c->auth->user, (const char *)data,
+		if (c->conn.ssl != NULL) {
+			cb.len = tls_server_end_point(c->conn.ssl, end_point, sizeof(end_point));
+			cb.data = cb.len > 0 ? end_point : NULL;
+		}
+		if (!scram_server_first(&c->auth->scram, c->auth->user, &cb, (const char *)data,
 		                        (size_t)n, out, sizeof(out))) {
 			client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION, "malformed SCRAM message");
 			return;
@@ -385,6 +474,12 @@ static void startup(struct client *c, const struct startup *st)
 	}
 	c->user = util_strdup(user);
 	c->db = util_strdup(db && db[0] ? db : user);
+	if (c->conn.ssl == NULL && c->w->cfg->client_tls_sslmode >= TLS_REQUIRE &&
+	    strcmp(c->addr, "unix") != 0) {
+		client_fatal(c, SQLSTATE_INVALID_AUTH_SPEC,
+		             "SSL required (client_tls_sslmode): connect with sslmode=require");
+		return;
+	}
 	for (int i = 0; i < st->nparams; i++) {
 		const char *name = st->names[i], *value = st->values[i];
 		if (strcmp(name, "user") == 0 || strcmp(name, "database") == 0 ||
@@ -426,7 +521,45 @@ static void startup(struct client *c, const struct startup *st)
 	auth_begin(c);
 }
 
-/* Startup packets: SSLRequest and GSSENCRequest get 'N', then the real one follows. */
+/* SSLRequest: 'S' and a TLS handshake when client TLS is on, else 'N'. A client must wait
+ * for the answer before it sends more: bytes already behind the request were sent in
+ * plain text and would be taken as if they came through TLS (the injection of
+ * CVE-2021-23222), so such a client is closed. */
+static void answer_ssl_request(struct client *c, uint32_t len)
+{
+	struct buf *in = &c->conn.in;
+	struct ssl_st *ssl;
+
+	if (c->conn.ssl != NULL) {
+		client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION, "SSLRequest on an encrypted connection");
+		return;
+	}
+	if (c->w->tls_ctx == NULL) {
+		buf_consume(in, len);
+		buf_put_u8(&c->conn.out, 'N');
+		client_flush(c);
+		return;
+	}
+	if (buf_len(in) > len) {
+		log_warning("c=%llu addr=%s sent data after SSLRequest before the answer; closing",
+		            (unsigned long long)c->id, c->addr);
+		client_close(c, "data after SSLRequest (possible injection)");
+		return;
+	}
+	buf_consume(in, len);
+	buf_put_u8(&c->conn.out, 'S');
+	client_flush(c);
+	if (c->state == CLIENT_CLOSED)
+		return;
+	ssl = conn_unsent(&c->conn) == 0 ? tls_session_new(c->w->tls_ctx, c->conn.fd) : NULL;
+	if (ssl == NULL) {
+		client_close(c, "could not start TLS");
+		return;
+	}
+	conn_tls_accept(&c->conn, ssl);
+}
+
+/* Startup packets: SSLRequest (see above) and GSSENCRequest ('N'), then the real one. */
 void client_read_startup(struct client *c)
 {
 	struct buf *in = &c->conn.in;
@@ -448,6 +581,8 @@ void client_read_startup(struct client *c)
 		proto_parse_startup(p + 4, len - 4, &st);
 		switch (st.kind) {
 		case STARTUP_SSL:
+			answer_ssl_request(c, len);
+			continue;
 		case STARTUP_GSSENC:
 			buf_consume(in, len);
 			buf_put_u8(&c->conn.out, 'N');

@@ -32,6 +32,8 @@ static const char *const auth_types[] = {"trust", "md5", "scram-sha-256", NULL};
 static const char *const roles[] = {"primary", "replica", "auto", NULL};
 static const char *const fallbacks[] = {"primary", "error", NULL};
 static const char *const ryw_modes[] = {"off", "lsn", "window", NULL};
+static const char *const tls_modes[] = {"disable", "allow",     "prefer",     "require",
+                                        "verify-ca", "verify-full", NULL};
 
 #define P(f) offsetof(struct config, f)
 static const struct key pooler_keys[] = {
@@ -44,6 +46,20 @@ static const struct key pooler_keys[] = {
      "how clients prove who they are"},
     {"auth_file", K_PATH, P(auth_file), "users.txt", 0, 0, NULL, false,
      "\"user\" \"secret\" per line; plain, md5 or SCRAM secrets"},
+    {"auth_hba_file", K_PATH, P(auth_hba_file), NULL, 0, 0, NULL, false,
+     "pg_hba.conf-style rules (TYPE DATABASE USER ADDRESS METHOD); first match decides"},
+    {"client_tls_sslmode", K_ENUM, P(client_tls_sslmode), "disable", 0, 0, tls_modes, false,
+     "TLS for clients: disable | allow | prefer | require | verify-ca | verify-full"},
+    {"client_tls_cert_file", K_PATH, P(client_tls_cert_file), NULL, 0, 0, NULL, false,
+     "certificate (PEM, with its chain) the pooler shows clients"},
+    {"client_tls_key_file", K_PATH, P(client_tls_key_file), NULL, 0, 0, NULL, false,
+     "private key of client_tls_cert_file (PEM, unencrypted)"},
+    {"client_tls_ca_file", K_PATH, P(client_tls_ca_file), NULL, 0, 0, NULL, false,
+     "CAs whose client certificates are accepted (verify-ca, verify-full, cert auth)"},
+    {"client_tls_protocols", K_STR, P(client_tls_protocols), "secure", 0, 0, NULL, false,
+     "comma-separated tlsv1.0 | tlsv1.1 | tlsv1.2 | tlsv1.3, or secure (1.2 and 1.3) or all"},
+    {"client_tls_ciphers", K_STR, P(client_tls_ciphers), "default", 0, 0, NULL, false,
+     "OpenSSL cipher list for TLS 1.2 and below; default keeps OpenSSL's"},
     {"admin_users", K_STR, P(admin_users), "", 0, 0, NULL, false,
      "users allowed to run admin commands"},
     {"stats_users", K_STR, P(stats_users), "", 0, 0, NULL, false,
@@ -117,6 +133,13 @@ static const struct key node_keys[] = {
      "the server's cores for pool sizing; auto = this machine's"},
     {"effective_spindle_count", K_INT, N(spindles), "1", 0, 1000, NULL, false,
      "added to cores * 2 for pool sizing; 1 for SSD"},
+    {"sslmode", K_ENUM, N(sslmode), "disable", 0, 0, tls_modes, false,
+     "TLS to this server, as libpq's sslmode"},
+    {"sslrootcert", K_PATH, N(sslrootcert), NULL, 0, 0, NULL, false,
+     "CAs that sign the server's certificate (verify-ca, verify-full)"},
+    {"sslcert", K_PATH, N(sslcert), NULL, 0, 0, NULL, false,
+     "client certificate the pooler shows this server"},
+    {"sslkey", K_PATH, N(sslkey), NULL, 0, 0, NULL, false, "private key of sslcert"},
 };
 #undef N
 
@@ -490,6 +513,26 @@ static bool resolve_db(struct parse_state *ps, struct db_conf *d)
 	return true;
 }
 
+/* TLS for clients needs a certificate and its key; verifying clients needs the CAs. */
+static bool check_client_tls(struct parse_state *ps)
+{
+	const struct config *cfg = ps->cfg;
+
+	if (cfg->client_tls_sslmode == TLS_DISABLE)
+		return true;
+	if (cfg->client_tls_cert_file == NULL || cfg->client_tls_cert_file[0] == '\0')
+		return fail(ps, "[pooler] client_tls_cert_file: required when client_tls_sslmode is "
+		                "not disable");
+	if (cfg->client_tls_key_file == NULL || cfg->client_tls_key_file[0] == '\0')
+		return fail(ps, "[pooler] client_tls_key_file: required when client_tls_sslmode is "
+		                "not disable");
+	if (cfg->client_tls_sslmode >= TLS_VERIFY_CA &&
+	    (cfg->client_tls_ca_file == NULL || cfg->client_tls_ca_file[0] == '\0'))
+		return fail(ps, "[pooler] client_tls_ca_file: required with client_tls_sslmode = "
+		                "verify-ca or verify-full");
+	return true;
+}
+
 struct config *config_load(const char *path, char *err, size_t errlen)
 {
 	struct parse_state ps = {.err = err, .errlen = errlen};
@@ -536,6 +579,8 @@ struct config *config_load(const char *path, char *err, size_t errlen)
 	for (int i = 0; i < cfg->n_dbs; i++)
 		if (!resolve_db(&ps, &cfg->dbs[i]))
 			goto fail;
+	if (!check_client_tls(&ps))
+		goto fail;
 	return cfg;
 fail:
 	config_free(cfg);

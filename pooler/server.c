@@ -181,7 +181,7 @@ void server_check_ready(struct server *s)
 
 	if (s->state != SERVER_ACTIVE && s->state != SERVER_RESET)
 		return;
-	if (!server_is_clean(s) || c->fwd > 0 || buf_len(&c->out) > 0)
+	if (!server_is_clean(s) || c->fwd > 0 || conn_unsent(c) > 0)
 		return;
 	if (c->peer != NULL && c->peer->fwd > 0)
 		return;

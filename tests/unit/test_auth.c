@@ -34,7 +34,7 @@ enum log_level log_min_level = LOG_ERROR;
 static void rfc_first(struct scram_state *st, const struct auth_user *u)
 {
 	char out[256];
-	assert_true(scram_server_first(st, u, RFC_CLIENT_FIRST, strlen(RFC_CLIENT_FIRST), out,
+	assert_true(scram_server_first(st, u, NULL, RFC_CLIENT_FIRST, strlen(RFC_CLIENT_FIRST), out,
 	                               sizeof(out)));
 	assert_memory_equal(out, "r=rOprNGfwEbeRWgbNEkqO", 22); /* client nonce comes first */
 	free(st->server_first);
@@ -95,13 +95,13 @@ static void test_scram_with_plain_secret(void **state)
 	(void)state;
 
 	assert_true(auth_make_scram("s3cret", 4096, &u));
-	assert_true(scram_server_first(&st, &u, cf, strlen(cf), first, sizeof(first)));
+	assert_true(scram_server_first(&st, &u, NULL, cf, strlen(cf), first, sizeof(first)));
 	client_final("s3cret", first, cf + 3, final, sizeof(final));
 	assert_true(scram_server_final(&st, final, strlen(final), out, sizeof(out)));
 	assert_memory_equal(out, "v=", 2);
 	scram_state_free(&st);
 
-	assert_true(scram_server_first(&st, &u, cf, strlen(cf), first, sizeof(first)));
+	assert_true(scram_server_first(&st, &u, NULL, cf, strlen(cf), first, sizeof(first)));
 	client_final("wrong", first, cf + 3, final, sizeof(final));
 	assert_false(scram_server_final(&st, final, strlen(final), out, sizeof(out)));
 	scram_state_free(&st);
@@ -143,7 +143,7 @@ static void test_scram_unknown_user_always_fails(void **state)
 	(void)state;
 
 	/* The exchange runs (so the client cannot tell) but can never succeed. */
-	assert_true(scram_server_first(&st, NULL, RFC_CLIENT_FIRST, strlen(RFC_CLIENT_FIRST), out,
+	assert_true(scram_server_first(&st, NULL, NULL, RFC_CLIENT_FIRST, strlen(RFC_CLIENT_FIRST), out,
 	                               sizeof(out)));
 	assert_non_null(strstr(out, ",s="));
 	assert_non_null(strstr(out, ",i=4096"));
@@ -162,7 +162,7 @@ static void test_scram_rejects_malformed_first(void **state)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct scram_state st;
 		assert_false(
-		    scram_server_first(&st, NULL, cases[i], strlen(cases[i]), out, sizeof(out)));
+		    scram_server_first(&st, NULL, NULL, cases[i], strlen(cases[i]), out, sizeof(out)));
 		scram_state_free(&st);
 	}
 }

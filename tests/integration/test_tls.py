@@ -1,0 +1,165 @@
+"""TLS between clients and the pooler (client_tls_*), channel binding, and TLS from the
+pooler to PostgreSQL (a node's sslmode).
+
+Certificates are made per test run with the openssl CLI (tlscerts.py)."""
+
+import os
+import socket
+import struct
+import subprocess
+
+import psycopg
+import pytest
+
+import tlscerts
+
+
+@pytest.fixture
+def certs(tmp_path):
+    return tlscerts.make_certs(str(tmp_path / "certs"))
+
+
+def tls_pooler(pooler, certs, mode="require", **kw):
+    extra = {
+        "client_tls_sslmode": mode,
+        "client_tls_cert_file": certs.server_cert,
+        "client_tls_key_file": certs.server_key,
+        "client_tls_ca_file": certs.ca,
+    }
+    extra.update(kw.pop("extra_pooler", {}))
+    return pooler(extra_pooler=extra, **kw)
+
+
+def test_psql_sslmode_require_runs_queries(pooler, certs):
+    p = tls_pooler(pooler, certs)
+    with psycopg.connect(p.dsn("app", sslmode="require"), autocommit=True) as conn:
+        assert conn.pgconn.ssl_in_use
+        assert conn.execute("select 41 + 1").fetchone() == (42,)
+        # a result larger than one TLS record, and larger than the high-water mark
+        n = conn.execute("select count(*), sum(length(r)) from "
+                         "(select repeat('x', 1000) || g as r from generate_series(1, 3000) g) s"
+                         ).fetchone()
+        assert n[0] == 3000
+        rows = conn.execute("select repeat('y', 1000) from generate_series(1, 3000)").fetchall()
+        assert len(rows) == 3000 and rows[-1][0] == "y" * 1000
+
+
+def test_verify_full_checks_the_pooler_certificate(pooler, certs):
+    p = tls_pooler(pooler, certs)
+    with psycopg.connect(p.dsn("app", sslmode="verify-full", sslrootcert=certs.ca),
+                         autocommit=True) as conn:
+        assert conn.execute("select 1").fetchone() == (1,)
+    # a different CA: the client refuses the pooler
+    other = tlscerts.make_certs(os.path.join(p.dir, "other"))
+    with pytest.raises(psycopg.OperationalError, match="certificate verify failed"):
+        psycopg.connect(p.dsn("app", sslmode="verify-full", sslrootcert=other.ca))
+
+
+def test_channel_binding_require(pooler, certs):
+    p = tls_pooler(pooler, certs)
+    for user in ("app", "scramuser"):
+        with psycopg.connect(p.dsn(user, sslmode="require", channel_binding="require"),
+                             autocommit=True) as conn:
+            assert conn.execute("select current_user").fetchone() == ("app",)
+    # a wrong password still fails with channel binding
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        psycopg.connect(p.dsn("scramuser", password="wrong", sslmode="require",
+                              channel_binding="require"))
+
+
+def test_psql_with_channel_binding(pooler, certs):
+    p = tls_pooler(pooler, certs)
+    env = dict(os.environ, PGPASSWORD="app")
+    out = subprocess.run(
+        ["psql", "-X", "-At", "-c", "select 'through tls'",
+         "host=127.0.0.1 port=%d user=app dbname=app sslmode=verify-full sslrootcert=%s "
+         "channel_binding=require" % (p.port, certs.ca)],
+        env=env, capture_output=True, text=True, timeout=20)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "through tls"
+
+
+def test_require_rejects_plain_clients(pooler, certs):
+    p = tls_pooler(pooler, certs)
+    with pytest.raises(psycopg.OperationalError, match="SSL required"):
+        psycopg.connect(p.dsn("app", sslmode="disable"))
+
+
+def test_prefer_accepts_both(pooler, certs):
+    p = tls_pooler(pooler, certs, mode="prefer")
+    with psycopg.connect(p.dsn("app", sslmode="disable"), autocommit=True) as conn:
+        assert not conn.pgconn.ssl_in_use
+        assert conn.execute("select 1").fetchone() == (1,)
+    with psycopg.connect(p.dsn("app", sslmode="require"), autocommit=True) as conn:
+        assert conn.pgconn.ssl_in_use
+        # plain clients are offered SCRAM-SHA-256 only, TLS ones may bind
+        assert conn.execute("select 1").fetchone() == (1,)
+
+
+def test_disable_answers_n(pooler):
+    p = pooler()
+    with pytest.raises(psycopg.OperationalError, match="does not support SSL"):
+        psycopg.connect(p.dsn("app", sslmode="require"))
+    with psycopg.connect(p.dsn("app", sslmode="prefer"), autocommit=True) as conn:
+        assert not conn.pgconn.ssl_in_use
+
+
+def test_bytes_after_ssl_request_close_the_connection(pooler, certs):
+    """CVE-2021-23222: plain-text bytes sent behind SSLRequest must not be taken as if
+    they had come through TLS."""
+    p = tls_pooler(pooler, certs)
+    with socket.create_connection((p.host, p.port), timeout=5) as s:
+        startup = struct.pack("!ii", 8, 80877103)
+        injected = struct.pack("!ii", 9, 196608) + b"\0"
+        s.sendall(startup + injected)
+        data = s.recv(100)
+        assert data in (b"",) or data[:1] != b"S", data
+    assert "data after SSLRequest" in p.log()
+    with psycopg.connect(p.dsn("app", sslmode="require"), autocommit=True) as conn:
+        assert conn.execute("select 1").fetchone() == (1,)
+
+
+def test_verify_ca_needs_a_client_certificate(pooler, certs):
+    p = tls_pooler(pooler, certs, mode="verify-ca")
+    crt, key = certs.client("app")
+    with psycopg.connect(p.dsn("app", sslmode="require", sslcert=crt, sslkey=key),
+                         autocommit=True) as conn:
+        assert conn.execute("select 1").fetchone() == (1,)
+    with pytest.raises(psycopg.OperationalError):
+        with psycopg.connect(p.dsn("app", sslmode="require")) as conn:
+            conn.execute("select 1")
+
+
+def test_copy_through_tls(pooler, certs, cluster):
+    p = tls_pooler(pooler, certs)
+    with psycopg.connect(p.dsn("app", sslmode="require"), autocommit=True) as conn:
+        conn.execute("drop table if exists tls_copy")
+        conn.execute("create table tls_copy (id int, t text)")
+        with conn.cursor().copy("copy tls_copy from stdin") as cp:
+            for i in range(20000):
+                cp.write_row((i, "row %d" % i))
+        assert conn.execute("select count(*) from tls_copy").fetchone() == (20000,)
+        out = bytearray()
+        with conn.cursor().copy("copy tls_copy to stdout") as cp:
+            for chunk in cp:
+                out += chunk
+        assert out.count(b"\n") == 20000
+        conn.execute("drop table tls_copy")
+
+
+def test_missing_certificate_is_a_config_error(pooler, certs, tmp_path, cluster):
+    import conftest
+    ini = conftest.write_ini(str(tmp_path), cluster, 1, extra_pooler={
+        "client_tls_sslmode": "require",
+        "client_tls_cert_file": str(tmp_path / "nope.crt"),
+        "client_tls_key_file": certs.server_key})
+    out = subprocess.run([conftest.POOLER_BIN, "-c", ini, "--check-config"],
+                         capture_output=True, text=True, timeout=20)
+    assert out.returncode != 0
+    assert "client_tls_cert_file" in out.stderr and "nope.crt" in out.stderr
+    ini = conftest.write_ini(str(tmp_path), cluster, 1, extra_pooler={
+        "client_tls_sslmode": "require"})
+    out = subprocess.run([conftest.POOLER_BIN, "-c", ini, "--check-config"],
+                         capture_output=True, text=True, timeout=20)
+    assert out.returncode != 0
+    assert "client_tls_cert_file: required" in out.stderr
