@@ -128,6 +128,9 @@ void config_foreach(const struct config *cfg,
 /* Online cores of this machine. */
 int config_local_cores(void);
 
+/* "disable" ... "verify-full": libpq's spelling of enum tls_mode. */
+const char *config_tls_mode_name(int mode);
+
 /* True when name appears in a comma-separated list. */
 bool config_list_has(const char *list, const char *name);
 

@@ -32,6 +32,7 @@ enum server_state {
 };
 
 struct server;
+struct node_tls;
 
 struct server_ops {
 	/* Login finished; error is NULL on success. */
@@ -89,6 +90,7 @@ struct server_login {
 	const char *dbname;
 	const char *user;
 	const char *password;
+	const struct node_tls *tls; /* the node's TLS settings, or NULL for none */
 	int timeout_ms;
 };
 

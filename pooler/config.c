@@ -429,6 +429,11 @@ static char *read_line(char *str, int num, void *stream)
 	return r;
 }
 
+const char *config_tls_mode_name(int mode)
+{
+	return tls_modes[mode];
+}
+
 bool config_list_has(const char *list, const char *name)
 {
 	size_t n = strlen(name);

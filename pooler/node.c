@@ -224,14 +224,14 @@ static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
 		send_probe(n);
 		return;
 	}
-	const char *keys[10], *vals[10];
+	const char *keys[14], *vals[14];
 	int k = 0;
 	snprintf(port, sizeof(port), "%d", n->port);
 	keys[k] = "host", vals[k++] = n->host;
 	keys[k] = "port", vals[k++] = port;
 	keys[k] = "dbname", vals[k++] = n->probe.dbname;
 	keys[k] = "user", vals[k++] = n->probe.user;
-	keys[k] = "sslmode", vals[k++] = "disable";
+	k += node_tls_conninfo(&n->tls, keys + k, vals + k);
 	keys[k] = "gssencmode", vals[k++] = "disable";
 	keys[k] = "application_name", vals[k++] = "pooler health probe";
 	if (n->probe.password != NULL)
@@ -246,6 +246,20 @@ static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
 	connect_step(n);
 }
 
+int node_tls_conninfo(const struct node_tls *t, const char **keys, const char **vals)
+{
+	int k = 0;
+
+	keys[k] = "sslmode", vals[k++] = t->sslmode;
+	if (t->sslrootcert != NULL)
+		keys[k] = "sslrootcert", vals[k++] = t->sslrootcert;
+	if (t->sslcert != NULL)
+		keys[k] = "sslcert", vals[k++] = t->sslcert;
+	if (t->sslkey != NULL)
+		keys[k] = "sslkey", vals[k++] = t->sslkey;
+	return k;
+}
+
 struct node *node_new(const struct node_conf *nc, struct ev_loop *loop,
                       const struct node_probe_conf *probe, node_probe_cb cb, void *arg)
 {
@@ -257,6 +271,10 @@ struct node *node_new(const struct node_conf *nc, struct ev_loop *loop,
 	n->conf_role = nc->role;
 	n->role = nc->role;
 	n->weight = nc->weight;
+	n->tls.sslmode = util_strdup(config_tls_mode_name(nc->sslmode));
+	n->tls.sslrootcert = nc->sslrootcert ? util_strdup(nc->sslrootcert) : NULL;
+	n->tls.sslcert = nc->sslcert ? util_strdup(nc->sslcert) : NULL;
+	n->tls.sslkey = nc->sslkey ? util_strdup(nc->sslkey) : NULL;
 	n->loop = loop;
 	n->probe = *probe;
 	n->probe.dbname = util_strdup(probe->dbname);
@@ -338,6 +356,10 @@ void node_free(struct node *n)
 	free_catalog(n);
 	free(n->name);
 	free(n->host);
+	free(n->tls.sslmode);
+	free(n->tls.sslrootcert);
+	free(n->tls.sslcert);
+	free(n->tls.sslkey);
 	free((char *)n->probe.dbname);
 	free((char *)n->probe.user);
 	free((char *)n->probe.password);

@@ -163,3 +163,57 @@ def test_missing_certificate_is_a_config_error(pooler, certs, tmp_path, cluster)
                          capture_output=True, text=True, timeout=20)
     assert out.returncode != 0
     assert "client_tls_cert_file: required" in out.stderr
+
+
+# ---- TLS from the pooler to PostgreSQL -----------------------------------------------
+
+@pytest.fixture
+def ssl_primary(cluster, certs):
+    cluster.enable_ssl(certs.server_cert, certs.server_key)
+    try:
+        yield cluster
+    finally:
+        cluster.disable_ssl()
+
+
+def server_ssl_in_use(conn):
+    return conn.execute("select ssl from pg_stat_ssl where pid = pg_backend_pid()").fetchone()[0]
+
+
+@pytest.mark.parametrize("client_tls", [False, True])
+def test_pooler_to_server_over_tls(pooler, certs, ssl_primary, client_tls):
+    kw = {}
+    if client_tls:
+        p = tls_pooler(pooler, certs, with_replica=False,
+                       node_overrides={"primary": {"sslmode": "verify-full",
+                                                   "sslrootcert": certs.ca}})
+        kw = {"sslmode": "require"}
+    else:
+        p = pooler(with_replica=False,
+                   node_overrides={"primary": {"sslmode": "require"}})
+    with psycopg.connect(p.dsn("app", **kw), autocommit=True) as conn:
+        assert server_ssl_in_use(conn) is True
+        assert conn.execute("select 6 * 7").fetchone() == (42,)
+        rows = conn.execute("select g, repeat('z', 500) from generate_series(1, 20000) g"
+                            ).fetchall()
+        assert len(rows) == 20000 and rows[-1] == (20000, "z" * 500)
+        conn.execute("drop table if exists tls_srv_copy")
+        conn.execute("create table tls_srv_copy (id int, t text)")
+        with conn.cursor().copy("copy tls_srv_copy from stdin") as cp:
+            for i in range(20000):
+                cp.write_row((i, "x" * 50))
+        assert conn.execute("select count(*) from tls_srv_copy").fetchone() == (20000,)
+        conn.execute("drop table tls_srv_copy")
+    # many short transactions over the pooled TLS server connections
+    with psycopg.connect(p.dsn("app", **kw), autocommit=True) as conn:
+        for i in range(200):
+            assert conn.execute("select %s::int", (i,)).fetchone() == (i,)
+
+
+def test_server_verify_full_refuses_an_unknown_ca(pooler, certs, ssl_primary, tmp_path):
+    other = tlscerts.make_certs(str(tmp_path / "other"))
+    p = pooler(with_replica=False,
+               node_overrides={"primary": {"sslmode": "verify-full", "sslrootcert": other.ca}})
+    with pytest.raises(psycopg.OperationalError):
+        p.connect("app")
+    assert "certificate verify failed" in p.log()
