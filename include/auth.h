@@ -39,6 +39,11 @@ struct auth_file *auth_file_load(const char *path, char *err, size_t errlen) MUS
 void auth_file_free(struct auth_file *af);
 const struct auth_user *auth_file_find(const struct auth_file *af, const char *name);
 
+/* Fill u (whose name is set) from a secret as the auth file or pg_shadow holds it:
+ * a SCRAM-SHA-256 verifier, "md5" + 32 hex digits, or a plain password. False when a
+ * verifier is malformed (u->kind says SECRET_SCRAM then). */
+bool auth_user_set_secret(struct auth_user *u, const char *secret) MUST_USE;
+
 /* md5 of password+user, hex, with the "md5" prefix (36 bytes with NUL). */
 void auth_md5_secret(const char *password, const char *user, char out[36]);
 /* Check a client's PasswordMessage answer to an MD5 challenge with this salt. */

@@ -69,6 +69,11 @@ struct config {
 	int auth_type; /* enum auth_type */
 	char *auth_file;
 	char *auth_hba_file; /* NULL: auth_type for everyone */
+	char *auth_user;     /* NULL: no auth_query */
+	char *auth_password; /* NULL: auth_user's plain secret in auth_file */
+	char *auth_dbname;   /* NULL: the first database's dbname */
+	char *auth_query;
+	int auth_query_cache_ttl_ms;
 	int client_tls_sslmode; /* enum tls_mode */
 	char *client_tls_cert_file;
 	char *client_tls_key_file;

@@ -16,6 +16,7 @@ struct auth_file;
 struct node;
 struct classifier;
 struct hba;
+struct authq;
 struct ssl_ctx_st;
 
 struct worker {
@@ -24,6 +25,7 @@ struct worker {
 	const struct auth_file *auth; /* current auth file */
 	const struct hba *hba;        /* auth_hba_file rules, or NULL: auth_type for all */
 	struct ssl_ctx_st *tls_ctx;   /* client TLS sessions come from it; NULL: disabled */
+	struct authq *authq;          /* auth_query lookups and their cache */
 	struct list clients;          /* every client connection, any state */
 	struct list pools;            /* struct pool, created on first use */
 	struct node **nodes;          /* one per [node.NAME], probed on this loop */

@@ -206,6 +206,24 @@ static char *quoted_field(const char **p)
 	return out;
 }
 
+bool auth_user_set_secret(struct auth_user *u, const char *secret)
+{
+	if (strncmp(secret, "SCRAM-SHA-256$", 14) == 0) {
+		u->kind = SECRET_SCRAM;
+		return auth_parse_scram_verifier(secret, u);
+	}
+	if (strlen(secret) == 35 && strncmp(secret, "md5", 3) == 0 &&
+	    strspn(secret + 3, "0123456789abcdef") == 32) {
+		u->kind = SECRET_MD5;
+		memcpy(u->md5, secret, 36);
+		return true;
+	}
+	u->kind = SECRET_PLAIN;
+	u->plain = util_strdup(secret);
+	auth_md5_secret(secret, u->name, u->md5);
+	return auth_make_scram(secret, SCRAM_DEFAULT_ITERATIONS, u);
+}
+
 struct auth_file *auth_file_load(const char *path, char *err, size_t errlen)
 {
 	struct auth_file *af = util_calloc(1, sizeof(*af));
@@ -238,29 +256,12 @@ struct auth_file *auth_file_load(const char *path, char *err, size_t errlen)
 		struct auth_user *u = &af->users[af->n_users++];
 		memset(u, 0, sizeof(*u));
 		u->name = name;
-		if (strncmp(secret, "SCRAM-SHA-256$", 14) == 0) {
-			u->kind = SECRET_SCRAM;
-			if (!auth_parse_scram_verifier(secret, u)) {
-				snprintf(err, errlen,
-				         "%s:%d: user \"%s\": malformed SCRAM-SHA-256 verifier",
-				         path, lineno, name);
-				free(secret);
-				goto fail;
-			}
-		} else if (strlen(secret) == 35 && strncmp(secret, "md5", 3) == 0 &&
-		           strspn(secret + 3, "0123456789abcdef") == 32) {
-			u->kind = SECRET_MD5;
-			memcpy(u->md5, secret, 36);
-		} else {
-			u->kind = SECRET_PLAIN;
-			u->plain = util_strdup(secret);
-			auth_md5_secret(secret, name, u->md5);
-			if (!auth_make_scram(secret, SCRAM_DEFAULT_ITERATIONS, u)) {
-				snprintf(err, errlen, "%s:%d: no random bytes for a salt", path,
-				         lineno);
-				free(secret);
-				goto fail;
-			}
+		if (!auth_user_set_secret(u, secret)) {
+			snprintf(err, errlen, "%s:%d: user \"%s\": %s", path, lineno, name,
+			         u->kind == SECRET_SCRAM ? "malformed SCRAM-SHA-256 verifier"
+			                                 : "no random bytes for a salt");
+			free(secret);
+			goto fail;
 		}
 		free(secret);
 	}

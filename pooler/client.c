@@ -43,6 +43,7 @@ void client_auth_done(struct client *c)
 {
 	if (c->auth == NULL)
 		return;
+	authq_cancel(c->auth->lookup);
 	scram_state_free(&c->auth->scram);
 	if (c->auth->copy.plain != NULL) {
 		memset(c->auth->copy.plain, 0, strlen(c->auth->copy.plain));

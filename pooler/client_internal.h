@@ -15,6 +15,7 @@
 
 #include "admin.h"
 #include "auth.h"
+#include "authq.h"
 #include "classify.h"
 #include "config.h"
 #include "conn.h"
@@ -39,7 +40,7 @@ enum client_state {
 	CLIENT_CLOSED,  /* worker->dead_clients: freed before the loop sleeps */
 };
 
-enum auth_step { STEP_MD5, STEP_SASL_INITIAL, STEP_SASL_FINAL };
+enum auth_step { STEP_LOOKUP, STEP_MD5, STEP_SASL_INITIAL, STEP_SASL_FINAL };
 
 /* What only the login needs; freed once the client is in, so that idle clients stay
  * small. */
@@ -48,6 +49,8 @@ struct client_auth {
 	struct auth_user copy;        /* survives a reload of the auth file */
 	uint8_t md5_salt[4];
 	struct scram_state scram;
+	struct authq_lookup *lookup; /* auth_query in flight (STEP_LOOKUP) */
+	int method;                  /* enum auth_type that the challenge will use */
 };
 
 #define AUTH_MAX_MESSAGE 8192

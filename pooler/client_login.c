@@ -246,35 +246,29 @@ static void cert_login(struct client *c)
 	auth_ok(c);
 }
 
-static void auth_begin(struct client *c)
+/* Keep a copy of the user's secret: the auth file may be reloaded during the login. */
+static void keep_user(struct client *c, const struct auth_user *found)
 {
-	int method = c->w->hba ? hba_method(c) : c->w->cfg->auth_type;
-	const struct auth_user *found = auth_file_find(c->w->auth, c->user);
-	const struct auth_user *u = NULL;
+	if (found == NULL)
+		return;
+	c->auth->copy = *found;
+	c->auth->copy.name = NULL;
+	c->auth->copy.plain = found->plain ? util_strdup(found->plain) : NULL;
+	c->auth->user = &c->auth->copy;
+}
 
-	if (method < 0)
-		return;
-	c->auth = util_calloc(1, sizeof(*c->auth));
-	if (found != NULL) {
-		c->auth->copy = *found;
-		c->auth->copy.name = NULL;
-		c->auth->copy.plain = found->plain ? util_strdup(found->plain) : NULL;
-		u = c->auth->user = &c->auth->copy;
-	}
-	if (method == AUTH_TYPE_TRUST) {
-		auth_ok(c);
-		return;
-	}
-	if (method == AUTH_METHOD_CERT) {
-		cert_login(c);
-		return;
-	}
+/* Send the MD5 or SASL challenge. An unknown user (c->auth->user == NULL) gets one too
+ * and fails only at the end, like a wrong password. */
+static void auth_challenge(struct client *c)
+{
+	const struct auth_user *u = c->auth->user;
+	int method = c->auth->method;
+
 	/* The stored secret decides when it cannot serve the configured method. */
 	if (u != NULL && method == AUTH_TYPE_SCRAM && u->kind == SECRET_MD5)
 		method = AUTH_TYPE_MD5;
 	else if (u != NULL && method == AUTH_TYPE_MD5 && u->kind == SECRET_SCRAM)
 		method = AUTH_TYPE_SCRAM;
-	client_set_state(c, CLIENT_AUTH);
 	if (method == AUTH_TYPE_MD5) {
 		if (!util_random_bytes(c->auth->md5_salt, sizeof(c->auth->md5_salt))) {
 			client_fatal(c, SQLSTATE_INTERNAL_ERROR, "no random bytes for a salt");
@@ -295,6 +289,79 @@ static void auth_begin(struct client *c)
 	client_flush(c);
 }
 
+static void on_lookup(void *arg, const struct auth_user *u, const char *error)
+{
+	struct client *c = arg;
+
+	c->auth->lookup = NULL;
+	if (error != NULL)
+		log_warning("c=%llu user=%s %s", (unsigned long long)c->id, c->user, error);
+	keep_user(c, u);
+	auth_challenge(c);
+	/* Called from the loop: a client that did not wait for the challenge is read now. */
+	if (c->state == CLIENT_AUTH && buf_len(&c->conn.in) > 0)
+		client_process(c);
+}
+
+/* Where auth_query runs: the node that the probes last found primary (or the first one
+ * configured as primary), in auth_dbname. */
+static bool auth_query_target(struct client *c, struct authq_target *t)
+{
+	const struct config *cfg = c->w->cfg;
+	struct node *primary = NULL;
+
+	for (int i = 0; i < c->w->n_nodes && primary == NULL; i++)
+		if (c->w->nodes[i]->role == NODE_ROLE_PRIMARY)
+			primary = c->w->nodes[i];
+	if (primary == NULL)
+		return false;
+	const struct auth_user *au = auth_file_find(c->w->auth, cfg->auth_user);
+	*t = (struct authq_target){
+	    .host = primary->host,
+	    .port = primary->port,
+	    .tls = &primary->tls,
+	    .user = cfg->auth_user,
+	    .password = cfg->auth_password ? cfg->auth_password : au ? au->plain : NULL,
+	    .dbname = cfg->auth_dbname ? cfg->auth_dbname
+	              : cfg->n_dbs > 0 ? cfg->dbs[0].dbname
+	                               : "postgres",
+	    .query = cfg->auth_query,
+	    .timeout_ms = cfg->server_connect_timeout_ms,
+	    .ttl_ms = cfg->auth_query_cache_ttl_ms,
+	};
+	return true;
+}
+
+static void auth_begin(struct client *c)
+{
+	int method = c->w->hba ? hba_method(c) : c->w->cfg->auth_type;
+	const struct auth_user *found;
+	struct authq_target target;
+
+	if (method < 0)
+		return;
+	c->auth = util_calloc(1, sizeof(*c->auth));
+	c->auth->method = method;
+	found = auth_file_find(c->w->auth, c->user);
+	if (method == AUTH_TYPE_TRUST || method == AUTH_METHOD_CERT) {
+		keep_user(c, found);
+		if (method == AUTH_TYPE_TRUST)
+			auth_ok(c);
+		else
+			cert_login(c);
+		return;
+	}
+	client_set_state(c, CLIENT_AUTH);
+	if (found == NULL && c->w->cfg->auth_user != NULL &&
+	    !authq_cached(c->w->authq, c->user, &found) && auth_query_target(c, &target)) {
+		c->auth_step = STEP_LOOKUP;
+		c->auth->lookup = authq_lookup(c->w->authq, &target, c->user, on_lookup, c);
+		return;
+	}
+	keep_user(c, found);
+	auth_challenge(c);
+}
+
 /* One PasswordMessage / SASLInitialResponse / SASLResponse. */
 static void auth_message(struct client *c, const uint8_t *body, uint32_t len)
 {
@@ -303,6 +370,8 @@ static void auth_message(struct client *c, const uint8_t *body, uint32_t len)
 
 	proto_reader_init(&r, body, len);
 	switch (c->auth_step) {
+	case STEP_LOOKUP:
+		return; /* not reached: nothing is read before the challenge */
 	case STEP_MD5: {
 		const char *resp = proto_get_str(&r);
 		if (r.err) {
@@ -614,6 +683,9 @@ void client_read_auth(struct client *c)
 {
 	struct buf *in = &c->conn.in;
 	struct proto_header h;
+
+	if (c->auth_step == STEP_LOOKUP)
+		return; /* answers wait for the challenge */
 	enum proto_status st = proto_read_header(buf_head(in), buf_len(in), AUTH_MAX_MESSAGE, &h);
 
 	if (st == PROTO_INCOMPLETE)

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "authq.h"
 #include "classify.h"
 #include "client.h"
 #include "config.h"
@@ -298,6 +299,7 @@ static bool reload(struct daemon *d, char *err, size_t errlen)
 	d->w.auth = auth;
 	d->w.hba = hba;
 	d->w.tls_ctx = tls_ctx;
+	authq_clear(d->w.authq); /* auth_query or its target may have changed */
 	struct list *pos, *tmp;
 	list_for_each_safe (pos, tmp, &d->w.pools) {
 		struct pool *p = container_of(pos, struct pool, node);
@@ -411,6 +413,7 @@ int main(int argc, char **argv)
 	w->auth = d->auth;
 	w->hba = d->hba;
 	w->tls_ctx = d->tls_ctx;
+	w->authq = authq_new(w->loop);
 	w->on_idle_client = maybe_exit;
 	w->on_reload = on_admin_reload;
 	w->on_shutdown = on_admin_shutdown;
@@ -476,6 +479,7 @@ int main(int argc, char **argv)
 		node_free(w->nodes[i]);
 	free(w->nodes);
 	classify_free(w->classifier);
+	authq_free(w->authq);
 	ev_loop_destroy(w->loop);
 	auth_file_free(d->auth);
 	hba_free(d->hba);
