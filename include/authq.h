@@ -44,8 +44,8 @@ bool authq_cached(struct authq *q, const char *name, const struct auth_user **u)
 
 /* Start a lookup whose cb runs later from the loop (never before this returns); the
  * handle cancels it, and is void once cb has run. */
-struct authq_lookup *authq_lookup(struct authq *q, const struct authq_target *t,
-                                  const char *name, authq_cb cb, void *arg);
+struct authq_lookup *authq_lookup(struct authq *q, const struct authq_target *t, const char *name,
+                                  authq_cb cb, void *arg);
 void authq_cancel(struct authq_lookup *l);
 
 /* Parse valid-until as written with DateStyle ISO and TimeZone UTC ("infinity" too) and

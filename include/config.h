@@ -17,14 +17,7 @@ enum node_role { NODE_ROLE_PRIMARY, NODE_ROLE_REPLICA, NODE_ROLE_AUTO };
 enum replica_fallback { FALLBACK_PRIMARY, FALLBACK_ERROR };
 enum read_your_writes { RYW_OFF, RYW_LSN, RYW_WINDOW };
 /* client_tls_sslmode and a node's sslmode, in libpq's order: each mode asks more. */
-enum tls_mode {
-	TLS_DISABLE,
-	TLS_ALLOW,
-	TLS_PREFER,
-	TLS_REQUIRE,
-	TLS_VERIFY_CA,
-	TLS_VERIFY_FULL
-};
+enum tls_mode { TLS_DISABLE, TLS_ALLOW, TLS_PREFER, TLS_REQUIRE, TLS_VERIFY_CA, TLS_VERIFY_FULL };
 
 struct node_conf {
 	char *name;
@@ -39,7 +32,7 @@ struct node_conf {
 	char *sslrootcert;
 	char *sslcert;
 	char *sslkey;
-	int line;      /* where the section starts, for messages */
+	int line; /* where the section starts, for messages */
 };
 
 struct db_conf {

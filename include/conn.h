@@ -34,19 +34,19 @@ struct conn {
 	struct ev_loop *loop;
 	void *owner; /* the client or server this socket belongs to */
 	int fd;
-	bool reading;     /* read watcher active */
-	bool paused;      /* reading stopped because the peer is full */
-	bool eof;         /* the other side closed or the socket failed */
-	bool borrowed;    /* fd belongs to libpq: conn_close leaves it open */
-	bool handshaking; /* TLS handshake running: no reads or writes for the owner yet */
+	bool reading;          /* read watcher active */
+	bool paused;           /* reading stopped because the peer is full */
+	bool eof;              /* the other side closed or the socket failed */
+	bool borrowed;         /* fd belongs to libpq: conn_close leaves it open */
+	bool handshaking;      /* TLS handshake running: no reads or writes for the owner yet */
 	bool read_wants_write; /* a TLS read waits for the socket to take bytes */
 	struct ssl_st *ssl;    /* TLS session, or NULL for plain bytes; libpq's when borrowed */
-	size_t fwd;       /* bytes at the head of `in` ready for the peer */
-	conn_cb on_read;  /* new bytes in `in`, or eof */
-	conn_cb on_drain; /* everything this conn forwarded has been written */
+	size_t fwd;            /* bytes at the head of `in` ready for the peer */
+	conn_cb on_read;       /* new bytes in `in`, or eof */
+	conn_cb on_drain;      /* everything this conn forwarded has been written */
 	ev_io rio, wio;
-	struct buf in;  /* read from this socket */
-	struct buf out; /* written by the pooler itself, sent before relayed bytes */
+	struct buf in;    /* read from this socket */
+	struct buf out;   /* written by the pooler itself, sent before relayed bytes */
 	struct buf stage; /* TLS only: bytes handed to OpenSSL, kept until written */
 };
 

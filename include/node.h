@@ -59,7 +59,7 @@ struct node {
 	int conf_role; /* enum node_role as configured */
 	int role;      /* as the last probe found it; conf_role until then */
 	int weight;
-	struct node_tls tls; /* for every libpq connection to it: pools and probes */
+	struct node_tls tls;    /* for every libpq connection to it: pools and probes */
 	bool probed;            /* at least one probe answered */
 	bool up;                /* the last probe answered */
 	bool usable;            /* may receive reads (replica) / writes (primary) now */

@@ -292,8 +292,8 @@ static void on_start_failed(struct ev_loop *loop, ev_timer *t, int revents)
 	lookup_failed(l, l->pg ? PQerrorMessage(l->pg) : "out of memory");
 }
 
-struct authq_lookup *authq_lookup(struct authq *q, const struct authq_target *t,
-                                  const char *name, authq_cb cb, void *arg)
+struct authq_lookup *authq_lookup(struct authq *q, const struct authq_target *t, const char *name,
+                                  authq_cb cb, void *arg)
 {
 	struct authq_lookup *l;
 	const char *keys[16], *vals[16];

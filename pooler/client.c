@@ -325,7 +325,8 @@ static void on_conn_read(struct conn *cn)
 	struct client *c = cn->owner;
 
 	if (cn->eof) {
-		client_close(c, cn->handshaking ? "TLS handshake failed" : "client closed the connection");
+		client_close(c, cn->handshaking ? "TLS handshake failed"
+		                                : "client closed the connection");
 		return;
 	}
 	client_process(c);

@@ -321,7 +321,9 @@ static bool auth_query_target(struct client *c, struct authq_target *t)
 	    .port = primary->port,
 	    .tls = &primary->tls,
 	    .user = cfg->auth_user,
-	    .password = cfg->auth_password ? cfg->auth_password : au ? au->plain : NULL,
+	    .password = cfg->auth_password ? cfg->auth_password
+	                : au               ? au->plain
+	                                   : NULL,
 	    .dbname = cfg->auth_dbname ? cfg->auth_dbname
 	              : cfg->n_dbs > 0 ? cfg->dbs[0].dbname
 	                               : "postgres",
@@ -600,7 +602,8 @@ static void answer_ssl_request(struct client *c, uint32_t len)
 	struct ssl_st *ssl;
 
 	if (c->conn.ssl != NULL) {
-		client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION, "SSLRequest on an encrypted connection");
+		client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION,
+		             "SSLRequest on an encrypted connection");
 		return;
 	}
 	if (c->w->tls_ctx == NULL) {

@@ -32,7 +32,7 @@ static const char *const auth_types[] = {"trust", "md5", "scram-sha-256", NULL};
 static const char *const roles[] = {"primary", "replica", "auto", NULL};
 static const char *const fallbacks[] = {"primary", "error", NULL};
 static const char *const ryw_modes[] = {"off", "lsn", "window", NULL};
-static const char *const tls_modes[] = {"disable", "allow",     "prefer",     "require",
+static const char *const tls_modes[] = {"disable",   "allow",       "prefer", "require",
                                         "verify-ca", "verify-full", NULL};
 
 #define P(f) offsetof(struct config, f)
@@ -537,8 +537,9 @@ static bool check_client_tls(struct parse_state *ps)
 	if (cfg->client_tls_sslmode == TLS_DISABLE)
 		return true;
 	if (cfg->client_tls_cert_file == NULL || cfg->client_tls_cert_file[0] == '\0')
-		return fail(ps, "[pooler] client_tls_cert_file: required when client_tls_sslmode is "
-		                "not disable");
+		return fail(ps,
+		            "[pooler] client_tls_cert_file: required when client_tls_sslmode is "
+		            "not disable");
 	if (cfg->client_tls_key_file == NULL || cfg->client_tls_key_file[0] == '\0')
 		return fail(ps, "[pooler] client_tls_key_file: required when client_tls_sslmode is "
 		                "not disable");

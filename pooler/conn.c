@@ -315,7 +315,7 @@ static ssize_t receive(struct conn *c, uint8_t *p, size_t n)
 		if (r >= 0)
 			return r;
 		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? READ_AGAIN
-		                                                                   : READ_BROKEN;
+		                                                                 : READ_BROKEN;
 	}
 	switch (tls_read(c->ssl, p, n, &got)) {
 	case TLS_DONE:

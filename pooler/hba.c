@@ -12,7 +12,7 @@
 #include "config.h"
 
 static const char *const type_names[] = {"local", "host", "hostssl", "hostnossl"};
-static const char *const method_names[] = {"no match", "reject", "trust",
+static const char *const method_names[] = {"no match", "reject",        "trust",
                                            "md5",      "scram-sha-256", "cert"};
 
 const char *hba_method_name(enum hba_method m)
@@ -20,11 +20,10 @@ const char *hba_method_name(enum hba_method m)
 	return method_names[m];
 }
 
-static bool parse_fail(char *err, size_t errlen, const char *path, int line, const char *fmt,
-                       ...) __attribute__((format(printf, 5, 6)));
+static bool parse_fail(char *err, size_t errlen, const char *path, int line, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
-static bool parse_fail(char *err, size_t errlen, const char *path, int line, const char *fmt,
-                       ...)
+static bool parse_fail(char *err, size_t errlen, const char *path, int line, const char *fmt, ...)
 {
 	va_list ap;
 	int n = snprintf(err, errlen, "%s:%d: ", path, line);
@@ -92,8 +91,8 @@ static bool parse_address(const char *word, struct hba_rule *r)
 }
 
 /* One non-empty line split into words; false (with err) when it is not a rule. */
-static bool parse_rule(char **w, int n, struct hba_rule *r, const char *path, int line,
-                       char *err, size_t errlen)
+static bool parse_rule(char **w, int n, struct hba_rule *r, const char *path, int line, char *err,
+                       size_t errlen)
 {
 	int type = lookup(type_names, ARRAY_LEN(type_names), w[0]);
 	int want = type == HBA_LOCAL ? 4 : 5;
@@ -104,8 +103,8 @@ static bool parse_rule(char **w, int n, struct hba_rule *r, const char *path, in
 		                  "hostnossl)",
 		                  w[0]);
 	if (n != want)
-		return parse_fail(err, errlen, path, line,
-		                  "expected %d fields (%s), found %d", want,
+		return parse_fail(err, errlen, path, line, "expected %d fields (%s), found %d",
+		                  want,
 		                  type == HBA_LOCAL ? "local DATABASE USER METHOD"
 		                                    : "TYPE DATABASE USER ADDRESS METHOD",
 		                  n);
@@ -153,7 +152,8 @@ struct hba *hba_parse(const char *text, const char *path, char *err, size_t errl
 		char *hash = strchr(buf, '#');
 		if (hash)
 			*hash = '\0';
-		for (char *tok = strtok_r(buf, " \t\r", &save); tok; tok = strtok_r(NULL, " \t\r", &save)) {
+		for (char *tok = strtok_r(buf, " \t\r", &save); tok;
+		     tok = strtok_r(NULL, " \t\r", &save)) {
 			if (n == (int)ARRAY_LEN(w)) {
 				parse_fail(err, errlen, path, line, "too many fields");
 				goto fail;

@@ -29,7 +29,7 @@ struct daemon {
 	struct worker w;
 	struct config *cfg;
 	struct auth_file *auth;
-	struct hba *hba;           /* NULL without auth_hba_file */
+	struct hba *hba;            /* NULL without auth_hba_file */
 	struct ssl_ctx_st *tls_ctx; /* NULL with client_tls_sslmode = disable */
 	struct listeners *listeners;
 	const char *config_path;

@@ -250,8 +250,7 @@ size_t tls_server_end_point(struct ssl_st *ssl, uint8_t *out, size_t outlen)
 	const EVP_MD *md;
 	unsigned int n = 0;
 
-	if (cert == NULL ||
-	    !OBJ_find_sigid_algs(X509_get_signature_nid(cert), &md_nid, &pk_nid))
+	if (cert == NULL || !OBJ_find_sigid_algs(X509_get_signature_nid(cert), &md_nid, &pk_nid))
 		return 0;
 	/* RFC 5929 section 4.1: MD5 and SHA-1 are replaced by SHA-256. */
 	if (md_nid == NID_md5 || md_nid == NID_sha1 || md_nid == NID_undef)

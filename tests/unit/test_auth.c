@@ -161,12 +161,15 @@ static void test_scram_binding_negotiation(void **state)
 	struct scram_binding plus = offered;
 	plus.plus = true;
 	const char *unique = "p=tls-unique,,n=,r=abc";
-	assert_false(scram_server_first(&st, &u, &plus, unique, strlen(unique), first, sizeof(first)));
+	assert_false(
+	    scram_server_first(&st, &u, &plus, unique, strlen(unique), first, sizeof(first)));
 	scram_state_free(&st);
 	/* "y": fine without TLS, a downgrade when -PLUS was offered */
-	assert_true(scram_server_first(&st, &u, &plain_tcp, "y,,n=,r=abc", 11, first, sizeof(first)));
+	assert_true(
+	    scram_server_first(&st, &u, &plain_tcp, "y,,n=,r=abc", 11, first, sizeof(first)));
 	scram_state_free(&st);
-	assert_false(scram_server_first(&st, &u, &offered, "y,,n=,r=abc", 11, first, sizeof(first)));
+	assert_false(
+	    scram_server_first(&st, &u, &offered, "y,,n=,r=abc", 11, first, sizeof(first)));
 	scram_state_free(&st);
 	/* "n" on TLS with plain SCRAM-SHA-256: allowed, as PostgreSQL does */
 	assert_true(scram_server_first(&st, &u, &offered, "n,,n=,r=abc", 11, first, sizeof(first)));
@@ -230,8 +233,8 @@ static void test_scram_unknown_user_always_fails(void **state)
 	(void)state;
 
 	/* The exchange runs (so the client cannot tell) but can never succeed. */
-	assert_true(scram_server_first(&st, NULL, NULL, RFC_CLIENT_FIRST, strlen(RFC_CLIENT_FIRST), out,
-	                               sizeof(out)));
+	assert_true(scram_server_first(&st, NULL, NULL, RFC_CLIENT_FIRST, strlen(RFC_CLIENT_FIRST),
+	                               out, sizeof(out)));
 	assert_non_null(strstr(out, ",s="));
 	assert_non_null(strstr(out, ",i=4096"));
 	assert_false(
@@ -248,8 +251,8 @@ static void test_scram_rejects_malformed_first(void **state)
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct scram_state st;
-		assert_false(
-		    scram_server_first(&st, NULL, NULL, cases[i], strlen(cases[i]), out, sizeof(out)));
+		assert_false(scram_server_first(&st, NULL, NULL, cases[i], strlen(cases[i]), out,
+		                                sizeof(out)));
 		scram_state_free(&st);
 	}
 }

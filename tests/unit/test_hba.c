@@ -110,9 +110,11 @@ static void expect_error(const char *text, const char *needle)
 static void test_parse_errors_name_file_and_line(void **state)
 {
 	(void)state;
-	expect_error("local all all trust\nhosts all all all md5\n", "hba.conf:2: unknown connection type");
+	expect_error("local all all trust\nhosts all all all md5\n",
+	             "hba.conf:2: unknown connection type");
 	expect_error("\n\nhost all all 10.0.0.0/33 md5\n", "hba.conf:3: invalid address");
-	expect_error("host all all 10.0.0.0/8 password\n", "hba.conf:1: unknown method \"password\"");
+	expect_error("host all all 10.0.0.0/8 password\n",
+	             "hba.conf:1: unknown method \"password\"");
 	expect_error("host all all md5\n", "hba.conf:1: expected 5 fields");
 	expect_error("local all all all trust\n", "expected 4 fields");
 	expect_error("host all all all cert\n", "cert needs a hostssl line");
