@@ -303,6 +303,12 @@ static void on_lookup(void *arg, const struct auth_user *u, const char *error)
 		client_process(c);
 }
 
+/* An ini key left empty counts as unset. */
+static const char *set_or_null(const char *s)
+{
+	return s != NULL && s[0] != '\0' ? s : NULL;
+}
+
 /* Where auth_query runs: the node that the probes last found primary (or the first one
  * configured as primary), in auth_dbname. */
 static bool auth_query_target(struct client *c, struct authq_target *t)
@@ -354,7 +360,7 @@ static void auth_begin(struct client *c)
 		return;
 	}
 	client_set_state(c, CLIENT_AUTH);
-	if (found == NULL && c->w->cfg->auth_user != NULL &&
+	if (found == NULL && set_or_null(c->w->cfg->auth_user) != NULL &&
 	    !authq_cached(c->w->authq, c->user, &found) && auth_query_target(c, &target)) {
 		c->auth_step = STEP_LOOKUP;
 		c->auth->lookup = authq_lookup(c->w->authq, &target, c->user, on_lookup, c);

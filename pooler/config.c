@@ -680,8 +680,10 @@ static void format_value(const struct key *k, const void *obj, char *out, size_t
 	case K_STR:
 	case K_PATH:
 		snprintf(out, cap, "%s",
-		         k->secret ? (*(char *const *)field ? "(set, not shown)" : "")
-		                   : (*(char *const *)field ? *(char *const *)field : ""));
+		         k->secret
+		             ? (*(char *const *)field && **(char *const *)field ? "(set, not shown)"
+		                                                                : "")
+		             : (*(char *const *)field ? *(char *const *)field : ""));
 		return;
 	case K_INT:
 		snprintf(out, cap, "%d", v);

@@ -246,6 +246,12 @@ static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
 	connect_step(n);
 }
 
+/* Empty means unset: `sslkey =` in the ini must not hand libpq an empty file name. */
+static char *strdup_nonempty(const char *s)
+{
+	return s != NULL && s[0] != '\0' ? util_strdup(s) : NULL;
+}
+
 int node_tls_conninfo(const struct node_tls *t, const char **keys, const char **vals)
 {
 	int k = 0;
@@ -272,9 +278,9 @@ struct node *node_new(const struct node_conf *nc, struct ev_loop *loop,
 	n->role = nc->role;
 	n->weight = nc->weight;
 	n->tls.sslmode = util_strdup(config_tls_mode_name(nc->sslmode));
-	n->tls.sslrootcert = nc->sslrootcert ? util_strdup(nc->sslrootcert) : NULL;
-	n->tls.sslcert = nc->sslcert ? util_strdup(nc->sslcert) : NULL;
-	n->tls.sslkey = nc->sslkey ? util_strdup(nc->sslkey) : NULL;
+	n->tls.sslrootcert = strdup_nonempty(nc->sslrootcert);
+	n->tls.sslcert = strdup_nonempty(nc->sslcert);
+	n->tls.sslkey = strdup_nonempty(nc->sslkey);
 	n->loop = loop;
 	n->probe = *probe;
 	n->probe.dbname = util_strdup(probe->dbname);

@@ -217,3 +217,25 @@ def test_server_verify_full_refuses_an_unknown_ca(pooler, certs, ssl_primary, tm
     with pytest.raises(psycopg.OperationalError):
         p.connect("app")
     assert "certificate verify failed" in p.log()
+
+
+@pytest.mark.timeout(60)
+def test_pgbench_over_tls(pooler, certs, cluster):
+    """pgbench -S with 10 TLS clients: every transaction succeeds (bytes split across TLS
+    records, partial writes and buffered records all on the relay path)."""
+    import re
+    env = dict(os.environ, PGPASSWORD="app", PGSSLMODE="require", PGCONNECT_TIMEOUT="5")
+    init = subprocess.run(["pgbench", "-h", cluster.host, "-p", str(cluster.primary_port),
+                           "-U", "app", "-i", "-s", "1", "-q", "app"],
+                          env=dict(env, PGSSLMODE="disable"), capture_output=True, text=True,
+                          timeout=60)
+    assert init.returncode == 0, init.stderr
+    p = tls_pooler(pooler, certs, with_replica=False)
+    r = subprocess.run(["pgbench", "-h", p.host, "-p", str(p.port), "-U", "app", "-n", "-S",
+                        "-c", "10", "-j", "2", "-T", "5", "app"],
+                       env=env, capture_output=True, text=True, timeout=45)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert re.search(r"number of failed transactions: 0 ", r.stdout), r.stdout
+    tps = re.search(r"tps = ([\d.]+)", r.stdout)
+    assert tps and float(tps.group(1)) > 0
+    print("pgbench -S -c 10 over client TLS: %s tps" % tps.group(1))
