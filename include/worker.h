@@ -40,6 +40,7 @@ struct worker {
 	struct list dead_servers;      /* closed, freed before the loop sleeps */
 	ev_prepare reaper;             /* frees the dead lists */
 	uint64_t rng;                  /* xorshift state for cancel keys and jitter */
+	uint8_t mock_key[32];          /* makes the fake SCRAM salt of each unknown user */
 	uint64_t next_id;              /* connection ids for log lines */
 	int n_clients;
 	bool shutdown_requested; /* SHUTDOWN on the admin console, not yet acted on */

@@ -50,6 +50,7 @@ struct client_auth {
 	uint8_t md5_salt[4];
 	struct scram_state scram;
 	struct authq_lookup *lookup; /* auth_query in flight (STEP_LOOKUP) */
+	bool unknown;                /* user is a made-up verifier: the login must fail */
 	int method;                  /* enum auth_type that the challenge will use */
 };
 

@@ -2,6 +2,9 @@
  * (from a pool's remembered parameters, or from the admin console). */
 #include "client_internal.h"
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 /* auth_hba_file's cert method, next to enum auth_type's password methods. */
 enum { AUTH_METHOD_CERT = AUTH_TYPE_SCRAM + 1 };
 
@@ -257,6 +260,29 @@ static void keep_user(struct client *c, const struct auth_user *found)
 	c->auth->user = &c->auth->copy;
 }
 
+/* An unknown user gets a verifier like a real one, with a salt that is the same at every
+ * attempt (a keyed hash of the name), so that asking twice does not reveal that the user
+ * does not exist; the login then fails at the proof, as a wrong password does. */
+static void mock_user(struct client *c)
+{
+	struct auth_user *u = &c->auth->copy;
+	uint8_t mac[32];
+	unsigned int n = sizeof(mac);
+
+	memset(u, 0, sizeof(*u));
+	HMAC(EVP_sha256(), c->w->mock_key, sizeof(c->w->mock_key), (const uint8_t *)c->user,
+	     strlen(c->user), mac, &n);
+	u->kind = SECRET_SCRAM;
+	u->has_scram = true;
+	u->iterations = SCRAM_DEFAULT_ITERATIONS;
+	u->salt_len = 16;
+	memcpy(u->salt, mac, 16);
+	/* keys nobody can match: the login fails even without the unknown flag */
+	memcpy(u->stored_key, mac + 16, 16);
+	c->auth->user = u;
+	c->auth->unknown = true;
+}
+
 /* Send the MD5 or SASL challenge. An unknown user (c->auth->user == NULL) gets one too
  * and fails only at the end, like a wrong password. */
 static void auth_challenge(struct client *c)
@@ -281,6 +307,8 @@ static void auth_challenge(struct client *c)
 		static const char plain[] = "SCRAM-SHA-256\0";
 		static const char with_plus[] = "SCRAM-SHA-256-PLUS\0SCRAM-SHA-256\0";
 		c->auth_step = STEP_SASL_INITIAL;
+		if (c->auth->user == NULL)
+			mock_user(c);
 		if (c->conn.ssl != NULL)
 			proto_write_auth(&c->conn.out, AUTH_SASL, with_plus, sizeof(with_plus));
 		else
@@ -386,7 +414,7 @@ static void auth_message(struct client *c, const uint8_t *body, uint32_t len)
 			client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION, "malformed password message");
 			return;
 		}
-		if (c->auth->user == NULL ||
+		if (c->auth->user == NULL || c->auth->unknown ||
 		    !auth_md5_check(c->auth->user->md5, c->auth->md5_salt, resp)) {
 			auth_failed(c);
 			return;
@@ -425,7 +453,8 @@ static void auth_message(struct client *c, const uint8_t *body, uint32_t len)
 	}
 	case STEP_SASL_FINAL:
 		if (!scram_server_final(&c->auth->scram, (const char *)body, len, out,
-		                        sizeof(out))) {
+		                        sizeof(out)) ||
+		    c->auth->unknown) {
 			auth_failed(c);
 			return;
 		}

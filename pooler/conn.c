@@ -402,13 +402,21 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
 		got |= n > 0;
 	} while (n > 0 && c->ssl != NULL && tls_has_pending(c->ssl) &&
 	         buf_len(&c->in) < CONN_HIGH_WATER);
-	if (n == READ_AGAIN && !got)
+	bool end = n == 0 || n == READ_BROKEN;
+	if (got) {
+		/* Bytes that came before the end (a last ErrorResponse) reach the owner first. */
+		c->on_read(c);
+		if (c->fd < 0 || c->eof)
+			return;
+		if (!end) {
+			if (!c->paused)
+				kick_pending(c);
+			return;
+		}
+	} else if (!end) {
 		return;
-	if (n == 0 || n == READ_BROKEN) {
-		c->eof = true;
-		conn_stop_read(c);
 	}
+	c->eof = true;
+	conn_stop_read(c);
 	c->on_read(c);
-	if (c->fd >= 0 && !c->eof && !c->paused)
-		kick_pending(c);
 }

@@ -421,6 +421,10 @@ int main(int argc, char **argv)
 	list_init(&w->pools);
 	list_init(&w->dead_clients);
 	list_init(&w->dead_servers);
+	if (!util_random_bytes(w->mock_key, sizeof(w->mock_key))) {
+		log_error("no random bytes for the mock SCRAM key");
+		return 1;
+	}
 	if (!util_random_bytes(&w->rng, sizeof(w->rng)) || w->rng == 0)
 		w->rng = util_now_us() | 1;
 	w->classifier = classify_new((size_t)d->cfg->classify_cache_size);

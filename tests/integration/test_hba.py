@@ -189,3 +189,28 @@ def test_reload_picks_up_new_rules(pooler, tmp_path):
         admin.execute("reload")
     with pytest.raises(psycopg.OperationalError, match="no pg_hba.conf-style entry"):
         p.connect("app")
+
+
+def scram_salt(p, user):
+    """The salt the pooler's server-first-message gives `user`."""
+    import struct
+
+    from pgwire import RawConn, message, startup_message
+    with RawConn(p.host, p.port) as c:
+        c.send(startup_message({"user": user, "database": "app"}))
+        kind, payload = c.read_msg()
+        assert kind == "R" and struct.unpack("!I", payload[:4])[0] == 10, (kind, payload)
+        first = b"n,,n=,r=abcdefghijklmnop"
+        c.send(message(b"p", b"SCRAM-SHA-256\0" + struct.pack("!I", len(first)) + first))
+        kind, payload = c.read_msg()
+        assert kind == "R" and struct.unpack("!I", payload[:4])[0] == 11, (kind, payload)
+        attrs = dict(a.split("=", 1) for a in payload[4:].decode().split(","))
+        return attrs["s"]
+
+
+def test_unknown_user_salt_is_stable(pooler):
+    """Asking twice must not reveal a made-up user: its salt stays put, as a real one's."""
+    p = pooler()
+    assert scram_salt(p, "scramuser") == scram_salt(p, "scramuser")
+    assert scram_salt(p, "nosuchuser") == scram_salt(p, "nosuchuser")
+    assert scram_salt(p, "nosuchuser") != scram_salt(p, "otherghost")

@@ -239,3 +239,25 @@ def test_pgbench_over_tls(pooler, certs, cluster):
     tps = re.search(r"tps = ([\d.]+)", r.stdout)
     assert tps and float(tps.group(1)) > 0
     print("pgbench -S -c 10 over client TLS: %s tps" % tps.group(1))
+
+
+def test_plain_bytes_after_s_fail_the_handshake_only(pooler, certs):
+    """A client that gets 'S' and then speaks plain protocol is closed; others go on."""
+    p = tls_pooler(pooler, certs)
+    with socket.create_connection((p.host, p.port), timeout=5) as s:
+        s.sendall(struct.pack("!ii", 8, 80877103))
+        assert s.recv(1) == b"S"
+        s.sendall(struct.pack("!ii", 9, 196608) + b"\0")
+        s.settimeout(5)
+        rest = b""
+        try:
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                rest += chunk
+        except ConnectionResetError:
+            pass
+        assert b"SCRAM" not in rest  # never got as far as authentication
+    with psycopg.connect(p.dsn("app", sslmode="require"), autocommit=True) as conn:
+        assert conn.execute("select 1").fetchone() == (1,)
