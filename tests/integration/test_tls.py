@@ -261,3 +261,50 @@ def test_plain_bytes_after_s_fail_the_handshake_only(pooler, certs):
         assert b"SCRAM" not in rest  # never got as far as authentication
     with psycopg.connect(p.dsn("app", sslmode="require"), autocommit=True) as conn:
         assert conn.execute("select 1").fetchone() == (1,)
+
+
+def test_reload_with_a_broken_certificate_keeps_the_old_one(pooler, certs):
+    p = tls_pooler(pooler, certs)
+    with open(p.ini) as f:
+        ini = f.read()
+    with open(p.ini, "w") as f:
+        f.write(ini.replace(certs.server_key, certs.server_key + ".missing"))
+    with p.connect("admin", dbname="pooler") as admin:
+        with pytest.raises(psycopg.Error, match="client_tls_key_file"):
+            admin.execute("reload")
+    assert "client_tls_key_file" in p.log()
+    with psycopg.connect(p.dsn("app", sslmode="require"), autocommit=True) as conn:
+        assert conn.pgconn.ssl_in_use
+        assert conn.execute("select 1").fetchone() == (1,)
+
+
+def test_bad_protocol_list_is_a_config_error(certs, tmp_path, cluster):
+    import conftest
+    ini = conftest.write_ini(str(tmp_path), cluster, 1, extra_pooler={
+        "client_tls_sslmode": "require", "client_tls_cert_file": certs.server_cert,
+        "client_tls_key_file": certs.server_key, "client_tls_protocols": "tlsv1.2,sslv3"})
+    out = subprocess.run([conftest.POOLER_BIN, "-c", ini, "--check-config"],
+                         capture_output=True, text=True, timeout=20)
+    assert out.returncode != 0
+    assert "client_tls_protocols" in out.stderr and "sslv3" in out.stderr
+
+
+def test_stalled_handshakes_do_not_block_others(pooler, certs):
+    """Handshakes run on the event loop without blocking: clients that stop halfway
+    (after 'S', or after half a ClientHello) do not hold anyone else up."""
+    p = tls_pooler(pooler, certs)
+    stalled = []
+    for i in range(5):
+        s = socket.create_connection((p.host, p.port), timeout=5)
+        s.sendall(struct.pack("!ii", 8, 80877103))
+        assert s.recv(1) == b"S"
+        if i % 2:
+            s.sendall(b"\x16\x03\x01\x02\x00\x01")  # the start of a ClientHello, no more
+        stalled.append(s)
+    try:
+        for _ in range(3):
+            with psycopg.connect(p.dsn("app", sslmode="require"), autocommit=True) as conn:
+                assert conn.execute("select 1").fetchone() == (1,)
+    finally:
+        for s in stalled:
+            s.close()
