@@ -355,12 +355,12 @@ static bool auth_query_target(struct client *c, struct authq_target *t)
 	    .port = primary->port,
 	    .tls = &primary->tls,
 	    .user = cfg->auth_user,
-	    .password = cfg->auth_password ? cfg->auth_password
-	                : au               ? au->plain
-	                                   : NULL,
-	    .dbname = cfg->auth_dbname ? cfg->auth_dbname
-	              : cfg->n_dbs > 0 ? cfg->dbs[0].dbname
-	                               : "postgres",
+	    .password = set_or_null(cfg->auth_password) ? cfg->auth_password
+	                : au                            ? au->plain
+	                                                : NULL,
+	    .dbname = set_or_null(cfg->auth_dbname) ? cfg->auth_dbname
+	              : cfg->n_dbs > 0              ? cfg->dbs[0].dbname
+	                                            : "postgres",
 	    .query = cfg->auth_query,
 	    .timeout_ms = cfg->server_connect_timeout_ms,
 	    .ttl_ms = cfg->auth_query_cache_ttl_ms,

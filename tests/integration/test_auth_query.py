@@ -119,3 +119,37 @@ def test_failed_lookup_fails_the_login_cleanly(pooler, roles):
     assert "auth_query failed" in p.log()
     with pytest.raises(psycopg.OperationalError):
         p.connect("aq_user", password=PW)
+
+
+LOOKUP_PW = "Lookup-pw-3a7c1d"
+
+
+@pytest.fixture
+def lookup_role(cluster, roles):
+    """A plain role that may only call a SECURITY DEFINER lookup function."""
+    def sql(s, check=True):
+        cluster.psql(cluster.primary_port, s, db="app", check=check)
+    sql("drop function if exists pooler_lookup(text);"
+        "drop role if exists aq_lookup;"
+        "create role aq_lookup login password '%s';"
+        "create function pooler_lookup(name text, out usename name, out passwd text,"
+        "  out valuntil timestamptz) security definer language sql as "
+        "$$ select usename, passwd, valuntil from pg_shadow where usename = name $$;"
+        "revoke all on function pooler_lookup(text) from public;"
+        "grant execute on function pooler_lookup(text) to aq_lookup" % LOOKUP_PW)
+    yield
+    sql("drop function if exists pooler_lookup(text); drop role if exists aq_lookup",
+        check=False)
+
+
+def test_lookup_through_a_security_definer_function(pooler, lookup_role):
+    p = pooler(log_level="debug",
+               extra_pooler={"auth_user": "aq_lookup", "auth_password": LOOKUP_PW,
+                             "auth_dbname": "app",
+                             "auth_query": "SELECT * FROM pooler_lookup($1)"})
+    assert login_error(p, "aq_user", PW) is None
+    assert login_error(p, "aq_expired", PW)[0] == "28P01"
+    with p.connect("admin", dbname="pooler") as admin:
+        shown = str(admin.execute("show config").fetchall())
+    assert "auth_password" in shown
+    assert LOOKUP_PW not in shown and LOOKUP_PW not in p.log()
