@@ -32,7 +32,8 @@ struct node_conf {
 	char *sslrootcert;
 	char *sslcert;
 	char *sslkey;
-	int line; /* where the section starts, for messages */
+	char *sslpassword; /* of an encrypted sslkey; never shown */
+	int line;          /* where the section starts, for messages */
 };
 
 struct db_conf {

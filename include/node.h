@@ -39,17 +39,18 @@ struct node_probe_conf {
 /* Called after each probe ends, well or badly; the worker refreshes lag figures. */
 typedef void (*node_probe_cb)(struct node *n, void *arg);
 
-/* TLS to this server ([node.NAME] sslmode, sslrootcert, sslcert, sslkey), as libpq takes
- * them; unset ones are NULL. */
+/* TLS to this server ([node.NAME] sslmode, sslrootcert, sslcert, sslkey, sslpassword), as libpq
+ * takes them; unset ones are NULL. */
 struct node_tls {
 	char *sslmode;
 	char *sslrootcert;
 	char *sslcert;
 	char *sslkey;
+	char *sslpassword;
 };
 
 /* Append the set TLS keys to a libpq keyword/value list; returns how many were added
- * (at most 4). */
+ * (at most 5). */
 int node_tls_conninfo(const struct node_tls *t, const char **keys, const char **vals);
 
 struct node {

@@ -151,6 +151,8 @@ static const struct key node_keys[] = {
     {"sslcert", K_PATH, N(sslcert), NULL, 0, 0, NULL, false,
      "client certificate the pooler shows this server"},
     {"sslkey", K_PATH, N(sslkey), NULL, 0, 0, NULL, false, "private key of sslcert"},
+    {"sslpassword", K_STR, N(sslpassword), NULL, 0, 0, NULL, true,
+     "passphrase of an encrypted sslkey"},
 };
 #undef N
 

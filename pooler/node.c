@@ -263,6 +263,8 @@ int node_tls_conninfo(const struct node_tls *t, const char **keys, const char **
 		keys[k] = "sslcert", vals[k++] = t->sslcert;
 	if (t->sslkey != NULL)
 		keys[k] = "sslkey", vals[k++] = t->sslkey;
+	if (t->sslpassword != NULL)
+		keys[k] = "sslpassword", vals[k++] = t->sslpassword;
 	return k;
 }
 
@@ -281,6 +283,7 @@ struct node *node_new(const struct node_conf *nc, struct ev_loop *loop,
 	n->tls.sslrootcert = strdup_nonempty(nc->sslrootcert);
 	n->tls.sslcert = strdup_nonempty(nc->sslcert);
 	n->tls.sslkey = strdup_nonempty(nc->sslkey);
+	n->tls.sslpassword = strdup_nonempty(nc->sslpassword);
 	n->loop = loop;
 	n->probe = *probe;
 	n->probe.dbname = util_strdup(probe->dbname);
@@ -366,6 +369,7 @@ void node_free(struct node *n)
 	free(n->tls.sslrootcert);
 	free(n->tls.sslcert);
 	free(n->tls.sslkey);
+	free(n->tls.sslpassword);
 	free((char *)n->probe.dbname);
 	free((char *)n->probe.user);
 	free((char *)n->probe.password);

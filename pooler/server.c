@@ -134,7 +134,7 @@ static void on_login_bad(struct ev_loop *loop, ev_timer *w, int revents)
 bool server_connect(struct server *s, struct ev_loop *loop, const struct server_login *l)
 {
 	char port[16];
-	const char *keys[12], *vals[12];
+	const char *keys[14], *vals[14];
 	int k = 0;
 
 	snprintf(port, sizeof(port), "%d", l->port);

@@ -66,6 +66,17 @@ bool tls_parse_protocols(const char *s, int *min_version, int *max_version)
 	return true;
 }
 
+/* OpenSSL would ask for the passphrase of an encrypted key on the terminal, blocking the
+ * daemon: refuse instead, so that the error names the key file. */
+static int no_passphrase(char *buf, int size, int rwflag, void *arg)
+{
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	(void)arg;
+	return 0;
+}
+
 static struct ssl_ctx_st *ctx_fail(SSL_CTX *ctx, char *err, size_t errlen, const char *key,
                                    const char *file, const char *what)
 {
@@ -95,6 +106,7 @@ struct ssl_ctx_st *tls_server_ctx_new(const struct config *cfg, char *err, size_
 	ctx = SSL_CTX_new(TLS_server_method());
 	if (ctx == NULL)
 		return ctx_fail(ctx, err, errlen, "client_tls_sslmode", NULL, "no TLS context");
+	SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
 	SSL_CTX_set_min_proto_version(ctx, lo);
 	SSL_CTX_set_max_proto_version(ctx, hi);
 	/* Renegotiation would let a write wait for a read; nothing needs it. */
@@ -109,7 +121,7 @@ struct ssl_ctx_st *tls_server_ctx_new(const struct config *cfg, char *err, size_
 		                "cannot load certificate");
 	if (SSL_CTX_use_PrivateKey_file(ctx, cfg->client_tls_key_file, SSL_FILETYPE_PEM) != 1)
 		return ctx_fail(ctx, err, errlen, "client_tls_key_file", cfg->client_tls_key_file,
-		                "cannot load private key");
+		                "cannot load private key (PEM, not encrypted)");
 	if (SSL_CTX_check_private_key(ctx) != 1)
 		return ctx_fail(ctx, err, errlen, "client_tls_key_file", cfg->client_tls_key_file,
 		                "does not match client_tls_cert_file");

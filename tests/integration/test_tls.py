@@ -308,3 +308,41 @@ def test_stalled_handshakes_do_not_block_others(pooler, certs):
     finally:
         for s in stalled:
             s.close()
+
+
+def test_encrypted_client_tls_key_is_refused_without_prompting(certs, tmp_path, cluster):
+    import conftest
+    key = tlscerts.encrypt_key(certs.server_key, str(tmp_path / "enc.key"), "pass-phrase")
+    ini = conftest.write_ini(str(tmp_path), cluster, 1, extra_pooler={
+        "client_tls_sslmode": "require", "client_tls_cert_file": certs.server_cert,
+        "client_tls_key_file": key})
+    out = subprocess.run([conftest.POOLER_BIN, "-c", ini, "--check-config"],
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=20)
+    assert out.returncode != 0
+    assert "client_tls_key_file" in out.stderr and "enc.key" in out.stderr
+
+
+SSLPASSWORD = "Key-pass-6e0f2b"
+
+
+def test_node_sslpassword_unlocks_an_encrypted_key_and_stays_secret(pooler, certs,
+                                                                   ssl_primary, tmp_path):
+    crt, key = certs.client("app")
+    enc = tlscerts.encrypt_key(key, str(tmp_path / "client-enc.key"), SSLPASSWORD)
+    p = pooler(with_replica=False, log_level="debug",
+               node_overrides={"primary": {"sslmode": "verify-ca", "sslrootcert": certs.ca,
+                                           "sslcert": crt, "sslkey": enc,
+                                           "sslpassword": SSLPASSWORD}})
+    with p.connect("app") as conn:
+        assert server_ssl_in_use(conn) is True
+    with p.connect("admin", dbname="pooler") as admin:
+        shown = str(admin.execute("show config").fetchall())
+    assert "node.primary.sslpassword" in shown
+    assert SSLPASSWORD not in shown and SSLPASSWORD not in p.log()
+    # the passphrase really is used: a wrong one fails the server login
+    bad = pooler(with_replica=False,
+                 node_overrides={"primary": {"sslmode": "verify-ca", "sslrootcert": certs.ca,
+                                             "sslcert": crt, "sslkey": enc,
+                                             "sslpassword": "wrong"}})
+    with pytest.raises(psycopg.OperationalError):
+        bad.connect("app")

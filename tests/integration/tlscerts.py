@@ -54,3 +54,12 @@ def make_certs(directory):
     c._signed("server", "/CN=localhost",
               "subjectAltName=IP:127.0.0.1,DNS:localhost\n")
     return c
+
+
+def encrypt_key(key_file, out_file, passphrase):
+    """A copy of a private key, encrypted with passphrase (AES-256)."""
+    subprocess.run(["openssl", "pkey", "-in", key_file, "-aes256", "-passout",
+                    "pass:" + passphrase, "-out", out_file], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    os.chmod(out_file, 0o600)
+    return out_file
