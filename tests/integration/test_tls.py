@@ -219,10 +219,7 @@ def test_server_verify_full_refuses_an_unknown_ca(pooler, certs, ssl_primary, tm
     assert "certificate verify failed" in p.log()
 
 
-@pytest.mark.timeout(60)
-def test_pgbench_over_tls(pooler, certs, cluster):
-    """pgbench -S with 10 TLS clients: every transaction succeeds (bytes split across TLS
-    records, partial writes and buffered records all on the relay path)."""
+def pgbench_over_tls(p, cluster):
     import re
     env = dict(os.environ, PGPASSWORD="app", PGSSLMODE="require", PGCONNECT_TIMEOUT="5")
     init = subprocess.run(["pgbench", "-h", cluster.host, "-p", str(cluster.primary_port),
@@ -230,7 +227,6 @@ def test_pgbench_over_tls(pooler, certs, cluster):
                           env=dict(env, PGSSLMODE="disable"), capture_output=True, text=True,
                           timeout=60)
     assert init.returncode == 0, init.stderr
-    p = tls_pooler(pooler, certs, with_replica=False)
     r = subprocess.run(["pgbench", "-h", p.host, "-p", str(p.port), "-U", "app", "-n", "-S",
                         "-c", "10", "-j", "2", "-T", "5", "app"],
                        env=env, capture_output=True, text=True, timeout=45)
@@ -238,7 +234,23 @@ def test_pgbench_over_tls(pooler, certs, cluster):
     assert re.search(r"number of failed transactions: 0 ", r.stdout), r.stdout
     tps = re.search(r"tps = ([\d.]+)", r.stdout)
     assert tps and float(tps.group(1)) > 0
-    print("pgbench -S -c 10 over client TLS: %s tps" % tps.group(1))
+    return float(tps.group(1))
+
+
+@pytest.mark.timeout(60)
+def test_pgbench_over_tls(pooler, certs, cluster):
+    """pgbench -S with 10 TLS clients: every transaction succeeds (bytes split across TLS
+    records, partial writes and buffered records all on the relay path)."""
+    p = tls_pooler(pooler, certs, with_replica=False)
+    print("pgbench -S -c 10 over client TLS: %.0f tps" % pgbench_over_tls(p, cluster))
+
+
+@pytest.mark.timeout(60)
+def test_pgbench_over_tls_both_sides(pooler, certs, ssl_primary):
+    """The same with the pooler's server connections on TLS too (libpq's sessions)."""
+    p = tls_pooler(pooler, certs, with_replica=False,
+                   node_overrides={"primary": {"sslmode": "require"}})
+    print("pgbench -S -c 10, TLS on both sides: %.0f tps" % pgbench_over_tls(p, ssl_primary))
 
 
 def test_plain_bytes_after_s_fail_the_handshake_only(pooler, certs):
