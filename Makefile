@@ -21,7 +21,7 @@ SRCS     := $(wildcard pooler/*.c)
 OBJS     := $(SRCS:pooler/%.c=build/obj/%.o)
 SAN_OBJS := $(SRCS:pooler/%.c=build/asan/obj/%.o)
 # Modules without I/O, linked into the unit tests.
-PURE     := util log buf proto config auth params classify prepared backoff breaker ratelimit
+PURE     := util log buf proto config auth params classify prepared backoff breaker ratelimit hba tls
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/asan/tests/%)
 
@@ -31,7 +31,8 @@ PYTEST_ARGS ?=
 
 DEB_PACKAGES := build-essential pkg-config libev-dev libinih-dev libpg-query-dev libprotobuf-c-dev \
 	libssl-dev libpq-dev libcmocka-dev libmicrohttpd-dev postgresql-15 postgresql-client-15 python3-pytest \
-	python3-psycopg python3-asyncpg pgbouncer gnuplot-nox prometheus clang-format cppcheck
+	python3-psycopg python3-asyncpg pgbouncer gnuplot-nox prometheus clang-format cppcheck \
+	openssl
 
 .PHONY: all deps asan unit integration test run bench format lint clean check-format
 

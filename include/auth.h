@@ -39,6 +39,11 @@ struct auth_file *auth_file_load(const char *path, char *err, size_t errlen) MUS
 void auth_file_free(struct auth_file *af);
 const struct auth_user *auth_file_find(const struct auth_file *af, const char *name);
 
+/* Fill u (whose name is set) from a secret as the auth file or pg_shadow holds it:
+ * a SCRAM-SHA-256 verifier, "md5" + 32 hex digits, or a plain password. False when a
+ * verifier is malformed (u->kind says SECRET_SCRAM then). */
+bool auth_user_set_secret(struct auth_user *u, const char *secret) MUST_USE;
+
 /* md5 of password+user, hex, with the "md5" prefix (36 bytes with NUL). */
 void auth_md5_secret(const char *password, const char *user, char out[36]);
 /* Check a client's PasswordMessage answer to an MD5 challenge with this salt. */
@@ -60,11 +65,24 @@ struct scram_state {
 	char *client_first_bare;
 	char *server_first;
 	char nonce[96];
+	char cbind[256]; /* the c= attribute the client-final-message must carry */
 	bool failed;
 };
 
-bool scram_server_first(struct scram_state *st, const struct auth_user *user, const char *msg,
-                        size_t len, char *out, size_t outlen) MUST_USE;
+/* Channel binding (RFC 5802 section 6). On TLS the server offers SCRAM-SHA-256-PLUS with
+ * tls-server-end-point, whose data is the hash of its certificate. */
+struct scram_binding {
+	const uint8_t *data; /* NULL: not on TLS, SCRAM-SHA-256 only */
+	size_t len;
+	bool plus; /* the client picked SCRAM-SHA-256-PLUS */
+};
+
+/* cb NULL means no TLS. A client that picks -PLUS must bind (gs2 "p="); one that binds
+ * must have picked -PLUS; "y" (client could bind but thinks we cannot) fails when we
+ * offered -PLUS, since then someone removed it on the way. */
+bool scram_server_first(struct scram_state *st, const struct auth_user *user,
+                        const struct scram_binding *cb, const char *msg, size_t len, char *out,
+                        size_t outlen) MUST_USE;
 bool scram_server_final(struct scram_state *st, const char *msg, size_t len, char *out,
                         size_t outlen) MUST_USE;
 void scram_state_free(struct scram_state *st);

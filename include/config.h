@@ -16,6 +16,8 @@ enum auth_type { AUTH_TYPE_TRUST, AUTH_TYPE_MD5, AUTH_TYPE_SCRAM };
 enum node_role { NODE_ROLE_PRIMARY, NODE_ROLE_REPLICA, NODE_ROLE_AUTO };
 enum replica_fallback { FALLBACK_PRIMARY, FALLBACK_ERROR };
 enum read_your_writes { RYW_OFF, RYW_LSN, RYW_WINDOW };
+/* client_tls_sslmode and a node's sslmode, in libpq's order: each mode asks more. */
+enum tls_mode { TLS_DISABLE, TLS_ALLOW, TLS_PREFER, TLS_REQUIRE, TLS_VERIFY_CA, TLS_VERIFY_FULL };
 
 struct node_conf {
 	char *name;
@@ -28,7 +30,12 @@ struct node_conf {
 	int budget;             /* pool_size as written; 0 = auto */
 	int pool_size;          /* computed: budget, or cores * 2 + spindles */
 	char *pool_size_source; /* how pool_size was computed, for logs */
-	int line;               /* where the section starts, for messages */
+	int sslmode;            /* enum tls_mode, handed to libpq */
+	char *sslrootcert;
+	char *sslcert;
+	char *sslkey;
+	char *sslpassword; /* of an encrypted sslkey; never shown */
+	int line;          /* where the section starts, for messages */
 };
 
 struct db_conf {
@@ -60,6 +67,18 @@ struct config {
 	char *unix_socket_dir;
 	int auth_type; /* enum auth_type */
 	char *auth_file;
+	char *auth_hba_file; /* NULL: auth_type for everyone */
+	char *auth_user;     /* NULL: no auth_query */
+	char *auth_password; /* NULL: auth_user's plain secret in auth_file */
+	char *auth_dbname;   /* NULL: the first database's dbname */
+	char *auth_query;
+	int auth_query_cache_ttl_ms;
+	int client_tls_sslmode; /* enum tls_mode */
+	char *client_tls_cert_file;
+	char *client_tls_key_file;
+	char *client_tls_ca_file;
+	char *client_tls_protocols;
+	char *client_tls_ciphers;
 	char *admin_users;
 	char *stats_users;
 	char *admin_db;
@@ -129,6 +148,9 @@ void config_foreach(const struct config *cfg,
 
 /* Online cores of this machine. */
 int config_local_cores(void);
+
+/* "disable" ... "verify-full": libpq's spelling of enum tls_mode. */
+const char *config_tls_mode_name(int mode);
 
 /* True when name appears in a comma-separated list. */
 bool config_list_has(const char *list, const char *name);

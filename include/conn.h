@@ -6,7 +6,11 @@
  * says to dst) and then the peer's ready prefix, with one writev. When dst cannot take
  * everything, its write watcher starts and its peer stops reading (backpressure) until
  * the rest is written; then the peer reads again and its owner is told (on_drain) that
- * everything it forwarded has left. */
+ * everything it forwarded has left.
+ *
+ * A conn may carry a TLS session (our own for clients, libpq's for servers): reads and
+ * writes then go through it, and what is to be written is first copied to `stage`, so
+ * that a write OpenSSL must repeat sees the same bytes even if `out` grows meanwhile. */
 #ifndef POOLER_CONN_H
 #define POOLER_CONN_H
 
@@ -16,6 +20,8 @@
 #include <stdint.h>
 
 #include "buf.h"
+
+struct ssl_st;
 
 #define CONN_HIGH_WATER (512 * 1024) /* stop reading when this much waits in `in` */
 
@@ -36,18 +42,22 @@ struct conn {
 	struct ev_loop *loop;
 	void *owner; /* the client or server this socket belongs to */
 	int fd;
-	bool reading;     /* read watcher active */
-	bool paused;      /* reading stopped because the peer is full */
-	bool eof;         /* the other side closed or the socket failed */
-	bool borrowed;    /* fd belongs to libpq: conn_close leaves it open */
-	size_t fwd;       /* bytes at the head of `in` ready for the peer */
-	conn_cb on_read;  /* new bytes in `in`, or eof */
-	conn_cb on_drain; /* everything this conn forwarded has been written */
+	bool reading;          /* read watcher active */
+	bool paused;           /* reading stopped because the peer is full */
+	bool eof;              /* the other side closed or the socket failed */
+	bool borrowed;         /* fd belongs to libpq: conn_close leaves it open */
+	bool handshaking;      /* TLS handshake running: no reads or writes for the owner yet */
+	bool read_wants_write; /* a TLS read waits for the socket to take bytes */
+	struct ssl_st *ssl;    /* TLS session, or NULL for plain bytes; libpq's when borrowed */
+	size_t fwd;            /* bytes at the head of `in` ready for the peer */
+	conn_cb on_read;       /* new bytes in `in`, or eof */
+	conn_cb on_drain;      /* everything this conn forwarded has been written */
 
 	struct conn_bytes *bytes; /* counts traffic when set (after conn_init) */
 	ev_io rio, wio;
-	struct buf in;  /* read from this socket */
-	struct buf out; /* written by the pooler itself, sent before relayed bytes */
+	struct buf in;    /* read from this socket */
+	struct buf out;   /* written by the pooler itself, sent before relayed bytes */
+	struct buf stage; /* TLS only: bytes handed to OpenSSL, kept until written */
 };
 
 void conn_init(struct conn *c, struct ev_loop *loop, int fd, void *owner, conn_cb on_read,
@@ -65,6 +75,19 @@ void conn_set_fd(struct conn *c, int fd);
 /* Write c->out and then the peer's ready prefix. CONN_AGAIN: the write watcher finishes
  * the job. CONN_ERROR: the socket is broken (c->eof is set). */
 enum conn_result conn_flush(struct conn *c) __attribute__((warn_unused_result));
+
+/* Run a server-side TLS handshake on this socket (after answering SSLRequest with 'S').
+ * The conn owns the session. When it succeeds the owner just sees the bytes that follow;
+ * when it fails the owner sees eof with `handshaking` still set. */
+void conn_tls_accept(struct conn *c, struct ssl_st *ssl);
+/* Relay through a session someone else set up and owns (libpq's, after login). */
+void conn_tls_borrow(struct conn *c, struct ssl_st *ssl);
+
+/* Bytes the pooler queued for this socket and not yet written. */
+static inline size_t conn_unsent(const struct conn *c)
+{
+	return buf_len(&c->out) + buf_len(&c->stage);
+}
 
 /* Pair two conns for relaying, or undo it. */
 void conn_link(struct conn *a, struct conn *b);

@@ -40,6 +40,20 @@ struct node_probe_conf {
 /* Called after each probe ends, well or badly; the worker refreshes lag figures. */
 typedef void (*node_probe_cb)(struct node *n, void *arg);
 
+/* TLS to this server ([node.NAME] sslmode, sslrootcert, sslcert, sslkey, sslpassword), as libpq
+ * takes them; unset ones are NULL. */
+struct node_tls {
+	char *sslmode;
+	char *sslrootcert;
+	char *sslcert;
+	char *sslkey;
+	char *sslpassword;
+};
+
+/* Append the set TLS keys to a libpq keyword/value list; returns how many were added
+ * (at most 5). */
+int node_tls_conninfo(const struct node_tls *t, const char **keys, const char **vals);
+
 struct node {
 	char *name;
 	char *host;
@@ -47,6 +61,7 @@ struct node {
 	int conf_role; /* enum node_role as configured */
 	int role;      /* as the last probe found it; conf_role until then */
 	int weight;
+	struct node_tls tls;    /* for every libpq connection to it: pools and probes */
 	bool probed;            /* at least one probe answered */
 	bool up;                /* the last probe answered */
 	bool usable;            /* may receive reads (replica) / writes (primary) now */

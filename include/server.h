@@ -33,6 +33,7 @@ enum server_state {
 };
 
 struct server;
+struct node_tls;
 
 /* What a pool's servers did, summed by the servers themselves as replies arrive. */
 struct server_tally {
@@ -100,6 +101,7 @@ struct server_login {
 	const char *dbname;
 	const char *user;
 	const char *password;
+	const struct node_tls *tls; /* the node's TLS settings, or NULL for none */
 	int timeout_ms;
 };
 

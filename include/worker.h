@@ -16,11 +16,17 @@ struct config;
 struct auth_file;
 struct node;
 struct classifier;
+struct hba;
+struct authq;
+struct ssl_ctx_st;
 
 struct worker {
 	struct ev_loop *loop;
 	const struct config *cfg;     /* current snapshot; swapped on reload */
 	const struct auth_file *auth; /* current auth file */
+	const struct hba *hba;        /* auth_hba_file rules, or NULL: auth_type for all */
+	struct ssl_ctx_st *tls_ctx;   /* client TLS sessions come from it; NULL: disabled */
+	struct authq *authq;          /* auth_query lookups and their cache */
 	struct list clients;          /* every client connection, any state */
 	struct list pools;            /* struct pool, created on first use */
 	struct node **nodes;          /* one per [node.NAME], probed on this loop */
@@ -37,6 +43,7 @@ struct worker {
 	struct ratelimit connect_limit; /* client_rate_limit, per source address */
 	struct ratelimit auth_limit;    /* auth_failure_limit, per source address */
 	uint64_t rng;                   /* xorshift state for cancel keys and jitter */
+	uint8_t mock_key[32];           /* makes the fake SCRAM salt of each unknown user */
 	uint64_t next_id;               /* connection ids for log lines */
 	int n_clients;
 	bool shutdown_requested; /* SHUTDOWN on the admin console, not yet acted on */

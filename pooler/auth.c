@@ -206,6 +206,24 @@ static char *quoted_field(const char **p)
 	return out;
 }
 
+bool auth_user_set_secret(struct auth_user *u, const char *secret)
+{
+	if (strncmp(secret, "SCRAM-SHA-256$", 14) == 0) {
+		u->kind = SECRET_SCRAM;
+		return auth_parse_scram_verifier(secret, u);
+	}
+	if (strlen(secret) == 35 && strncmp(secret, "md5", 3) == 0 &&
+	    strspn(secret + 3, "0123456789abcdef") == 32) {
+		u->kind = SECRET_MD5;
+		memcpy(u->md5, secret, 36);
+		return true;
+	}
+	u->kind = SECRET_PLAIN;
+	u->plain = util_strdup(secret);
+	auth_md5_secret(secret, u->name, u->md5);
+	return auth_make_scram(secret, SCRAM_DEFAULT_ITERATIONS, u);
+}
+
 struct auth_file *auth_file_load(const char *path, char *err, size_t errlen)
 {
 	struct auth_file *af = util_calloc(1, sizeof(*af));
@@ -238,29 +256,12 @@ struct auth_file *auth_file_load(const char *path, char *err, size_t errlen)
 		struct auth_user *u = &af->users[af->n_users++];
 		memset(u, 0, sizeof(*u));
 		u->name = name;
-		if (strncmp(secret, "SCRAM-SHA-256$", 14) == 0) {
-			u->kind = SECRET_SCRAM;
-			if (!auth_parse_scram_verifier(secret, u)) {
-				snprintf(err, errlen,
-				         "%s:%d: user \"%s\": malformed SCRAM-SHA-256 verifier",
-				         path, lineno, name);
-				free(secret);
-				goto fail;
-			}
-		} else if (strlen(secret) == 35 && strncmp(secret, "md5", 3) == 0 &&
-		           strspn(secret + 3, "0123456789abcdef") == 32) {
-			u->kind = SECRET_MD5;
-			memcpy(u->md5, secret, 36);
-		} else {
-			u->kind = SECRET_PLAIN;
-			u->plain = util_strdup(secret);
-			auth_md5_secret(secret, name, u->md5);
-			if (!auth_make_scram(secret, SCRAM_DEFAULT_ITERATIONS, u)) {
-				snprintf(err, errlen, "%s:%d: no random bytes for a salt", path,
-				         lineno);
-				free(secret);
-				goto fail;
-			}
+		if (!auth_user_set_secret(u, secret)) {
+			snprintf(err, errlen, "%s:%d: user \"%s\": %s", path, lineno, name,
+			         u->kind == SECRET_SCRAM ? "malformed SCRAM-SHA-256 verifier"
+			                                 : "no random bytes for a salt");
+			free(secret);
+			goto fail;
 		}
 		free(secret);
 	}
@@ -312,8 +313,45 @@ static const char *scram_attr(const char *msg, char key, size_t *vlen)
 	return NULL;
 }
 
-bool scram_server_first(struct scram_state *st, const struct auth_user *user, const char *msg,
-                        size_t len, char *out, size_t outlen)
+/* Check the gs2 header against what this connection offers and remember the c= value
+ * that must come back. Returns where client-first-message-bare starts, or NULL. */
+static char *scram_gs2(struct scram_state *st, const struct scram_binding *cb, char *msg)
+{
+	static const char end_point[] = "p=tls-server-end-point,";
+	bool offered = cb != NULL && cb->data != NULL;
+	bool plus = cb != NULL && cb->plus;
+	char *authzid_end, *p = msg;
+	uint8_t raw[180]; /* base64 of it fits cbind */
+	size_t n;
+
+	if (msg[0] == 'p') {
+		if (!plus || !offered || strncmp(msg, end_point, sizeof(end_point) - 1) != 0)
+			return NULL;
+		p += sizeof(end_point) - 1;
+	} else if ((msg[0] == 'n' && msg[1] == ',' && !plus) ||
+	           (msg[0] == 'y' && msg[1] == ',' && !plus && !offered)) {
+		p += 2;
+	} else {
+		return NULL;
+	}
+	authzid_end = strchr(p, ',');
+	if (authzid_end == NULL)
+		return NULL;
+	n = (size_t)(authzid_end + 1 - msg);
+	if (n + (msg[0] == 'p' ? cb->len : 0) > sizeof(raw))
+		return NULL;
+	memcpy(raw, msg, n);
+	if (msg[0] == 'p') {
+		memcpy(raw + n, cb->data, cb->len);
+		n += cb->len;
+	}
+	auth_b64_encode(raw, n, st->cbind, sizeof(st->cbind));
+	return authzid_end + 1;
+}
+
+bool scram_server_first(struct scram_state *st, const struct auth_user *user,
+                        const struct scram_binding *cb, const char *msg, size_t len, char *out,
+                        size_t outlen)
 {
 	char *copy, *bare;
 	const char *cnonce;
@@ -327,18 +365,11 @@ bool scram_server_first(struct scram_state *st, const struct auth_user *user, co
 	copy = strndup(msg, len);
 	if (copy == NULL)
 		return false;
-	/* gs2 header: "n,," or "y,," (client could bind but thinks we cannot); "p=" needs
-	 * TLS, which this connection does not have. */
-	if (!((copy[0] == 'n' || copy[0] == 'y') && copy[1] == ',')) {
-		free(copy);
-		return false;
-	}
-	bare = strchr(copy + 2, ',');
+	bare = scram_gs2(st, cb, copy);
 	if (bare == NULL) {
 		free(copy);
 		return false;
 	}
-	bare++;
 	cnonce = scram_attr(bare, 'r', &cnonce_len);
 	if (cnonce == NULL || cnonce_len == 0 || cnonce_len > 64 || strncmp(bare, "n=", 2) != 0) {
 		free(copy);
@@ -394,9 +425,8 @@ bool scram_server_final(struct scram_state *st, const char *msg, size_t len, cha
 	proof64 = scram_attr(copy, 'p', &proof_len);
 	if (!cb || !nonce || !proof64 || proof64 < copy + 3 || proof64[-3] != ',')
 		goto done;
-	/* channel binding data must be the gs2 header we accepted: "n,," or "y,," */
-	if (!((cb_len == 4 && strncmp(cb, "biws", 4) == 0) ||
-	      (cb_len == 4 && strncmp(cb, "eSws", 4) == 0)))
+	/* the gs2 header we accepted, followed by our binding data when it said "p=" */
+	if (cb_len != strlen(st->cbind) || strncmp(cb, st->cbind, cb_len) != 0)
 		goto done;
 	if (nonce_len != strlen(st->nonce) || strncmp(nonce, st->nonce, nonce_len) != 0)
 		goto done;

@@ -43,6 +43,7 @@ void client_auth_done(struct client *c)
 {
 	if (c->auth == NULL)
 		return;
+	authq_cancel(c->auth->lookup);
 	scram_state_free(&c->auth->scram);
 	if (c->auth->copy.plain != NULL) {
 		memset(c->auth->copy.plain, 0, strlen(c->auth->copy.plain));
@@ -328,7 +329,8 @@ static void on_conn_read(struct conn *cn)
 	struct client *c = cn->owner;
 
 	if (cn->eof) {
-		client_close(c, "client closed the connection");
+		client_close(c, cn->handshaking ? "TLS handshake failed"
+		                                : "client closed the connection");
 		return;
 	}
 	c->last_read_us = util_now_us();

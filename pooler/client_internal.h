@@ -15,9 +15,11 @@
 
 #include "admin.h"
 #include "auth.h"
+#include "authq.h"
 #include "classify.h"
 #include "config.h"
 #include "conn.h"
+#include "hba.h"
 #include "log.h"
 #include "params.h"
 #include "pool.h"
@@ -26,6 +28,7 @@
 #include "proto.h"
 #include "router.h"
 #include "server.h"
+#include "tls.h"
 
 enum client_state {
 	CLIENT_STARTUP, /* worker->clients: reading the startup packet */
@@ -38,7 +41,7 @@ enum client_state {
 	CLIENT_CLOSED,  /* worker->dead_clients: freed before the loop sleeps */
 };
 
-enum auth_step { STEP_MD5, STEP_SASL_INITIAL, STEP_SASL_FINAL };
+enum auth_step { STEP_LOOKUP, STEP_MD5, STEP_SASL_INITIAL, STEP_SASL_FINAL };
 
 /* What only the login needs; freed once the client is in, so that idle clients stay
  * small. */
@@ -47,6 +50,9 @@ struct client_auth {
 	struct auth_user copy;        /* survives a reload of the auth file */
 	uint8_t md5_salt[4];
 	struct scram_state scram;
+	struct authq_lookup *lookup; /* auth_query in flight (STEP_LOOKUP) */
+	bool unknown;                /* user is a made-up verifier: the login must fail */
+	int method;                  /* enum auth_type that the challenge will use */
 };
 
 #define AUTH_MAX_MESSAGE 8192

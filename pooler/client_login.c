@@ -2,6 +2,12 @@
  * (from a pool's remembered parameters, or from the admin console). */
 #include "client_internal.h"
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+/* auth_hba_file's cert method, next to enum auth_type's password methods. */
+enum { AUTH_METHOD_CERT = AUTH_TYPE_SCRAM + 1 };
+
 static const char *canonical_value(const char *name, const char *value)
 {
 	if (strcasecmp(name, "client_encoding") == 0 &&
@@ -212,29 +218,121 @@ static bool login_throttled(struct client *c)
 	return true;
 }
 
-static void auth_begin(struct client *c)
+/* The peer's IP address as text without the port, or NULL on the unix socket. */
+static const char *peer_ip(const struct client *c, char *out, size_t outlen)
 {
-	int method = c->w->cfg->auth_type;
-	const struct auth_user *found = auth_file_find(c->w->auth, c->user);
-	const struct auth_user *u = NULL;
+	const char *colon = strrchr(c->addr, ':');
 
-	c->auth = util_calloc(1, sizeof(*c->auth));
-	if (found != NULL) {
-		c->auth->copy = *found;
-		c->auth->copy.name = NULL;
-		c->auth->copy.plain = found->plain ? util_strdup(found->plain) : NULL;
-		u = c->auth->user = &c->auth->copy;
+	if (strcmp(c->addr, "unix") == 0 || colon == NULL)
+		return NULL;
+	snprintf(out, outlen, "%.*s", (int)(colon - c->addr), c->addr);
+	return out;
+}
+
+/* The method auth_hba_file gives this client, or -1 after rejecting it. Rejections name
+ * no user secret and happen before the auth file is consulted, so they tell nothing
+ * about which users exist. */
+static int hba_method(struct client *c)
+{
+	const struct hba *hba = c->w->hba;
+	char ip[64], msg[300];
+	const char *addr = peer_ip(c, ip, sizeof(ip));
+	bool tls = c->conn.ssl != NULL;
+	int line;
+
+	switch (hba_match(hba, addr, tls, c->db, c->user, &line)) {
+	case HBA_TRUST:
+		return AUTH_TYPE_TRUST;
+	case HBA_MD5:
+		return AUTH_TYPE_MD5;
+	case HBA_SCRAM:
+		return AUTH_TYPE_SCRAM;
+	case HBA_CERT:
+		return AUTH_METHOD_CERT;
+	case HBA_REJECT:
+		snprintf(msg, sizeof(msg),
+		         "auth_hba_file rejects connection for host \"%s\", user \"%s\", "
+		         "database \"%s\", %s",
+		         addr ? addr : "[local]", c->user, c->db,
+		         tls ? "SSL encryption" : "no encryption");
+		break;
+	case HBA_NO_MATCH:
+		snprintf(msg, sizeof(msg),
+		         "no pg_hba.conf-style entry (auth_hba_file) for host \"%s\", user "
+		         "\"%s\", database \"%s\", %s",
+		         addr ? addr : "[local]", c->user, c->db,
+		         tls ? "SSL encryption" : "no encryption");
+		break;
 	}
-	if (method == AUTH_TYPE_TRUST) {
-		auth_ok(c);
+	metrics_reject(&c->w->metrics, REJECT_AUTHENTICATION);
+	log_debug("c=%llu auth_hba_file line %d decided", (unsigned long long)c->id, line);
+	client_fatal(c, SQLSTATE_INVALID_AUTH_SPEC, msg);
+	return -1;
+}
+
+/* cert: a client certificate, verified against client_tls_ca_file, whose common name is
+ * the user name. */
+static void cert_login(struct client *c)
+{
+	char cn[256], msg[200];
+
+	if (c->conn.ssl == NULL || !tls_peer_cn(c->conn.ssl, cn, sizeof(cn)) ||
+	    strcmp(cn, c->user) != 0) {
+		metrics_reject(&c->w->metrics, REJECT_AUTHENTICATION);
+		snprintf(msg, sizeof(msg), "certificate authentication failed for user \"%s\"",
+		         c->user);
+		client_fatal(c, SQLSTATE_INVALID_AUTH_SPEC, msg);
 		return;
 	}
+	auth_ok(c);
+}
+
+/* Keep a copy of the user's secret: the auth file may be reloaded during the login. */
+static void keep_user(struct client *c, const struct auth_user *found)
+{
+	if (found == NULL)
+		return;
+	c->auth->copy = *found;
+	c->auth->copy.name = NULL;
+	c->auth->copy.plain = found->plain ? util_strdup(found->plain) : NULL;
+	c->auth->user = &c->auth->copy;
+}
+
+/* An unknown user gets a verifier like a real one, with a salt that is the same at every
+ * attempt (a keyed hash of the name), so that asking twice does not reveal that the user
+ * does not exist; the login then fails at the proof, as a wrong password does. */
+static void mock_user(struct client *c)
+{
+	struct auth_user *u = &c->auth->copy;
+	uint8_t mac[32];
+	unsigned int n = sizeof(mac);
+
+	memset(u, 0, sizeof(*u));
+	HMAC(EVP_sha256(), c->w->mock_key, sizeof(c->w->mock_key), (const uint8_t *)c->user,
+	     strlen(c->user), mac, &n);
+	u->kind = SECRET_SCRAM;
+	u->has_scram = true;
+	u->iterations = SCRAM_DEFAULT_ITERATIONS;
+	u->salt_len = 16;
+	memcpy(u->salt, mac, 16);
+	/* keys nobody can match: the login fails even without the unknown flag */
+	memcpy(u->stored_key, mac + 16, 16);
+	c->auth->user = u;
+	c->auth->unknown = true;
+}
+
+/* Send the MD5 or SASL challenge. An unknown user (c->auth->user == NULL) gets one too
+ * and fails only at the end, like a wrong password. */
+static void auth_challenge(struct client *c)
+{
+	const struct auth_user *u = c->auth->user;
+	int method = c->auth->method;
+
 	/* The stored secret decides when it cannot serve the configured method. */
 	if (u != NULL && method == AUTH_TYPE_SCRAM && u->kind == SECRET_MD5)
 		method = AUTH_TYPE_MD5;
 	else if (u != NULL && method == AUTH_TYPE_MD5 && u->kind == SECRET_SCRAM)
 		method = AUTH_TYPE_SCRAM;
-	client_set_state(c, CLIENT_AUTH);
 	if (method == AUTH_TYPE_MD5) {
 		if (!util_random_bytes(c->auth->md5_salt, sizeof(c->auth->md5_salt))) {
 			client_fatal(c, SQLSTATE_INTERNAL_ERROR, "no random bytes for a salt");
@@ -243,11 +341,99 @@ static void auth_begin(struct client *c)
 		c->auth_step = STEP_MD5;
 		proto_write_auth(&c->conn.out, AUTH_MD5, c->auth->md5_salt, 4);
 	} else {
-		static const char mechs[] = "SCRAM-SHA-256\0";
+		/* On TLS, channel binding is offered first, as PostgreSQL does. */
+		static const char plain[] = "SCRAM-SHA-256\0";
+		static const char with_plus[] = "SCRAM-SHA-256-PLUS\0SCRAM-SHA-256\0";
 		c->auth_step = STEP_SASL_INITIAL;
-		proto_write_auth(&c->conn.out, AUTH_SASL, mechs, sizeof(mechs));
+		if (c->auth->user == NULL)
+			mock_user(c);
+		if (c->conn.ssl != NULL)
+			proto_write_auth(&c->conn.out, AUTH_SASL, with_plus, sizeof(with_plus));
+		else
+			proto_write_auth(&c->conn.out, AUTH_SASL, plain, sizeof(plain));
 	}
 	client_flush(c);
+}
+
+static void on_lookup(void *arg, const struct auth_user *u, const char *error)
+{
+	struct client *c = arg;
+
+	c->auth->lookup = NULL;
+	if (error != NULL)
+		log_warning("c=%llu user=%s %s", (unsigned long long)c->id, c->user, error);
+	keep_user(c, u);
+	auth_challenge(c);
+	/* Called from the loop: a client that did not wait for the challenge is read now. */
+	if (c->state == CLIENT_AUTH && buf_len(&c->conn.in) > 0)
+		client_process(c);
+}
+
+/* An ini key left empty counts as unset. */
+static const char *set_or_null(const char *s)
+{
+	return s != NULL && s[0] != '\0' ? s : NULL;
+}
+
+/* Where auth_query runs: the node that the probes last found primary (or the first one
+ * configured as primary), in auth_dbname. */
+static bool auth_query_target(struct client *c, struct authq_target *t)
+{
+	const struct config *cfg = c->w->cfg;
+	struct node *primary = NULL;
+
+	for (int i = 0; i < c->w->n_nodes && primary == NULL; i++)
+		if (c->w->nodes[i]->role == NODE_ROLE_PRIMARY)
+			primary = c->w->nodes[i];
+	if (primary == NULL)
+		return false;
+	const struct auth_user *au = auth_file_find(c->w->auth, cfg->auth_user);
+	*t = (struct authq_target){
+	    .host = primary->host,
+	    .port = primary->port,
+	    .tls = &primary->tls,
+	    .user = cfg->auth_user,
+	    .password = set_or_null(cfg->auth_password) ? cfg->auth_password
+	                : au                            ? au->plain
+	                                                : NULL,
+	    .dbname = set_or_null(cfg->auth_dbname) ? cfg->auth_dbname
+	              : cfg->n_dbs > 0              ? cfg->dbs[0].dbname
+	                                            : "postgres",
+	    .query = cfg->auth_query,
+	    .timeout_ms = cfg->server_connect_timeout_ms,
+	    .ttl_ms = cfg->auth_query_cache_ttl_ms,
+	};
+	return true;
+}
+
+static void auth_begin(struct client *c)
+{
+	int method = c->w->hba ? hba_method(c) : c->w->cfg->auth_type;
+	const struct auth_user *found;
+	struct authq_target target;
+
+	if (method < 0)
+		return;
+	c->auth = util_calloc(1, sizeof(*c->auth));
+	c->auth->method = method;
+	found = auth_file_find(c->w->auth, c->user);
+	if (method == AUTH_TYPE_TRUST || method == AUTH_METHOD_CERT) {
+		keep_user(c, found);
+		if (method == AUTH_TYPE_TRUST)
+			auth_ok(c);
+		else
+			cert_login(c);
+		return;
+	}
+	client_set_state(c, CLIENT_AUTH);
+	if (found == NULL && set_or_null(c->w->cfg->auth_user) != NULL &&
+	    !authq_cached(c->w->authq, c->user, &found) && auth_query_target(c, &target)) {
+		c->auth_step = STEP_LOOKUP;
+		c->auth->lookup = authq_lookup(c->w->authq, &target, c->user, on_lookup, c);
+		return;
+	}
+	keep_user(c, found);
+	auth_challenge(c);
 }
 
 /* One PasswordMessage / SASLInitialResponse / SASLResponse. */
@@ -258,13 +444,15 @@ static void auth_message(struct client *c, const uint8_t *body, uint32_t len)
 
 	proto_reader_init(&r, body, len);
 	switch (c->auth_step) {
+	case STEP_LOOKUP:
+		return; /* not reached: nothing is read before the challenge */
 	case STEP_MD5: {
 		const char *resp = proto_get_str(&r);
 		if (r.err) {
 			client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION, "malformed password message");
 			return;
 		}
-		if (c->auth->user == NULL ||
+		if (c->auth->user == NULL || c->auth->unknown ||
 		    !auth_md5_check(c->auth->user->md5, c->auth->md5_salt, resp)) {
 			auth_failed(c);
 			return;
@@ -280,12 +468,18 @@ static void auth_message(struct client *c, const uint8_t *body, uint32_t len)
 			client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION, "malformed SASL message");
 			return;
 		}
-		if (strcmp(mech, "SCRAM-SHA-256") != 0) {
+		uint8_t end_point[64]; /* EVP_MAX_MD_SIZE */
+		struct scram_binding cb = {.plus = strcmp(mech, "SCRAM-SHA-256-PLUS") == 0};
+		if (!cb.plus && strcmp(mech, "SCRAM-SHA-256") != 0) {
 			client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION,
 			             "client selected an invalid SASL authentication mechanism");
 			return;
 		}
-		if (!scram_server_first(&c->auth->scram, c->auth->user, (const char *)data,
+		if (c->conn.ssl != NULL) {
+			cb.len = tls_server_end_point(c->conn.ssl, end_point, sizeof(end_point));
+			cb.data = cb.len > 0 ? end_point : NULL;
+		}
+		if (!scram_server_first(&c->auth->scram, c->auth->user, &cb, (const char *)data,
 		                        (size_t)n, out, sizeof(out))) {
 			client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION, "malformed SCRAM message");
 			return;
@@ -297,7 +491,8 @@ static void auth_message(struct client *c, const uint8_t *body, uint32_t len)
 	}
 	case STEP_SASL_FINAL:
 		if (!scram_server_final(&c->auth->scram, (const char *)body, len, out,
-		                        sizeof(out))) {
+		                        sizeof(out)) ||
+		    c->auth->unknown) {
 			auth_failed(c);
 			return;
 		}
@@ -423,6 +618,12 @@ static void startup(struct client *c, const struct startup *st)
 	}
 	c->user = util_strdup(user);
 	c->db = util_strdup(db && db[0] ? db : user);
+	if (c->conn.ssl == NULL && c->w->cfg->client_tls_sslmode >= TLS_REQUIRE &&
+	    strcmp(c->addr, "unix") != 0) {
+		client_fatal(c, SQLSTATE_INVALID_AUTH_SPEC,
+		             "SSL required (client_tls_sslmode): connect with sslmode=require");
+		return;
+	}
 	for (int i = 0; i < st->nparams; i++) {
 		const char *name = st->names[i], *value = st->values[i];
 		if (strcmp(name, "user") == 0 || strcmp(name, "database") == 0 ||
@@ -466,7 +667,46 @@ static void startup(struct client *c, const struct startup *st)
 	auth_begin(c);
 }
 
-/* Startup packets: SSLRequest and GSSENCRequest get 'N', then the real one follows. */
+/* SSLRequest: 'S' and a TLS handshake when client TLS is on, else 'N'. A client must wait
+ * for the answer before it sends more: bytes already behind the request were sent in
+ * plain text and would be taken as if they came through TLS (the injection of
+ * CVE-2021-23222), so such a client is closed. */
+static void answer_ssl_request(struct client *c, uint32_t len)
+{
+	struct buf *in = &c->conn.in;
+	struct ssl_st *ssl;
+
+	if (c->conn.ssl != NULL) {
+		client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION,
+		             "SSLRequest on an encrypted connection");
+		return;
+	}
+	if (c->w->tls_ctx == NULL) {
+		buf_consume(in, len);
+		buf_put_u8(&c->conn.out, 'N');
+		client_flush(c);
+		return;
+	}
+	if (buf_len(in) > len) {
+		log_warning("c=%llu addr=%s sent data after SSLRequest before the answer; closing",
+		            (unsigned long long)c->id, c->addr);
+		client_close(c, "data after SSLRequest (possible injection)");
+		return;
+	}
+	buf_consume(in, len);
+	buf_put_u8(&c->conn.out, 'S');
+	client_flush(c);
+	if (c->state == CLIENT_CLOSED)
+		return;
+	ssl = conn_unsent(&c->conn) == 0 ? tls_session_new(c->w->tls_ctx, c->conn.fd) : NULL;
+	if (ssl == NULL) {
+		client_close(c, "could not start TLS");
+		return;
+	}
+	conn_tls_accept(&c->conn, ssl);
+}
+
+/* Startup packets: SSLRequest (see above) and GSSENCRequest ('N'), then the real one. */
 void client_read_startup(struct client *c)
 {
 	struct buf *in = &c->conn.in;
@@ -488,6 +728,8 @@ void client_read_startup(struct client *c)
 		proto_parse_startup(p + 4, len - 4, &st);
 		switch (st.kind) {
 		case STARTUP_SSL:
+			answer_ssl_request(c, len);
+			continue;
 		case STARTUP_GSSENC:
 			buf_consume(in, len);
 			buf_put_u8(&c->conn.out, 'N');
@@ -519,6 +761,9 @@ void client_read_auth(struct client *c)
 {
 	struct buf *in = &c->conn.in;
 	struct proto_header h;
+
+	if (c->auth_step == STEP_LOOKUP)
+		return; /* answers wait for the challenge */
 	enum proto_status st = proto_read_header(buf_head(in), buf_len(in), AUTH_MAX_MESSAGE, &h);
 
 	if (st == PROTO_INCOMPLETE)

@@ -32,6 +32,8 @@ static const char *const auth_types[] = {"trust", "md5", "scram-sha-256", NULL};
 static const char *const roles[] = {"primary", "replica", "auto", NULL};
 static const char *const fallbacks[] = {"primary", "error", NULL};
 static const char *const ryw_modes[] = {"off", "lsn", "window", NULL};
+static const char *const tls_modes[] = {"disable",   "allow",       "prefer", "require",
+                                        "verify-ca", "verify-full", NULL};
 
 #define P(f) offsetof(struct config, f)
 static const struct key pooler_keys[] = {
@@ -44,6 +46,31 @@ static const struct key pooler_keys[] = {
      "how clients prove who they are"},
     {"auth_file", K_PATH, P(auth_file), "users.txt", 0, 0, NULL, false,
      "\"user\" \"secret\" per line; plain, md5 or SCRAM secrets"},
+    {"auth_hba_file", K_PATH, P(auth_hba_file), NULL, 0, 0, NULL, false,
+     "pg_hba.conf-style rules (TYPE DATABASE USER ADDRESS METHOD); first match decides"},
+    {"auth_user", K_STR, P(auth_user), NULL, 0, 0, NULL, false,
+     "user that runs auth_query on the primary for users missing from auth_file; unset: off"},
+    {"auth_password", K_STR, P(auth_password), NULL, 0, 0, NULL, true,
+     "its password; default: auth_user's plain secret in auth_file"},
+    {"auth_dbname", K_STR, P(auth_dbname), NULL, 0, 0, NULL, false,
+     "database auth_query runs in; default: the first database's dbname"},
+    {"auth_query", K_STR, P(auth_query),
+     "SELECT usename, passwd, valuntil FROM pg_shadow WHERE usename = $1", 0, 0, NULL, false,
+     "returns name, verifier (SCRAM or md5) and optionally valid-until for user $1"},
+    {"auth_query_cache_ttl", K_MS, P(auth_query_cache_ttl_ms), "60s", 0, 86400000, NULL, false,
+     "how long a looked-up verifier (or its absence) is reused; 0 asks every time"},
+    {"client_tls_sslmode", K_ENUM, P(client_tls_sslmode), "disable", 0, 0, tls_modes, false,
+     "TLS for clients: disable | allow | prefer | require | verify-ca | verify-full"},
+    {"client_tls_cert_file", K_PATH, P(client_tls_cert_file), NULL, 0, 0, NULL, false,
+     "certificate (PEM, with its chain) the pooler shows clients"},
+    {"client_tls_key_file", K_PATH, P(client_tls_key_file), NULL, 0, 0, NULL, false,
+     "private key of client_tls_cert_file (PEM, unencrypted)"},
+    {"client_tls_ca_file", K_PATH, P(client_tls_ca_file), NULL, 0, 0, NULL, false,
+     "CAs whose client certificates are accepted (verify-ca, verify-full, cert auth)"},
+    {"client_tls_protocols", K_STR, P(client_tls_protocols), "secure", 0, 0, NULL, false,
+     "comma-separated tlsv1.0 | tlsv1.1 | tlsv1.2 | tlsv1.3, or secure (1.2 and 1.3) or all"},
+    {"client_tls_ciphers", K_STR, P(client_tls_ciphers), "default", 0, 0, NULL, false,
+     "OpenSSL cipher list for TLS 1.2 and below; default keeps OpenSSL's"},
     {"admin_users", K_STR, P(admin_users), "", 0, 0, NULL, false,
      "users allowed to run admin commands"},
     {"stats_users", K_STR, P(stats_users), "", 0, 0, NULL, false,
@@ -147,6 +174,15 @@ static const struct key node_keys[] = {
     {"pool_size", K_AUTO_INT, N(budget), "auto", 1, 100000, NULL, false,
      "server connections to this node over all pools; auto = cores * 2 + "
      "effective_spindle_count"},
+    {"sslmode", K_ENUM, N(sslmode), "disable", 0, 0, tls_modes, false,
+     "TLS to this server, as libpq's sslmode"},
+    {"sslrootcert", K_PATH, N(sslrootcert), NULL, 0, 0, NULL, false,
+     "CAs that sign the server's certificate (verify-ca, verify-full)"},
+    {"sslcert", K_PATH, N(sslcert), NULL, 0, 0, NULL, false,
+     "client certificate the pooler shows this server"},
+    {"sslkey", K_PATH, N(sslkey), NULL, 0, 0, NULL, false, "private key of sslcert"},
+    {"sslpassword", K_STR, N(sslpassword), NULL, 0, 0, NULL, true,
+     "passphrase of an encrypted sslkey"},
 };
 #undef N
 
@@ -473,6 +509,11 @@ static char *read_line(char *str, int num, void *stream)
 	return r;
 }
 
+const char *config_tls_mode_name(int mode)
+{
+	return tls_modes[mode];
+}
+
 bool config_list_has(const char *list, const char *name)
 {
 	size_t n = strlen(name);
@@ -586,6 +627,27 @@ static bool resolve_db(struct parse_state *ps, struct db_conf *d)
 	return true;
 }
 
+/* TLS for clients needs a certificate and its key; verifying clients needs the CAs. */
+static bool check_client_tls(struct parse_state *ps)
+{
+	const struct config *cfg = ps->cfg;
+
+	if (cfg->client_tls_sslmode == TLS_DISABLE)
+		return true;
+	if (cfg->client_tls_cert_file == NULL || cfg->client_tls_cert_file[0] == '\0')
+		return fail(ps,
+		            "[pooler] client_tls_cert_file: required when client_tls_sslmode is "
+		            "not disable");
+	if (cfg->client_tls_key_file == NULL || cfg->client_tls_key_file[0] == '\0')
+		return fail(ps, "[pooler] client_tls_key_file: required when client_tls_sslmode is "
+		                "not disable");
+	if (cfg->client_tls_sslmode >= TLS_VERIFY_CA &&
+	    (cfg->client_tls_ca_file == NULL || cfg->client_tls_ca_file[0] == '\0'))
+		return fail(ps, "[pooler] client_tls_ca_file: required with client_tls_sslmode = "
+		                "verify-ca or verify-full");
+	return true;
+}
+
 struct config *config_load(const char *path, char *err, size_t errlen)
 {
 	struct parse_state ps = {.err = err, .errlen = errlen};
@@ -630,6 +692,8 @@ struct config *config_load(const char *path, char *err, size_t errlen)
 	for (int i = 0; i < cfg->n_dbs; i++)
 		if (!resolve_db(&ps, &cfg->dbs[i]))
 			goto fail;
+	if (!check_client_tls(&ps))
+		goto fail;
 	return cfg;
 fail:
 	config_free(cfg);
@@ -718,8 +782,10 @@ static void format_value(const struct key *k, const void *obj, char *out, size_t
 	case K_STR:
 	case K_PATH:
 		snprintf(out, cap, "%s",
-		         k->secret ? (*(char *const *)field ? "(set, not shown)" : "")
-		                   : (*(char *const *)field ? *(char *const *)field : ""));
+		         k->secret
+		             ? (*(char *const *)field && **(char *const *)field ? "(set, not shown)"
+		                                                                : "")
+		             : (*(char *const *)field ? *(char *const *)field : ""));
 		return;
 	case K_INT:
 		snprintf(out, cap, "%d", v);

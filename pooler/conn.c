@@ -7,6 +7,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "tls.h"
+
 static void on_readable(struct ev_loop *loop, ev_io *w, int revents);
 static void on_writable(struct ev_loop *loop, ev_io *w, int revents);
 
@@ -21,6 +23,7 @@ void conn_init(struct conn *c, struct ev_loop *loop, int fd, void *owner, conn_c
 	c->on_drain = on_drain;
 	buf_init(&c->in);
 	buf_init(&c->out);
+	buf_init(&c->stage);
 	ev_init(&c->rio, on_readable);
 	ev_init(&c->wio, on_writable);
 	c->rio.data = c;
@@ -53,8 +56,11 @@ void conn_close(struct conn *c)
 		conn_unlink(c);
 	ev_io_stop(c->loop, &c->rio);
 	ev_io_stop(c->loop, &c->wio);
-	if (!c->borrowed)
+	if (!c->borrowed) {
+		tls_session_free(c->ssl);
 		close(c->fd);
+	}
+	c->ssl = NULL;
 	c->fd = -1;
 	c->reading = false;
 }
@@ -64,13 +70,24 @@ void conn_free(struct conn *c)
 	conn_close(c);
 	buf_free(&c->in);
 	buf_free(&c->out);
+	buf_free(&c->stage);
+}
+
+/* A TLS session may hold decrypted bytes while the socket stays quiet: when reading
+ * (re)starts, look at them without waiting for the socket. */
+static void kick_pending(struct conn *c)
+{
+	if (c->ssl != NULL && !c->handshaking && ev_is_active(&c->rio) && tls_has_pending(c->ssl))
+		ev_feed_event(c->loop, &c->rio, EV_READ);
 }
 
 void conn_start_read(struct conn *c)
 {
 	c->reading = true;
-	if (c->fd >= 0 && !c->paused && !ev_is_active(&c->rio))
+	if (c->fd >= 0 && !c->paused && !ev_is_active(&c->rio)) {
 		ev_io_start(c->loop, &c->rio);
+		kick_pending(c);
+	}
 }
 
 void conn_stop_read(struct conn *c)
@@ -90,8 +107,26 @@ static void pause_read(struct conn *c)
 static void resume_read(struct conn *c)
 {
 	c->paused = false;
-	if (c->reading && c->fd >= 0 && !ev_is_active(&c->rio))
+	if (c->reading && c->fd >= 0 && !ev_is_active(&c->rio)) {
 		ev_io_start(c->loop, &c->rio);
+		kick_pending(c);
+	}
+}
+
+static void handshake_step(struct conn *c);
+
+void conn_tls_accept(struct conn *c, struct ssl_st *ssl)
+{
+	c->ssl = ssl;
+	c->handshaking = true;
+	handshake_step(c);
+}
+
+void conn_tls_borrow(struct conn *c, struct ssl_st *ssl)
+{
+	c->ssl = ssl;
+	tls_session_prepare(ssl);
+	kick_pending(c);
 }
 
 void conn_link(struct conn *a, struct conn *b)
@@ -121,6 +156,8 @@ void conn_trim(struct conn *c)
 		buf_free(&c->in);
 	if (buf_len(&c->out) == 0)
 		buf_free(&c->out);
+	if (buf_len(&c->stage) == 0)
+		buf_free(&c->stage);
 }
 
 void conn_cut(struct conn *c, size_t off, size_t n)
@@ -136,12 +173,71 @@ void conn_cut(struct conn *c, size_t off, size_t n)
 	c->in.end -= n;
 }
 
+/* Everything is written: stop waiting for the socket, let the source read again. */
+static enum conn_result flushed(struct conn *c, struct conn *src)
+{
+	if (ev_is_active(&c->wio) && !c->read_wants_write)
+		ev_io_stop(c->loop, &c->wio);
+	if (src && src->paused)
+		resume_read(src);
+	if (src && src->on_drain)
+		src->on_drain(src);
+	return CONN_OK;
+}
+
+static enum conn_result wait_writable(struct conn *c, struct conn *src)
+{
+	if (!ev_is_active(&c->wio))
+		ev_io_start(c->loop, &c->wio);
+	if (src && src->fwd > 0)
+		pause_read(src);
+	return CONN_AGAIN;
+}
+
+/* The TLS path of conn_flush: out and the peer's ready prefix move to `stage` (one TLS
+ * record for a small reply), and stage is written until empty. */
+static enum conn_result flush_tls(struct conn *c, struct conn *src)
+{
+	size_t put;
+
+	if (c->handshaking)
+		return CONN_AGAIN; /* the handshake step flushes when it is done */
+	for (;;) {
+		if (buf_len(&c->stage) == 0) {
+			buf_put(&c->stage, buf_head(&c->out), buf_len(&c->out));
+			buf_consume(&c->out, buf_len(&c->out));
+			if (src && src->fwd > 0) {
+				buf_put(&c->stage, buf_head(&src->in), src->fwd);
+				buf_consume(&src->in, src->fwd);
+				src->fwd = 0;
+			}
+			if (buf_len(&c->stage) == 0)
+				return flushed(c, src);
+		}
+		switch (tls_write(c->ssl, buf_head(&c->stage), buf_len(&c->stage), &put)) {
+		case TLS_DONE:
+			buf_consume(&c->stage, put);
+			if (c->bytes != NULL)
+				c->bytes->out += put;
+			continue;
+		case TLS_WANT_READ: /* no renegotiation: only a transient socket state */
+		case TLS_WANT_WRITE:
+			return wait_writable(c, src);
+		default:
+			c->eof = true;
+			return CONN_ERROR;
+		}
+	}
+}
+
 enum conn_result conn_flush(struct conn *c)
 {
 	struct conn *src = c->peer;
 
 	if (c->fd < 0)
 		return CONN_ERROR;
+	if (c->ssl != NULL)
+		return flush_tls(c, src);
 	for (;;) {
 		struct iovec iov[2];
 		int n_iov = 0;
@@ -158,13 +254,8 @@ enum conn_result conn_flush(struct conn *c)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK) {
-				if (!ev_is_active(&c->wio))
-					ev_io_start(c->loop, &c->wio);
-				if (src && src->fwd > 0)
-					pause_read(src);
-				return CONN_AGAIN;
-			}
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return wait_writable(c, src);
 			c->eof = true;
 			return CONN_ERROR;
 		}
@@ -179,13 +270,7 @@ enum conn_result conn_flush(struct conn *c)
 			src->fwd -= done;
 		}
 	}
-	if (ev_is_active(&c->wio))
-		ev_io_stop(c->loop, &c->wio);
-	if (src && src->paused)
-		resume_read(src);
-	if (src && src->on_drain)
-		src->on_drain(src);
-	return CONN_OK;
+	return flushed(c, src);
 }
 
 static void on_writable(struct ev_loop *loop, ev_io *w, int revents)
@@ -196,6 +281,16 @@ static void on_writable(struct ev_loop *loop, ev_io *w, int revents)
 	(void)loop;
 	(void)revents;
 
+	if (c->handshaking) {
+		handshake_step(c);
+		return;
+	}
+	if (c->read_wants_write) {
+		c->read_wants_write = false;
+		on_readable(c->loop, &c->rio, EV_READ);
+		if (c->fd < 0 || c->peer != src)
+			return;
+	}
 	switch (conn_flush(c)) {
 	case CONN_ERROR:
 		ev_io_stop(c->loop, &c->wio);
@@ -212,38 +307,123 @@ static void on_writable(struct ev_loop *loop, ev_io *w, int revents)
 	}
 }
 
+/* Read into p: > 0 bytes, 0 at eof, READ_AGAIN when nothing is there yet, READ_BROKEN. */
+#define READ_AGAIN (-1)
+#define READ_BROKEN (-2)
+static ssize_t receive(struct conn *c, uint8_t *p, size_t n)
+{
+	size_t got;
+
+	if (c->ssl == NULL) {
+		ssize_t r = read(c->fd, p, n);
+		if (r >= 0)
+			return r;
+		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? READ_AGAIN
+		                                                                 : READ_BROKEN;
+	}
+	switch (tls_read(c->ssl, p, n, &got)) {
+	case TLS_DONE:
+		return (ssize_t)got;
+	case TLS_CLOSED:
+		return 0;
+	case TLS_WANT_READ:
+		return READ_AGAIN;
+	case TLS_WANT_WRITE:
+		c->read_wants_write = true;
+		if (!ev_is_active(&c->wio))
+			ev_io_start(c->loop, &c->wio);
+		return READ_AGAIN;
+	case TLS_FAILED:
+		break;
+	}
+	return READ_BROKEN;
+}
+
+/* One read into `in`. Start small (most clients send short queries) and grow with what
+ * arrives. */
+static ssize_t read_some(struct conn *c)
+{
+	size_t room = c->in.cap - c->in.end + c->in.start;
+	uint8_t *p = buf_reserve(&c->in, room >= 512 ? room : c->in.cap ? c->in.cap : 1024);
+	if (p == NULL)
+		return READ_BROKEN;
+	ssize_t n = receive(c, p, c->in.cap - c->in.end);
+	if (n > 0) {
+		c->in.end += (size_t)n;
+		if (c->bytes != NULL)
+			c->bytes->in += (uint64_t)n;
+	}
+	return n;
+}
+
+static void handshake_step(struct conn *c)
+{
+	switch (tls_handshake(c->ssl)) {
+	case TLS_DONE:
+		c->handshaking = false;
+		if (ev_is_active(&c->wio) && conn_unsent(c) == 0)
+			ev_io_stop(c->loop, &c->wio);
+		conn_start_read(c);
+		kick_pending(c); /* the first message may have come with the last flight */
+		return;
+	case TLS_WANT_READ:
+		if (ev_is_active(&c->wio))
+			ev_io_stop(c->loop, &c->wio);
+		conn_start_read(c);
+		return;
+	case TLS_WANT_WRITE:
+		if (!ev_is_active(&c->wio))
+			ev_io_start(c->loop, &c->wio);
+		return;
+	case TLS_CLOSED:
+	case TLS_FAILED:
+		break;
+	}
+	c->eof = true;
+	conn_stop_read(c);
+	if (ev_is_active(&c->wio))
+		ev_io_stop(c->loop, &c->wio);
+	c->on_read(c);
+}
+
 static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct conn *c = w->data;
+	bool got = false;
+	ssize_t n;
 	(void)loop;
 	(void)revents;
 
+	if (c->handshaking) {
+		handshake_step(c);
+		return;
+	}
 	if (buf_len(&c->in) >= CONN_HIGH_WATER) {
 		pause_read(c);
 		c->on_read(c);
 		return;
 	}
-	/* Start small (most clients send short queries) and grow with what arrives. */
-	size_t room = c->in.cap - c->in.end + c->in.start;
-	uint8_t *p = buf_reserve(&c->in, room >= 512 ? room : c->in.cap ? c->in.cap : 1024);
-	if (p == NULL) {
-		c->eof = true;
+	/* A TLS record may hold more than one read takes: drain the session, bounded. */
+	do {
+		n = read_some(c);
+		got |= n > 0;
+	} while (n > 0 && c->ssl != NULL && tls_has_pending(c->ssl) &&
+	         buf_len(&c->in) < CONN_HIGH_WATER);
+	bool end = n == 0 || n == READ_BROKEN;
+	if (got) {
+		/* Bytes that came before the end (a last ErrorResponse) reach the owner first. */
 		c->on_read(c);
+		if (c->fd < 0 || c->eof)
+			return;
+		if (!end) {
+			if (!c->paused)
+				kick_pending(c);
+			return;
+		}
+	} else if (!end) {
 		return;
 	}
-	ssize_t n = read(c->fd, p, c->in.cap - c->in.end);
-	if (n > 0) {
-		c->in.end += (size_t)n;
-		if (c->bytes != NULL)
-			c->bytes->in += (uint64_t)n;
-	} else if (n == 0) {
-		c->eof = true;
-	} else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-		return;
-	} else {
-		c->eof = true;
-	}
-	if (c->eof)
-		conn_stop_read(c);
+	c->eof = true;
+	conn_stop_read(c);
 	c->on_read(c);
 }

@@ -11,15 +11,18 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "authq.h"
 #include "classify.h"
 #include "client.h"
 #include "config.h"
+#include "hba.h"
 #include "http.h"
 #include "listener.h"
 #include "log.h"
 #include "node.h"
 #include "pool.h"
 #include "router.h"
+#include "tls.h"
 #include "worker.h"
 
 enum log_level log_min_level = LOG_INFO;
@@ -28,6 +31,8 @@ struct daemon {
 	struct worker w;
 	struct config *cfg;
 	struct auth_file *auth;
+	struct hba *hba;            /* NULL without auth_hba_file */
+	struct ssl_ctx_st *tls_ctx; /* NULL with client_tls_sslmode = disable */
 	struct listeners *listeners;
 	const char *config_path;
 	ev_signal sigterm, sigint, sighup;
@@ -352,6 +357,26 @@ static const char *pool_outdated(const struct worker *w, const struct pool *p,
 	return NULL;
 }
 
+/* The access rules and the client TLS context a config names. False (with err) when a
+ * file is missing or unusable; nothing is left allocated then. */
+static bool load_access(const struct config *cfg, struct hba **hba, struct ssl_ctx_st **tls_ctx,
+                        char *err, size_t errlen)
+{
+	*hba = NULL;
+	if (cfg->auth_hba_file != NULL && cfg->auth_hba_file[0] != '\0') {
+		*hba = hba_load(cfg->auth_hba_file, err, errlen);
+		if (*hba == NULL)
+			return false;
+	}
+	*tls_ctx = tls_server_ctx_new(cfg, err, errlen);
+	if (*tls_ctx == NULL && cfg->client_tls_sslmode != TLS_DISABLE) {
+		hba_free(*hba);
+		*hba = NULL;
+		return false;
+	}
+	return true;
+}
+
 /* Reload: a new snapshot of config and auth file; a bad file keeps the old ones. Pools
  * take their new settings; nodes come and go (apply_nodes); pools whose node or target
  * changed retire, and the next transaction of their clients gets a new pool. */
@@ -359,6 +384,8 @@ static bool reload(struct daemon *d, char *err, size_t errlen)
 {
 	struct config *cfg;
 	struct auth_file *auth;
+	struct hba *hba = NULL;
+	struct ssl_ctx_st *tls_ctx = NULL;
 
 	cfg = config_load(d->config_path, err, errlen);
 	if (cfg == NULL)
@@ -368,9 +395,16 @@ static bool reload(struct daemon *d, char *err, size_t errlen)
 		config_free(cfg);
 		goto fail;
 	}
+	if (!load_access(cfg, &hba, &tls_ctx, err, errlen)) {
+		config_free(cfg);
+		auth_file_free(auth);
+		goto fail;
+	}
 	if (!open_log_file(d, cfg, err, errlen)) {
 		config_free(cfg);
 		auth_file_free(auth);
+		hba_free(hba);
+		tls_ctx_free(tls_ctx);
 		goto fail;
 	}
 	add_functions(d->w.classifier, cfg->read_only_functions, false);
@@ -380,12 +414,19 @@ static bool reload(struct daemon *d, char *err, size_t errlen)
 		node_request_catalog(d->w.nodes[i]); /* and the catalog, on the next probe */
 	config_free(d->cfg);
 	auth_file_free(d->auth);
+	hba_free(d->hba);
+	tls_ctx_free(d->tls_ctx); /* sessions keep a reference to the context they came from */
 	d->w.cfg_gen++;
 	d->cfg = cfg;
 	d->auth = auth;
+	d->hba = hba;
+	d->tls_ctx = tls_ctx;
 	d->w.cfg = cfg;
 	d->w.auth = auth;
 	configure_limits(&d->w, cfg);
+	d->w.hba = hba;
+	d->w.tls_ctx = tls_ctx;
+	authq_clear(d->w.authq); /* auth_query or its target may have changed */
 	struct list *pos, *tmp;
 	list_for_each_safe (pos, tmp, &d->w.pools) {
 		struct pool *p = container_of(pos, struct pool, node);
@@ -480,8 +521,16 @@ int main(int argc, char **argv)
 		config_free(d->cfg);
 		return 1;
 	}
+	if (!load_access(d->cfg, &d->hba, &d->tls_ctx, err, sizeof(err))) {
+		fprintf(stderr, "pooler: %s\n", err);
+		auth_file_free(d->auth);
+		config_free(d->cfg);
+		return 1;
+	}
 	if (check_only) {
 		config_print(d->cfg, stdout);
+		hba_free(d->hba);
+		tls_ctx_free(d->tls_ctx);
 		printf("; auth_file %s: %d users\n", d->cfg->auth_file, d->auth->n_users);
 		auth_file_free(d->auth);
 		config_free(d->cfg);
@@ -500,6 +549,9 @@ int main(int argc, char **argv)
 	w->loop = ev_default_loop(EVFLAG_AUTO);
 	w->cfg = d->cfg;
 	w->auth = d->auth;
+	w->hba = d->hba;
+	w->tls_ctx = d->tls_ctx;
+	w->authq = authq_new(w->loop);
 	w->on_idle_client = maybe_exit;
 	w->on_reload = on_admin_reload;
 	w->on_shutdown = on_admin_shutdown;
@@ -507,6 +559,10 @@ int main(int argc, char **argv)
 	list_init(&w->pools);
 	list_init(&w->dead_clients);
 	list_init(&w->dead_servers);
+	if (!util_random_bytes(w->mock_key, sizeof(w->mock_key))) {
+		log_error("no random bytes for the mock SCRAM key");
+		return 1;
+	}
 	if (!util_random_bytes(&w->rng, sizeof(w->rng)) || w->rng == 0)
 		w->rng = util_now_us() | 1;
 	w->classifier = classify_new((size_t)d->cfg->classify_cache_size);
@@ -524,6 +580,8 @@ int main(int argc, char **argv)
 	if (d->listeners == NULL) {
 		log_error("%s", err);
 		auth_file_free(d->auth);
+		hba_free(d->hba);
+		tls_ctx_free(d->tls_ctx);
 		config_free(d->cfg);
 		return 1;
 	}
@@ -534,6 +592,8 @@ int main(int argc, char **argv)
 			log_error("%s", err);
 			listener_close(d->listeners);
 			auth_file_free(d->auth);
+			hba_free(d->hba);
+			tls_ctx_free(d->tls_ctx);
 			config_free(d->cfg);
 			return 1;
 		}
@@ -572,8 +632,11 @@ int main(int argc, char **argv)
 	classify_free(w->classifier);
 	ratelimit_free(&w->connect_limit);
 	ratelimit_free(&w->auth_limit);
+	authq_free(w->authq);
 	ev_loop_destroy(w->loop);
 	auth_file_free(d->auth);
+	hba_free(d->hba);
+	tls_ctx_free(d->tls_ctx);
 	config_free(d->cfg);
 	log_info("pooler stopped");
 	return 0;

@@ -242,14 +242,14 @@ static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
 		send_probe(n);
 		return;
 	}
-	const char *keys[10], *vals[10];
+	const char *keys[14], *vals[14];
 	int k = 0;
 	snprintf(port, sizeof(port), "%d", n->port);
 	keys[k] = "host", vals[k++] = n->host;
 	keys[k] = "port", vals[k++] = port;
 	keys[k] = "dbname", vals[k++] = n->probe.dbname;
 	keys[k] = "user", vals[k++] = n->probe.user;
-	keys[k] = "sslmode", vals[k++] = "disable";
+	k += node_tls_conninfo(&n->tls, keys + k, vals + k);
 	keys[k] = "gssencmode", vals[k++] = "disable";
 	keys[k] = "application_name", vals[k++] = "pooler health probe";
 	if (n->probe.password != NULL)
@@ -262,6 +262,28 @@ static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
 	}
 	n->probe_sent_us = util_now_us();
 	connect_step(n);
+}
+
+/* Empty means unset: `sslkey =` in the ini must not hand libpq an empty file name. */
+static char *strdup_nonempty(const char *s)
+{
+	return s != NULL && s[0] != '\0' ? util_strdup(s) : NULL;
+}
+
+int node_tls_conninfo(const struct node_tls *t, const char **keys, const char **vals)
+{
+	int k = 0;
+
+	keys[k] = "sslmode", vals[k++] = t->sslmode;
+	if (t->sslrootcert != NULL)
+		keys[k] = "sslrootcert", vals[k++] = t->sslrootcert;
+	if (t->sslcert != NULL)
+		keys[k] = "sslcert", vals[k++] = t->sslcert;
+	if (t->sslkey != NULL)
+		keys[k] = "sslkey", vals[k++] = t->sslkey;
+	if (t->sslpassword != NULL)
+		keys[k] = "sslpassword", vals[k++] = t->sslpassword;
+	return k;
 }
 
 struct node *node_new(const struct node_conf *nc, struct ev_loop *loop,
@@ -277,6 +299,11 @@ struct node *node_new(const struct node_conf *nc, struct ev_loop *loop,
 	n->weight = nc->weight;
 	n->conf_budget = nc->pool_size;
 	n->budget = nc->pool_size;
+	n->tls.sslmode = util_strdup(config_tls_mode_name(nc->sslmode));
+	n->tls.sslrootcert = strdup_nonempty(nc->sslrootcert);
+	n->tls.sslcert = strdup_nonempty(nc->sslcert);
+	n->tls.sslkey = strdup_nonempty(nc->sslkey);
+	n->tls.sslpassword = strdup_nonempty(nc->sslpassword);
 	n->loop = loop;
 	n->probe = *probe;
 	n->probe.dbname = util_strdup(probe->dbname);
@@ -366,6 +393,11 @@ void node_free(struct node *n)
 	free_catalog(n);
 	free(n->name);
 	free(n->host);
+	free(n->tls.sslmode);
+	free(n->tls.sslrootcert);
+	free(n->tls.sslcert);
+	free(n->tls.sslkey);
+	free(n->tls.sslpassword);
 	free((char *)n->probe.dbname);
 	free((char *)n->probe.user);
 	free((char *)n->probe.password);

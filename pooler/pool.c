@@ -568,6 +568,7 @@ struct pool *pool_get(struct worker *w, const struct db_conf *db, const char *us
 	p->login.dbname = util_strdup(db->dbname);
 	p->login.user = util_strdup(server_user);
 	p->login.password = server_password ? util_strdup(server_password) : NULL;
+	p->login.tls = &backend->tls;
 	p->login.timeout_ms = w->cfg->server_connect_timeout_ms;
 	list_init(&p->connecting);
 	list_init(&p->idle);

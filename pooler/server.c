@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "node.h"
 #include "proto.h"
 
 /* Parameters the server reports (GUC_REPORT in PostgreSQL 15) that a client sees at login. */
@@ -58,6 +59,9 @@ static void login_finished(struct server *s)
 	conn_init(&s->conn, loop, PQsocket(s->pg), s, on_conn_read, on_conn_drain);
 	s->conn.bytes = &s->tally->bytes;
 	s->conn.borrowed = true;
+	/* On TLS the bytes must go through libpq's session; PQfinish still ends it. */
+	if (PQsslInUse(s->pg))
+		conn_tls_borrow(&s->conn, PQsslStruct(s->pg, "OpenSSL"));
 	conn_start_read(&s->conn);
 	log_debug("s=%llu login done, backend pid %u", (unsigned long long)s->id, s->be_pid);
 	s->ops->login_done(s, NULL);
@@ -131,14 +135,22 @@ static void on_login_bad(struct ev_loop *loop, ev_timer *w, int revents)
 bool server_connect(struct server *s, struct ev_loop *loop, const struct server_login *l)
 {
 	char port[16];
-	const char *keys[] = {"host",    "port",       "dbname", "user", "password",
-	                      "sslmode", "gssencmode", NULL,     NULL};
-	const char *vals[] = {l->host,   port,      l->dbname, l->user, l->password,
-	                      "disable", "disable", NULL,      NULL};
+	const char *keys[14], *vals[14];
+	int k = 0;
 
 	snprintf(port, sizeof(port), "%d", l->port);
-	if (l->password == NULL)
-		keys[4] = NULL; /* no password: stop the list there */
+	keys[k] = "host", vals[k++] = l->host;
+	keys[k] = "port", vals[k++] = port;
+	keys[k] = "dbname", vals[k++] = l->dbname;
+	keys[k] = "user", vals[k++] = l->user;
+	keys[k] = "gssencmode", vals[k++] = "disable";
+	if (l->tls != NULL)
+		k += node_tls_conninfo(l->tls, keys + k, vals + k);
+	else
+		keys[k] = "sslmode", vals[k++] = "disable";
+	if (l->password != NULL)
+		keys[k] = "password", vals[k++] = l->password;
+	keys[k] = NULL, vals[k] = NULL;
 	conn_init(&s->conn, loop, -1, s, on_conn_read, on_conn_drain);
 	params_init(&s->params);
 	s->created_us = s->used_us = util_now_us();
@@ -182,7 +194,7 @@ void server_check_ready(struct server *s)
 
 	if (s->state != SERVER_ACTIVE && s->state != SERVER_RESET)
 		return;
-	if (!server_is_clean(s) || c->fwd > 0 || buf_len(&c->out) > 0)
+	if (!server_is_clean(s) || c->fwd > 0 || conn_unsent(c) > 0)
 		return;
 	if (c->peer != NULL && c->peer->fwd > 0)
 		return;

@@ -379,6 +379,25 @@ class Cluster:
         self.pg_ctl(self.replica_dir, "reload")
 
     # ---- convenience -------------------------------------------------------
+    def enable_ssl(self, cert_file, key_file):
+        """Turn on TLS on the primary with this certificate (copied into its data dir,
+        owned by the server user); plain connections keep working."""
+        for src, name in ((cert_file, "server.crt"), (key_file, "server.key")):
+            dst = os.path.join(self.primary_dir, name)
+            shutil.copyfile(src, dst)
+            os.chmod(dst, 0o600)
+            if self.ids is not None:
+                os.chown(dst, self.ids[0], self.ids[1])
+        self.psql(self.primary_port, "alter system set ssl_cert_file = 'server.crt'")
+        self.psql(self.primary_port, "alter system set ssl_key_file = 'server.key'")
+        self.psql(self.primary_port, "alter system set ssl = on")
+        self.psql(self.primary_port, "select pg_reload_conf()")
+
+    def disable_ssl(self):
+        for key in ("ssl", "ssl_cert_file", "ssl_key_file"):
+            self.psql(self.primary_port, "alter system reset %s" % key)
+        self.psql(self.primary_port, "select pg_reload_conf()")
+
     def psql(self, port, sql, **kw):
         return psql(port, sql, **kw)
 

@@ -34,7 +34,7 @@ enum log_level log_min_level = LOG_ERROR;
 static void rfc_first(struct scram_state *st, const struct auth_user *u)
 {
 	char out[256];
-	assert_true(scram_server_first(st, u, RFC_CLIENT_FIRST, strlen(RFC_CLIENT_FIRST), out,
+	assert_true(scram_server_first(st, u, NULL, RFC_CLIENT_FIRST, strlen(RFC_CLIENT_FIRST), out,
 	                               sizeof(out)));
 	assert_memory_equal(out, "r=rOprNGfwEbeRWgbNEkqO", 22); /* client nonce comes first */
 	free(st->server_first);
@@ -60,14 +60,14 @@ static void test_scram_rfc7677(void **state)
 }
 
 /* The client side of SCRAM, computed here independently with OpenSSL. */
-static void client_final(const char *password, const char *server_first, const char *cfb, char *out,
-                         size_t outlen)
+static void client_final_cb(const char *password, const char *server_first, const char *cfb,
+                            const char *cbind, char *out, size_t outlen)
 {
 	char nonce[128], salt64[128];
 	uint8_t salt[64], salted[32], ck[32], sk[32], sig[32], proof[32];
 	unsigned int len = 32;
 	int iter = 0;
-	char without_proof[256], auth_msg[1024], proof64[64];
+	char without_proof[512], auth_msg[1024], proof64[64];
 
 	assert_int_equal(sscanf(server_first, "r=%127[^,],s=%127[^,],i=%d", nonce, salt64, &iter),
 	                 3);
@@ -77,13 +77,103 @@ static void client_final(const char *password, const char *server_first, const c
 	                  salted);
 	HMAC(EVP_sha256(), salted, 32, (const uint8_t *)"Client Key", 10, ck, &len);
 	SHA256(ck, 32, sk);
-	snprintf(without_proof, sizeof(without_proof), "c=biws,r=%s", nonce);
+	snprintf(without_proof, sizeof(without_proof), "c=%s,r=%s", cbind, nonce);
 	snprintf(auth_msg, sizeof(auth_msg), "%s,%s,%s", cfb, server_first, without_proof);
 	HMAC(EVP_sha256(), sk, 32, (const uint8_t *)auth_msg, strlen(auth_msg), sig, &len);
 	for (int i = 0; i < 32; i++)
 		proof[i] = ck[i] ^ sig[i];
 	auth_b64_encode(proof, 32, proof64, sizeof(proof64));
 	snprintf(out, outlen, "%s,p=%s", without_proof, proof64);
+}
+
+static void client_final(const char *password, const char *server_first, const char *cfb, char *out,
+                         size_t outlen)
+{
+	client_final_cb(password, server_first, cfb, "biws", out, outlen);
+}
+
+/* c= for a "p=tls-server-end-point,," header and this binding data. */
+static void cbind_value(const uint8_t *data, size_t len, char *out, size_t outlen)
+{
+	static const char gs2[] = "p=tls-server-end-point,,";
+	uint8_t raw[128];
+
+	memcpy(raw, gs2, sizeof(gs2) - 1);
+	memcpy(raw + sizeof(gs2) - 1, data, len);
+	auth_b64_encode(raw, sizeof(gs2) - 1 + len, out, outlen);
+}
+
+static void test_scram_channel_binding(void **state)
+{
+	struct auth_user u = {0};
+	struct scram_state st;
+	uint8_t ours[32], theirs[32];
+	char first[256], final[768], out[256], cbind[128];
+	const char *cf = "p=tls-server-end-point,,n=,r=clientnonce123";
+	(void)state;
+
+	memset(ours, 0x5a, sizeof(ours));
+	memset(theirs, 0xa5, sizeof(theirs));
+	struct scram_binding plus = {.data = ours, .len = sizeof(ours), .plus = true};
+	assert_true(auth_make_scram("s3cret", 4096, &u));
+
+	/* the binding data of our certificate: accepted */
+	assert_true(scram_server_first(&st, &u, &plus, cf, strlen(cf), first, sizeof(first)));
+	cbind_value(ours, sizeof(ours), cbind, sizeof(cbind));
+	client_final_cb("s3cret", first, cf + 24, cbind, final, sizeof(final));
+	assert_true(scram_server_final(&st, final, strlen(final), out, sizeof(out)));
+	scram_state_free(&st);
+
+	/* the right password through a man in the middle, who shows another certificate */
+	assert_true(scram_server_first(&st, &u, &plus, cf, strlen(cf), first, sizeof(first)));
+	cbind_value(theirs, sizeof(theirs), cbind, sizeof(cbind));
+	client_final_cb("s3cret", first, cf + 24, cbind, final, sizeof(final));
+	assert_false(scram_server_final(&st, final, strlen(final), out, sizeof(out)));
+	scram_state_free(&st);
+
+	/* a header that does not bind after picking -PLUS, or "biws" after binding */
+	assert_false(scram_server_first(&st, &u, &plus, "n,,n=,r=abc", 11, first, sizeof(first)));
+	scram_state_free(&st);
+	assert_true(scram_server_first(&st, &u, &plus, cf, strlen(cf), first, sizeof(first)));
+	client_final("s3cret", first, cf + 24, final, sizeof(final));
+	assert_false(scram_server_final(&st, final, strlen(final), out, sizeof(out)));
+	scram_state_free(&st);
+}
+
+static void test_scram_binding_negotiation(void **state)
+{
+	struct auth_user u = {0};
+	struct scram_state st;
+	uint8_t ours[32] = {1};
+	char first[256];
+	struct scram_binding offered = {.data = ours, .len = sizeof(ours), .plus = false};
+	struct scram_binding plain_tcp = {0};
+	(void)state;
+
+	assert_true(auth_make_scram("s3cret", 4096, &u));
+	/* "p=" needs the -PLUS mechanism, and TLS */
+	const char *p = "p=tls-server-end-point,,n=,r=abc";
+	assert_false(scram_server_first(&st, &u, &offered, p, strlen(p), first, sizeof(first)));
+	scram_state_free(&st);
+	assert_false(scram_server_first(&st, &u, NULL, p, strlen(p), first, sizeof(first)));
+	scram_state_free(&st);
+	/* only tls-server-end-point is offered */
+	struct scram_binding plus = offered;
+	plus.plus = true;
+	const char *unique = "p=tls-unique,,n=,r=abc";
+	assert_false(
+	    scram_server_first(&st, &u, &plus, unique, strlen(unique), first, sizeof(first)));
+	scram_state_free(&st);
+	/* "y": fine without TLS, a downgrade when -PLUS was offered */
+	assert_true(
+	    scram_server_first(&st, &u, &plain_tcp, "y,,n=,r=abc", 11, first, sizeof(first)));
+	scram_state_free(&st);
+	assert_false(
+	    scram_server_first(&st, &u, &offered, "y,,n=,r=abc", 11, first, sizeof(first)));
+	scram_state_free(&st);
+	/* "n" on TLS with plain SCRAM-SHA-256: allowed, as PostgreSQL does */
+	assert_true(scram_server_first(&st, &u, &offered, "n,,n=,r=abc", 11, first, sizeof(first)));
+	scram_state_free(&st);
 }
 
 static void test_scram_with_plain_secret(void **state)
@@ -95,13 +185,13 @@ static void test_scram_with_plain_secret(void **state)
 	(void)state;
 
 	assert_true(auth_make_scram("s3cret", 4096, &u));
-	assert_true(scram_server_first(&st, &u, cf, strlen(cf), first, sizeof(first)));
+	assert_true(scram_server_first(&st, &u, NULL, cf, strlen(cf), first, sizeof(first)));
 	client_final("s3cret", first, cf + 3, final, sizeof(final));
 	assert_true(scram_server_final(&st, final, strlen(final), out, sizeof(out)));
 	assert_memory_equal(out, "v=", 2);
 	scram_state_free(&st);
 
-	assert_true(scram_server_first(&st, &u, cf, strlen(cf), first, sizeof(first)));
+	assert_true(scram_server_first(&st, &u, NULL, cf, strlen(cf), first, sizeof(first)));
 	client_final("wrong", first, cf + 3, final, sizeof(final));
 	assert_false(scram_server_final(&st, final, strlen(final), out, sizeof(out)));
 	scram_state_free(&st);
@@ -143,8 +233,8 @@ static void test_scram_unknown_user_always_fails(void **state)
 	(void)state;
 
 	/* The exchange runs (so the client cannot tell) but can never succeed. */
-	assert_true(scram_server_first(&st, NULL, RFC_CLIENT_FIRST, strlen(RFC_CLIENT_FIRST), out,
-	                               sizeof(out)));
+	assert_true(scram_server_first(&st, NULL, NULL, RFC_CLIENT_FIRST, strlen(RFC_CLIENT_FIRST),
+	                               out, sizeof(out)));
 	assert_non_null(strstr(out, ",s="));
 	assert_non_null(strstr(out, ",i=4096"));
 	assert_false(
@@ -161,8 +251,8 @@ static void test_scram_rejects_malformed_first(void **state)
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct scram_state st;
-		assert_false(
-		    scram_server_first(&st, NULL, cases[i], strlen(cases[i]), out, sizeof(out)));
+		assert_false(scram_server_first(&st, NULL, NULL, cases[i], strlen(cases[i]), out,
+		                                sizeof(out)));
 		scram_state_free(&st);
 	}
 }
@@ -263,6 +353,8 @@ int main(void)
 	    cmocka_unit_test(test_scram_rfc7677),
 	    cmocka_unit_test(test_scram_with_plain_secret),
 	    cmocka_unit_test(test_scram_wrong_proof_fails),
+	    cmocka_unit_test(test_scram_channel_binding),
+	    cmocka_unit_test(test_scram_binding_negotiation),
 	    cmocka_unit_test(test_scram_wrong_nonce_fails),
 	    cmocka_unit_test(test_scram_unknown_user_always_fails),
 	    cmocka_unit_test(test_scram_rejects_malformed_first),
