@@ -122,7 +122,7 @@ static void release_server(struct client *c)
 			pool_release(p, s);
 	} else if (!mid_message && s->pending == 0 && s->swallow == 0 && !s->unsynced &&
 	           (s->tx_status == 'T' || s->tx_status == 'E') &&
-	           p->mode == POOL_MODE_TRANSACTION) {
+	           p->mode != POOL_MODE_SESSION) {
 		pool_reset(p, s, "ROLLBACK");
 	} else {
 		pool_discard(p, s, "client left while the server was busy");
@@ -142,8 +142,8 @@ static void attach(struct client *c, struct server *s)
 	c->pool->backend->transactions++;
 	c->pool->xact_count++;
 	c->pool->wait_us += c->linked_us - c->waiter.since_us;
-	if (s->parses != NULL)
-		s->parses->len = 0; /* a clean server owes no answers */
+	if (s->replies != NULL)
+		s->replies->len = 0; /* a clean server owes no answers */
 	conn_link(&c->conn, &s->conn);
 	client_set_state(c, CLIENT_ACTIVE);
 	ev_timer_stop(c->w->loop, &c->timer);

@@ -81,7 +81,6 @@ struct client {
 	uint64_t min_lsn;          /* replicas must have replayed this far to serve our reads */
 	struct stmt_names *names;  /* verdicts of Parsed statements, for later Binds; lazily */
 	struct client_stmts stmts; /* named statements, prepared again wherever needed */
-	uint64_t parse_seq;        /* makes every Parse's server-side name new */
 	uint8_t *retry_batch;      /* a replica-routed autocommit Query, kept until it runs */
 	size_t retry_len;
 	bool retry_now;      /* the replica refused it: run it again on the primary */

@@ -94,36 +94,138 @@ static void set_length(struct client *c, size_t off, uint32_t body_len)
 	p[3] = (uint8_t)len;
 }
 
-/* Make sure the server has pst before the message at fwd uses it: send the stored Parse
- * ahead of it. Returns false when out of memory. */
-static bool ensure_prepared(struct client *c, struct server *s, const struct pstmt *pst)
+/* Note a Parse or Close whose answer the server owes, in the order it goes out. */
+static bool expect_reply(struct client *c, struct server *s, char type, uint64_t hash,
+                         uint8_t kind)
 {
-	if (stmt_set_has(&s->prepared, pst->server_name) ||
-	    (s->parses != NULL && parse_queue_has(s->parses, pst->server_name)))
+	if (s->replies == NULL)
+		s->replies = util_calloc(1, sizeof(*s->replies));
+	if (reply_queue_push(s->replies, type, hash, s->segments_sent, kind))
 		return true;
-	if (s->parses == NULL)
-		s->parses = util_calloc(1, sizeof(*s->parses));
-	if (!buf_splice(&c->conn.in, c->conn.fwd, 0, pst->parse, pst->parse_len))
+	client_fatal(c, SQLSTATE_PROGRAM_LIMIT_EXCEEDED,
+	             "too many Parse and Close messages without Sync");
+	return false;
+}
+
+/* Put a message of the pooler's own in front of the one at fwd. */
+static bool inject(struct client *c, struct server *s, const uint8_t *msg, size_t len)
+{
+	if (!buf_splice(&c->conn.in, c->conn.fwd, 0, msg, len)) {
+		client_fatal(c, SQLSTATE_INTERNAL_ERROR, "out of memory");
 		return false;
-	if (!parse_queue_push(s->parses, pst->server_name, s->segments_sent, true))
-		log_warning("s=%llu too many Parses in flight to track", (unsigned long long)s->id);
+	}
 	s->unsynced = true;
-	c->conn.fwd += pst->parse_len; /* already judged: the approval is not used up */
+	c->conn.fwd += len; /* already judged: the approval is not used up */
 	return true;
 }
 
-/* Swap the client's statement name (at name_off inside the message at fwd, name_len
- * bytes without its NUL) for the server-side one and fix the length. */
-static bool rename_in_place(struct client *c, struct proto_header *h, size_t name_off,
-                            size_t name_len, const char *server_name)
+/* Close least recently used statements until one more fits the server's cache. */
+static bool make_room(struct client *c, struct server *s)
 {
-	size_t new_len = strlen(server_name);
-	if (!buf_splice(&c->conn.in, c->conn.fwd + name_off, name_len, server_name, new_len))
-		return false;
-	h->len = (uint32_t)(h->len - name_len + new_len);
-	set_length(c, c->conn.fwd, h->len);
-	c->approved = c->approved ? c->approved + new_len - name_len : 0;
+	while (s->prepared.n >= s->stmt_cache_size) {
+		uint64_t victim = stmt_cache_evict(&s->prepared, 0);
+		char name[PREPARED_NAME_LEN];
+		uint8_t msg[64];
+		if (victim == 0)
+			break;
+		prepared_server_name(victim, name);
+		size_t len = prepared_close_message(name, msg, sizeof(msg));
+		if (!inject(c, s, msg, len) ||
+		    !expect_reply(c, s, '3', victim, REPLY_CLOSE_EVICT))
+			return false;
+		c->w->metrics.prepared_evictions++;
+	}
 	return true;
+}
+
+/* Make sure the server has pst before the message at fwd uses it: send its Parse ahead
+ * of it. */
+static bool ensure_prepared(struct client *c, struct server *s, const struct pstmt *pst)
+{
+	size_t len;
+
+	if (stmt_cache_touch(&s->prepared, pst->hash))
+		return true;
+	if (!make_room(c, s))
+		return false;
+	uint8_t *msg = prepared_parse_message(pst, &len);
+	bool ok = msg != NULL && inject(c, s, msg, len) &&
+	          expect_reply(c, s, '1', pst->hash, REPLY_PARSE_DROP);
+	free(msg);
+	if (msg == NULL)
+		client_fatal(c, SQLSTATE_INTERNAL_ERROR, "out of memory");
+	if (!ok)
+		return false;
+	stmt_cache_add(&s->prepared, pst->hash);
+	c->w->metrics.prepared_parses++;
+	return true;
+}
+
+/* Replace old_len bytes at off inside the message at fwd with new_len bytes of data and
+ * fix its length. */
+static bool rewrite(struct client *c, struct proto_header *h, size_t off, size_t old_len,
+                    const void *data, size_t new_len)
+{
+	if (!buf_splice(&c->conn.in, c->conn.fwd + off, old_len, data, new_len)) {
+		client_fatal(c, SQLSTATE_INTERNAL_ERROR, "out of memory");
+		return false;
+	}
+	h->len = (uint32_t)(h->len - old_len + new_len);
+	set_length(c, c->conn.fwd, h->len);
+	c->approved = c->approved ? c->approved + new_len - old_len : 0;
+	return true;
+}
+
+/* Whether a simple Query drops every prepared statement of the session behind the
+ * pooler's back: DISCARD ALL, DEALLOCATE [PREPARE] ALL. */
+static bool drops_statements(const uint8_t *q, size_t n)
+{
+	static const char *const forms[] = {"discard all", "deallocate all",
+	                                    "deallocate prepare all"};
+	char text[32];
+	size_t len = 0;
+
+	for (size_t i = 0; i < n && q[i] != '\0' && len < sizeof(text) - 1; i++) {
+		bool space = q[i] == ' ' || q[i] == '\t' || q[i] == '\n' || q[i] == '\r';
+		if (space && (len == 0 || text[len - 1] == ' '))
+			continue;
+		text[len++] = space ? ' ' : (char)(q[i] | 0x20);
+	}
+	while (len > 0 && (text[len - 1] == ' ' || text[len - 1] == ';'))
+		len--;
+	text[len] = '\0';
+	for (size_t i = 0; i < ARRAY_LEN(forms); i++)
+		if (strcmp(text, forms[i]) == 0)
+			return true;
+	return false;
+}
+
+/* A named Parse: remember it for the client and give it the shared server-side name; a
+ * server that has the statement already gets a Close of a name that does not exist
+ * instead, whose answer reaches the client as ParseComplete. */
+static int named_parse(struct client *c, struct server *s, struct proto_header *h,
+                       const uint8_t *body, size_t nlen)
+{
+	char server_name[PREPARED_NAME_LEN];
+	const char *name = (const char *)body;
+	struct pstmt *pst = pstmts_add(&c->stmts, name, body + nlen + 1, h->len - nlen - 1);
+
+	prepared_server_name(pst->hash, server_name);
+	if (stmt_cache_touch(&s->prepared, pst->hash)) {
+		uint8_t msg[64];
+		size_t len = prepared_close_message(PREPARED_NO_NAME, msg, sizeof(msg));
+		if (!rewrite(c, h, 0, 5 + h->len, msg, len))
+			return -1;
+		h->type = 'C';
+		h->len = (uint32_t)(len - 5);
+		c->w->metrics.prepared_shared++;
+		return expect_reply(c, s, '3', pst->hash, REPLY_CLOSE_PARSE) ? 1 : -1;
+	}
+	if (!make_room(c, s) || !rewrite(c, h, 5, nlen, server_name, strlen(server_name)))
+		return -1;
+	stmt_cache_add(&s->prepared, pst->hash);
+	c->w->metrics.prepared_parses++;
+	return expect_reply(c, s, '1', pst->hash, REPLY_PASS) ? 1 : -1;
 }
 
 /* Parse, Bind, Describe and Close of named statements get the server-side names, and a
@@ -137,38 +239,22 @@ static int named_statements(struct client *c, struct server *s, struct proto_hea
 	const char *name;
 	size_t name_off = 5;
 
+	if (s->stmt_cache_size == 0)
+		return 1; /* prepared_statement_cache_size = 0: not tracked */
 	switch (h->type) {
-	case 'Q': {
-		/* DISCARD ALL / DEALLOCATE ALL drop the server's statements behind our back:
-		 * forget what it had, and prepare again as needed */
-		size_t i = 0;
-		while (i < have && (body[i] == ' ' || body[i] == '\t' || body[i] == '\n'))
-			i++;
-		if (have - i >= 7 && (!strncasecmp((const char *)body + i, "discard", 7) ||
-		                      !strncasecmp((const char *)body + i, "dealloc", 7)))
-			stmt_set_clear(&s->prepared);
+	case 'Q':
+		if (drops_statements(body, have))
+			stmt_cache_clear(&s->prepared);
 		return 1;
-	}
 	case 'P': {
 		if (have < h->len)
 			return 0; /* a Parse is kept whole */
-		name = (const char *)body;
-		size_t nlen = strnlen(name, h->len);
+		size_t nlen = strnlen((const char *)body, h->len);
 		if (nlen == h->len)
 			return 1; /* malformed: the server will say so */
-		if (s->parses == NULL)
-			s->parses = util_calloc(1, sizeof(*s->parses));
-		if (nlen == 0) {
-			parse_queue_push(s->parses, "", s->segments_sent, false);
-			return 1;
-		}
-		uint64_t salt = c->id << 20 ^ ++c->parse_seq;
-		struct pstmt *pst =
-		    pstmts_add(&c->stmts, salt, name, body + nlen + 1, h->len - nlen - 1);
-		if (!rename_in_place(c, h, name_off, nlen, pst->server_name))
-			goto oom;
-		parse_queue_push(s->parses, pst->server_name, s->segments_sent, false);
-		return 1;
+		if (nlen == 0)
+			return expect_reply(c, s, '1', 0, REPLY_PASS) ? 1 : -1;
+		return named_parse(c, s, h, body, nlen);
 	}
 	case 'B': {
 		/* portal name, then statement name */
@@ -186,14 +272,14 @@ static int named_statements(struct client *c, struct server *s, struct proto_hea
 	}
 	case 'D':
 	case 'C': {
-		if (have < 2)
+		if (have < 2 || memchr(body + 1, '\0', have - 1) == NULL)
 			return have < h->len ? 0 : 1;
+		if (h->type == 'C' && !expect_reply(c, s, '3', 0, REPLY_PASS))
+			return -1;
 		if (body[0] != 'S')
 			return 1; /* portals live and die inside one transaction */
 		name_off = 6;
 		name = (const char *)body + 1;
-		if (memchr(name, '\0', have - 1) == NULL)
-			return have < h->len ? 0 : 1;
 		if (*name == '\0')
 			return 1;
 		break;
@@ -204,24 +290,19 @@ static int named_statements(struct client *c, struct server *s, struct proto_hea
 	struct pstmt *pst = pstmts_find(&c->stmts, name);
 	if (pst == NULL)
 		return 1; /* never prepared: the server answers as PostgreSQL would */
-	char server_name[PREPARED_NAME_LEN];
 	size_t nlen = strlen(name);
-	util_strlcpy(server_name, pst->server_name, sizeof(server_name));
 	if (h->type == 'C') {
-		if (!rename_in_place(c, h, name_off, nlen, server_name))
-			goto oom;
-		stmt_set_remove(&s->prepared, server_name);
+		/* only the client's own name goes: others may share the statement */
 		pstmts_remove(&c->stmts, name);
-		return 1;
+		return rewrite(c, h, name_off, nlen, PREPARED_NO_NAME, strlen(PREPARED_NO_NAME))
+		           ? 1
+		           : -1;
 	}
+	char server_name[PREPARED_NAME_LEN];
+	prepared_server_name(pst->hash, server_name);
 	if (!ensure_prepared(c, s, pst))
-		goto oom;
-	if (!rename_in_place(c, h, name_off, nlen, server_name))
-		goto oom;
-	return 1;
-oom:
-	client_fatal(c, SQLSTATE_INTERNAL_ERROR, "out of memory");
-	return -1;
+		return -1;
+	return rewrite(c, h, name_off, nlen, server_name, strlen(server_name)) ? 1 : -1;
 }
 
 /* Session state the pooler cannot carry: keep this server until the client leaves. */
@@ -230,10 +311,64 @@ static void pin(struct client *c, uint8_t reason)
 	if (reason == PIN_NONE || c->pinned != PIN_NONE)
 		return;
 	c->pinned = reason;
-	c->w->pinned_clients++;
+	c->w->metrics.pinned[reason]++;
 	log_info("c=%llu user=%s db=%s keeps its server connection for the rest of the session "
 	         "(%s)",
 	         (unsigned long long)c->id, c->user, c->db, classify_pin_name(reason));
+}
+
+/* With pin_action = error, what a statement that would pin is told. */
+static void pin_refusal_message(uint8_t reason, char *out, size_t len)
+{
+	snprintf(out, len,
+	         "this statement would tie the session to one server connection (%s), which "
+	         "pin_action = error forbids for this database",
+	         classify_pin_name(reason));
+}
+
+/* pin_action = error, inside a transaction: the batch at fwd (end bytes) becomes a query
+ * that fails on the server with the refusal, so that the transaction is aborted exactly
+ * as PostgreSQL aborts one after an error and nothing of the batch runs. */
+static bool refuse_pin_in_transaction(struct client *c, uint8_t reason, size_t end)
+{
+	char msg[200];
+	char sql[400];
+	struct buf q;
+
+	pin_refusal_message(reason, msg, sizeof(msg));
+	if (buf_head(&c->conn.in)[c->conn.fwd + end - 5] == 'H') {
+		client_fatal(c, SQLSTATE_FEATURE_NOT_SUPPORTED, msg); /* no Sync to answer */
+		return false;
+	}
+	snprintf(sql, sizeof(sql),
+	         "DO $pooler$BEGIN RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = '%s'; "
+	         "END$pooler$",
+	         msg);
+	buf_init(&q);
+	proto_write_query(&q, sql);
+	bool ok = buf_splice(&c->conn.in, c->conn.fwd, end, buf_head(&q), buf_len(&q));
+	buf_free(&q);
+	if (!ok)
+		client_fatal(c, SQLSTATE_INTERNAL_ERROR, "out of memory");
+	c->w->metrics.pin_refused[reason]++;
+	log_info("c=%llu user=%s db=%s refused (pin_action = error): %s",
+	         (unsigned long long)c->id, c->user, c->db, classify_pin_name(reason));
+	return ok;
+}
+
+static const struct db_conf *client_db(struct client *c);
+
+/* Statement mode: a later batch while the client still holds its server means the last
+ * statement left a transaction open. */
+static bool statement_mode_violated(struct client *c)
+{
+	if (c->pool->mode != POOL_MODE_STATEMENT || c->pinned != PIN_NONE ||
+	    c->server->tx_status == 'I')
+		return false;
+	c->w->metrics.statement_mode_refused++;
+	client_fatal(c, SQLSTATE_FEATURE_NOT_SUPPORTED,
+	             "transaction blocks not allowed in statement pooling mode");
+	return true;
 }
 
 /* Advance the relay position by n bytes, using up the replica approval. */
@@ -254,6 +389,8 @@ static bool check_batch(struct client *c, char type)
 	size_t avail = buf_len(&cn->in) - cn->fwd;
 	struct batch b;
 
+	if (statement_mode_violated(c))
+		return false;
 	if (!c->on_replica) {
 		if (type == 'Q' || type == 'P')
 			c->tx_wrote = true;
@@ -264,6 +401,9 @@ static bool check_batch(struct client *c, char type)
 				return avail < ROUTER_LOOKAHEAD ? false : true;
 			if (b.session_ro >= 0)
 				c->session_ro = b.session_ro;
+			const struct db_conf *db = client_db(c);
+			if (b.pins != PIN_NONE && db != NULL && db->pin_action == PIN_ACTION_ERROR)
+				return refuse_pin_in_transaction(c, b.pins, b.end);
 			pin(c, b.pins);
 		}
 		return true;
@@ -286,6 +426,18 @@ static bool check_batch(struct client *c, char type)
 	}
 	c->approved = b.end;
 	return true;
+}
+
+/* A session that keeps its server (session mode, pinned) clears stale statements when
+ * the server is between transactions; other servers do it on their way back to the
+ * pool. */
+static void forget_stale_statements(struct server *s)
+{
+	if (!s->stmts_stale || s->pending > 0 || s->swallow > 0 || s->tx_status != 'I')
+		return;
+	s->stmts_stale = false;
+	stmt_cache_clear(&s->prepared);
+	server_query(s, "DEALLOCATE ALL");
 }
 
 /* Scan client bytes while linked: count what the server will answer, then send. */
@@ -314,8 +466,16 @@ void client_relay(struct client *c)
 			client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION, "invalid message length");
 			return;
 		}
-		if (c->approved == 0 && !s->unsynced && h.type != 'X' && !check_batch(c, h.type))
-			break;
+		if (c->approved == 0 && !s->unsynced && h.type != 'X') {
+			forget_stale_statements(s);
+			if (!check_batch(c, h.type))
+				break;
+			/* the batch may have been rewritten */
+			avail = buf_len(&cn->in) - cn->fwd;
+			if (proto_read_header(buf_head(&cn->in) + cn->fwd, avail, PROTO_MAX_MESSAGE,
+			                      &h) != PROTO_OK)
+				break;
+		}
 		int named = named_statements(c, s, &h);
 		if (named < 0)
 			return;
@@ -422,6 +582,27 @@ static void refuse_batch(struct client *c, const struct batch *b, const char *sq
 	client_flush(c);
 }
 
+/* Refuse, before it runs anywhere, a first batch that statement mode or pin_action =
+ * error forbids. Nothing of it has run: the client stays outside a transaction. */
+static bool allowed(struct client *c, const struct db_conf *db, const struct batch *b)
+{
+	char msg[200];
+
+	if (db->pool_mode == POOL_MODE_STATEMENT && b->begin && c->pinned == PIN_NONE) {
+		c->w->metrics.statement_mode_refused++;
+		refuse_batch(c, b, SQLSTATE_FEATURE_NOT_SUPPORTED,
+		             "transaction blocks not allowed in statement pooling mode");
+		return false;
+	}
+	if (b->pins != PIN_NONE && c->pinned == PIN_NONE && db->pin_action == PIN_ACTION_ERROR) {
+		c->w->metrics.pin_refused[b->pins]++;
+		pin_refusal_message(b->pins, msg, sizeof(msg));
+		refuse_batch(c, b, SQLSTATE_FEATURE_NOT_SUPPORTED, msg);
+		return false;
+	}
+	return true;
+}
+
 /* Whether reads may go to a replica yet after this client's last write. */
 static bool caught_up(struct client *c, const struct db_conf *db)
 {
@@ -456,14 +637,16 @@ static struct node *route(struct client *c, const struct db_conf *db)
 
 	c->on_replica = c->ro_tx = c->held = false;
 	c->approved = 0;
-	if (db->pool_mode == POOL_MODE_TRANSACTION) {
+	if (db->pool_mode != POOL_MODE_SESSION) {
 		router_scan_batch(c->w->classifier, buf_head(&c->conn.in), buf_len(&c->conn.in),
 		                  client_names(c), &b);
 		if (!b.complete)
 			return NULL; /* the rest of the batch is on its way */
+		if (!allowed(c, db, &b))
+			return NULL;
 		pin(c, b.pins);
 	}
-	if (db->pool_mode == POOL_MODE_TRANSACTION && has_replicas(db) && c->pinned == PIN_NONE) {
+	if (db->pool_mode != POOL_MODE_SESSION && has_replicas(db) && c->pinned == PIN_NONE) {
 		uint8_t hint = b.hint != HINT_NONE ? b.hint : c->forced_route;
 		if (c->route_once != HINT_NONE) {
 			hint = c->route_once;

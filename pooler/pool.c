@@ -51,6 +51,8 @@ static void launch(struct pool *p)
 	s->owner = p;
 	s->ops = &pool_server_ops;
 	s->state = SERVER_CONNECTING;
+	/* fixed for the connection's life: its reply tracking must not change midway */
+	s->stmt_cache_size = p->w->cfg->prepared_statement_cache_size;
 	list_init(&s->node);
 	list_append(&p->connecting, &s->node);
 	p->n_connecting++;
@@ -102,8 +104,9 @@ void pool_release(struct pool *p, struct server *s)
 	conn_unlink(&s->conn);
 	s->owner = p;
 	s->ops = &pool_server_ops;
-	if (s->prepared.n > POOL_MAX_PREPARED) {
-		/* statements of clients long gone pile up: start afresh */
+	if (s->stmts_stale) {
+		/* a statement's result type changed: prepare everything afresh */
+		s->stmts_stale = false;
 		pool_reset(p, s, "DEALLOCATE ALL");
 		return;
 	}
@@ -121,7 +124,7 @@ void pool_release(struct pool *p, struct server *s)
 void pool_reset(struct pool *p, struct server *s, const char *sql)
 {
 	if (strcasestr(sql, "DISCARD ALL") != NULL || strcasestr(sql, "DEALLOCATE ALL") != NULL)
-		stmt_set_clear(&s->prepared);
+		stmt_cache_clear(&s->prepared);
 	conn_unlink(&s->conn);
 	s->owner = p;
 	s->ops = &pool_server_ops;
@@ -338,7 +341,7 @@ struct pool *pool_get(struct worker *w, const struct db_conf *db, const char *us
 	list_append(&w->pools, &p->node);
 	log_info("pool db=%s user=%s node=%s: %s:%d size %d (%s), %s mode", p->db_name, p->user,
 	         backend->name, backend->host, backend->port, p->size, db->pool_size_source,
-	         p->mode == POOL_MODE_SESSION ? "session" : "transaction");
+	         config_pool_mode_name(p->mode));
 	fill(p);
 	return p;
 }
