@@ -1,0 +1,176 @@
+"""Prepared statements shared between clients on a server connection.
+
+The pooler names every protocol-level prepared statement on the servers by a hash of its
+query text and parameter types: clients that prepare the same statement, whatever they
+call it, share one server-side statement per server connection. A client's Close drops
+only its own name. Each server connection keeps at most prepared_statement_cache_size
+statements and closes the least recently used beyond that."""
+import struct
+
+import psycopg
+import pytest
+
+from pgwire import RawConn, message, parse_fields, parse_data_row
+from test_metrics import metrics_port, value, wait_metrics
+
+
+# ---- extended-protocol messages --------------------------------------------------
+
+def cstr(s):
+    return s.encode() + b"\0"
+
+
+def parse(name, sql, types=()):
+    body = cstr(name) + cstr(sql) + struct.pack("!H", len(types))
+    body += b"".join(struct.pack("!I", t) for t in types)
+    return message(b"P", body)
+
+
+def bind(stmt, params=(), portal=""):
+    body = cstr(portal) + cstr(stmt) + struct.pack("!H", 0) + struct.pack("!H", len(params))
+    for p in params:
+        v = str(p).encode()
+        body += struct.pack("!i", len(v)) + v
+    return message(b"B", body + struct.pack("!H", 0))
+
+
+def describe(kind, name):
+    return message(b"D", kind + cstr(name))
+
+
+def execute(portal=""):
+    return message(b"E", cstr(portal) + struct.pack("!i", 0))
+
+
+def close(kind, name):
+    return message(b"C", kind + cstr(name))
+
+
+SYNC = message(b"S")
+
+
+def run(conn, data):
+    """Send data and read up to ReadyForQuery: (message types, rows, errors)."""
+    conn.send(data)
+    msgs, _ = conn.read_until("Z")
+    kinds = "".join(k for k, _ in msgs)
+    rows = [parse_data_row(p) for k, p in msgs if k == "D"]
+    errors = [parse_fields(p) for k, p in msgs if k == "E"]
+    return kinds, rows, errors
+
+
+def login(p):
+    c = RawConn(p.host, p.port)
+    c.login_trust("app", "app")
+    return c
+
+
+def server_statements(p):
+    """Statements the (only) server connection holds, seen through the pooler."""
+    with RawConn(p.host, p.port) as c:
+        c.login_trust("app", "app")
+        rows, _, errors = c.simple_query(
+            "select name, statement from pg_prepared_statements order by name")
+        assert not errors
+        return rows
+
+
+@pytest.fixture
+def trust_pooler(pooler):
+    def start(**kw):
+        kw.setdefault("with_replica", False)
+        return pooler(pool_size=1, auth_type="trust", **kw)
+    return start
+
+
+def test_clients_share_one_server_statement(trust_pooler):
+    p = trust_pooler()
+    sql = "select $1::int * 7"
+    with login(p) as a, login(p) as b:
+        kinds, rows, _ = run(a, parse("P1", sql) + bind("P1", [2]) + execute() + SYNC)
+        assert kinds == "12DCZ" and rows == [["14"]]
+        kinds, rows, _ = run(b, parse("S_1", sql) + bind("S_1", [3]) + execute() + SYNC)
+        assert kinds == "12DCZ" and rows == [["21"]]
+        # a different text is a different statement, even under the same client name
+        kinds, rows, _ = run(b, parse("S_2", "select $1::int * 8") + bind("S_2", [3]) +
+                             execute() + SYNC)
+        assert rows == [["24"]]
+        stmts = server_statements(p)
+        names = [r[0] for r in stmts]
+        assert all(n.startswith("pooler_") for n in names)
+        assert [r[1] for r in stmts].count(sql) == 1, stmts
+        assert len(names) == 2
+
+        # Describe of a client's own statement works under its own name
+        kinds, _, _ = run(a, describe(b"S", "P1") + SYNC)
+        assert kinds == "tTZ"
+
+        # a's Close drops only a's name: b keeps using the shared statement
+        kinds, _, errors = run(a, close(b"S", "P1") + SYNC)
+        assert kinds == "3Z" and not errors
+        kinds, rows, _ = run(b, bind("S_1", [4]) + execute() + SYNC)
+        assert rows == [["28"]]
+        kinds, _, errors = run(a, bind("P1", [1]) + execute() + SYNC)
+        assert kinds == "EZ" and errors[0]["C"] == "26000"
+        assert '"P1"' in errors[0]["M"]
+        # closing what does not exist is no error, as in PostgreSQL
+        kinds, _, errors = run(a, close(b"S", "never") + SYNC)
+        assert kinds == "3Z"
+        # prepared again after its Close: the server already has it
+        kinds, rows, _ = run(a, parse("P1", sql) + bind("P1", [5]) + execute() + SYNC)
+        assert kinds == "12DCZ" and rows == [["35"]]
+        assert [r[1] for r in server_statements(p)].count(sql) == 1
+
+
+def test_unnamed_statements_pass_through(trust_pooler):
+    p = trust_pooler()
+    with login(p) as a:
+        kinds, rows, _ = run(a, parse("", "select $1::int + 1") + bind("", [1]) + execute() +
+                             parse("", "select $1::text || 'x'") + bind("", ["a"]) +
+                             execute() + SYNC)
+        assert kinds == "12DC12DCZ" and rows == [["2"], ["ax"]]
+    assert server_statements(p) == []
+
+
+def test_error_in_a_batch_forgets_statements_that_were_never_made(trust_pooler):
+    p = trust_pooler()
+    with login(p) as a, login(p) as b:
+        kinds, _, errors = run(a, parse("bad", "select * from no_such_table_x") +
+                               parse("later", "select 42") + SYNC)
+        assert kinds == "EZ" and errors[0]["C"] == "42P01"
+        # the same texts from another client must be prepared anew, not assumed there
+        kinds, rows, errors = run(b, parse("x", "select 42") + bind("x") + execute() + SYNC)
+        assert kinds == "12DCZ" and rows == [["42"]], errors
+
+
+def test_cache_size_bounds_statements_per_server(trust_pooler):
+    p = trust_pooler(extra_pooler={"prepared_statement_cache_size": "3"})
+    with login(p) as a, login(p) as b:
+        for i in range(6):
+            kinds, rows, _ = run(a, parse("s%d" % i, "select %d + $1::int" % i) +
+                                 bind("s%d" % i, [1]) + execute() + SYNC)
+            assert kinds == "12DCZ" and rows == [[str(i + 1)]]
+        assert len(server_statements(p)) <= 3
+        # evicted statements come back on use, transparently, for every client
+        for rnd in range(2):
+            for i in range(6):
+                kinds, rows, errors = run(a, bind("s%d" % i, [rnd]) + execute() + SYNC)
+                assert kinds == "2DCZ" and rows == [[str(i + rnd)]], errors
+                kinds, rows, _ = run(b, parse("t%d" % i, "select %d + $1::int" % i) +
+                                     bind("t%d" % i, [10]) + execute() + close(b"S", "t%d" % i)
+                                     + SYNC)
+                assert kinds == "12DC3Z" and rows == [[str(i + 10)]]
+        assert len(server_statements(p)) <= 3
+    s = wait_metrics(metrics_port(p), lambda s: value(
+        s, "pooler_prepared_statements_total", event="evicted") > 0)
+    assert value(s, "pooler_prepared_statements_total", event="evicted") > 0
+    assert value(s, "pooler_prepared_statements_total", event="shared") > 0
+
+
+def test_cache_size_zero_passes_named_statements_through(trust_pooler):
+    p = trust_pooler(extra_pooler={"prepared_statement_cache_size": "0"})
+    with login(p) as a:
+        kinds, rows, _ = run(a, parse("mine", "select 5") + bind("mine") + execute() + SYNC)
+        assert rows == [["5"]]
+        rows, _, _ = a.simple_query("select name from pg_prepared_statements")
+        assert rows == [["mine"]]
