@@ -35,6 +35,7 @@ struct metrics {
 	uint64_t prepared_parses;             /* statements prepared on a server */
 	uint64_t prepared_shared;             /* client Parses served by a server's statement */
 	uint64_t prepared_evictions;          /* statements closed to bound the cache */
+	uint64_t prepared_retries;            /* batches rerun after a stale statement */
 };
 
 void metrics_observe(struct histogram *h, uint64_t micros);

@@ -44,9 +44,11 @@ struct server_ops {
 	void (*param)(struct server *s, const char *name, const char *value, bool relayed);
 	/* A query the pooler issued failed (its ReadyForQuery still follows). */
 	void (*query_error)(struct server *s, const char *sqlstate, const char *message);
-	/* Under guard, the statement was refused as a write in a read-only transaction
-	 * (25006) before any row: its replies are dropped up to ReadyForQuery. */
-	void (*refused)(struct server *s);
+	/* Under guard, before anything reached the client, the batch failed with sqlstate:
+	 * 25006 (a write in a read-only transaction) or 0A000 (a prepared statement's
+	 * result type changed). True when the owner runs the batch again: its replies are
+	 * then dropped up to ReadyForQuery. */
+	bool (*refused)(struct server *s, const char *sqlstate);
 };
 
 struct server {

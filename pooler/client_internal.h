@@ -84,6 +84,7 @@ struct client {
 	uint8_t *retry_batch;      /* a replica-routed autocommit Query, kept until it runs */
 	size_t retry_len;
 	bool retry_now;      /* the replica refused it: run it again on the primary */
+	bool retry_stale;    /* a prepared statement in it went stale: run it again here */
 	uint8_t route_once;  /* enum route_hint for the next transaction only */
 	uint8_t pinned;      /* enum pin_reason: keeps its server for the whole session */
 	uint64_t linked_us;  /* when the current server was linked */
@@ -114,7 +115,8 @@ void client_process(struct client *c);
 /* client_relay.c */
 void client_relay(struct client *c);
 void client_start_transaction(struct client *c);
-void client_retry_on_primary(struct client *c);
+void client_requeue_batch(struct client *c);
+void client_forget_stale_statements(struct server *s);
 void client_sync_params(struct client *c, struct server *s);
 
 /* client_login.c */

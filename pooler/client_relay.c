@@ -391,6 +391,11 @@ static bool check_batch(struct client *c, char type)
 
 	if (statement_mode_violated(c))
 		return false;
+	if (!c->on_replica && c->retry_batch != NULL) {
+		/* keep the order: nothing overtakes a batch that may be run again */
+		c->held = true;
+		return false;
+	}
 	if (!c->on_replica) {
 		if (type == 'Q' || type == 'P')
 			c->tx_wrote = true;
@@ -431,7 +436,7 @@ static bool check_batch(struct client *c, char type)
 /* A session that keeps its server (session mode, pinned) clears stale statements when
  * the server is between transactions; other servers do it on their way back to the
  * pool. */
-static void forget_stale_statements(struct server *s)
+void client_forget_stale_statements(struct server *s)
 {
 	if (!s->stmts_stale || s->pending > 0 || s->swallow > 0 || s->tx_status != 'I')
 		return;
@@ -467,7 +472,7 @@ void client_relay(struct client *c)
 			return;
 		}
 		if (c->approved == 0 && !s->unsynced && h.type != 'X') {
-			forget_stale_statements(s);
+			client_forget_stale_statements(s);
 			if (!check_batch(c, h.type))
 				break;
 			/* the batch may have been rewritten */
@@ -627,6 +632,40 @@ static bool caught_up(struct client *c, const struct db_conf *db)
 	return true;
 }
 
+/* Keep a copy of the batch's first end bytes until it has run, to run it again. */
+static void keep_for_retry(struct client *c, size_t end)
+{
+	c->retry_batch = malloc(end);
+	if (c->retry_batch == NULL)
+		return; /* no retry then: the client sees the error */
+	memcpy(c->retry_batch, buf_head(&c->conn.in), end);
+	c->retry_len = end;
+}
+
+/* Whether the first batch (end bytes, alone in the buffer) ends with Sync and binds a
+ * named statement: one the pooler prepares, so it may prepare it again and retry when
+ * the statement's result type changed under it (DDL). A pipelining client, with more
+ * bytes behind the batch, is left alone: holding its later batches would cost more. */
+static bool binds_named(struct client *c, size_t end)
+{
+	const uint8_t *p = buf_head(&c->conn.in);
+	struct proto_header h;
+
+	if (end < 5 || end != buf_len(&c->conn.in) || p[end - 5] != 'S' ||
+	    c->w->cfg->prepared_statement_cache_size == 0)
+		return false;
+	for (size_t at = 0; at + 5 <= end; at += 5 + h.len) {
+		if (proto_read_header(p + at, end - at, PROTO_MAX_MESSAGE, &h) != PROTO_OK)
+			return false;
+		if (h.type != 'B')
+			continue;
+		const uint8_t *nul = memchr(p + at + 5, '\0', h.len);
+		if (nul != NULL && nul + 1 < p + at + 5 + h.len && nul[1] != '\0')
+			return true;
+	}
+	return false;
+}
+
 /* Choose the node for the transaction whose first bytes wait in the buffer. Returns NULL
  * when it must wait for more bytes or has answered the client itself. */
 static struct node *route(struct client *c, const struct db_conf *db)
@@ -695,13 +734,8 @@ static struct node *route(struct client *c, const struct db_conf *db)
 		 * replica refuses it as a write (25006) it runs on the primary instead. */
 		const uint8_t *in = buf_head(&c->conn.in);
 		if (!c->ro_tx && b.end >= 5 &&
-		    (in[0] == 'Q' || (in[0] == 'P' && in[b.end - 5] == 'S'))) {
-			c->retry_batch = malloc(b.end);
-			if (c->retry_batch != NULL) {
-				memcpy(c->retry_batch, buf_head(&c->conn.in), b.end);
-				c->retry_len = b.end;
-			}
-		}
+		    (in[0] == 'Q' || (in[0] == 'P' && in[b.end - 5] == 'S')))
+			keep_for_retry(c, b.end);
 		return n;
 	}
 	n = router_primary(c->w, db);
@@ -709,6 +743,8 @@ static struct node *route(struct client *c, const struct db_conf *db)
 		refuse_batch(c, &b, SQLSTATE_CANNOT_CONNECT_NOW, "no primary server is available");
 		return NULL;
 	}
+	if (binds_named(c, b.end))
+		keep_for_retry(c, b.end);
 	c->tx_wrote = !(b.read_only && b.complete);
 	if (c->tx_wrote)
 		c->w->metrics.routed_primary_write++;
@@ -756,9 +792,8 @@ void client_start_transaction(struct client *c)
 	}
 }
 
-/* Put the refused Query back in front of whatever the client sent since, for the
- * primary. */
-void client_retry_on_primary(struct client *c)
+/* Put the kept batch back in front of whatever the client sent since. */
+void client_requeue_batch(struct client *c)
 {
 	struct buf *in = &c->conn.in;
 	size_t rest = buf_len(in);
@@ -770,5 +805,4 @@ void client_retry_on_primary(struct client *c)
 	memmove(in->data + in->start + c->retry_len, in->data + in->start, rest);
 	memcpy(in->data + in->start, c->retry_batch, c->retry_len);
 	in->end += c->retry_len;
-	c->route_once = HINT_PRIMARY;
 }

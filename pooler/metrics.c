@@ -169,13 +169,16 @@ static void prepared(struct buf *b, const struct metrics *m)
 {
 	family(b, "pooler_prepared_statements_total", "counter",
 	       "Protocol-level prepared statements: prepared on a server, shared by a client "
-	       "Parse, or closed to bound a server's cache.");
+	       "Parse, closed to bound a server's cache, or prepared anew and retried after "
+	       "its result type changed.");
 	out(b, "pooler_prepared_statements_total{event=\"prepared\"} %llu\n",
 	    (unsigned long long)m->prepared_parses);
 	out(b, "pooler_prepared_statements_total{event=\"shared\"} %llu\n",
 	    (unsigned long long)m->prepared_shared);
 	out(b, "pooler_prepared_statements_total{event=\"evicted\"} %llu\n",
 	    (unsigned long long)m->prepared_evictions);
+	out(b, "pooler_prepared_statements_total{event=\"retried\"} %llu\n",
+	    (unsigned long long)m->prepared_retries);
 }
 
 void metrics_render(struct worker *w, const struct client_counts *cc, struct buf *b)

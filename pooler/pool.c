@@ -255,9 +255,11 @@ static void on_query_error(struct server *s, const char *sqlstate, const char *m
 	pool_discard(s->pool, s, "reset query failed");
 }
 
-static void on_refused(struct server *s)
+static bool on_refused(struct server *s, const char *sqlstate)
 {
+	(void)sqlstate;
 	pool_discard(s->pool, s, "unexpected refusal with no client");
+	return false;
 }
 
 static const struct server_ops pool_server_ops = {

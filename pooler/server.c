@@ -192,12 +192,17 @@ void server_check_ready(struct server *s)
  * again until it is prepared anew. The pooler cannot tell which of its shared statements
  * failed, so the connection deallocates them all before its next client; each is then
  * prepared again on first use. */
-static void note_stale_plan(struct server *s, const struct proto_error *e)
+static bool stale_plan(const struct proto_error *e)
 {
 	static const char stale[] = "cached plan must not change result type";
 
-	if (e->sqlstate != NULL && strcmp(e->sqlstate, "0A000") == 0 && e->message != NULL &&
-	    strncmp(e->message, stale, sizeof(stale) - 1) == 0 && s->prepared.n > 0) {
+	return e->sqlstate != NULL && strcmp(e->sqlstate, "0A000") == 0 && e->message != NULL &&
+	       strncmp(e->message, stale, sizeof(stale) - 1) == 0;
+}
+
+static void note_stale_plan(struct server *s, const struct proto_error *e)
+{
+	if (stale_plan(e) && s->prepared.n > 0) {
 		s->stmts_stale = true;
 		log_debug("s=%llu a prepared statement went stale; deallocating before reuse",
 		          (unsigned long long)s->id);
@@ -303,7 +308,8 @@ static bool inspect(struct server *s, char type, const uint8_t *body, uint32_t l
 
 /* Under guard: decide on one complete reply message. Returns false when the server
  * failed. The guard ends with the first row, completion or other error; a 25006 refusal
- * before that drops everything held and tells the owner to run the statement elsewhere. */
+ * or a stale prepared statement before that may drop everything held, when the owner
+ * runs the batch again (elsewhere, or prepared anew). */
 static bool guard_message(struct server *s, char type, const uint8_t *body, uint32_t len)
 {
 	struct conn *c = &s->conn;
@@ -321,16 +327,19 @@ static bool guard_message(struct server *s, char type, const uint8_t *body, uint
 		s->held += 5 + len;
 		return true;
 	case 'E':
-		if (proto_parse_error(body, len, &e) && e.sqlstate &&
-		    strcmp(e.sqlstate, "25006") == 0) {
-			conn_cut(c, c->fwd, s->held + 5 + len);
-			s->held = 0;
-			s->guard = false;
-			s->dropping = true;
-			s->ops->refused(s);
-			return s->state != SERVER_CLOSED;
+		if (!proto_parse_error(body, len, &e) || e.sqlstate == NULL ||
+		    (strcmp(e.sqlstate, "25006") != 0 && !stale_plan(&e)))
+			break;
+		if (!s->ops->refused(s, e.sqlstate)) {
+			if (s->state == SERVER_CLOSED)
+				return false;
+			break; /* the client sees the error */
 		}
-		break;
+		conn_cut(c, c->fwd, s->held + 5 + len);
+		s->held = 0;
+		s->guard = false;
+		s->dropping = true;
+		return true;
 	default:
 		break;
 	}

@@ -174,3 +174,51 @@ def test_cache_size_zero_passes_named_statements_through(trust_pooler):
         assert rows == [["5"]]
         rows, _, _ = a.simple_query("select name from pg_prepared_statements")
         assert rows == [["mine"]]
+
+
+# ---- DDL under a prepared statement -------------------------------------------------
+
+def test_result_type_change_is_retried_with_psycopg(pooler, cluster):
+    """psycopg prepares the SELECT; a column is added between executions. PostgreSQL
+    refuses to run the old plan (0A000 "cached plan must not change result type"); the
+    pooler prepares it again and retries, so the client just sees the new column."""
+    p = pooler(pool_size=2)
+    with psycopg.connect(p.dsn(), autocommit=True) as ddl:
+        ddl.execute("drop table if exists ps_ddl; create table ps_ddl(a int)")
+        ddl.execute("insert into ps_ddl values (1)")
+        with psycopg.connect(p.dsn(), autocommit=True) as c:
+            q = "/* pooler:primary */ select * from ps_ddl where a = %s"
+            for _ in range(3):
+                assert c.execute(q, (1,), prepare=True).fetchall() == [(1,)]
+            ddl.execute("alter table ps_ddl add column b int default 9")
+            for _ in range(3):
+                assert c.execute(q, (1,), prepare=True).fetchall() == [(1, 9)]
+            ddl.execute("alter table ps_ddl drop column b")
+            assert c.execute(q, (1,), prepare=True).fetchall() == [(1,)]
+    s = wait_metrics(metrics_port(p), lambda s: value(
+        s, "pooler_prepared_statements_total", event="retried") >= 2)
+    assert value(s, "pooler_prepared_statements_total", event="retried") >= 2
+
+
+def test_result_type_change_with_raw_extended_protocol(trust_pooler):
+    p = trust_pooler()
+    with login(p) as a, login(p) as ddl:
+        ddl.simple_query("drop table if exists ps_raw; create table ps_raw(a int)")
+        ddl.simple_query("insert into ps_raw values (3)")
+        kinds, rows, _ = run(a, parse("q", "select * from ps_raw") + bind("q") + execute() +
+                             SYNC)
+        assert rows == [["3"]]
+        ddl.simple_query("alter table ps_raw add column b text default 'x'")
+        # outside a transaction, nothing sent yet: prepared anew and retried
+        kinds, rows, errors = run(a, bind("q") + execute() + SYNC)
+        assert kinds == "2DCZ" and rows == [["3", "x"]], errors
+        # inside a transaction block the error is PostgreSQL's, and the next
+        # transaction prepares the statement again
+        ddl.simple_query("alter table ps_raw drop column b")
+        _, _, errors = a.simple_query("begin")
+        assert not errors
+        kinds, _, errors = run(a, bind("q") + execute() + SYNC)
+        assert kinds == "EZ" and errors[0]["C"] == "0A000"
+        a.simple_query("rollback")
+        kinds, rows, errors = run(a, bind("q") + execute() + SYNC)
+        assert kinds == "2DCZ" and rows == [["3"]], errors
