@@ -378,6 +378,30 @@ static void advance(struct client *c, size_t n)
 	c->approved = c->approved > n ? c->approved - n : 0;
 }
 
+/* Another batch follows one kept to be rerun on a stale statement. Once its stale error
+ * has come, the rerun goes first and the new batch waits (false). Otherwise the kept
+ * batch is let go: it may have opened a transaction, or the client pipelines, and
+ * nothing may overtake a rerun; whatever its replies held back goes to the client. */
+static bool give_up_retry(struct client *c)
+{
+	struct server *s = c->server;
+
+	if (c->retry_stale) {
+		c->held = true;
+		return false;
+	}
+	free(c->retry_batch);
+	c->retry_batch = NULL;
+	c->retry_len = 0;
+	if (s->guard) {
+		s->conn.fwd += s->held;
+		s->held = 0;
+		s->guard = false;
+		client_flush(c);
+	}
+	return c->state == CLIENT_ACTIVE;
+}
+
 /* At the start of each later batch of a held server: on a replica, only batches fit for
  * it go through (a write waits until the replica is let go, then takes the primary); on
  * the primary, note possible writes and session-wide read-only switches. Returns false
@@ -391,11 +415,8 @@ static bool check_batch(struct client *c, char type)
 
 	if (statement_mode_violated(c))
 		return false;
-	if (!c->on_replica && c->retry_batch != NULL) {
-		/* keep the order: nothing overtakes a batch that may be run again */
-		c->held = true;
+	if (!c->on_replica && c->retry_batch != NULL && !give_up_retry(c))
 		return false;
-	}
 	if (!c->on_replica) {
 		if (type == 'Q' || type == 'P')
 			c->tx_wrote = true;
