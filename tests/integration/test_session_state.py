@@ -95,3 +95,25 @@ def test_set_of_a_carried_parameter_does_not_pin(pooler):
     with psycopg.connect(p.dsn(), autocommit=True) as b:
         assert b.execute("show timezone").fetchone()[0] != "Asia/Tokyo"
     assert "keeps its server connection" not in p.log()
+
+
+@pytest.mark.parametrize("sql,check,clean", [
+    ("listen st_leak", "select count(*) from pg_listening_channels()", "0"),
+    ("select pg_advisory_lock(4711)",
+     "select count(*) from pg_locks where locktype = 'advisory' and objid = 4711", "0"),
+    ("prepare st_leak_plan as select 1",
+     "select count(*) from pg_prepared_statements where name = 'st_leak_plan'", "0"),
+    ("declare st_leak_cur cursor with hold for select 1",
+     "select count(*) from pg_cursors where name = 'st_leak_cur'", "0"),
+    ("set role app", "select current_user = session_user", "t"),
+])
+def test_session_state_is_gone_for_the_next_client(pooler, sql, check, clean):
+    """Client A leaves state on the one server connection; client B, on the same server
+    connection, finds none of it."""
+    p = pooler(pool_size=1, with_replica=False)
+    with psycopg.connect(p.dsn(), autocommit=True) as a:
+        pid = a.execute("select pg_backend_pid()").fetchone()[0]
+        a.execute(sql)
+    with psycopg.connect(p.dsn(), autocommit=True) as b:
+        assert b.execute("select pg_backend_pid()").fetchone()[0] == pid  # same server
+        assert str(b.execute(check).fetchone()[0]).lower()[:1] == clean[:1]
