@@ -200,6 +200,143 @@ static bool drops_statements(const uint8_t *q, size_t n)
 	return false;
 }
 
+/* The statement name of a simple Query "DEALLOCATE [PREPARE] name", into out; false for
+ * anything else (DEALLOCATE ALL included). Unquoted names fold to lower case, as in
+ * PostgreSQL. */
+static bool deallocate_name(const uint8_t *q, size_t n, char *out, size_t cap)
+{
+	const char *p = (const char *)q, *end = p + strnlen(p, n);
+	size_t len = 0;
+
+#define SKIP_SPACE()                                                                       \
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))           \
+	p++
+	SKIP_SPACE();
+	if (end - p < 11 || strncasecmp(p, "deallocate", 10) != 0 || !isspace((unsigned char)p[10]))
+		return false;
+	p += 10;
+	SKIP_SPACE();
+	if (end - p > 8 && strncasecmp(p, "prepare", 7) == 0 && isspace((unsigned char)p[7])) {
+		p += 7;
+		SKIP_SPACE();
+	}
+	if (p < end && *p == '"') {
+		for (p++; p < end && *p != '"' && len + 1 < cap; p++)
+			out[len++] = *p;
+		if (p >= end || *p != '"')
+			return false;
+		p++;
+	} else {
+		for (; p < end && (isalnum((unsigned char)*p) || *p == '_' || *p == '$') &&
+		       len + 1 < cap;
+		     p++)
+			out[len++] = (char)tolower((unsigned char)*p);
+	}
+	out[len] = '\0';
+	SKIP_SPACE();
+	if (p < end && *p == ';')
+		p++;
+	SKIP_SPACE();
+#undef SKIP_SPACE
+	return len > 0 && p == end && strcmp(out, "all") != 0;
+}
+
+static void put_complete(struct buf *out, const char *tag)
+{
+	buf_put_u8(out, 'C');
+	buf_put_u32(out, (uint32_t)(4 + strlen(tag) + 1));
+	buf_put_str(out, tag);
+}
+
+static void put_empty(struct buf *out, char type)
+{
+	buf_put_u8(out, (uint8_t)type);
+	buf_put_u32(out, 4);
+}
+
+/* The text of a DEALLOCATE at m (avail bytes): a simple Query, or an unnamed Parse
+ * without parameter types followed by its Bind, Describe and Execute up to Sync (what
+ * libpq's PQsendQueryParams sends). Sets *len to the bytes of the batch. */
+static const uint8_t *deallocate_batch(const uint8_t *m, size_t avail, size_t *len,
+                                       size_t *text_len)
+{
+	struct proto_header h;
+
+	if (proto_read_header(m, avail, PROTO_MAX_MESSAGE, &h) != PROTO_OK || h.len > 256 ||
+	    avail < 5 + (size_t)h.len)
+		return NULL;
+	if (h.type == 'Q') {
+		*len = 5 + h.len;
+		*text_len = h.len;
+		return m + 5;
+	}
+	if (h.type != 'P' || h.len < 4 || m[5] != '\0' || m[4 + h.len] != '\0' ||
+	    m[3 + h.len] != '\0')
+		return NULL; /* named, or with parameter types */
+	for (size_t at = 5 + h.len; at < avail;) {
+		struct proto_header n;
+		if (proto_read_header(m + at, avail - at, PROTO_MAX_MESSAGE, &n) != PROTO_OK ||
+		    avail - at < 5 + (size_t)n.len || !strchr("BDES", n.type))
+			return NULL;
+		at += 5 + n.len;
+		if (n.type == 'S') {
+			*len = at;
+			*text_len = h.len - 3;
+			return m + 6;
+		}
+	}
+	return NULL;
+}
+
+/* A DEALLOCATE of one of the client's own protocol-level statements (psycopg deallocates
+ * so): only the client's name goes, and the pooler answers as PostgreSQL would, since
+ * other clients may share the statement on the server. The batch at the relay position
+ * is consumed. tx_status is for the ReadyForQuery. Returns true when answered. */
+static bool client_deallocate_own(struct client *c, char tx_status)
+{
+	struct conn *cn = &c->conn;
+	const uint8_t *m = buf_head(&cn->in) + cn->fwd;
+	size_t len, text_len;
+	char name[128];
+
+	if (c->stmts.n == 0)
+		return false;
+	const uint8_t *text = deallocate_batch(m, buf_len(&cn->in) - cn->fwd, &len, &text_len);
+	if (text == NULL || !deallocate_name(text, text_len, name, sizeof(name)) ||
+	    pstmts_find(&c->stmts, name) == NULL)
+		return false;
+	pstmts_remove(&c->stmts, name);
+	if (m[0] == 'Q') {
+		put_complete(&cn->out, "DEALLOCATE");
+	} else {
+		struct proto_header h;
+		for (size_t at = 0; at < len; at += 5 + h.len) {
+			if (proto_read_header(m + at, len - at, PROTO_MAX_MESSAGE, &h) != PROTO_OK)
+				break;
+			switch (m[at]) {
+			case 'P':
+				put_empty(&cn->out, '1');
+				break;
+			case 'B':
+				put_empty(&cn->out, '2');
+				break;
+			case 'D':
+				put_empty(&cn->out, 'n');
+				break;
+			case 'E':
+				put_complete(&cn->out, "DEALLOCATE");
+				break;
+			default:
+				break;
+			}
+		}
+	}
+	conn_cut(cn, cn->fwd, len);
+	proto_write_ready(&cn->out, tx_status);
+	client_flush(c);
+	return true;
+}
+
 /* A named Parse: remember it for the client and give it the shared server-side name; a
  * server that has the statement already gets a Close of a name that does not exist
  * instead, whose answer reaches the client as ParseComplete. */
@@ -252,8 +389,11 @@ static int named_statements(struct client *c, struct server *s, struct proto_hea
 		size_t nlen = strnlen((const char *)body, h->len);
 		if (nlen == h->len)
 			return 1; /* malformed: the server will say so */
-		if (nlen == 0)
+		if (nlen == 0) {
+			if (drops_statements(body + 1, h->len - 1))
+				stmt_cache_clear(&s->prepared);
 			return expect_reply(c, s, '1', 0, REPLY_PASS) ? 1 : -1;
+		}
 		return named_parse(c, s, h, body, nlen);
 	}
 	case 'B': {
@@ -378,6 +518,15 @@ static void advance(struct client *c, size_t n)
 	c->approved = c->approved > n ? c->approved - n : 0;
 }
 
+/* Whether the pooler may answer the client itself now: every earlier answer of the
+ * server has been relayed, and the transaction is not aborted. */
+static bool may_answer(const struct client *c)
+{
+	const struct server *s = c->server;
+	return s->pending == 0 && s->swallow == 0 && s->conn.fwd == 0 && s->held == 0 &&
+	       s->tx_status != 'E' && c->retry_batch == NULL && c->remain == 0;
+}
+
 /* Another batch follows one kept to be rerun on a stale statement. Once its stale error
  * has come, the rerun goes first and the new batch waits (false). Otherwise the kept
  * batch is let go: it may have opened a transaction, or the client pipelines, and
@@ -415,6 +564,8 @@ static bool check_batch(struct client *c, char type)
 
 	if (statement_mode_violated(c))
 		return false;
+	if (type == 'Q' && may_answer(c) && client_deallocate_own(c, c->server->tx_status))
+		return true;
 	if (!c->on_replica && c->retry_batch != NULL && !give_up_retry(c))
 		return false;
 	if (!c->on_replica) {
@@ -789,6 +940,11 @@ void client_start_transaction(struct client *c)
 	}
 	if (h.type == 'X') {
 		client_close(c, "client said goodbye");
+		return;
+	}
+	if (client_deallocate_own(c, 'I')) {
+		if (buf_len(&c->conn.in) > 0)
+			client_start_transaction(c);
 		return;
 	}
 	if (c->w->shutting_down) {

@@ -222,3 +222,37 @@ def test_result_type_change_with_raw_extended_protocol(trust_pooler):
         a.simple_query("rollback")
         kinds, rows, errors = run(a, bind("q") + execute() + SYNC)
         assert kinds == "2DCZ" and rows == [["3"]], errors
+
+
+def test_sql_deallocate_drops_only_the_clients_own_name(trust_pooler):
+    p = trust_pooler()
+    with login(p) as a, login(p) as b:
+        sql = "select $1::int - 1"
+        run(a, parse("_pg3_0", sql) + SYNC)
+        run(b, parse("mine", sql) + SYNC)
+        rows, tags, errors = a.simple_query("DEALLOCATE _pg3_0")
+        assert tags == ["DEALLOCATE"] and not errors
+        kinds, rows, _ = run(b, bind("mine", [10]) + execute() + SYNC)
+        assert rows == [["9"]]
+        _, _, errors = a.simple_query("deallocate prepare _pg3_0;")
+        assert errors and errors[0]["C"] == "26000"  # gone, as PostgreSQL says
+        # inside a transaction block too
+        run(a, parse("again", sql) + SYNC)
+        a.simple_query("begin")
+        rows, tags, errors = a.simple_query('deallocate "again"')
+        assert tags == ["DEALLOCATE"] and not errors
+        a.simple_query("commit")
+        assert [r[1] for r in server_statements(p)].count(sql) == 1
+
+
+def test_psycopg_statement_cache_overflow_deallocates(pooler):
+    """psycopg keeps prepared_max statements and DEALLOCATEs the oldest by SQL."""
+    p = pooler(pool_size=1, with_replica=False)
+    with psycopg.connect(p.dsn(), autocommit=True) as c, \
+            psycopg.connect(p.dsn(), autocommit=True) as d:
+        c.prepared_max = 2
+        for rnd in range(3):
+            for i in range(5):
+                q = "select %%s::int + %d" % i
+                assert c.execute(q, (rnd,), prepare=True).fetchone() == (rnd + i,)
+                assert d.execute(q, (rnd,), prepare=True).fetchone() == (rnd + i,)
