@@ -29,13 +29,13 @@ struct metrics {
 	uint64_t server_login_failures;
 	uint64_t config_reloads_ok;
 	uint64_t config_reloads_failed;
-	uint64_t pinned[METRICS_PIN_REASONS];  /* clients pinned, by enum pin_reason */
+	uint64_t pinned[METRICS_PIN_REASONS];      /* clients pinned, by enum pin_reason */
 	uint64_t pin_refused[METRICS_PIN_REASONS]; /* ...refused instead (pin_action = error) */
-	uint64_t statement_mode_refused;      /* transaction blocks in statement mode */
-	uint64_t prepared_parses;             /* statements prepared on a server */
-	uint64_t prepared_shared;             /* client Parses served by a server's statement */
-	uint64_t prepared_evictions;          /* statements closed to bound the cache */
-	uint64_t prepared_retries;            /* batches rerun after a stale statement */
+	uint64_t statement_mode_refused;           /* transaction blocks in statement mode */
+	uint64_t prepared_parses;                  /* statements prepared on a server */
+	uint64_t prepared_shared;    /* client Parses served by a server's statement */
+	uint64_t prepared_evictions; /* statements closed to bound the cache */
+	uint64_t prepared_retries;   /* batches rerun after a stale statement */
 };
 
 void metrics_observe(struct histogram *h, uint64_t micros);

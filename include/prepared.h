@@ -30,6 +30,7 @@
 struct pstmt {
 	char *name;    /* the client's name */
 	uint64_t hash; /* of query text and parameter types: the statement's identity */
+	char server_name[PREPARED_NAME_LEN]; /* "pooler_" + hash, its name on the servers */
 	uint8_t *rest; /* the Parse body after the name: query, parameter types */
 	size_t rest_len;
 };

@@ -76,14 +76,14 @@ struct server {
 
 	PGconn *pg; /* owns the socket; kept for cancel and PQfinish */
 	ev_io login_io;
-	ev_timer timer;             /* login timeout */
-	struct params params;       /* ParameterStatus values as the server last reported */
-	struct stmt_cache prepared;   /* pooler-named statements this connection has */
-	struct reply_queue *replies;  /* Parse and Close answers due; allocated on first use */
-	int stmt_cache_size;          /* prepared_statement_cache_size when it connected */
-	bool stmts_stale;             /* DDL changed a statement's result: deallocate all */
-	uint32_t segments_sent;     /* Syncs and Queries relayed from clients */
-	uint32_t segments_done;     /* ReadyForQuery answers to them */
+	ev_timer timer;              /* login timeout */
+	struct params params;        /* ParameterStatus values as the server last reported */
+	struct stmt_cache prepared;  /* pooler-named statements this connection has */
+	struct reply_queue *replies; /* Parse and Close answers due; allocated on first use */
+	int stmt_cache_size;         /* prepared_statement_cache_size when it connected */
+	bool stmts_stale;            /* DDL changed a statement's result: deallocate all */
+	uint32_t segments_sent;      /* Syncs and Queries relayed from clients */
+	uint32_t segments_done;      /* ReadyForQuery answers to them */
 	struct conn conn;
 };
 

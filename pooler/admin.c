@@ -221,8 +221,8 @@ static void show_databases(struct worker *w, struct buf *out)
 		const struct node *p = router_primary(w, d);
 		row_fmt(out, 10, "%s\t%s\t%d\t%s\t%s\t%d\t%d\t0\t%s\t%s", d->name, p ? p->host : "",
 		        p ? p->port : 0, d->dbname, d->server_user ? d->server_user : "",
-		        d->effective_pool_size, d->min_pool_size, config_pool_mode_name(d->pool_mode),
-		        d->nodes ? d->nodes : "(all)");
+		        d->effective_pool_size, d->min_pool_size,
+		        config_pool_mode_name(d->pool_mode), d->nodes ? d->nodes : "(all)");
 	}
 	complete(out, "SHOW");
 }

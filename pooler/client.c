@@ -121,8 +121,7 @@ static void release_server(struct client *c)
 		else
 			pool_release(p, s);
 	} else if (!mid_message && s->pending == 0 && s->swallow == 0 && !s->unsynced &&
-	           (s->tx_status == 'T' || s->tx_status == 'E') &&
-	           p->mode != POOL_MODE_SESSION) {
+	           (s->tx_status == 'T' || s->tx_status == 'E') && p->mode != POOL_MODE_SESSION) {
 		pool_reset(p, s, "ROLLBACK");
 	} else {
 		pool_discard(p, s, "client left while the server was busy");

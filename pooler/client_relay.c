@@ -95,8 +95,7 @@ static void set_length(struct client *c, size_t off, uint32_t body_len)
 }
 
 /* Note a Parse or Close whose answer the server owes, in the order it goes out. */
-static bool expect_reply(struct client *c, struct server *s, char type, uint64_t hash,
-                         uint8_t kind)
+static bool expect_reply(struct client *c, struct server *s, char type, uint64_t hash, uint8_t kind)
 {
 	if (s->replies == NULL)
 		s->replies = util_calloc(1, sizeof(*s->replies));
@@ -130,8 +129,7 @@ static bool make_room(struct client *c, struct server *s)
 			break;
 		prepared_server_name(victim, name);
 		size_t len = prepared_close_message(name, msg, sizeof(msg));
-		if (!inject(c, s, msg, len) ||
-		    !expect_reply(c, s, '3', victim, REPLY_CLOSE_EVICT))
+		if (!inject(c, s, msg, len) || !expect_reply(c, s, '3', victim, REPLY_CLOSE_EVICT))
 			return false;
 		c->w->metrics.prepared_evictions++;
 	}
@@ -208,8 +206,8 @@ static bool deallocate_name(const uint8_t *q, size_t n, char *out, size_t cap)
 	const char *p = (const char *)q, *end = p + strnlen(p, n);
 	size_t len = 0;
 
-#define SKIP_SPACE()                                                                       \
-	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))           \
+#define SKIP_SPACE()                                                                               \
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))                   \
 	p++
 	SKIP_SPACE();
 	if (end - p < 11 || strncasecmp(p, "deallocate", 10) != 0 || !isspace((unsigned char)p[10]))
@@ -343,11 +341,9 @@ static bool client_deallocate_own(struct client *c, char tx_status)
 static int named_parse(struct client *c, struct server *s, struct proto_header *h,
                        const uint8_t *body, size_t nlen)
 {
-	char server_name[PREPARED_NAME_LEN];
 	const char *name = (const char *)body;
 	struct pstmt *pst = pstmts_add(&c->stmts, name, body + nlen + 1, h->len - nlen - 1);
 
-	prepared_server_name(pst->hash, server_name);
 	if (stmt_cache_touch(&s->prepared, pst->hash)) {
 		uint8_t msg[64];
 		size_t len = prepared_close_message(PREPARED_NO_NAME, msg, sizeof(msg));
@@ -358,7 +354,7 @@ static int named_parse(struct client *c, struct server *s, struct proto_header *
 		c->w->metrics.prepared_shared++;
 		return expect_reply(c, s, '3', pst->hash, REPLY_CLOSE_PARSE) ? 1 : -1;
 	}
-	if (!make_room(c, s) || !rewrite(c, h, 5, nlen, server_name, strlen(server_name)))
+	if (!make_room(c, s) || !rewrite(c, h, 5, nlen, pst->server_name, PREPARED_NAME_LEN - 1))
 		return -1;
 	stmt_cache_add(&s->prepared, pst->hash);
 	c->w->metrics.prepared_parses++;
@@ -438,11 +434,9 @@ static int named_statements(struct client *c, struct server *s, struct proto_hea
 		           ? 1
 		           : -1;
 	}
-	char server_name[PREPARED_NAME_LEN];
-	prepared_server_name(pst->hash, server_name);
 	if (!ensure_prepared(c, s, pst))
 		return -1;
-	return rewrite(c, h, name_off, nlen, server_name, strlen(server_name)) ? 1 : -1;
+	return rewrite(c, h, name_off, nlen, pst->server_name, PREPARED_NAME_LEN - 1) ? 1 : -1;
 }
 
 /* Session state the pooler cannot carry: keep this server until the client leaves. */
@@ -491,8 +485,8 @@ static bool refuse_pin_in_transaction(struct client *c, uint8_t reason, size_t e
 	if (!ok)
 		client_fatal(c, SQLSTATE_INTERNAL_ERROR, "out of memory");
 	c->w->metrics.pin_refused[reason]++;
-	log_info("c=%llu user=%s db=%s refused (pin_action = error): %s",
-	         (unsigned long long)c->id, c->user, c->db, classify_pin_name(reason));
+	log_info("c=%llu user=%s db=%s refused (pin_action = error): %s", (unsigned long long)c->id,
+	         c->user, c->db, classify_pin_name(reason));
 	return ok;
 }
 

@@ -42,6 +42,7 @@ struct pstmt *pstmts_add(struct client_stmts *cs, const char *name, const uint8_
 	}
 	free(p->rest);
 	p->hash = statement_hash(rest, rest_len);
+	prepared_server_name(p->hash, p->server_name);
 	p->rest = util_calloc(1, rest_len ? rest_len : 1);
 	memcpy(p->rest, rest, rest_len);
 	p->rest_len = rest_len;
@@ -85,16 +86,14 @@ static void put_header(uint8_t *m, char type, size_t total)
 
 uint8_t *prepared_parse_message(const struct pstmt *p, size_t *len)
 {
-	char name[PREPARED_NAME_LEN];
-	prepared_server_name(p->hash, name);
-	size_t nlen = strlen(name) + 1;
+	size_t nlen = strlen(p->server_name) + 1;
 	uint8_t *m = malloc(5 + nlen + p->rest_len);
 
 	if (m == NULL)
 		return NULL;
 	*len = 5 + nlen + p->rest_len;
 	put_header(m, 'P', *len);
-	memcpy(m + 5, name, nlen);
+	memcpy(m + 5, p->server_name, nlen);
 	memcpy(m + 5 + nlen, p->rest, p->rest_len);
 	return m;
 }

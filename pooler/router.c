@@ -203,7 +203,8 @@ void router_scan_batch(struct classifier *cl, const uint8_t *p, size_t n, struct
 			merge(b, &v);
 			/* a primary hint in the text holds for every later Bind of it too */
 			remember(names, name,
-			         v.read_only && v.hint != HINT_PRIMARY && (!v.begin || v.begin_read_only));
+			         v.read_only && v.hint != HINT_PRIMARY &&
+			             (!v.begin || v.begin_read_only));
 			break;
 		}
 		case 'B': {
