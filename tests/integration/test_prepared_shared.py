@@ -256,3 +256,32 @@ def test_psycopg_statement_cache_overflow_deallocates(pooler):
                 q = "select %%s::int + %d" % i
                 assert c.execute(q, (rnd,), prepare=True).fetchone() == (rnd + i,)
                 assert d.execute(q, (rnd,), prepare=True).fetchone() == (rnd + i,)
+
+
+def test_eviction_inside_one_pipelined_batch(trust_pooler):
+    """More statements in one batch than the cache holds: each is closed and prepared
+    again as the batch goes, in order."""
+    p = trust_pooler(extra_pooler={"prepared_statement_cache_size": "2"})
+    with login(p) as a:
+        names = ["e%d" % i for i in range(5)]
+        data = b"".join(parse(n, "select %d" % i) for i, n in enumerate(names))
+        for rnd in range(2):
+            data += b"".join(bind(n) + execute() for n in names)
+        kinds, rows, errors = run(a, data + SYNC)
+        assert not errors, errors
+        assert rows == [[str(i)] for i in range(5)] * 2
+        assert kinds == "1" * 5 + "2DC" * 10 + "Z"
+        assert len(server_statements(p)) <= 2
+
+
+def test_psycopg_pipeline_with_prepared_statements(pooler):
+    p = pooler(pool_size=1, with_replica=False)
+    with psycopg.connect(p.dsn(), autocommit=True) as c, \
+            psycopg.connect(p.dsn(), autocommit=True) as d:
+        for rnd in range(3):
+            with c.pipeline():
+                curs = [c.execute("select %s::int * 10", (i,), prepare=True)
+                        for i in range(6)]
+            assert [cur.fetchone() for cur in curs] == [(i * 10,) for i in range(6)]
+            assert d.execute("select %s::int * 10", (rnd,), prepare=True).fetchone() == (
+                rnd * 10,)
