@@ -252,11 +252,12 @@ static void put_empty(struct buf *out, char type)
 	buf_put_u32(out, 4);
 }
 
-/* The text of a DEALLOCATE at m (avail bytes): a simple Query, or an unnamed Parse
- * without parameter types followed by its Bind, Describe and Execute up to Sync (what
- * libpq's PQsendQueryParams sends). Sets *len to the bytes of the batch. */
-static const uint8_t *deallocate_batch(const uint8_t *m, size_t avail, size_t *len,
-                                       size_t *text_len)
+/* The text of the one statement of the batch at m (avail bytes): a simple Query, or an
+ * unnamed Parse without parameter types followed by its Bind, Describe and Execute up to
+ * Sync (what libpq's PQsendQueryParams and pgjdbc send). Sets *len to the bytes of the
+ * batch. NULL for anything else. */
+static const uint8_t *one_statement_batch(const uint8_t *m, size_t avail, size_t *len,
+                                          size_t *text_len)
 {
 	struct proto_header h;
 
@@ -299,7 +300,7 @@ static bool client_deallocate_own(struct client *c, char tx_status)
 
 	if (c->stmts.n == 0)
 		return false;
-	const uint8_t *text = deallocate_batch(m, buf_len(&cn->in) - cn->fwd, &len, &text_len);
+	const uint8_t *text = one_statement_batch(m, buf_len(&cn->in) - cn->fwd, &len, &text_len);
 	if (text == NULL || !deallocate_name(text, text_len, name, sizeof(name)) ||
 	    pstmts_find(&c->stmts, name) == NULL)
 		return false;
@@ -753,6 +754,67 @@ static void refuse_batch(struct client *c, const struct batch *b, const char *sq
 	client_flush(c);
 }
 
+/* Settings clients SET right after login (pgjdbc: extra_float_digits) that hold one
+ * plain value the pooler can read from the statement itself: carried from server to
+ * server like startup parameters, rather than pinning the client. */
+static const char *const carried_by_value[] = {"extra_float_digits"};
+
+/* Next word of a SET statement at *p: "=", letters, digits, _ . - +, or a quoted literal
+ * without quotes inside. */
+static size_t set_word(const char **p, const char *end, char *out, size_t cap)
+{
+	size_t len = 0;
+	while (*p < end && isspace((unsigned char)**p))
+		(*p)++;
+	if (*p < end && **p == '=') {
+		(*p)++;
+		return (size_t)snprintf(out, cap, "=");
+	}
+	bool quoted = *p < end && **p == '\'';
+	if (quoted)
+		(*p)++;
+	while (*p < end && len + 1 < cap &&
+	       (quoted ? **p != '\'' : (isalnum((unsigned char)**p) || strchr("_.-+", **p))))
+		out[len++] = *(*p)++;
+	if (quoted && (*p >= end || *(*p)++ != '\''))
+		return 0;
+	out[len] = '\0';
+	return len;
+}
+
+/* A first batch that is just "SET [SESSION] name {= | TO} value" of a carried_by_value
+ * setting: remember the value as the client's wish, so that it follows the client to
+ * every server connection and is reset for the next client. */
+static bool carry_set(struct client *c, const struct batch *b)
+{
+	size_t len, text_len;
+	char word[64], name[64], value[64];
+	const uint8_t *text = one_statement_batch(buf_head(&c->conn.in), b->end, &len, &text_len);
+
+	if (text == NULL || len != b->end)
+		return false;
+	const char *p = (const char *)text, *end = p + strnlen(p, text_len);
+	if (!set_word(&p, end, word, sizeof(word)) || strcasecmp(word, "set") != 0 ||
+	    !set_word(&p, end, name, sizeof(name)))
+		return false;
+	if (strcasecmp(name, "session") == 0 && !set_word(&p, end, name, sizeof(name)))
+		return false;
+	if (!set_word(&p, end, word, sizeof(word)) ||
+	    (strcmp(word, "=") != 0 && strcasecmp(word, "to") != 0) ||
+	    !set_word(&p, end, value, sizeof(value)))
+		return false;
+	while (p < end && (isspace((unsigned char)*p) || *p == ';'))
+		p++;
+	if (p != end)
+		return false;
+	for (size_t i = 0; i < ARRAY_LEN(carried_by_value); i++)
+		if (strcasecmp(name, carried_by_value[i]) == 0) {
+			params_set(&c->wants, carried_by_value[i], value);
+			return true;
+		}
+	return false;
+}
+
 /* Refuse, before it runs anywhere, a first batch that statement mode or pin_action =
  * error forbids. Nothing of it has run: the client stays outside a transaction. */
 static bool allowed(struct client *c, const struct db_conf *db, const struct batch *b)
@@ -847,6 +909,8 @@ static struct node *route(struct client *c, const struct db_conf *db)
 		                  client_names(c), &b);
 		if (!b.complete)
 			return NULL; /* the rest of the batch is on its way */
+		if (b.pins == PIN_SET && carry_set(c, &b))
+			b.pins = PIN_NONE;
 		if (!allowed(c, db, &b))
 			return NULL;
 		pin(c, b.pins);

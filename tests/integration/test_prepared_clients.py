@@ -148,10 +148,9 @@ def test_jdbc_named_statements(pooler, tmp_path):
                        capture_output=True, text=True, timeout=90)
     assert r.returncode == 0, r.stderr
     p = pooler(pool_size=2)
-    # assumeMinServerVersion: pgjdbc then sends extra_float_digits in the startup packet
-    # (carried by the pooler) instead of a session SET after login (which pins)
-    url = "jdbc:postgresql://%s:%d/app?sslmode=disable&assumeMinServerVersion=9.4" % (
-        p.host, p.port)
+    # pgjdbc's defaults: it sends SET extra_float_digits = 3 after login, which the
+    # pooler carries instead of pinning
+    url = "jdbc:postgresql://%s:%d/app?sslmode=disable" % (p.host, p.port)
     r = subprocess.run(["java", "-cp", "%s:%s" % (JDBC_JAR, tmp_path), "PreparedThroughPooler",
                         url], capture_output=True, text=True, timeout=90)
     assert r.returncode == 0 and "OK" in r.stdout, (r.stdout + r.stderr)[-4000:]

@@ -117,3 +117,28 @@ def test_session_state_is_gone_for_the_next_client(pooler, sql, check, clean):
     with psycopg.connect(p.dsn(), autocommit=True) as b:
         assert b.execute("select pg_backend_pid()").fetchone()[0] == pid  # same server
         assert str(b.execute(check).fetchone()[0]).lower()[:1] == clean[:1]
+
+
+def test_set_extra_float_digits_is_carried_not_pinned(pooler):
+    """pgjdbc runs SET extra_float_digits = 3 right after login: the pooler carries that
+    value to every server connection the client gets, resets it for the next client, and
+    does not pin."""
+    p = pooler(pool_size=2, with_replica=False)
+    with psycopg.connect(p.dsn(), autocommit=True) as a, \
+            psycopg.connect(p.dsn(), autocommit=True) as other:
+        a.execute("SET extra_float_digits = 3")
+        seen = set()
+        for _ in range(4):
+            # other holds one server in a transaction, so a moves between the two
+            with other.transaction():
+                other.execute("select 1")
+                assert a.execute("show extra_float_digits").fetchone() == ("3",)
+                seen.add(a.execute("select pg_backend_pid()").fetchone()[0])
+            assert a.execute("show extra_float_digits").fetchone() == ("3",)
+            seen.add(a.execute("select pg_backend_pid()").fetchone()[0])
+        assert len(seen) == 2, "a never changed servers"
+        assert other.execute("show extra_float_digits").fetchone() == ("1",)
+    with psycopg.connect(p.dsn(), autocommit=True) as b:
+        for _ in range(3):
+            assert b.execute("show extra_float_digits").fetchone() == ("1",)
+    assert "keeps its server connection" not in p.log()
