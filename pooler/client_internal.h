@@ -1,7 +1,7 @@
 /* client_internal: what the files of the client module share (client.c: lifecycle and
  * server events; client_login.c: startup, authentication, the admin console login;
- * client_relay.c: relaying, named statements, routing). Private to those files: other
- * modules use include/client.h. */
+ * client_relay.c: relaying, routing; client_stmts.c: named statements and carried SETs). Private to
+ * those files: other modules use include/client.h. */
 #ifndef POOLER_CLIENT_INTERNAL_H
 #define POOLER_CLIENT_INTERNAL_H
 
@@ -117,7 +117,14 @@ void client_process(struct client *c);
 void client_relay(struct client *c);
 void client_start_transaction(struct client *c);
 void client_requeue_batch(struct client *c);
+
+/* client_stmts.c */
+/* Rename, prepare ahead or answer the message at the relay position: 1 to go on, 0 to
+ * wait for more bytes, -1 when the client was closed. */
+int client_named_statements(struct client *c, struct server *s, struct proto_header *h);
+bool client_deallocate_own(struct client *c, char tx_status);
 void client_forget_stale_statements(struct server *s);
+bool client_carry_set(struct client *c, size_t end);
 void client_sync_params(struct client *c, struct server *s);
 
 /* client_login.c */
