@@ -285,3 +285,25 @@ def test_psycopg_pipeline_with_prepared_statements(pooler):
             assert [cur.fetchone() for cur in curs] == [(i * 10,) for i in range(6)]
             assert d.execute("select %s::int * 10", (rnd,), prepare=True).fetchone() == (
                 rnd * 10,)
+
+
+@pytest.mark.parametrize("bad", [
+    message(b"C", b"S"),                       # Close without a name
+    message(b"C", b"Sno_nul"),                 # name without its NUL
+    message(b"D", b"X" + cstr("P1")),          # neither statement nor portal
+    message(b"P", b"P1"),                      # Parse cut short
+    message(b"B", cstr("") + b"P1"),           # Bind cut short
+])
+def test_malformed_statement_messages_get_an_error_not_a_crash(trust_pooler, bad):
+    p = trust_pooler()
+    with login(p) as a:
+        run(a, parse("P1", "select 1") + SYNC)
+        a.send(bad + SYNC)
+        kind, fields = a.eof_or_error()
+        assert kind in ("E", "EOF")
+        if kind == "E":
+            assert fields["C"] == "08P01", fields  # protocol_violation
+    # the pooler serves on
+    with login(p) as b:
+        kinds, rows, _ = run(b, parse("P1", "select 1") + bind("P1") + execute() + SYNC)
+        assert rows == [["1"]]
