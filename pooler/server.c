@@ -189,9 +189,7 @@ void server_check_ready(struct server *s)
 }
 
 /* A statement's result columns changed under it (DDL): PostgreSQL refuses to run it
- * again until it is prepared anew. The pooler cannot tell which of its shared statements
- * failed, so the connection deallocates them all before its next client; each is then
- * prepared again on first use. */
+ * again until it is prepared anew. */
 static bool stale_plan(const struct proto_error *e)
 {
 	static const char stale[] = "cached plan must not change result type";
@@ -200,6 +198,9 @@ static bool stale_plan(const struct proto_error *e)
 	       strncmp(e->message, stale, sizeof(stale) - 1) == 0;
 }
 
+/* The pooler cannot tell which of its shared statements went stale, so the connection
+ * deallocates them all before its next client; each is then prepared again on first
+ * use. */
 static void note_stale_plan(struct server *s, const struct proto_error *e)
 {
 	if (stale_plan(e) && s->prepared.n > 0) {
