@@ -32,7 +32,7 @@ PYTEST_ARGS ?=
 DEB_PACKAGES := build-essential pkg-config libev-dev libinih-dev libpg-query-dev libprotobuf-c-dev \
 	libssl-dev libpq-dev libcmocka-dev libmicrohttpd-dev postgresql-15 postgresql-client-15 python3-pytest \
 	python3-psycopg python3-asyncpg pgbouncer gnuplot-nox prometheus clang-format cppcheck \
-	openssl
+	openssl libpostgresql-jdbc-java openjdk-17-jdk-headless
 
 .PHONY: all deps asan unit integration test run bench format lint clean check-format
 

@@ -11,7 +11,8 @@
 
 #include "util.h"
 
-enum pool_mode { POOL_MODE_SESSION, POOL_MODE_TRANSACTION };
+enum pool_mode { POOL_MODE_SESSION, POOL_MODE_TRANSACTION, POOL_MODE_STATEMENT };
+enum pin_action { PIN_ACTION_PIN, PIN_ACTION_ERROR };
 enum auth_type { AUTH_TYPE_TRUST, AUTH_TYPE_MD5, AUTH_TYPE_SCRAM };
 enum node_role { NODE_ROLE_PRIMARY, NODE_ROLE_REPLICA, NODE_ROLE_AUTO };
 enum replica_fallback { FALLBACK_PRIMARY, FALLBACK_ERROR };
@@ -49,6 +50,7 @@ struct db_conf {
 	int pool_mode;         /* enum pool_mode */
 	int pool_size;         /* 0 = auto */
 	int max_pool_share;    /* percent of a node's pool_size */
+	int pin_action;        /* enum pin_action: session state pins the client, or fails */
 	int min_pool_size;
 	int reserve_pool_size;
 	int max_db_connections;  /* per node; 0 = no limit */
@@ -106,6 +108,7 @@ struct config {
 	char *read_only_functions;
 	char *write_functions;
 	int classify_cache_size;
+	int prepared_statement_cache_size; /* per server connection; 0: named statements pass */
 	int retry_base_ms;
 	int retry_max_ms;
 	int retry_max_tries;
@@ -145,6 +148,9 @@ void config_print(const struct config *cfg, FILE *out);
 /* Every key with its effective value as text (secrets masked), in table order. */
 void config_foreach(const struct config *cfg,
                     void (*fn)(const char *key, const char *value, void *arg), void *arg);
+
+/* "session", "transaction" or "statement". */
+const char *config_pool_mode_name(int mode);
 
 /* Online cores of this machine. */
 int config_local_cores(void);

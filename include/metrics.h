@@ -20,6 +20,8 @@ enum reject_reason {
 	REJECT_REASONS             /* the count, not a reason */
 };
 
+#define METRICS_PIN_REASONS 8 /* enum pin_reason in classify.h */
+
 /* Running totals that a stats_period window compares (SHOW STATS avg_*, the log summary). */
 struct stats_totals {
 	uint64_t xacts, queries;             /* counts */
@@ -53,10 +55,17 @@ struct metrics {
 	uint64_t servers_recycled;    /* server_lifetime */
 	uint64_t clients_idle_timeout;
 	uint64_t clients_idle_tx_timeout;
-	uint64_t queries_timed_out; /* query_timeout cancels */
-	uint64_t clients_throttled; /* client_rate_limit */
-	uint64_t logins_throttled;  /* auth_failure_limit */
-	struct stats_window window; /* the whole worker, client side bytes */
+	uint64_t queries_timed_out;                /* query_timeout cancels */
+	uint64_t clients_throttled;                /* client_rate_limit */
+	uint64_t logins_throttled;                 /* auth_failure_limit */
+	struct stats_window window;                /* the whole worker, client side bytes */
+	uint64_t pinned[METRICS_PIN_REASONS];      /* clients pinned, by enum pin_reason */
+	uint64_t pin_refused[METRICS_PIN_REASONS]; /* ...refused instead (pin_action = error) */
+	uint64_t statement_mode_refused;           /* transaction blocks in statement mode */
+	uint64_t prepared_parses;                  /* statements prepared on a server */
+	uint64_t prepared_shared;    /* client Parses served by a server's statement */
+	uint64_t prepared_evictions; /* statements closed to bound the cache */
+	uint64_t prepared_retries;   /* batches rerun after a stale statement */
 };
 
 static inline void metrics_reject(struct metrics *m, enum reject_reason why)

@@ -18,9 +18,6 @@
 #include "util.h"
 #include "worker.h"
 
-/* Server-side statements a connection may collect before it is cleared between clients. */
-#define POOL_MAX_PREPARED 256
-
 struct pool_waiter {
 	struct list node; /* pool->waiting, FIFO */
 	void (*grant)(struct pool_waiter *wt, struct server *s);

@@ -54,9 +54,11 @@ struct server_ops {
 	void (*param)(struct server *s, const char *name, const char *value, bool relayed);
 	/* A query the pooler issued failed (its ReadyForQuery still follows). */
 	void (*query_error)(struct server *s, const char *sqlstate, const char *message);
-	/* Under guard, the statement was refused as a write in a read-only transaction
-	 * (25006) before any row: its replies are dropped up to ReadyForQuery. */
-	void (*refused)(struct server *s);
+	/* Under guard, before anything reached the client, the batch failed with sqlstate:
+	 * 25006 (a write in a read-only transaction) or 0A000 (a prepared statement's
+	 * result type changed). True when the owner runs the batch again: its replies are
+	 * then dropped up to ReadyForQuery. */
+	bool (*refused)(struct server *s, const char *sqlstate);
 };
 
 struct server {
@@ -85,13 +87,15 @@ struct server {
 
 	PGconn *pg; /* owns the socket; kept for cancel and PQfinish */
 	ev_io login_io;
-	ev_timer timer;             /* login timeout */
-	struct params params;       /* ParameterStatus values as the server last reported */
-	struct stmt_set prepared;   /* pooler-named statements this connection has */
-	struct parse_queue *parses; /* Parses awaiting their answer; allocated on first use */
-	uint32_t segments_sent;     /* Syncs and Queries relayed from clients */
-	uint32_t segments_done;     /* ReadyForQuery answers to them */
-	uint64_t segment_start_us;  /* when the oldest unanswered request was relayed */
+	ev_timer timer;              /* login timeout */
+	struct params params;        /* ParameterStatus values as the server last reported */
+	struct stmt_cache prepared;  /* pooler-named statements this connection has */
+	struct reply_queue *replies; /* Parse and Close answers due; allocated on first use */
+	int stmt_cache_size;         /* prepared_statement_cache_size when it connected */
+	bool stmts_stale;            /* DDL changed a statement's result: deallocate all */
+	uint32_t segments_sent;      /* Syncs and Queries relayed from clients */
+	uint32_t segments_done;      /* ReadyForQuery answers to them */
+	uint64_t segment_start_us;   /* when the oldest unanswered request was relayed */
 	struct conn conn;
 };
 

@@ -34,7 +34,6 @@ struct worker {
 	struct classifier *classifier; /* routing verdicts and their cache */
 	struct metrics metrics;        /* counters and histograms of this worker */
 	uint64_t replica_refusals;     /* reads a replica refused as writes, rerun on the primary */
-	uint64_t pinned_clients;       /* clients that kept a server for session state */
 	unsigned rr;                   /* rotates ties between equally loaded nodes */
 	unsigned cfg_gen;              /* bumped on reload: cached config pointers are stale */
 	struct list dead_clients;      /* closed, freed before the loop sleeps */

@@ -96,11 +96,6 @@ static void row_fmt(struct buf *out, int n, const char *fmt, ...)
 	data_row(out, n, vals);
 }
 
-static const char *mode_name(int mode)
-{
-	return mode == POOL_MODE_SESSION ? "session" : "transaction";
-}
-
 static const char *role_name(int role)
 {
 	return role == NODE_ROLE_PRIMARY   ? "primary"
@@ -190,7 +185,7 @@ static void show_pools(struct worker *w, struct buf *out)
 		        "%s\t%s\t%d\t%d\t0\t0\t%d\t0\t0\t%d\t0\t%d\t%d\t%llu\t%llu\t%s\t%s\t%s\t%s",
 		        p->db_name, p->user, active, p->n_waiting, active, idle, tested,
 		        p->n_connecting, (unsigned long long)(maxwait / 1000000),
-		        (unsigned long long)(maxwait % 1000000), mode_name(p->mode),
+		        (unsigned long long)(maxwait % 1000000), config_pool_mode_name(p->mode),
 		        p->backend->name, role_name(p->backend->role), p->paused ? "yes" : "no");
 	}
 	complete(out, "SHOW");
@@ -390,8 +385,8 @@ static void show_databases(struct worker *w, struct buf *out)
 		row_fmt(out, 14, "%s\t%s\t%d\t%s\t%s\t%d\t%d\t0\t%s\t0\t%d\t%d\t0\t%s", d->name,
 		        p ? p->host : "", p ? p->port : 0, d->dbname,
 		        d->server_user ? d->server_user : "", d->effective_pool_size,
-		        d->min_pool_size, mode_name(d->pool_mode), current, paused ? 1 : 0,
-		        d->nodes ? d->nodes : "(all)");
+		        d->min_pool_size, config_pool_mode_name(d->pool_mode), current,
+		        paused ? 1 : 0, d->nodes ? d->nodes : "(all)");
 	}
 	complete(out, "SHOW");
 }

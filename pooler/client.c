@@ -122,8 +122,7 @@ static void release_server(struct client *c)
 		else
 			pool_release(p, s);
 	} else if (!mid_message && s->pending == 0 && s->swallow == 0 && !s->unsynced &&
-	           (s->tx_status == 'T' || s->tx_status == 'E') &&
-	           p->mode == POOL_MODE_TRANSACTION) {
+	           (s->tx_status == 'T' || s->tx_status == 'E') && p->mode != POOL_MODE_SESSION) {
 		pool_reset(p, s, "ROLLBACK");
 	} else {
 		pool_discard(p, s, "client left while the server was busy");
@@ -143,8 +142,8 @@ static void attach(struct client *c, struct server *s)
 	c->pool->backend->transactions++;
 	c->pool->xact_count++;
 	c->pool->wait_us += c->linked_us - c->waiter.since_us;
-	if (s->parses != NULL)
-		s->parses->len = 0; /* a clean server owes no answers */
+	if (s->replies != NULL)
+		s->replies->len = 0; /* a clean server owes no answers */
 	conn_link(&c->conn, &s->conn);
 	client_set_state(c, CLIENT_ACTIVE);
 	c->last_read_us = c->linked_us;
@@ -156,41 +155,19 @@ static void attach(struct client *c, struct server *s)
 
 /* ---- server events while linked ------------------------------------------------------ */
 
-static void on_server_ready(struct server *s)
+/* The kept batch has run: forget it. */
+static void drop_retry(struct client *c)
 {
-	struct client *c = s->owner;
-
-	if ((c->pool->mode == POOL_MODE_SESSION || c->pinned != PIN_NONE) && !c->w->shutting_down)
-		return;
-	if (!c->on_replica && c->tx_wrote)
-		c->ryw_since_us = util_now_us();
-	histogram_observe(&c->w->metrics.transaction_time, util_now_us() - c->linked_us);
-	c->pool->xact_us += util_now_us() - c->linked_us;
-	c->server = NULL;
-	conn_unlink(&c->conn);
-	pool_release(c->pool, s);
-	client_set_state(c, CLIENT_IDLE);
-	client_arm_timer(c);
-	if (c->retry_now)
-		client_retry_on_primary(c);
 	free(c->retry_batch);
 	c->retry_batch = NULL;
 	c->retry_len = 0;
 	c->retry_now = false;
-	if (c->w->shutting_down) {
-		client_fatal(c, SQLSTATE_ADMIN_SHUTDOWN,
-		             "terminating connection due to administrator command");
-		return;
-	}
-	if (buf_len(&c->conn.in) > 0)
-		client_process(c);
-	else
-		conn_trim(&c->conn);
 }
 
-static void on_server_refused(struct server *s)
+/* A replica refused the kept batch as a write: run it on the primary and remember its
+ * shape as a write. */
+static void rerun_on_primary(struct client *c, struct server *s)
 {
-	struct client *c = s->owner;
 	const char *sql = (const char *)c->retry_batch + 5;
 	const char *end = (const char *)c->retry_batch + c->retry_len;
 
@@ -204,6 +181,85 @@ static void on_server_refused(struct server *s)
 	log_warning("c=%llu s=%llu a replica refused a statement classified as a read (25006); "
 	            "running it on the primary: %.120s",
 	            (unsigned long long)c->id, (unsigned long long)s->id, sql);
+}
+
+static bool on_server_refused(struct server *s, const char *sqlstate)
+{
+	struct client *c = s->owner;
+
+	if (c->retry_batch == NULL || c->retry_now || c->retry_stale)
+		return false;
+	if (strcmp(sqlstate, "25006") == 0) {
+		if (!c->on_replica)
+			return false; /* the primary means it */
+		rerun_on_primary(c, s);
+		return true;
+	}
+	/* a stale prepared statement: once, on this server, with everything prepared anew */
+	c->retry_stale = true;
+	log_info("c=%llu s=%llu a prepared statement's result type changed; preparing it again "
+	         "and retrying the batch",
+	         (unsigned long long)c->id, (unsigned long long)s->id);
+	return true;
+}
+
+/* The batch failed on a stale prepared statement before the client saw anything: clear
+ * the server's statements and send the batch again; the Binds in it prepare what they
+ * use afresh. */
+static void rerun_stale(struct client *c, struct server *s)
+{
+	c->retry_stale = false;
+	c->w->metrics.prepared_retries++;
+	client_forget_stale_statements(s);
+	client_requeue_batch(c);
+	c->approved = c->on_replica ? c->retry_len : 0;
+	drop_retry(c);
+	c->held = false;
+	s->guard = false;
+	client_relay(c);
+}
+
+static void on_server_ready(struct server *s)
+{
+	struct client *c = s->owner;
+
+	if (c->retry_stale) {
+		rerun_stale(c, s);
+		return;
+	}
+	if ((c->pool->mode == POOL_MODE_SESSION || c->pinned != PIN_NONE) && !c->w->shutting_down) {
+		/* the server stays: what waited behind a kept batch goes on now */
+		if (c->retry_batch != NULL) {
+			drop_retry(c);
+			c->held = false;
+			if (buf_len(&c->conn.in) > 0)
+				client_relay(c);
+		}
+		return;
+	}
+	if (!c->on_replica && c->tx_wrote)
+		c->ryw_since_us = util_now_us();
+	histogram_observe(&c->w->metrics.transaction_time, util_now_us() - c->linked_us);
+	c->pool->xact_us += util_now_us() - c->linked_us;
+	c->server = NULL;
+	conn_unlink(&c->conn);
+	pool_release(c->pool, s);
+	client_set_state(c, CLIENT_IDLE);
+	client_arm_timer(c);
+	if (c->retry_now) {
+		client_requeue_batch(c);
+		c->route_once = HINT_PRIMARY;
+	}
+	drop_retry(c);
+	if (c->w->shutting_down) {
+		client_fatal(c, SQLSTATE_ADMIN_SHUTDOWN,
+		             "terminating connection due to administrator command");
+		return;
+	}
+	if (buf_len(&c->conn.in) > 0)
+		client_process(c);
+	else
+		conn_trim(&c->conn);
 }
 
 static void on_server_failed(struct server *s, const char *why)

@@ -1,13 +1,14 @@
 /* client_internal: what the files of the client module share (client.c: lifecycle and
  * server events; client_login.c: startup, authentication, the admin console login;
- * client_relay.c: relaying, named statements, routing). Private to those files: other
- * modules use include/client.h. */
+ * client_relay.c: relaying, routing; client_stmts.c: named statements and carried SETs). Private to
+ * those files: other modules use include/client.h. */
 #ifndef POOLER_CLIENT_INTERNAL_H
 #define POOLER_CLIENT_INTERNAL_H
 
 #include "client.h"
 
 #include <assert.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,10 +89,10 @@ struct client {
 	uint64_t min_lsn;          /* replicas must have replayed this far to serve our reads */
 	struct stmt_names *names;  /* verdicts of Parsed statements, for later Binds; lazily */
 	struct client_stmts stmts; /* named statements, prepared again wherever needed */
-	uint64_t parse_seq;        /* makes every Parse's server-side name new */
 	uint8_t *retry_batch;      /* a replica-routed autocommit Query, kept until it runs */
 	size_t retry_len;
 	bool retry_now;      /* the replica refused it: run it again on the primary */
+	bool retry_stale;    /* a prepared statement in it went stale: run it again here */
 	uint8_t route_once;  /* enum route_hint for the next transaction only */
 	uint8_t pinned;      /* enum pin_reason: keeps its server for the whole session */
 	uint64_t linked_us;  /* when the current server was linked */
@@ -127,7 +128,15 @@ void client_arm_timer(struct client *c);
 /* client_relay.c */
 void client_relay(struct client *c);
 void client_start_transaction(struct client *c);
-void client_retry_on_primary(struct client *c);
+void client_requeue_batch(struct client *c);
+
+/* client_stmts.c */
+/* Rename, prepare ahead or answer the message at the relay position: 1 to go on, 0 to
+ * wait for more bytes, -1 when the client was closed. */
+int client_named_statements(struct client *c, struct server *s, struct proto_header *h);
+bool client_deallocate_own(struct client *c, char tx_status);
+void client_forget_stale_statements(struct server *s);
+bool client_carry_set(struct client *c, size_t end);
 void client_sync_params(struct client *c, struct server *s);
 
 /* client_login.c */

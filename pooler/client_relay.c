@@ -1,6 +1,7 @@
 /* client_relay: while a client holds a server, its bytes are scanned for message
- * boundaries and sent on; named statements get their server-side names; and at the start
- * of each transaction the batch decides which node runs it. See client.c for the states. */
+ * boundaries and sent on (named statements get their server-side names in
+ * client_stmts.c); and at the start of each transaction the batch decides which node runs
+ * it. See client.c for the states. */
 #include "client_internal.h"
 
 /* ---- relaying ---------------------------------------------------------------------- */
@@ -81,159 +82,70 @@ void client_sync_params(struct client *c, struct server *s)
 	}
 }
 
-/* ---- named statements -------------------------------------------------------------- */
-
-/* Write a new length into the message header at offset off of the client's buffer. */
-static void set_length(struct client *c, size_t off, uint32_t body_len)
-{
-	uint8_t *p = buf_head(&c->conn.in) + off + 1;
-	uint32_t len = body_len + 4;
-	p[0] = (uint8_t)(len >> 24);
-	p[1] = (uint8_t)(len >> 16);
-	p[2] = (uint8_t)(len >> 8);
-	p[3] = (uint8_t)len;
-}
-
-/* Make sure the server has pst before the message at fwd uses it: send the stored Parse
- * ahead of it. Returns false when out of memory. */
-static bool ensure_prepared(struct client *c, struct server *s, const struct pstmt *pst)
-{
-	if (stmt_set_has(&s->prepared, pst->server_name) ||
-	    (s->parses != NULL && parse_queue_has(s->parses, pst->server_name)))
-		return true;
-	if (s->parses == NULL)
-		s->parses = util_calloc(1, sizeof(*s->parses));
-	if (!buf_splice(&c->conn.in, c->conn.fwd, 0, pst->parse, pst->parse_len))
-		return false;
-	if (!parse_queue_push(s->parses, pst->server_name, s->segments_sent, true))
-		log_warning("s=%llu too many Parses in flight to track", (unsigned long long)s->id);
-	s->unsynced = true;
-	c->conn.fwd += pst->parse_len; /* already judged: the approval is not used up */
-	return true;
-}
-
-/* Swap the client's statement name (at name_off inside the message at fwd, name_len
- * bytes without its NUL) for the server-side one and fix the length. */
-static bool rename_in_place(struct client *c, struct proto_header *h, size_t name_off,
-                            size_t name_len, const char *server_name)
-{
-	size_t new_len = strlen(server_name);
-	if (!buf_splice(&c->conn.in, c->conn.fwd + name_off, name_len, server_name, new_len))
-		return false;
-	h->len = (uint32_t)(h->len - name_len + new_len);
-	set_length(c, c->conn.fwd, h->len);
-	c->approved = c->approved ? c->approved + new_len - name_len : 0;
-	return true;
-}
-
-/* Parse, Bind, Describe and Close of named statements get the server-side names, and a
- * server that lacks a statement gets its Parse first. Returns 1 to go on, 0 to wait for
- * more bytes, -1 when the client was closed. */
-static int named_statements(struct client *c, struct server *s, struct proto_header *h)
-{
-	size_t avail = buf_len(&c->conn.in) - c->conn.fwd;
-	const uint8_t *body = buf_head(&c->conn.in) + c->conn.fwd + 5;
-	size_t have = avail - 5 < h->len ? avail - 5 : h->len;
-	const char *name;
-	size_t name_off = 5;
-
-	switch (h->type) {
-	case 'Q': {
-		/* DISCARD ALL / DEALLOCATE ALL drop the server's statements behind our back:
-		 * forget what it had, and prepare again as needed */
-		size_t i = 0;
-		while (i < have && (body[i] == ' ' || body[i] == '\t' || body[i] == '\n'))
-			i++;
-		if (have - i >= 7 && (!strncasecmp((const char *)body + i, "discard", 7) ||
-		                      !strncasecmp((const char *)body + i, "dealloc", 7)))
-			stmt_set_clear(&s->prepared);
-		return 1;
-	}
-	case 'P': {
-		if (have < h->len)
-			return 0; /* a Parse is kept whole */
-		name = (const char *)body;
-		size_t nlen = strnlen(name, h->len);
-		if (nlen == h->len)
-			return 1; /* malformed: the server will say so */
-		if (s->parses == NULL)
-			s->parses = util_calloc(1, sizeof(*s->parses));
-		if (nlen == 0) {
-			parse_queue_push(s->parses, "", s->segments_sent, false);
-			return 1;
-		}
-		uint64_t salt = c->id << 20 ^ ++c->parse_seq;
-		struct pstmt *pst =
-		    pstmts_add(&c->stmts, salt, name, body + nlen + 1, h->len - nlen - 1);
-		if (!rename_in_place(c, h, name_off, nlen, pst->server_name))
-			goto oom;
-		parse_queue_push(s->parses, pst->server_name, s->segments_sent, false);
-		return 1;
-	}
-	case 'B': {
-		/* portal name, then statement name */
-		const uint8_t *nul = memchr(body, '\0', have);
-		if (nul == NULL)
-			return have < h->len ? 0 : 1;
-		name_off = 5 + (size_t)(nul - body) + 1;
-		name = (const char *)nul + 1;
-		const uint8_t *end = memchr(nul + 1, '\0', have - (size_t)(nul + 1 - body));
-		if (end == NULL)
-			return have < h->len ? 0 : 1;
-		if (*name == '\0')
-			return 1;
-		break;
-	}
-	case 'D':
-	case 'C': {
-		if (have < 2)
-			return have < h->len ? 0 : 1;
-		if (body[0] != 'S')
-			return 1; /* portals live and die inside one transaction */
-		name_off = 6;
-		name = (const char *)body + 1;
-		if (memchr(name, '\0', have - 1) == NULL)
-			return have < h->len ? 0 : 1;
-		if (*name == '\0')
-			return 1;
-		break;
-	}
-	default:
-		return 1;
-	}
-	struct pstmt *pst = pstmts_find(&c->stmts, name);
-	if (pst == NULL)
-		return 1; /* never prepared: the server answers as PostgreSQL would */
-	char server_name[PREPARED_NAME_LEN];
-	size_t nlen = strlen(name);
-	util_strlcpy(server_name, pst->server_name, sizeof(server_name));
-	if (h->type == 'C') {
-		if (!rename_in_place(c, h, name_off, nlen, server_name))
-			goto oom;
-		stmt_set_remove(&s->prepared, server_name);
-		pstmts_remove(&c->stmts, name);
-		return 1;
-	}
-	if (!ensure_prepared(c, s, pst))
-		goto oom;
-	if (!rename_in_place(c, h, name_off, nlen, server_name))
-		goto oom;
-	return 1;
-oom:
-	client_fatal(c, SQLSTATE_INTERNAL_ERROR, "out of memory");
-	return -1;
-}
-
 /* Session state the pooler cannot carry: keep this server until the client leaves. */
 static void pin(struct client *c, uint8_t reason)
 {
 	if (reason == PIN_NONE || c->pinned != PIN_NONE)
 		return;
 	c->pinned = reason;
-	c->w->pinned_clients++;
+	c->w->metrics.pinned[reason]++;
 	log_info("c=%llu user=%s db=%s keeps its server connection for the rest of the session "
 	         "(%s)",
 	         (unsigned long long)c->id, c->user, c->db, classify_pin_name(reason));
+}
+
+/* With pin_action = error, what a statement that would pin is told. */
+static void pin_refusal_message(uint8_t reason, char *out, size_t len)
+{
+	snprintf(out, len,
+	         "this statement would tie the session to one server connection (%s), which "
+	         "pin_action = error forbids for this database",
+	         classify_pin_name(reason));
+}
+
+/* pin_action = error, inside a transaction: the batch at fwd (end bytes) becomes a query
+ * that fails on the server with the refusal, so that the transaction is aborted exactly
+ * as PostgreSQL aborts one after an error and nothing of the batch runs. */
+static bool refuse_pin_in_transaction(struct client *c, uint8_t reason, size_t end)
+{
+	char msg[200];
+	char sql[400];
+	struct buf q;
+
+	pin_refusal_message(reason, msg, sizeof(msg));
+	if (buf_head(&c->conn.in)[c->conn.fwd + end - 5] == 'H') {
+		client_fatal(c, SQLSTATE_FEATURE_NOT_SUPPORTED, msg); /* no Sync to answer */
+		return false;
+	}
+	snprintf(sql, sizeof(sql),
+	         "DO $pooler$BEGIN RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = '%s'; "
+	         "END$pooler$",
+	         msg);
+	buf_init(&q);
+	proto_write_query(&q, sql);
+	bool ok = buf_splice(&c->conn.in, c->conn.fwd, end, buf_head(&q), buf_len(&q));
+	buf_free(&q);
+	if (!ok)
+		client_fatal(c, SQLSTATE_INTERNAL_ERROR, "out of memory");
+	c->w->metrics.pin_refused[reason]++;
+	log_info("c=%llu user=%s db=%s refused (pin_action = error): %s", (unsigned long long)c->id,
+	         c->user, c->db, classify_pin_name(reason));
+	return ok;
+}
+
+static const struct db_conf *client_db(struct client *c);
+
+/* Statement mode: a later batch while the client still holds its server means the last
+ * statement left a transaction open. */
+static bool statement_mode_violated(struct client *c)
+{
+	if (c->pool->mode != POOL_MODE_STATEMENT || c->pinned != PIN_NONE ||
+	    c->server->tx_status == 'I')
+		return false;
+	c->w->metrics.statement_mode_refused++;
+	client_fatal(c, SQLSTATE_FEATURE_NOT_SUPPORTED,
+	             "transaction blocks not allowed in statement pooling mode");
+	return true;
 }
 
 /* Advance the relay position by n bytes, using up the replica approval. */
@@ -241,6 +153,39 @@ static void advance(struct client *c, size_t n)
 {
 	c->conn.fwd += n;
 	c->approved = c->approved > n ? c->approved - n : 0;
+}
+
+/* Whether the pooler may answer the client itself now: every earlier answer of the
+ * server has been relayed, and the transaction is not aborted. */
+static bool may_answer(const struct client *c)
+{
+	const struct server *s = c->server;
+	return s->pending == 0 && s->swallow == 0 && s->conn.fwd == 0 && s->held == 0 &&
+	       s->tx_status != 'E' && c->retry_batch == NULL && c->remain == 0;
+}
+
+/* Another batch follows one kept to be rerun on a stale statement. Once its stale error
+ * has come, the rerun goes first and the new batch waits (false). Otherwise the kept
+ * batch is let go: it may have opened a transaction, or the client pipelines, and
+ * nothing may overtake a rerun; whatever its replies held back goes to the client. */
+static bool give_up_retry(struct client *c)
+{
+	struct server *s = c->server;
+
+	if (c->retry_stale) {
+		c->held = true;
+		return false;
+	}
+	free(c->retry_batch);
+	c->retry_batch = NULL;
+	c->retry_len = 0;
+	if (s->guard) {
+		s->conn.fwd += s->held;
+		s->held = 0;
+		s->guard = false;
+		client_flush(c);
+	}
+	return c->state == CLIENT_ACTIVE;
 }
 
 /* At the start of each later batch of a held server: on a replica, only batches fit for
@@ -254,6 +199,12 @@ static bool check_batch(struct client *c, char type)
 	size_t avail = buf_len(&cn->in) - cn->fwd;
 	struct batch b;
 
+	if (statement_mode_violated(c))
+		return false;
+	if (type == 'Q' && may_answer(c) && client_deallocate_own(c, c->server->tx_status))
+		return true;
+	if (!c->on_replica && c->retry_batch != NULL && !give_up_retry(c))
+		return false;
 	if (!c->on_replica) {
 		if (type == 'Q' || type == 'P')
 			c->tx_wrote = true;
@@ -264,6 +215,9 @@ static bool check_batch(struct client *c, char type)
 				return avail < ROUTER_LOOKAHEAD ? false : true;
 			if (b.session_ro >= 0)
 				c->session_ro = b.session_ro;
+			const struct db_conf *db = client_db(c);
+			if (b.pins != PIN_NONE && db != NULL && db->pin_action == PIN_ACTION_ERROR)
+				return refuse_pin_in_transaction(c, b.pins, b.end);
 			pin(c, b.pins);
 		}
 		return true;
@@ -314,9 +268,17 @@ void client_relay(struct client *c)
 			client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION, "invalid message length");
 			return;
 		}
-		if (c->approved == 0 && !s->unsynced && h.type != 'X' && !check_batch(c, h.type))
-			break;
-		int named = named_statements(c, s, &h);
+		if (c->approved == 0 && !s->unsynced && h.type != 'X') {
+			client_forget_stale_statements(s);
+			if (!check_batch(c, h.type))
+				break;
+			/* the batch may have been rewritten */
+			avail = buf_len(&cn->in) - cn->fwd;
+			if (proto_read_header(buf_head(&cn->in) + cn->fwd, avail, PROTO_MAX_MESSAGE,
+			                      &h) != PROTO_OK)
+				break;
+		}
+		int named = client_named_statements(c, s, &h);
 		if (named < 0)
 			return;
 		if (named == 0)
@@ -420,6 +382,27 @@ static void refuse_batch(struct client *c, const struct batch *b, const char *sq
 	client_flush(c);
 }
 
+/* Refuse, before it runs anywhere, a first batch that statement mode or pin_action =
+ * error forbids. Nothing of it has run: the client stays outside a transaction. */
+static bool allowed(struct client *c, const struct db_conf *db, const struct batch *b)
+{
+	char msg[200];
+
+	if (db->pool_mode == POOL_MODE_STATEMENT && b->begin && c->pinned == PIN_NONE) {
+		c->w->metrics.statement_mode_refused++;
+		refuse_batch(c, b, SQLSTATE_FEATURE_NOT_SUPPORTED,
+		             "transaction blocks not allowed in statement pooling mode");
+		return false;
+	}
+	if (b->pins != PIN_NONE && c->pinned == PIN_NONE && db->pin_action == PIN_ACTION_ERROR) {
+		c->w->metrics.pin_refused[b->pins]++;
+		pin_refusal_message(b->pins, msg, sizeof(msg));
+		refuse_batch(c, b, SQLSTATE_FEATURE_NOT_SUPPORTED, msg);
+		return false;
+	}
+	return true;
+}
+
 /* Whether reads may go to a replica yet after this client's last write. */
 static bool caught_up(struct client *c, const struct db_conf *db)
 {
@@ -444,6 +427,40 @@ static bool caught_up(struct client *c, const struct db_conf *db)
 	return true;
 }
 
+/* Keep a copy of the batch's first end bytes until it has run, to run it again. */
+static void keep_for_retry(struct client *c, size_t end)
+{
+	c->retry_batch = malloc(end);
+	if (c->retry_batch == NULL)
+		return; /* no retry then: the client sees the error */
+	memcpy(c->retry_batch, buf_head(&c->conn.in), end);
+	c->retry_len = end;
+}
+
+/* Whether the first batch (end bytes, alone in the buffer) ends with Sync and binds a
+ * named statement: one the pooler prepares, so it may prepare it again and retry when
+ * the statement's result type changed under it (DDL). A pipelining client, with more
+ * bytes behind the batch, is left alone: holding its later batches would cost more. */
+static bool binds_named(struct client *c, size_t end)
+{
+	const uint8_t *p = buf_head(&c->conn.in);
+	struct proto_header h;
+
+	if (end < 5 || end != buf_len(&c->conn.in) || p[end - 5] != 'S' ||
+	    c->w->cfg->prepared_statement_cache_size == 0)
+		return false;
+	for (size_t at = 0; at + 5 <= end; at += 5 + h.len) {
+		if (proto_read_header(p + at, end - at, PROTO_MAX_MESSAGE, &h) != PROTO_OK)
+			return false;
+		if (h.type != 'B')
+			continue;
+		const uint8_t *nul = memchr(p + at + 5, '\0', h.len);
+		if (nul != NULL && nul + 1 < p + at + 5 + h.len && nul[1] != '\0')
+			return true;
+	}
+	return false;
+}
+
 /* Choose the node for the transaction whose first bytes wait in the buffer. Returns NULL
  * when it must wait for more bytes or has answered the client itself. */
 static struct node *route(struct client *c, const struct db_conf *db)
@@ -454,14 +471,18 @@ static struct node *route(struct client *c, const struct db_conf *db)
 
 	c->on_replica = c->ro_tx = c->held = false;
 	c->approved = 0;
-	if (db->pool_mode == POOL_MODE_TRANSACTION) {
+	if (db->pool_mode != POOL_MODE_SESSION) {
 		router_scan_batch(c->w->classifier, buf_head(&c->conn.in), buf_len(&c->conn.in),
 		                  client_names(c), &b);
 		if (!b.complete)
 			return NULL; /* the rest of the batch is on its way */
+		if (b.pins == PIN_SET && client_carry_set(c, b.end))
+			b.pins = PIN_NONE;
+		if (!allowed(c, db, &b))
+			return NULL;
 		pin(c, b.pins);
 	}
-	if (db->pool_mode == POOL_MODE_TRANSACTION && has_replicas(db) && c->pinned == PIN_NONE) {
+	if (db->pool_mode != POOL_MODE_SESSION && has_replicas(db) && c->pinned == PIN_NONE) {
 		uint8_t hint = b.hint != HINT_NONE ? b.hint : c->forced_route;
 		if (c->route_once != HINT_NONE) {
 			hint = c->route_once;
@@ -510,13 +531,8 @@ static struct node *route(struct client *c, const struct db_conf *db)
 		 * replica refuses it as a write (25006) it runs on the primary instead. */
 		const uint8_t *in = buf_head(&c->conn.in);
 		if (!c->ro_tx && b.end >= 5 &&
-		    (in[0] == 'Q' || (in[0] == 'P' && in[b.end - 5] == 'S'))) {
-			c->retry_batch = malloc(b.end);
-			if (c->retry_batch != NULL) {
-				memcpy(c->retry_batch, buf_head(&c->conn.in), b.end);
-				c->retry_len = b.end;
-			}
-		}
+		    (in[0] == 'Q' || (in[0] == 'P' && in[b.end - 5] == 'S')))
+			keep_for_retry(c, b.end);
 		return n;
 	}
 	n = router_primary(c->w, db);
@@ -524,6 +540,8 @@ static struct node *route(struct client *c, const struct db_conf *db)
 		refuse_batch(c, &b, SQLSTATE_CANNOT_CONNECT_NOW, "no primary server is available");
 		return NULL;
 	}
+	if (binds_named(c, b.end))
+		keep_for_retry(c, b.end);
 	c->tx_wrote = !(b.read_only && b.complete);
 	if (c->tx_wrote)
 		c->w->metrics.routed_primary_write++;
@@ -547,6 +565,11 @@ void client_start_transaction(struct client *c)
 	}
 	if (h.type == 'X') {
 		client_close(c, "client said goodbye");
+		return;
+	}
+	if (client_deallocate_own(c, 'I')) {
+		if (buf_len(&c->conn.in) > 0)
+			client_start_transaction(c);
 		return;
 	}
 	if (c->w->shutting_down) {
@@ -573,9 +596,8 @@ void client_start_transaction(struct client *c)
 	}
 }
 
-/* Put the refused Query back in front of whatever the client sent since, for the
- * primary. */
-void client_retry_on_primary(struct client *c)
+/* Put the kept batch back in front of whatever the client sent since. */
+void client_requeue_batch(struct client *c)
 {
 	struct buf *in = &c->conn.in;
 	size_t rest = buf_len(in);
@@ -587,5 +609,4 @@ void client_retry_on_primary(struct client *c)
 	memmove(in->data + in->start + c->retry_len, in->data + in->start, rest);
 	memcpy(in->data + in->start, c->retry_batch, c->retry_len);
 	in->end += c->retry_len;
-	c->route_once = HINT_PRIMARY;
 }

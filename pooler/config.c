@@ -27,7 +27,8 @@ struct key {
 	const char *help;
 };
 
-static const char *const pool_modes[] = {"session", "transaction", NULL};
+static const char *const pool_modes[] = {"session", "transaction", "statement", NULL};
+static const char *const pin_actions[] = {"pin", "error", NULL};
 static const char *const auth_types[] = {"trust", "md5", "scram-sha-256", NULL};
 static const char *const roles[] = {"primary", "replica", "auto", NULL};
 static const char *const fallbacks[] = {"primary", "error", NULL};
@@ -125,6 +126,10 @@ static const struct key pooler_keys[] = {
      "functions that must run on the primary (comma-separated)"},
     {"classify_cache_size", K_INT, P(classify_cache_size), "4096", 0, 1000000, NULL, false,
      "statement shapes whose routing verdict is cached"},
+    {"prepared_statement_cache_size", K_INT, P(prepared_statement_cache_size), "200", 0, 100000,
+     NULL, false,
+     "prepared statements kept per server connection (least recently used closed first); 0 "
+     "passes named statements through untouched"},
     {"retry_base", K_MS, P(retry_base_ms), "100ms", 1, 60000, NULL, false,
      "first wait before retrying a failed server connect (doubles, with full jitter)"},
     {"retry_max", K_MS, P(retry_max_ms), "5s", 1, 600000, NULL, false,
@@ -197,7 +202,10 @@ static const struct key db_keys[] = {
     {"server_password", K_STR, D(server_password), NULL, 0, 0, NULL, true,
      "its password; default: the client's plain secret in auth_file"},
     {"pool_mode", K_ENUM, D(pool_mode), "transaction", 0, 0, pool_modes, false,
-     "transaction | session"},
+     "transaction | session | statement"},
+    {"pin_action", K_ENUM, D(pin_action), "pin", 0, 0, pin_actions, false,
+     "session state in transaction or statement mode: pin the client to its server, or "
+     "error"},
     {"pool_size", K_AUTO_INT, D(pool_size), "auto", 1, 10000, NULL, false,
      "server connections per user and node; auto = the node's pool_size * max_pool_share"},
     {"max_pool_share", K_SHARE, D(max_pool_share), "100%", 1, 100, NULL, false,
@@ -250,6 +258,11 @@ static bool fail(struct parse_state *ps, const char *fmt, ...)
 	vsnprintf(ps->err + n, ps->errlen - (size_t)n, fmt, ap);
 	va_end(ap);
 	return false;
+}
+
+const char *config_pool_mode_name(int mode)
+{
+	return mode >= 0 && mode < (int)ARRAY_LEN(pool_modes) - 1 ? pool_modes[mode] : "?";
 }
 
 int config_local_cores(void)

@@ -313,6 +313,40 @@ static void limits(struct worker *w, struct buf *b)
 	    (unsigned long long)m->logins_throttled);
 }
 
+static void pinning(struct buf *b, const struct metrics *m)
+{
+	family(b, "pooler_pinned_clients_total", "counter",
+	       "Clients that kept a server connection for session state, by reason.");
+	for (int r = 1; r < METRICS_PIN_REASONS; r++)
+		out(b, "pooler_pinned_clients_total{reason=\"%s\"} %llu\n", classify_pin_name(r),
+		    (unsigned long long)m->pinned[r]);
+	family(b, "pooler_pin_refusals_total", "counter",
+	       "Statements refused because they would pin (pin_action = error), by reason.");
+	for (int r = 1; r < METRICS_PIN_REASONS; r++)
+		out(b, "pooler_pin_refusals_total{reason=\"%s\"} %llu\n", classify_pin_name(r),
+		    (unsigned long long)m->pin_refused[r]);
+	family(b, "pooler_statement_mode_refusals_total", "counter",
+	       "Transaction blocks refused in statement pooling mode.");
+	out(b, "pooler_statement_mode_refusals_total %llu\n",
+	    (unsigned long long)m->statement_mode_refused);
+}
+
+static void prepared(struct buf *b, const struct metrics *m)
+{
+	family(b, "pooler_prepared_statements_total", "counter",
+	       "Protocol-level prepared statements: prepared on a server, shared by a client "
+	       "Parse, closed to bound a server's cache, or prepared anew and retried after "
+	       "its result type changed.");
+	out(b, "pooler_prepared_statements_total{event=\"prepared\"} %llu\n",
+	    (unsigned long long)m->prepared_parses);
+	out(b, "pooler_prepared_statements_total{event=\"shared\"} %llu\n",
+	    (unsigned long long)m->prepared_shared);
+	out(b, "pooler_prepared_statements_total{event=\"evicted\"} %llu\n",
+	    (unsigned long long)m->prepared_evictions);
+	out(b, "pooler_prepared_statements_total{event=\"retried\"} %llu\n",
+	    (unsigned long long)m->prepared_retries);
+}
+
 void metrics_render(struct worker *w, const struct client_counts *cc, struct buf *b)
 {
 	const struct metrics *m = &w->metrics;
@@ -345,9 +379,8 @@ void metrics_render(struct worker *w, const struct client_counts *cc, struct buf
 	family(b, "pooler_replica_refusals_total", "counter",
 	       "Reads a replica refused as writes (25006), rerun on the primary.");
 	out(b, "pooler_replica_refusals_total %llu\n", (unsigned long long)w->replica_refusals);
-	family(b, "pooler_pinned_clients_total", "counter",
-	       "Clients that kept a server connection for session state.");
-	out(b, "pooler_pinned_clients_total %llu\n", (unsigned long long)w->pinned_clients);
+	pinning(b, m);
+	prepared(b, m);
 	family(b, "pooler_clients_rejected_total", "counter", "Clients turned away, by reason.");
 	for (int i = 0; i < REJECT_REASONS; i++)
 		out(b, "pooler_clients_rejected_total{reason=\"%s\"} %llu\n", reject_names[i],

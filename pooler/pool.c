@@ -53,6 +53,8 @@ static void launch(struct pool *p)
 	s->ops = &pool_server_ops;
 	s->tally = &p->tally;
 	s->state = SERVER_CONNECTING;
+	/* fixed for the connection's life: its reply tracking must not change midway */
+	s->stmt_cache_size = p->w->cfg->prepared_statement_cache_size;
 	list_init(&s->node);
 	list_append(&p->connecting, &s->node);
 	p->n_connecting++;
@@ -301,8 +303,9 @@ void pool_release(struct pool *p, struct server *s)
 	conn_unlink(&s->conn);
 	s->owner = p;
 	s->ops = &pool_server_ops;
-	if (s->prepared.n > POOL_MAX_PREPARED) {
-		/* statements of clients long gone pile up: start afresh */
+	if (s->stmts_stale) {
+		/* a statement's result type changed: prepare everything afresh */
+		s->stmts_stale = false;
 		pool_reset(p, s, "DEALLOCATE ALL");
 		return;
 	}
@@ -329,7 +332,7 @@ void pool_release(struct pool *p, struct server *s)
 void pool_reset(struct pool *p, struct server *s, const char *sql)
 {
 	if (strcasestr(sql, "DISCARD ALL") != NULL || strcasestr(sql, "DEALLOCATE ALL") != NULL)
-		stmt_set_clear(&s->prepared);
+		stmt_cache_clear(&s->prepared);
 	conn_unlink(&s->conn);
 	s->owner = p;
 	s->ops = &pool_server_ops;
@@ -495,9 +498,11 @@ static void on_query_error(struct server *s, const char *sqlstate, const char *m
 	pool_discard(s->pool, s, "reset query failed");
 }
 
-static void on_refused(struct server *s)
+static bool on_refused(struct server *s, const char *sqlstate)
 {
+	(void)sqlstate;
 	pool_discard(s->pool, s, "unexpected refusal with no client");
+	return false;
 }
 
 static const struct server_ops pool_server_ops = {

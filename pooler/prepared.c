@@ -15,19 +15,19 @@ struct pstmt *pstmts_find(const struct client_stmts *cs, const char *name)
 	return NULL;
 }
 
-static uint64_t mix(uint64_t h, const void *p, size_t n)
+/* FNV-1a over the query text and parameter types; never 0, which means "unnamed". */
+static uint64_t statement_hash(const uint8_t *p, size_t n)
 {
-	const unsigned char *b = p;
+	uint64_t h = 1469598103934665603ULL;
 	for (size_t i = 0; i < n; i++)
-		h = (h ^ b[i]) * 1099511628211ULL;
-	return h;
+		h = (h ^ p[i]) * 1099511628211ULL;
+	return h != 0 ? h : 1;
 }
 
-struct pstmt *pstmts_add(struct client_stmts *cs, uint64_t client_id, const char *name,
-                         const uint8_t *rest, size_t rest_len)
+struct pstmt *pstmts_add(struct client_stmts *cs, const char *name, const uint8_t *rest,
+                         size_t rest_len)
 {
 	struct pstmt *p = pstmts_find(cs, name);
-	uint64_t h = 1469598103934665603ULL;
 
 	if (p == NULL) {
 		if (cs->n == cs->cap) {
@@ -40,24 +40,12 @@ struct pstmt *pstmts_add(struct client_stmts *cs, uint64_t client_id, const char
 		memset(p, 0, sizeof(*p));
 		p->name = util_strdup(name);
 	}
-	free(p->parse);
-	h = mix(h, &client_id, sizeof(client_id));
-	h = mix(h, name, strlen(name) + 1);
-	h = mix(h, rest, rest_len);
-	snprintf(p->server_name, sizeof(p->server_name), "pooler_%016llx", (unsigned long long)h);
-
-	/* 'P', length, server name, then the client's query and parameter types as sent */
-	size_t nlen = strlen(p->server_name) + 1;
-	p->parse_len = 5 + nlen + rest_len;
-	p->parse = util_calloc(1, p->parse_len);
-	uint32_t len = (uint32_t)(p->parse_len - 1);
-	p->parse[0] = 'P';
-	p->parse[1] = (uint8_t)(len >> 24);
-	p->parse[2] = (uint8_t)(len >> 16);
-	p->parse[3] = (uint8_t)(len >> 8);
-	p->parse[4] = (uint8_t)len;
-	memcpy(p->parse + 5, p->server_name, nlen);
-	memcpy(p->parse + 5 + nlen, rest, rest_len);
+	free(p->rest);
+	p->hash = statement_hash(rest, rest_len);
+	prepared_server_name(p->hash, p->server_name);
+	p->rest = util_calloc(1, rest_len ? rest_len : 1);
+	memcpy(p->rest, rest, rest_len);
+	p->rest_len = rest_len;
 	return p;
 }
 
@@ -67,7 +55,7 @@ void pstmts_remove(struct client_stmts *cs, const char *name)
 	if (p == NULL)
 		return;
 	free(p->name);
-	free(p->parse);
+	free(p->rest);
 	*p = cs->items[--cs->n];
 }
 
@@ -75,86 +63,144 @@ void pstmts_free(struct client_stmts *cs)
 {
 	for (int i = 0; i < cs->n; i++) {
 		free(cs->items[i].name);
-		free(cs->items[i].parse);
+		free(cs->items[i].rest);
 	}
 	free(cs->items);
 	memset(cs, 0, sizeof(*cs));
 }
 
-bool stmt_set_has(const struct stmt_set *s, const char *name)
+void prepared_server_name(uint64_t hash, char out[PREPARED_NAME_LEN])
 {
-	for (int i = 0; i < s->n; i++)
-		if (strcmp(s->names[i], name) == 0)
-			return true;
-	return false;
+	snprintf(out, PREPARED_NAME_LEN, "pooler_%016llx", (unsigned long long)hash);
 }
 
-void stmt_set_add(struct stmt_set *s, const char *name)
+static void put_header(uint8_t *m, char type, size_t total)
 {
-	if (name[0] == '\0' || stmt_set_has(s, name))
+	uint32_t len = (uint32_t)(total - 1);
+	m[0] = (uint8_t)type;
+	m[1] = (uint8_t)(len >> 24);
+	m[2] = (uint8_t)(len >> 16);
+	m[3] = (uint8_t)(len >> 8);
+	m[4] = (uint8_t)len;
+}
+
+uint8_t *prepared_parse_message(const struct pstmt *p, size_t *len)
+{
+	size_t nlen = strlen(p->server_name) + 1;
+	uint8_t *m = malloc(5 + nlen + p->rest_len);
+
+	if (m == NULL)
+		return NULL;
+	*len = 5 + nlen + p->rest_len;
+	put_header(m, 'P', *len);
+	memcpy(m + 5, p->server_name, nlen);
+	memcpy(m + 5 + nlen, p->rest, p->rest_len);
+	return m;
+}
+
+size_t prepared_close_message(const char *name, uint8_t *out, size_t cap)
+{
+	size_t nlen = strlen(name) + 1;
+	if (6 + nlen > cap)
+		return 0;
+	put_header(out, 'C', 6 + nlen);
+	out[5] = 'S';
+	memcpy(out + 6, name, nlen);
+	return 6 + nlen;
+}
+
+static int slot_of(const struct stmt_cache *s, uint64_t hash)
+{
+	for (int i = 0; i < s->n; i++)
+		if (s->items[i].hash == hash)
+			return i;
+	return -1;
+}
+
+bool stmt_cache_has(const struct stmt_cache *s, uint64_t hash)
+{
+	return slot_of(s, hash) >= 0;
+}
+
+bool stmt_cache_touch(struct stmt_cache *s, uint64_t hash)
+{
+	int i = slot_of(s, hash);
+	if (i < 0)
+		return false;
+	s->items[i].used = ++s->clock;
+	return true;
+}
+
+void stmt_cache_add(struct stmt_cache *s, uint64_t hash)
+{
+	if (hash == 0 || stmt_cache_touch(s, hash))
 		return;
 	if (s->n == s->cap) {
 		s->cap = s->cap ? s->cap * 2 : 8;
-		s->names = realloc(s->names, sizeof(*s->names) * (size_t)s->cap);
-		if (s->names == NULL)
+		s->items = realloc(s->items, sizeof(*s->items) * (size_t)s->cap);
+		if (s->items == NULL)
 			abort();
 	}
-	util_strlcpy(s->names[s->n++], name, PREPARED_NAME_LEN);
+	s->items[s->n].hash = hash;
+	s->items[s->n++].used = ++s->clock;
 }
 
-void stmt_set_remove(struct stmt_set *s, const char *name)
+void stmt_cache_remove(struct stmt_cache *s, uint64_t hash)
 {
-	for (int i = 0; i < s->n; i++)
-		if (strcmp(s->names[i], name) == 0) {
-			memcpy(s->names[i], s->names[--s->n], PREPARED_NAME_LEN);
-			return;
-		}
+	int i = slot_of(s, hash);
+	if (i >= 0)
+		s->items[i] = s->items[--s->n];
 }
 
-void stmt_set_clear(struct stmt_set *s)
+uint64_t stmt_cache_evict(struct stmt_cache *s, uint64_t keep)
+{
+	int oldest = -1;
+	for (int i = 0; i < s->n; i++)
+		if (s->items[i].hash != keep &&
+		    (oldest < 0 || s->items[i].used < s->items[oldest].used))
+			oldest = i;
+	if (oldest < 0)
+		return 0;
+	uint64_t hash = s->items[oldest].hash;
+	s->items[oldest] = s->items[--s->n];
+	return hash;
+}
+
+void stmt_cache_clear(struct stmt_cache *s)
 {
 	s->n = 0;
 }
 
-void stmt_set_free(struct stmt_set *s)
+void stmt_cache_free(struct stmt_cache *s)
 {
-	free(s->names);
+	free(s->items);
 	memset(s, 0, sizeof(*s));
 }
 
-bool parse_queue_push(struct parse_queue *q, const char *name, uint32_t segment, bool injected)
+bool reply_queue_push(struct reply_queue *q, char type, uint64_t hash, uint32_t segment,
+                      uint8_t kind)
 {
-	if (q->len == PARSE_QUEUE_LEN)
+	if (q->len == REPLY_QUEUE_LEN)
 		return false;
-	struct parse_entry *e = &q->items[(q->head + q->len++) % PARSE_QUEUE_LEN];
-	util_strlcpy(e->name, name, sizeof(e->name));
+	struct reply_entry *e = &q->items[(q->head + q->len++) % REPLY_QUEUE_LEN];
+	e->hash = hash;
 	e->segment = segment;
-	e->injected = injected;
+	e->kind = kind;
+	e->type = type;
 	return true;
 }
 
-bool parse_queue_pop(struct parse_queue *q, struct parse_entry *out)
+bool reply_queue_pop(struct reply_queue *q, struct reply_entry *out)
 {
 	if (q->len == 0)
 		return false;
 	*out = q->items[q->head];
-	q->head = (q->head + 1) % PARSE_QUEUE_LEN;
+	q->head = (q->head + 1) % REPLY_QUEUE_LEN;
 	q->len--;
 	return true;
 }
 
-void parse_queue_drop_segment(struct parse_queue *q, uint32_t segment)
+const struct reply_entry *reply_queue_peek(const struct reply_queue *q)
 {
-	while (q->len > 0 && q->items[q->head].segment == segment) {
-		q->head = (q->head + 1) % PARSE_QUEUE_LEN;
-		q->len--;
-	}
-}
-
-bool parse_queue_has(const struct parse_queue *q, const char *name)
-{
-	for (unsigned i = 0; i < q->len; i++)
-		if (strcmp(q->items[(q->head + i) % PARSE_QUEUE_LEN].name, name) == 0)
-			return true;
-	return false;
+	return q->len > 0 ? &q->items[q->head] : NULL;
 }

@@ -201,7 +201,10 @@ void router_scan_batch(struct classifier *cl, const uint8_t *p, size_t n, struct
 			}
 			struct verdict v = classify_sql(cl, sql, strlen(sql));
 			merge(b, &v);
-			remember(names, name, v.read_only && (!v.begin || v.begin_read_only));
+			/* a primary hint in the text holds for every later Bind of it too */
+			remember(names, name,
+			         v.read_only && v.hint != HINT_PRIMARY &&
+			             (!v.begin || v.begin_read_only));
 			break;
 		}
 		case 'B': {

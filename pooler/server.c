@@ -224,6 +224,74 @@ static void segment_done(struct server *s)
 	s->segments_done++;
 }
 
+/* A statement's result columns changed under it (DDL): PostgreSQL refuses to run it
+ * again until it is prepared anew. */
+static bool stale_plan(const struct proto_error *e)
+{
+	static const char stale[] = "cached plan must not change result type";
+
+	return e->sqlstate != NULL && strcmp(e->sqlstate, "0A000") == 0 && e->message != NULL &&
+	       strncmp(e->message, stale, sizeof(stale) - 1) == 0;
+}
+
+/* The pooler cannot tell which of its shared statements went stale, so the connection
+ * deallocates them all before its next client; each is then prepared again on first
+ * use. */
+static void note_stale_plan(struct server *s, const struct proto_error *e)
+{
+	if (stale_plan(e) && s->prepared.n > 0) {
+		s->stmts_stale = true;
+		log_debug("s=%llu a prepared statement went stale; deallocating before reuse",
+		          (unsigned long long)s->id);
+	}
+}
+
+/* An error made the server skip to the end of this segment: the Parses and Closes left
+ * in it get no answer and never happened. */
+static void skip_segment(struct server *s)
+{
+	const struct reply_entry *head;
+	struct reply_entry e;
+
+	while ((head = reply_queue_peek(s->replies)) != NULL && head->segment == s->segments_done) {
+		if (!reply_queue_pop(s->replies, &e))
+			break;
+		if (e.type == '1' && e.hash != 0)
+			stmt_cache_remove(&s->prepared, e.hash);
+		else if (e.kind == REPLY_CLOSE_EVICT)
+			stmt_cache_add(&s->prepared, e.hash); /* still there */
+	}
+}
+
+/* Keep the reply queue in step with a ParseComplete, CloseComplete or ErrorResponse at
+ * offset at. Returns true when the message was the pooler's own and has been cut. */
+static bool track_reply(struct server *s, char type, uint32_t len, size_t at, bool relay)
+{
+	const struct reply_entry *head = reply_queue_peek(s->replies);
+	struct reply_entry e;
+
+	if (type == 'E') {
+		skip_segment(s);
+		return false;
+	}
+	if ((type != '1' && type != '3') || len != 0 || head == NULL || head->type != type)
+		return false;
+	if (!reply_queue_pop(s->replies, &e) || !relay)
+		return false;
+	switch (e.kind) {
+	case REPLY_PARSE_DROP:
+	case REPLY_CLOSE_EVICT:
+		/* the client never sent this message: not its answer either */
+		conn_cut(&s->conn, at, 5);
+		return true;
+	case REPLY_CLOSE_PARSE:
+		buf_head(&s->conn.in)[at] = '1';
+		return false;
+	default:
+		return false;
+	}
+}
+
 /* A complete message the pooler reads itself. Returns false when the server failed. */
 static bool inspect(struct server *s, char type, const uint8_t *body, uint32_t len, bool relay)
 {
@@ -252,10 +320,12 @@ static bool inspect(struct server *s, char type, const uint8_t *body, uint32_t l
 	}
 	case 'E': {
 		struct proto_error e;
-		if (relay)
-			return true;
 		if (!proto_parse_error(body, len, &e))
 			return fail(s, "malformed ErrorResponse from server"), false;
+		if (relay) {
+			note_stale_plan(s, &e);
+			return true;
+		}
 		if (s->swallow > 0 && e.severity && strcmp(e.severity, "ERROR") == 0) {
 			s->ops->query_error(s, e.sqlstate ? e.sqlstate : "XX000",
 			                    e.message ? e.message : "");
@@ -273,7 +343,8 @@ static bool inspect(struct server *s, char type, const uint8_t *body, uint32_t l
 
 /* Under guard: decide on one complete reply message. Returns false when the server
  * failed. The guard ends with the first row, completion or other error; a 25006 refusal
- * before that drops everything held and tells the owner to run the statement elsewhere. */
+ * or a stale prepared statement before that may drop everything held, when the owner
+ * runs the batch again (elsewhere, or prepared anew). */
 static bool guard_message(struct server *s, char type, const uint8_t *body, uint32_t len)
 {
 	struct conn *c = &s->conn;
@@ -291,16 +362,19 @@ static bool guard_message(struct server *s, char type, const uint8_t *body, uint
 		s->held += 5 + len;
 		return true;
 	case 'E':
-		if (proto_parse_error(body, len, &e) && e.sqlstate &&
-		    strcmp(e.sqlstate, "25006") == 0) {
-			conn_cut(c, c->fwd, s->held + 5 + len);
-			s->held = 0;
-			s->guard = false;
-			s->dropping = true;
-			s->ops->refused(s);
-			return s->state != SERVER_CLOSED;
+		if (!proto_parse_error(body, len, &e) || e.sqlstate == NULL ||
+		    (strcmp(e.sqlstate, "25006") != 0 && !stale_plan(&e)))
+			break;
+		if (!s->ops->refused(s, e.sqlstate)) {
+			if (s->state == SERVER_CLOSED)
+				return false;
+			break; /* the client sees the error */
 		}
-		break;
+		conn_cut(c, c->fwd, s->held + 5 + len);
+		s->held = 0;
+		s->guard = false;
+		s->dropping = true;
+		return true;
 	default:
 		break;
 	}
@@ -343,25 +417,11 @@ void server_scan(struct server *s)
 			s->held = 0;
 			s->guard = false;
 		}
-		if (relay && s->parses != NULL && s->parses->len > 0) {
-			if (h.type == 'E') {
-				/* the server skips to the next Sync: those Parses get no answer */
-				parse_queue_drop_segment(s->parses, s->segments_done);
-			} else if (h.type == '1' && h.len == 0) {
-				struct parse_entry pe;
-				parse_queue_pop(s->parses, &pe);
-				stmt_set_add(&s->prepared, pe.name);
-				if (pe.injected) {
-					/* the client never sent this Parse: not its answer either
-					 */
-					if (avail < 5 + (size_t)h.len)
-						break;
-					conn_cut(c, at, 5 + h.len);
-					continue;
-				}
-			}
-		}
-		bool whole = !relay || s->guard || h.type == 'Z' || h.type == 'S';
+		if ((relay || s->dropping) && s->replies != NULL && s->replies->len > 0 &&
+		    track_reply(s, h.type, h.len, at, relay))
+			continue; /* the pooler's own answer: cut */
+		bool whole = !relay || s->guard || h.type == 'Z' || h.type == 'S' ||
+		             (h.type == 'E' && h.len <= SERVER_MAX_INSPECTED);
 		if (!whole) {
 			c->fwd += 5;
 			s->remain = h.len;
@@ -469,7 +529,7 @@ void server_free(struct server *s)
 	server_close(s);
 	conn_free(&s->conn);
 	params_free(&s->params);
-	stmt_set_free(&s->prepared);
-	free(s->parses);
+	stmt_cache_free(&s->prepared);
+	free(s->replies);
 	free(s);
 }

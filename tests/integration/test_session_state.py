@@ -95,3 +95,50 @@ def test_set_of_a_carried_parameter_does_not_pin(pooler):
     with psycopg.connect(p.dsn(), autocommit=True) as b:
         assert b.execute("show timezone").fetchone()[0] != "Asia/Tokyo"
     assert "keeps its server connection" not in p.log()
+
+
+@pytest.mark.parametrize("sql,check,clean", [
+    ("listen st_leak", "select count(*) from pg_listening_channels()", "0"),
+    ("select pg_advisory_lock(4711)",
+     "select count(*) from pg_locks where locktype = 'advisory' and objid = 4711", "0"),
+    ("prepare st_leak_plan as select 1",
+     "select count(*) from pg_prepared_statements where name = 'st_leak_plan'", "0"),
+    ("declare st_leak_cur cursor with hold for select 1",
+     "select count(*) from pg_cursors where name = 'st_leak_cur'", "0"),
+    ("set role app", "select current_user = session_user", "t"),
+])
+def test_session_state_is_gone_for_the_next_client(pooler, sql, check, clean):
+    """Client A leaves state on the one server connection; client B, on the same server
+    connection, finds none of it."""
+    p = pooler(pool_size=1, with_replica=False)
+    with psycopg.connect(p.dsn(), autocommit=True) as a:
+        pid = a.execute("select pg_backend_pid()").fetchone()[0]
+        a.execute(sql)
+    with psycopg.connect(p.dsn(), autocommit=True) as b:
+        assert b.execute("select pg_backend_pid()").fetchone()[0] == pid  # same server
+        assert str(b.execute(check).fetchone()[0]).lower()[:1] == clean[:1]
+
+
+def test_set_extra_float_digits_is_carried_not_pinned(pooler):
+    """pgjdbc runs SET extra_float_digits = 3 right after login: the pooler carries that
+    value to every server connection the client gets, resets it for the next client, and
+    does not pin."""
+    p = pooler(pool_size=2, with_replica=False)
+    with psycopg.connect(p.dsn(), autocommit=True) as a, \
+            psycopg.connect(p.dsn(), autocommit=True) as other:
+        a.execute("SET extra_float_digits = 3")
+        seen = set()
+        for _ in range(4):
+            # other holds one server in a transaction, so a moves between the two
+            with other.transaction():
+                other.execute("select 1")
+                assert a.execute("show extra_float_digits").fetchone() == ("3",)
+                seen.add(a.execute("select pg_backend_pid()").fetchone()[0])
+            assert a.execute("show extra_float_digits").fetchone() == ("3",)
+            seen.add(a.execute("select pg_backend_pid()").fetchone()[0])
+        assert len(seen) == 2, "a never changed servers"
+        assert other.execute("show extra_float_digits").fetchone() == ("1",)
+    with psycopg.connect(p.dsn(), autocommit=True) as b:
+        for _ in range(3):
+            assert b.execute("show extra_float_digits").fetchone() == ("1",)
+    assert "keeps its server connection" not in p.log()

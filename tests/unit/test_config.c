@@ -86,6 +86,8 @@ static void test_minimal(void **state)
 	/* defaults a newcomer can live with */
 	assert_string_equal(cfg->server_reset_query, "DISCARD ALL");
 	assert_int_equal(cfg->query_wait_timeout_ms, 120000);
+	assert_int_equal(cfg->prepared_statement_cache_size, 200);
+	assert_int_equal(db->pin_action, PIN_ACTION_PIN);
 	config_free(cfg);
 }
 
@@ -104,7 +106,10 @@ static void test_sizing_and_units(void **state)
 	                                           "[database.x]\n"
 	                                           "[database.y]\n"
 	                                           "pool_size = 7\n"
-	                                           "pool_mode = session\n"),
+	                                           "pool_mode = session\n"
+	                                           "[database.z]\n"
+	                                           "pool_mode = statement\n"
+	                                           "pin_action = error\n"),
 	                                 err, sizeof(err));
 	unlink(path);
 	assert_non_null(cfg);
@@ -119,6 +124,10 @@ static void test_sizing_and_units(void **state)
 	const struct db_conf *y = config_find_db(cfg, "y");
 	assert_int_equal(y->effective_pool_size, 7);
 	assert_int_equal(y->pool_mode, POOL_MODE_SESSION);
+	const struct db_conf *z = config_find_db(cfg, "z");
+	assert_int_equal(z->pool_mode, POOL_MODE_STATEMENT);
+	assert_string_equal(config_pool_mode_name(z->pool_mode), "statement");
+	assert_int_equal(z->pin_action, PIN_ACTION_ERROR);
 	config_free(cfg);
 }
 
@@ -134,6 +143,10 @@ static void test_errors(void **state)
 	    {"[pooler]\n[node.a]\n[database.d]\npool_mode = sideways\n",
 	     {":4:", "pool_mode", "transaction"}},
 	    {"[pooler]\nlisten_port = 99999\n", {":2:", "listen_port", "1 to 65535"}},
+	    {"[pooler]\n[node.a]\n[database.d]\npin_action = maybe\n",
+	     {":4:", "pin_action", "pin | error"}},
+	    {"[pooler]\nprepared_statement_cache_size = -1\n",
+	     {":2:", "prepared_statement_cache_size", "0 to 100000"}},
 	    {"[pooler]\nlisten_port = abc\n", {":2:", "listen_port", "integer"}},
 	    {"[pooler]\nquery_wait_timeout = soon\n", {":2:", "query_wait_timeout", "duration"}},
 	    {"[pooler]\nlog_level = loud\n", {":2:", "log_level", "debug"}},

@@ -1,0 +1,437 @@
+/* client_stmts: the client's statements on their way to a server. Named prepared
+ * statements get their shared server-side names, a server lacking one gets its Parse
+ * first, its cache stays bounded; a DEALLOCATE of a client's own statement is answered
+ * here; a SET the pooler can carry is remembered. See include/prepared.h for the scheme
+ * and client.c for the states. */
+#include "client_internal.h"
+
+/* Write a new length into the message header at offset off of the client's buffer. */
+static void set_length(struct client *c, size_t off, uint32_t body_len)
+{
+	uint8_t *p = buf_head(&c->conn.in) + off + 1;
+	uint32_t len = body_len + 4;
+	p[0] = (uint8_t)(len >> 24);
+	p[1] = (uint8_t)(len >> 16);
+	p[2] = (uint8_t)(len >> 8);
+	p[3] = (uint8_t)len;
+}
+
+/* Note a Parse or Close whose answer the server owes, in the order it goes out. */
+static bool expect_reply(struct client *c, struct server *s, char type, uint64_t hash, uint8_t kind)
+{
+	if (s->replies == NULL)
+		s->replies = util_calloc(1, sizeof(*s->replies));
+	if (reply_queue_push(s->replies, type, hash, s->segments_sent, kind))
+		return true;
+	client_fatal(c, SQLSTATE_PROGRAM_LIMIT_EXCEEDED,
+	             "too many Parse and Close messages without Sync");
+	return false;
+}
+
+/* Put a message of the pooler's own in front of the one at fwd. */
+static bool inject(struct client *c, struct server *s, const uint8_t *msg, size_t len)
+{
+	if (!buf_splice(&c->conn.in, c->conn.fwd, 0, msg, len)) {
+		client_fatal(c, SQLSTATE_INTERNAL_ERROR, "out of memory");
+		return false;
+	}
+	s->unsynced = true;
+	c->conn.fwd += len; /* already judged: the approval is not used up */
+	return true;
+}
+
+/* Close least recently used statements until one more fits the server's cache. */
+static bool make_room(struct client *c, struct server *s)
+{
+	while (s->prepared.n >= s->stmt_cache_size) {
+		uint64_t victim = stmt_cache_evict(&s->prepared, 0);
+		char name[PREPARED_NAME_LEN];
+		uint8_t msg[64];
+		if (victim == 0)
+			break;
+		prepared_server_name(victim, name);
+		size_t len = prepared_close_message(name, msg, sizeof(msg));
+		if (!inject(c, s, msg, len) || !expect_reply(c, s, '3', victim, REPLY_CLOSE_EVICT))
+			return false;
+		c->w->metrics.prepared_evictions++;
+	}
+	return true;
+}
+
+/* Make sure the server has pst before the message at fwd uses it: send its Parse ahead
+ * of it. */
+static bool ensure_prepared(struct client *c, struct server *s, const struct pstmt *pst)
+{
+	size_t len;
+
+	if (stmt_cache_touch(&s->prepared, pst->hash))
+		return true;
+	if (!make_room(c, s))
+		return false;
+	uint8_t *msg = prepared_parse_message(pst, &len);
+	bool ok = msg != NULL && inject(c, s, msg, len) &&
+	          expect_reply(c, s, '1', pst->hash, REPLY_PARSE_DROP);
+	free(msg);
+	if (msg == NULL)
+		client_fatal(c, SQLSTATE_INTERNAL_ERROR, "out of memory");
+	if (!ok)
+		return false;
+	stmt_cache_add(&s->prepared, pst->hash);
+	c->w->metrics.prepared_parses++;
+	return true;
+}
+
+/* Replace old_len bytes at off inside the message at fwd with new_len bytes of data and
+ * fix its length. */
+static bool rewrite(struct client *c, struct proto_header *h, size_t off, size_t old_len,
+                    const void *data, size_t new_len)
+{
+	if (!buf_splice(&c->conn.in, c->conn.fwd + off, old_len, data, new_len)) {
+		client_fatal(c, SQLSTATE_INTERNAL_ERROR, "out of memory");
+		return false;
+	}
+	h->len = (uint32_t)(h->len - old_len + new_len);
+	set_length(c, c->conn.fwd, h->len);
+	c->approved = c->approved ? c->approved + new_len - old_len : 0;
+	return true;
+}
+
+/* Whether a simple Query drops every prepared statement of the session behind the
+ * pooler's back: DISCARD ALL, DEALLOCATE [PREPARE] ALL. */
+static bool drops_statements(const uint8_t *q, size_t n)
+{
+	static const char *const forms[] = {"discard all", "deallocate all",
+	                                    "deallocate prepare all"};
+	char text[32];
+	size_t len = 0;
+
+	for (size_t i = 0; i < n && q[i] != '\0' && len < sizeof(text) - 1; i++) {
+		bool space = q[i] == ' ' || q[i] == '\t' || q[i] == '\n' || q[i] == '\r';
+		if (space && (len == 0 || text[len - 1] == ' '))
+			continue;
+		text[len++] = space ? ' ' : (char)(q[i] | 0x20);
+	}
+	while (len > 0 && (text[len - 1] == ' ' || text[len - 1] == ';'))
+		len--;
+	text[len] = '\0';
+	for (size_t i = 0; i < ARRAY_LEN(forms); i++)
+		if (strcmp(text, forms[i]) == 0)
+			return true;
+	return false;
+}
+
+/* The statement name of a simple Query "DEALLOCATE [PREPARE] name", into out; false for
+ * anything else (DEALLOCATE ALL included). Unquoted names fold to lower case, as in
+ * PostgreSQL. */
+static bool deallocate_name(const uint8_t *q, size_t n, char *out, size_t cap)
+{
+	const char *p = (const char *)q, *end = p + strnlen(p, n);
+	size_t len = 0;
+
+#define SKIP_SPACE()                                                                               \
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))                   \
+	p++
+	SKIP_SPACE();
+	if (end - p < 11 || strncasecmp(p, "deallocate", 10) != 0 || !isspace((unsigned char)p[10]))
+		return false;
+	p += 10;
+	SKIP_SPACE();
+	if (end - p > 8 && strncasecmp(p, "prepare", 7) == 0 && isspace((unsigned char)p[7])) {
+		p += 7;
+		SKIP_SPACE();
+	}
+	if (p < end && *p == '"') {
+		for (p++; p < end && *p != '"' && len + 1 < cap; p++)
+			out[len++] = *p;
+		if (p >= end || *p != '"')
+			return false;
+		p++;
+	} else {
+		for (; p < end && (isalnum((unsigned char)*p) || *p == '_' || *p == '$') &&
+		       len + 1 < cap;
+		     p++)
+			out[len++] = (char)tolower((unsigned char)*p);
+	}
+	out[len] = '\0';
+	SKIP_SPACE();
+	if (p < end && *p == ';')
+		p++;
+	SKIP_SPACE();
+#undef SKIP_SPACE
+	return len > 0 && p == end && strcmp(out, "all") != 0;
+}
+
+static void put_complete(struct buf *out, const char *tag)
+{
+	buf_put_u8(out, 'C');
+	buf_put_u32(out, (uint32_t)(4 + strlen(tag) + 1));
+	buf_put_str(out, tag);
+}
+
+static void put_empty(struct buf *out, char type)
+{
+	buf_put_u8(out, (uint8_t)type);
+	buf_put_u32(out, 4);
+}
+
+/* The text of the one statement of the batch at m (avail bytes): a simple Query, or an
+ * unnamed Parse without parameter types followed by its Bind, Describe and Execute up to
+ * Sync (what libpq's PQsendQueryParams and pgjdbc send). Sets *len to the bytes of the
+ * batch. NULL for anything else. */
+static const uint8_t *one_statement_batch(const uint8_t *m, size_t avail, size_t *len,
+                                          size_t *text_len)
+{
+	struct proto_header h;
+
+	if (proto_read_header(m, avail, PROTO_MAX_MESSAGE, &h) != PROTO_OK || h.len > 256 ||
+	    avail < 5 + (size_t)h.len)
+		return NULL;
+	if (h.type == 'Q') {
+		*len = 5 + h.len;
+		*text_len = h.len;
+		return m + 5;
+	}
+	if (h.type != 'P' || h.len < 4 || m[5] != '\0' || m[4 + h.len] != '\0' ||
+	    m[3 + h.len] != '\0')
+		return NULL; /* named, or with parameter types */
+	for (size_t at = 5 + h.len; at < avail;) {
+		struct proto_header n;
+		if (proto_read_header(m + at, avail - at, PROTO_MAX_MESSAGE, &n) != PROTO_OK ||
+		    avail - at < 5 + (size_t)n.len || !strchr("BDES", n.type))
+			return NULL;
+		at += 5 + n.len;
+		if (n.type == 'S') {
+			*len = at;
+			*text_len = h.len - 3;
+			return m + 6;
+		}
+	}
+	return NULL;
+}
+
+/* A DEALLOCATE of one of the client's own protocol-level statements (psycopg deallocates
+ * so): only the client's name goes, and the pooler answers as PostgreSQL would, since
+ * other clients may share the statement on the server. The batch at the relay position
+ * is consumed. tx_status is for the ReadyForQuery. Returns true when answered. */
+bool client_deallocate_own(struct client *c, char tx_status)
+{
+	struct conn *cn = &c->conn;
+	const uint8_t *m = buf_head(&cn->in) + cn->fwd;
+	size_t len, text_len;
+	char name[128];
+
+	if (c->stmts.n == 0)
+		return false;
+	const uint8_t *text = one_statement_batch(m, buf_len(&cn->in) - cn->fwd, &len, &text_len);
+	if (text == NULL || !deallocate_name(text, text_len, name, sizeof(name)) ||
+	    pstmts_find(&c->stmts, name) == NULL)
+		return false;
+	pstmts_remove(&c->stmts, name);
+	if (m[0] == 'Q') {
+		put_complete(&cn->out, "DEALLOCATE");
+	} else {
+		struct proto_header h;
+		for (size_t at = 0; at < len; at += 5 + h.len) {
+			if (proto_read_header(m + at, len - at, PROTO_MAX_MESSAGE, &h) != PROTO_OK)
+				break;
+			switch (m[at]) {
+			case 'P':
+				put_empty(&cn->out, '1');
+				break;
+			case 'B':
+				put_empty(&cn->out, '2');
+				break;
+			case 'D':
+				put_empty(&cn->out, 'n');
+				break;
+			case 'E':
+				put_complete(&cn->out, "DEALLOCATE");
+				break;
+			default:
+				break;
+			}
+		}
+	}
+	conn_cut(cn, cn->fwd, len);
+	proto_write_ready(&cn->out, tx_status);
+	client_flush(c);
+	return true;
+}
+
+/* A named Parse: remember it for the client and give it the shared server-side name; a
+ * server that has the statement already gets a Close of a name that does not exist
+ * instead, whose answer reaches the client as ParseComplete. */
+static int named_parse(struct client *c, struct server *s, struct proto_header *h,
+                       const uint8_t *body, size_t nlen)
+{
+	const char *name = (const char *)body;
+	struct pstmt *pst = pstmts_add(&c->stmts, name, body + nlen + 1, h->len - nlen - 1);
+
+	if (stmt_cache_touch(&s->prepared, pst->hash)) {
+		uint8_t msg[64];
+		size_t len = prepared_close_message(PREPARED_NO_NAME, msg, sizeof(msg));
+		if (!rewrite(c, h, 0, 5 + h->len, msg, len))
+			return -1;
+		h->type = 'C';
+		h->len = (uint32_t)(len - 5);
+		c->w->metrics.prepared_shared++;
+		return expect_reply(c, s, '3', pst->hash, REPLY_CLOSE_PARSE) ? 1 : -1;
+	}
+	if (!make_room(c, s) || !rewrite(c, h, 5, nlen, pst->server_name, PREPARED_NAME_LEN - 1))
+		return -1;
+	stmt_cache_add(&s->prepared, pst->hash);
+	c->w->metrics.prepared_parses++;
+	return expect_reply(c, s, '1', pst->hash, REPLY_PASS) ? 1 : -1;
+}
+
+/* Parse, Bind, Describe and Close of named statements get the server-side names, and a
+ * server that lacks a statement gets its Parse first. Returns 1 to go on, 0 to wait for
+ * more bytes, -1 when the client was closed. */
+int client_named_statements(struct client *c, struct server *s, struct proto_header *h)
+{
+	size_t avail = buf_len(&c->conn.in) - c->conn.fwd;
+	const uint8_t *body = buf_head(&c->conn.in) + c->conn.fwd + 5;
+	size_t have = avail - 5 < h->len ? avail - 5 : h->len;
+	const char *name;
+	size_t name_off = 5;
+
+	if (s->stmt_cache_size == 0)
+		return 1; /* prepared_statement_cache_size = 0: not tracked */
+	switch (h->type) {
+	case 'Q':
+		if (drops_statements(body, have))
+			stmt_cache_clear(&s->prepared);
+		return 1;
+	case 'P': {
+		if (have < h->len)
+			return 0; /* a Parse is kept whole */
+		size_t nlen = strnlen((const char *)body, h->len);
+		if (nlen == h->len)
+			return 1; /* malformed: the server will say so */
+		if (nlen == 0) {
+			if (drops_statements(body + 1, h->len - 1))
+				stmt_cache_clear(&s->prepared);
+			return expect_reply(c, s, '1', 0, REPLY_PASS) ? 1 : -1;
+		}
+		return named_parse(c, s, h, body, nlen);
+	}
+	case 'B': {
+		/* portal name, then statement name */
+		const uint8_t *nul = memchr(body, '\0', have);
+		if (nul == NULL)
+			return have < h->len ? 0 : 1;
+		name_off = 5 + (size_t)(nul - body) + 1;
+		name = (const char *)nul + 1;
+		const uint8_t *end = memchr(nul + 1, '\0', have - (size_t)(nul + 1 - body));
+		if (end == NULL)
+			return have < h->len ? 0 : 1;
+		if (*name == '\0')
+			return 1;
+		break;
+	}
+	case 'D':
+	case 'C': {
+		if (have < 2 || memchr(body + 1, '\0', have - 1) == NULL)
+			return have < h->len ? 0 : 1;
+		if (h->type == 'C' && !expect_reply(c, s, '3', 0, REPLY_PASS))
+			return -1;
+		if (body[0] != 'S')
+			return 1; /* portals live and die inside one transaction */
+		name_off = 6;
+		name = (const char *)body + 1;
+		if (*name == '\0')
+			return 1;
+		break;
+	}
+	default:
+		return 1;
+	}
+	struct pstmt *pst = pstmts_find(&c->stmts, name);
+	if (pst == NULL)
+		return 1; /* never prepared: the server answers as PostgreSQL would */
+	size_t nlen = strlen(name);
+	if (h->type == 'C') {
+		/* only the client's own name goes: others may share the statement */
+		pstmts_remove(&c->stmts, name);
+		return rewrite(c, h, name_off, nlen, PREPARED_NO_NAME, strlen(PREPARED_NO_NAME))
+		           ? 1
+		           : -1;
+	}
+	if (!ensure_prepared(c, s, pst))
+		return -1;
+	return rewrite(c, h, name_off, nlen, pst->server_name, PREPARED_NAME_LEN - 1) ? 1 : -1;
+}
+
+/* A session that keeps its server (session mode, pinned) clears stale statements when
+ * the server is between transactions; other servers do it on their way back to the
+ * pool. */
+void client_forget_stale_statements(struct server *s)
+{
+	if (!s->stmts_stale || s->pending > 0 || s->swallow > 0 || s->tx_status != 'I')
+		return;
+	s->stmts_stale = false;
+	stmt_cache_clear(&s->prepared);
+	server_query(s, "DEALLOCATE ALL");
+}
+
+/* Settings clients SET right after login (pgjdbc: extra_float_digits) that hold one
+ * plain value the pooler can read from the statement itself: carried from server to
+ * server like startup parameters, rather than pinning the client. */
+static const char *const carried_by_value[] = {"extra_float_digits"};
+
+/* Next word of a SET statement at *p: "=", letters, digits, _ . - +, or a quoted literal
+ * without quotes inside. */
+static size_t set_word(const char **p, const char *end, char *out, size_t cap)
+{
+	size_t len = 0;
+	while (*p < end && isspace((unsigned char)**p))
+		(*p)++;
+	if (*p < end && **p == '=') {
+		(*p)++;
+		return (size_t)snprintf(out, cap, "=");
+	}
+	bool quoted = *p < end && **p == '\'';
+	if (quoted)
+		(*p)++;
+	while (*p < end && len + 1 < cap &&
+	       (quoted ? **p != '\'' : (isalnum((unsigned char)**p) || strchr("_.-+", **p))))
+		out[len++] = *(*p)++;
+	if (quoted && (*p >= end || *(*p)++ != '\''))
+		return 0;
+	out[len] = '\0';
+	return len;
+}
+
+/* A first batch (batch_end bytes) that is just "SET [SESSION] name {= | TO} value" of a
+ * carried_by_value setting: remember the value as the client's wish, so that it follows
+ * the client to every server connection and is reset for the next client. */
+bool client_carry_set(struct client *c, size_t batch_end)
+{
+	size_t len, text_len;
+	char word[64], name[64], value[64];
+	const uint8_t *text =
+	    one_statement_batch(buf_head(&c->conn.in), batch_end, &len, &text_len);
+
+	if (text == NULL || len != batch_end)
+		return false;
+	const char *p = (const char *)text, *end = p + strnlen(p, text_len);
+	if (!set_word(&p, end, word, sizeof(word)) || strcasecmp(word, "set") != 0 ||
+	    !set_word(&p, end, name, sizeof(name)))
+		return false;
+	if (strcasecmp(name, "session") == 0 && !set_word(&p, end, name, sizeof(name)))
+		return false;
+	if (!set_word(&p, end, word, sizeof(word)) ||
+	    (strcmp(word, "=") != 0 && strcasecmp(word, "to") != 0) ||
+	    !set_word(&p, end, value, sizeof(value)))
+		return false;
+	while (p < end && (isspace((unsigned char)*p) || *p == ';'))
+		p++;
+	if (p != end)
+		return false;
+	for (size_t i = 0; i < ARRAY_LEN(carried_by_value); i++)
+		if (strcasecmp(name, carried_by_value[i]) == 0) {
+			params_set(&c->wants, carried_by_value[i], value);
+			return true;
+		}
+	return false;
+}
