@@ -482,6 +482,8 @@ static int busy_servers(struct worker *w, const char *db)
 static bool cmd_pause(struct worker *w, const char *arg, struct buf *out, char **wait)
 {
 	each_pool(w, arg, pool_pause);
+	if (arg[0] == '\0')
+		w->paused_all = true;
 	if (busy_servers(w, arg) > 0) {
 		*wait = util_strdup(arg);
 		return false;
@@ -500,6 +502,8 @@ bool admin_poll(struct worker *w, const char *wait, struct buf *out)
 
 static void cmd_resume(struct worker *w, const char *arg, struct buf *out)
 {
+	if (arg[0] == '\0')
+		w->paused_all = false;
 	each_pool(w, arg, pool_resume);
 	complete(out, "RESUME");
 }

@@ -305,6 +305,22 @@ void pool_unwait(struct pool *p, struct pool_waiter *wt)
 	p->n_waiting--;
 }
 
+/* A new pool of a paused database (PAUSE of every database, or of this one, as its other
+ * pools show) starts paused: a new user or node must not slip past PAUSE. */
+static bool db_paused(const struct worker *w, const char *db)
+{
+	const struct list *pos;
+
+	if (w->paused_all)
+		return true;
+	for (pos = w->pools.next; pos != &w->pools; pos = pos->next) {
+		const struct pool *p = container_of(pos, struct pool, node);
+		if (p->paused && !p->retired && strcmp(p->db_name, db) == 0)
+			return true;
+	}
+	return false;
+}
+
 struct pool *pool_get(struct worker *w, const struct db_conf *db, const char *user,
                       struct node *backend, const char *server_user, const char *server_password)
 {
@@ -322,6 +338,7 @@ struct pool *pool_get(struct worker *w, const struct db_conf *db, const char *us
 	p->db_name = util_strdup(db->name);
 	p->user = util_strdup(user);
 	p->backend = backend;
+	p->paused = db_paused(w, db->name);
 	p->tally.query_time = &backend->query_time;
 	p->mode = db->pool_mode;
 	p->size = db->effective_pool_size;

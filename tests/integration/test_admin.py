@@ -281,3 +281,26 @@ def test_pause_waits_for_running_transactions_and_loses_no_client(pooler):
         t.join(10)
     assert not errors, errors
     assert sum(done) > frozen
+
+
+@pytest.mark.parametrize("target", ["", "app"])
+def test_pause_holds_new_users_of_the_paused_database(pooler, target):
+    """A user that had no pool yet gets one that is paused too: its login (which needs a
+    server's parameters) and its query wait for RESUME."""
+    p = pooler(pool_size=2, with_replica=False)
+    with p.connect() as c, admin(p) as a:
+        c.execute("select 1")
+        rows(a, ("PAUSE " + target).strip())
+        got = {}
+
+        def newcomer():
+            with p.connect(user="md5user") as n:
+                got["v"] = n.execute("select current_user").fetchone()[0]
+
+        t = threading.Thread(target=newcomer, daemon=True)
+        t.start()
+        t.join(0.8)
+        assert "v" not in got, "a new user's pool was not paused"
+        rows(a, ("RESUME " + target).strip())
+        t.join(10)
+        assert got.get("v") == "app"  # the pooler logs in to PostgreSQL as app
