@@ -431,6 +431,7 @@ void client_foreach(struct worker *w, void (*fn)(const struct client_info *ci, v
 		    .application_name = params_get(&c->wants, "application_name"),
 		    .node = c->server ? c->pool->backend->name : NULL,
 		    .fd = c->conn.fd,
+		    .pool = c->pool,
 		};
 		fn(&ci, arg);
 	}

@@ -210,6 +210,10 @@ def test_show_values_follow_the_load(pooler):
         with p.connect() as c:
             for i in range(25):
                 c.execute("select %s::int", (i,))
+            # as PgBouncer counts: an idle client is active in the pool it last used
+            cols, r = rows(a, "SHOW POOLS")
+            assert column(cols, r, "cl_active", database="app", user="app") == ["1"], r
+            assert column(cols, r, "sv_active", database="app", user="app") == ["0"], r
         cols, r = rows(a, "SHOW STATS")
         after = int(column(cols, r, "total_xact_count", database="app", user="app")[0])
         assert after >= before + 27
