@@ -8,6 +8,8 @@ import time
 import psycopg
 import pytest
 
+from conftest import wait_for
+
 
 def admin(p, user="admin", password="admin"):
     return psycopg.connect(p.dsn(user=user, password=password, dbname="pooler"),
@@ -227,7 +229,7 @@ def test_show_values_follow_the_load(pooler):
 
 
 @pytest.mark.timeout(60)
-def test_pause_waits_for_running_transactions_and_loses_no_client(pooler):
+def test_pause_waits_for_running_transactions_and_loses_no_client(pooler, cluster):
     """Six clients loop over short transactions; PAUSE answers only after a transaction
     already running (pg_sleep 1 s) has ended; a query sent while paused runs only after
     RESUME; no client sees an error."""
@@ -253,12 +255,14 @@ def test_pause_waits_for_running_transactions_and_loses_no_client(pooler):
         time.sleep(0.5)
         sleeper = threading.Thread(target=lambda: slow.execute("select pg_sleep(1)"))
         sleeper.start()
-        time.sleep(0.2)
+        wait_for(lambda: cluster.scalar(
+            "select count(*) from pg_stat_activity where state = 'active'"
+            " and query = 'select pg_sleep(1)'", db="postgres"), what="pg_sleep running")
         started = time.monotonic()
         rows(a, "PAUSE")
         paused_after = time.monotonic() - started
         assert not sleeper.is_alive(), "PAUSE answered while a transaction ran"
-        assert paused_after >= 0.5, paused_after
+        assert paused_after >= 0.3, paused_after
         cols, r = rows(a, "SHOW POOLS")
         assert column(cols, r, "sv_active", database="app") == ["0"], r
         assert column(cols, r, "paused", database="app") == ["yes"]
