@@ -391,7 +391,16 @@ void pool_retire(struct pool *p, const char *why)
 	p->size = p->min_size = 0;
 	ev_timer_stop(p->w->loop, &p->retry);
 	snprintf(msg, sizeof(msg), "server connection retired by a config reload: %s", why);
-	fail_waiters(p, SQLSTATE_ADMIN_SHUTDOWN, msg);
+	while (!list_empty(&p->waiting)) {
+		struct pool_waiter *wt =
+		    container_of(list_pop(&p->waiting), struct pool_waiter, node);
+		wt->queued = false;
+		p->n_waiting--;
+		if (wt->retry != NULL)
+			wt->retry(wt);
+		else
+			wt->fail(wt, SQLSTATE_ADMIN_SHUTDOWN, msg);
+	}
 	while (!list_empty(&p->idle))
 		pool_discard(p, container_of(p->idle.next, struct server, node), why);
 }
