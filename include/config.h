@@ -23,10 +23,12 @@ struct node_conf {
 	int port;
 	int role; /* enum node_role */
 	int weight;
-	int cores;     /* 0 = auto: online cores of this machine */
-	int spindles;  /* effective_spindle_count */
-	int pool_size; /* computed: cores * 2 + spindles */
-	int line;      /* where the section starts, for messages */
+	int cores;              /* 0 = auto: online cores of this machine */
+	int spindles;           /* effective_spindle_count */
+	int budget;             /* pool_size as written; 0 = auto */
+	int pool_size;          /* computed: budget, or cores * 2 + spindles */
+	char *pool_size_source; /* how pool_size was computed, for logs */
+	int line;               /* where the section starts, for messages */
 };
 
 struct db_conf {
@@ -39,8 +41,11 @@ struct db_conf {
 	char *server_password; /* NULL: the client's plain secret from the auth file */
 	int pool_mode;         /* enum pool_mode */
 	int pool_size;         /* 0 = auto */
+	int max_pool_share;    /* percent of a node's pool_size */
 	int min_pool_size;
-	int effective_pool_size; /* computed */
+	int reserve_pool_size;
+	int max_db_connections;  /* per node; 0 = no limit */
+	int effective_pool_size; /* computed, on the first primary-capable node */
 	char *pool_size_source;  /* how effective_pool_size was computed, for logs */
 	int line;
 };
@@ -87,6 +92,16 @@ struct config {
 	int retry_max_tries;
 	int breaker_failure_threshold;
 	int breaker_recovery_ms;
+	int max_user_connections;
+	int reserve_pool_timeout_ms;
+	int client_idle_timeout_ms;
+	int idle_transaction_timeout_ms;
+	int query_timeout_ms;
+	int server_idle_timeout_ms;
+	int server_lifetime_ms;
+	int client_rate_limit;
+	int auth_failure_limit;
+	char *rate_limit_exempt;
 
 	struct node_conf *nodes;
 	int n_nodes;
@@ -99,6 +114,11 @@ struct config *config_load(const char *path, char *err, size_t errlen) MUST_USE;
 void config_free(struct config *cfg);
 
 const struct db_conf *config_find_db(const struct config *cfg, const char *name);
+
+/* Server connections one (database, user) pool may hold on node n: db's pool_size, or the
+ * node's pool_size times max_pool_share, never more than the node's pool_size. src (may be
+ * NULL) receives how the number came about. */
+int config_pool_size(const struct db_conf *d, const struct node_conf *n, char *src, size_t len);
 
 /* Print every key with its effective value and the computed pool sizes. */
 void config_print(const struct config *cfg, FILE *out);

@@ -46,6 +46,16 @@ struct metrics {
 	uint64_t server_login_failures;
 	uint64_t config_reloads_ok;
 	uint64_t config_reloads_failed;
+	/* pool sizing and limits */
+	uint64_t reserve_used;        /* reserve connections opened */
+	uint64_t servers_evicted;     /* closed to make room for another pool */
+	uint64_t servers_idle_closed; /* server_idle_timeout */
+	uint64_t servers_recycled;    /* server_lifetime */
+	uint64_t clients_idle_timeout;
+	uint64_t clients_idle_tx_timeout;
+	uint64_t queries_timed_out; /* query_timeout cancels */
+	uint64_t clients_throttled; /* client_rate_limit */
+	uint64_t logins_throttled;  /* auth_failure_limit */
 	struct stats_window window; /* the whole worker, client side bytes */
 };
 

@@ -58,6 +58,10 @@ struct node {
 	uint64_t probe_done_us; /* when the last probe answered */
 	uint64_t lsn_as_of_us;  /* lsn was read no earlier than this (the probe's send time) */
 	int inflight;           /* transactions running on it through this worker */
+	int conf_budget;        /* pool_size of its section: connections over all pools */
+	int server_limit;       /* max_connections - superuser_reserved_connections; 0 unknown */
+	int budget;             /* the smaller of the two: what pools may open in all */
+	int n_servers;          /* server connections open or opening, all pools */
 	uint64_t probes_ok, probes_failed;
 	uint64_t transactions;  /* run on it through this worker */
 	struct breaker breaker; /* connect and probe failures: fail clients fast when open */
@@ -97,6 +101,9 @@ void node_free(struct node *n);
 /* Ask the next probe (if this node is a primary) to read the function catalog. */
 void node_request_catalog(struct node *n);
 void node_take_catalog(struct node *n); /* frees the rows after on_probe used them */
+
+/* The server's own connection limit, as a probe read it: the budget never exceeds it. */
+void node_set_server_limit(struct node *n, int limit);
 
 /* Judge a replica's health from its lag against the primary's position. */
 void node_update_health(struct node *n, uint64_t primary_lsn);

@@ -40,6 +40,8 @@ struct pool {
 	int mode;             /* enum pool_mode */
 	int size;             /* most server connections at once */
 	int min_size;
+	int reserve;               /* reserve_pool_size */
+	int max_db_connections;    /* of its database, per node; 0 = no limit */
 	char *reset_query;         /* session mode only; empty: none */
 	struct server_login login; /* strings owned by the pool */
 	struct list connecting;    /* SERVER_CONNECTING */
@@ -49,15 +51,17 @@ struct pool {
 	int n_servers;             /* on any of the three server lists */
 	int n_connecting;
 	int n_waiting;
-	bool have_welcome;     /* welcome holds a logged-in server's parameters */
-	bool paused;           /* PAUSE: clients queue, servers are handed to no one */
-	int tries;             /* connect retries since the last login that worked */
-	ev_timer retry;        /* the next connect retry, after backoff */
-	uint64_t xact_count;   /* server hand-outs (transactions, or sessions) */
-	uint64_t xact_us;      /* time servers were held */
-	uint64_t wait_us;      /* time clients waited */
-	struct params welcome; /* ParameterStatus values new clients receive */
-	char last_error[256];  /* why the last login failed */
+	bool have_welcome;      /* welcome holds a logged-in server's parameters */
+	bool paused;            /* PAUSE: clients queue, servers are handed to no one */
+	int tries;              /* connect retries since the last login that worked */
+	ev_timer retry;         /* the next connect retry, after backoff */
+	ev_timer reserve_timer; /* when the first waiter will have waited reserve_pool_timeout */
+	ev_timer maintain;      /* server_idle_timeout and server_lifetime, once a second */
+	uint64_t xact_count;    /* server hand-outs (transactions, or sessions) */
+	uint64_t xact_us;       /* time servers were held */
+	uint64_t wait_us;       /* time clients waited */
+	struct params welcome;  /* ParameterStatus values new clients receive */
+	char last_error[256];   /* why the last login failed */
 
 	struct server_tally tally;  /* queries and bytes of its servers */
 	struct stats_window window; /* averages of the last stats_period, for SHOW STATS */
@@ -81,8 +85,9 @@ void pool_reset(struct pool *p, struct server *s, const char *sql);
 /* Close a server that cannot be reused. */
 void pool_discard(struct pool *p, struct server *s, const char *why);
 
-/* Take new settings after a reload: size, minimum, mode, reset query, timeouts. Servers
- * above a smaller size are closed as they come back idle. */
+/* Take new settings (at creation and after a reload): size from the node's budget and the
+ * database's share, minimum, reserve, caps, mode, reset query, timeouts. Servers above a
+ * smaller size are closed as they come back idle. */
 void pool_configure(struct pool *p, const struct db_conf *db, const struct config *cfg);
 
 /* The pool's node or database target left the config (reload): idle servers close now,

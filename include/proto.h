@@ -28,6 +28,8 @@
 #define SQLSTATE_UNKNOWN_DATABASE "3D000"
 #define SQLSTATE_FEATURE_NOT_SUPPORTED "0A000"
 #define SQLSTATE_TOO_MANY_CONNECTIONS "53300"
+#define SQLSTATE_IDLE_SESSION_TIMEOUT "57P05"
+#define SQLSTATE_IDLE_IN_TX_TIMEOUT "25P03"
 #define SQLSTATE_INTERNAL_ERROR "XX000"
 
 /* A message header: one type byte and a length that counts itself but not the type. */

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "metrics.h"
+#include "ratelimit.h"
 #include "util.h"
 
 struct config;
@@ -33,8 +34,10 @@ struct worker {
 	struct list dead_clients;      /* closed, freed before the loop sleeps */
 	struct list dead_servers;      /* closed, freed before the loop sleeps */
 	ev_prepare reaper;             /* frees the dead lists */
-	uint64_t rng;                  /* xorshift state for cancel keys and jitter */
-	uint64_t next_id;              /* connection ids for log lines */
+	struct ratelimit connect_limit; /* client_rate_limit, per source address */
+	struct ratelimit auth_limit;    /* auth_failure_limit, per source address */
+	uint64_t rng;                   /* xorshift state for cancel keys and jitter */
+	uint64_t next_id;               /* connection ids for log lines */
 	int n_clients;
 	bool shutdown_requested; /* SHUTDOWN on the admin console, not yet acted on */
 	bool shutting_down;      /* SIGTERM: finish transactions, accept nothing */

@@ -22,6 +22,7 @@
 #include "params.h"
 #include "pool.h"
 #include "prepared.h"
+#include "ratelimit.h"
 #include "proto.h"
 #include "router.h"
 #include "server.h"
@@ -99,7 +100,9 @@ struct client {
 		struct pool *pool;
 	} pool_cache[2];
 	struct pool_waiter waiter;
-	ev_timer timer; /* login timeout, then query_wait_timeout */
+	uint64_t last_read_us; /* client bytes last arrived (or a server was linked) */
+	bool query_cancelled;  /* query_timeout sent a cancel for the running query */
+	ev_timer timer;        /* login timeout, query_wait_timeout, then the session limits */
 	struct conn conn;
 };
 
@@ -112,6 +115,8 @@ void client_auth_done(struct client *c);
 struct stmt_names *client_names(struct client *c);
 bool client_param_server_owned(const char *name);
 void client_process(struct client *c);
+bool client_rate_exempt(const struct client *c, char *host, size_t len);
+void client_arm_timer(struct client *c);
 
 /* client_relay.c */
 void client_relay(struct client *c);

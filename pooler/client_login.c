@@ -24,8 +24,9 @@ void client_send_welcome(struct client *c)
 	}
 	proto_write_key(&c->conn.out, c->cancel_pid, c->cancel_key);
 	proto_write_ready(&c->conn.out, 'I');
-	ev_timer_stop(c->w->loop, &c->timer);
 	client_set_state(c, CLIENT_IDLE);
+	c->last_read_us = util_now_us();
+	client_arm_timer(c);
 	log_info("c=%llu user=%s db=%s addr=%s login", (unsigned long long)c->id, c->user, c->db,
 	         c->addr);
 	client_flush(c);
@@ -185,10 +186,30 @@ static void auth_ok(struct client *c)
 
 static void auth_failed(struct client *c)
 {
+	char host[RATELIMIT_KEY];
+
 	metrics_reject(&c->w->metrics, REJECT_AUTHENTICATION);
+	if (!client_rate_exempt(c, host, sizeof(host)))
+		ratelimit_take(&c->w->auth_limit, host, util_now_us());
 	char msg[200];
 	snprintf(msg, sizeof(msg), "password authentication failed for user \"%s\"", c->user);
 	client_fatal(c, SQLSTATE_INVALID_PASSWORD, msg);
+}
+
+/* An address that failed too many logins lately is refused before any password work
+ * (no SCRAM iterations are spent on it). */
+static bool login_throttled(struct client *c)
+{
+	char host[RATELIMIT_KEY];
+
+	if (client_rate_exempt(c, host, sizeof(host)) ||
+	    ratelimit_allows(&c->w->auth_limit, host, util_now_us()))
+		return false;
+	c->w->metrics.logins_throttled++;
+	client_fatal(c, SQLSTATE_INVALID_PASSWORD,
+	             "too many failed logins from this address; try again later "
+	             "(auth_failure_limit)");
+	return true;
 }
 
 static void auth_begin(struct client *c)
@@ -440,6 +461,8 @@ static void startup(struct client *c, const struct startup *st)
 		}
 		params_set(&c->wants, name, value);
 	}
+	if (login_throttled(c))
+		return;
 	auth_begin(c);
 }
 

@@ -564,6 +564,7 @@ void client_start_transaction(struct client *c)
 		return;
 	c->pool = pool_for(c, db, n);
 	client_set_state(c, CLIENT_WAITING);
+	ev_timer_stop(c->w->loop, &c->timer); /* the session limits pause while it queues */
 	pool_acquire(c->pool, &c->waiter);
 	/* Only a client that really queues needs its wait timed. */
 	if (c->state == CLIENT_WAITING && c->w->cfg->query_wait_timeout_ms > 0) {

@@ -12,7 +12,7 @@
 
 #include "log.h"
 
-enum key_type { K_STR, K_PATH, K_INT, K_AUTO_INT, K_ENUM, K_MS, K_LOGLEVEL };
+enum key_type { K_STR, K_PATH, K_INT, K_AUTO_INT, K_ENUM, K_MS, K_LOGLEVEL, K_SHARE };
 
 /* One configurable key. Defaults are written as a user would write them and parsed by the
  * same code as the file, so the table is the single place a default lives. */
@@ -108,6 +108,29 @@ static const struct key pooler_keys[] = {
      "consecutive connect or probe failures that open a node's circuit"},
     {"breaker_recovery", K_MS, P(breaker_recovery_ms), "30s", 10, 3600000, NULL, false,
      "how long an open circuit fails clients at once before one trial connect"},
+    {"max_user_connections", K_INT, P(max_user_connections), "0", 0, 100000, NULL, false,
+     "server connections per user on each node, over all its databases; 0 = no limit"},
+    {"reserve_pool_timeout", K_MS, P(reserve_pool_timeout_ms), "5s", 0, 3600000, NULL, false,
+     "a client waiting this long lets its pool use reserve_pool_size more connections"},
+    {"client_idle_timeout", K_MS, P(client_idle_timeout_ms), "0", 0, 86400000, NULL, false,
+     "close a client idle outside a transaction this long (57P05); 0 disables"},
+    {"idle_transaction_timeout", K_MS, P(idle_transaction_timeout_ms), "0", 0, 86400000, NULL,
+     false,
+     "close a client that holds a server inside a transaction (or mid-message) and sends "
+     "nothing this long (25P03); 0 disables"},
+    {"query_timeout", K_MS, P(query_timeout_ms), "0", 0, 86400000, NULL, false,
+     "cancel a query running this long (57014); 0 disables"},
+    {"server_idle_timeout", K_MS, P(server_idle_timeout_ms), "10min", 0, 86400000, NULL, false,
+     "close a server connection unused this long (min_pool_size stay); 0 disables"},
+    {"server_lifetime", K_MS, P(server_lifetime_ms), "1h", 0, 604800000, NULL, false,
+     "close a server connection this old when it is next free; 0 disables"},
+    {"client_rate_limit", K_INT, P(client_rate_limit), "0", 0, 1000000, NULL, false,
+     "new connections per second from one address (bursts up to 2 s worth); 0 = no limit"},
+    {"auth_failure_limit", K_INT, P(auth_failure_limit), "0", 0, 1000000, NULL, false,
+     "failed logins per minute from one address before its logins are refused; 0 = no "
+     "limit"},
+    {"rate_limit_exempt", K_STR, P(rate_limit_exempt), "", 0, 0, NULL, false,
+     "addresses (comma-separated) that no rate limit applies to; Unix sockets are exempt"},
 };
 #undef P
 
@@ -121,6 +144,9 @@ static const struct key node_keys[] = {
      "the server's cores for pool sizing; auto = this machine's"},
     {"effective_spindle_count", K_INT, N(spindles), "1", 0, 1000, NULL, false,
      "added to cores * 2 for pool sizing; 1 for SSD"},
+    {"pool_size", K_AUTO_INT, N(budget), "auto", 1, 100000, NULL, false,
+     "server connections to this node over all pools; auto = cores * 2 + "
+     "effective_spindle_count"},
 };
 #undef N
 
@@ -137,9 +163,15 @@ static const struct key db_keys[] = {
     {"pool_mode", K_ENUM, D(pool_mode), "transaction", 0, 0, pool_modes, false,
      "transaction | session"},
     {"pool_size", K_AUTO_INT, D(pool_size), "auto", 1, 10000, NULL, false,
-     "server connections per user; auto = cores * 2 + effective_spindle_count"},
+     "server connections per user and node; auto = the node's pool_size * max_pool_share"},
+    {"max_pool_share", K_SHARE, D(max_pool_share), "100%", 1, 100, NULL, false,
+     "most of a node's pool_size one (database, user) pool may take (percent or fraction)"},
     {"min_pool_size", K_INT, D(min_pool_size), "0", 0, 10000, NULL, false,
      "server connections kept open even when idle"},
+    {"reserve_pool_size", K_INT, D(reserve_pool_size), "0", 0, 10000, NULL, false,
+     "extra connections a pool may open once a client waited reserve_pool_timeout"},
+    {"max_db_connections", K_INT, D(max_db_connections), "0", 0, 100000, NULL, false,
+     "server connections for this database on each node, over all users; 0 = no limit"},
 };
 #undef D
 
@@ -216,6 +248,28 @@ static bool parse_ms(const char *v, long *out)
 	return true;
 }
 
+/* Shares: "50%" or "0.5", as a whole percent. */
+static bool parse_share(const char *v, long *out)
+{
+	char *end;
+	double x;
+
+	errno = 0;
+	x = strtod(v, &end);
+	if (errno != 0 || end == v || x < 0)
+		return false;
+	while (*end == ' ')
+		end++;
+	if (strcmp(end, "%") == 0)
+		;
+	else if (*end == '\0' && x <= 1.0)
+		x *= 100;
+	else
+		return false;
+	*out = (long)(x + 0.5);
+	return true;
+}
+
 static bool set_key(struct parse_state *ps, const char *section, void *obj, const struct key *k,
                     const char *value)
 {
@@ -275,6 +329,15 @@ static bool set_key(struct parse_state *ps, const char *section, void *obj, cons
 			return fail(ps, "[%s] %s: \"%s\" is not allowed (allowed: %s)", section,
 			            k->name, value, allowed);
 		}
+	case K_SHARE:
+		if (!parse_share(value, &v) || v < k->min || v > k->max)
+			return fail(
+			    ps,
+			    "[%s] %s: \"%s\" is not a share from %ld%% to %ld%% (write 50%% "
+			    "or 0.5)",
+			    section, k->name, value, k->min, k->max);
+		*(int *)field = (int)v;
+		return true;
 	case K_LOGLEVEL:
 		v = log_level_parse(value);
 		if (v < 0)
@@ -430,6 +493,44 @@ bool config_list_has(const char *list, const char *name)
 	return false;
 }
 
+/* The node's connection budget: pool_size as written, or the core-count formula. */
+static void size_node(struct node_conf *n)
+{
+	char src[160];
+	int cores = n->cores ? n->cores : config_local_cores();
+
+	if (n->budget > 0) {
+		n->pool_size = n->budget;
+		snprintf(src, sizeof(src), "pool_size = %d", n->budget);
+	} else {
+		n->pool_size = cores * 2 + n->spindles;
+		snprintf(src, sizeof(src), "cores %d%s * 2 + effective_spindle_count %d", cores,
+		         n->cores ? "" : " (this machine)", n->spindles);
+	}
+	n->pool_size_source = util_strdup(src);
+}
+
+int config_pool_size(const struct db_conf *d, const struct node_conf *n, char *src, size_t len)
+{
+	int size;
+	char buf[240];
+
+	if (d->pool_size > 0) {
+		size = d->pool_size < n->pool_size ? d->pool_size : n->pool_size;
+		snprintf(buf, sizeof(buf), "pool_size = %d%s", d->pool_size,
+		         size < d->pool_size ? ", capped by the node's pool_size" : "");
+	} else {
+		size = (n->pool_size * d->max_pool_share + 99) / 100;
+		if (size < 1)
+			size = 1;
+		snprintf(buf, sizeof(buf), "node %s pool_size %d (%s) * max_pool_share %d%%",
+		         n->name, n->pool_size, n->pool_size_source, d->max_pool_share);
+	}
+	if (src != NULL)
+		snprintf(src, len, "%s", buf);
+	return size;
+}
+
 static bool resolve_db(struct parse_state *ps, struct db_conf *d)
 {
 	struct config *cfg = ps->cfg;
@@ -468,25 +569,16 @@ static bool resolve_db(struct parse_state *ps, struct db_conf *d)
 		    ps, "[database.%s] nodes: needs at least one node with role = primary or auto",
 		    d->name);
 
-	/* The formula applies per server; a database's pool gets its primary's budget unless
-	 * pool_size says otherwise. */
+	/* Pools on other nodes are sized from those nodes; this is the figure for the
+	 * primary, shown by SHOW DATABASES and --check-config. */
 	const struct node_conf *n = d->node_list[0];
 	for (int i = 0; i < d->n_nodes; i++)
 		if (d->node_list[i]->role == NODE_ROLE_PRIMARY) {
 			n = d->node_list[i];
 			break;
 		}
-	char src[160];
-	if (d->pool_size > 0) {
-		d->effective_pool_size = d->pool_size;
-		snprintf(src, sizeof(src), "pool_size = %d", d->pool_size);
-	} else {
-		d->effective_pool_size = n->pool_size;
-		snprintf(src, sizeof(src),
-		         "auto: node %s cores %d%s * 2 + effective_spindle_count %d", n->name,
-		         n->cores ? n->cores : config_local_cores(),
-		         n->cores ? "" : " (this machine)", n->spindles);
-	}
+	char src[200];
+	d->effective_pool_size = config_pool_size(d, n, src, sizeof(src));
 	d->pool_size_source = util_strdup(src);
 	if (d->min_pool_size > d->effective_pool_size)
 		return fail(ps, "[database.%s] min_pool_size: %d is larger than the pool size %d",
@@ -533,10 +625,8 @@ struct config *config_load(const char *path, char *err, size_t errlen)
 		fail(&ps, "no [node.NAME] section: databases need at least one server");
 		goto fail;
 	}
-	for (int i = 0; i < cfg->n_nodes; i++) {
-		struct node_conf *n = &cfg->nodes[i];
-		n->pool_size = (n->cores ? n->cores : config_local_cores()) * 2 + n->spindles;
-	}
+	for (int i = 0; i < cfg->n_nodes; i++)
+		size_node(&cfg->nodes[i]);
 	for (int i = 0; i < cfg->n_dbs; i++)
 		if (!resolve_db(&ps, &cfg->dbs[i]))
 			goto fail;
@@ -561,6 +651,7 @@ void config_free(struct config *cfg)
 	for (int i = 0; i < cfg->n_nodes; i++) {
 		free_keys(&cfg->nodes[i], node_keys, ARRAY_LEN(node_keys));
 		free(cfg->nodes[i].name);
+		free(cfg->nodes[i].pool_size_source);
 	}
 	for (int i = 0; i < cfg->n_dbs; i++) {
 		free_keys(&cfg->dbs[i], db_keys, ARRAY_LEN(db_keys));
@@ -602,14 +693,19 @@ void config_print(const struct config *cfg, FILE *out)
 	for (int i = 0; i < cfg->n_nodes; i++) {
 		fprintf(out, "\n[node.%s]\n", cfg->nodes[i].name);
 		print_keys(out, &cfg->nodes[i], node_keys, ARRAY_LEN(node_keys));
-		fprintf(out, "; connection budget: %d\n", cfg->nodes[i].pool_size);
+		fprintf(out, "; connection budget: %d (%s)\n", cfg->nodes[i].pool_size,
+		        cfg->nodes[i].pool_size_source);
 	}
 	for (int i = 0; i < cfg->n_dbs; i++) {
 		const struct db_conf *d = &cfg->dbs[i];
 		fprintf(out, "\n[database.%s]\n", d->name);
 		print_keys(out, d, db_keys, ARRAY_LEN(db_keys));
-		fprintf(out, "; pool size per user: %d (%s)\n", d->effective_pool_size,
-		        d->pool_size_source);
+		for (int j = 0; j < d->n_nodes; j++) {
+			char src[240];
+			int size = config_pool_size(d, d->node_list[j], src, sizeof(src));
+			fprintf(out, "; pool size per user on node %s: %d (%s)\n",
+			        d->node_list[j]->name, size, src);
+		}
 	}
 }
 
@@ -636,6 +732,9 @@ static void format_value(const struct key *k, const void *obj, char *out, size_t
 		return;
 	case K_MS:
 		snprintf(out, cap, "%dms", v);
+		return;
+	case K_SHARE:
+		snprintf(out, cap, "%d%%", v);
 		return;
 	case K_ENUM:
 		snprintf(out, cap, "%s", k->choices[v]);

@@ -263,6 +263,20 @@ static struct node_probe_conf probe_conf(const struct config *cfg)
 	return probe;
 }
 
+/* Rates of the per-address limits: connections per second (bursts of two seconds' worth)
+ * and failed logins per minute. */
+static void configure_limits(struct worker *w, const struct config *cfg)
+{
+	ratelimit_set(&w->connect_limit, cfg->client_rate_limit, 2.0 * cfg->client_rate_limit);
+	ratelimit_set(&w->auth_limit, cfg->auth_failure_limit / 60.0, cfg->auth_failure_limit);
+	for (int i = 0; i < w->n_nodes; i++)
+		for (int j = 0; j < cfg->n_nodes; j++)
+			if (strcmp(w->nodes[i]->name, cfg->nodes[j].name) == 0) {
+				w->nodes[i]->conf_budget = cfg->nodes[j].pool_size;
+				node_set_server_limit(w->nodes[i], w->nodes[i]->server_limit);
+			}
+}
+
 /* The running node that serves nc as it is configured now, or NULL. */
 static struct node *same_node(struct worker *w, const struct node_conf *nc)
 {
@@ -373,6 +387,7 @@ static bool reload(struct daemon *d, char *err, size_t errlen)
 	d->auth = auth;
 	d->w.cfg = cfg;
 	d->w.auth = auth;
+	configure_limits(&d->w, cfg);
 	struct list *pos, *tmp;
 	list_for_each_safe (pos, tmp, &d->w.pools) {
 		struct pool *p = container_of(pos, struct pool, node);
@@ -497,9 +512,12 @@ int main(int argc, char **argv)
 	if (!util_random_bytes(&w->rng, sizeof(w->rng)) || w->rng == 0)
 		w->rng = util_now_us() | 1;
 	w->classifier = classify_new((size_t)d->cfg->classify_cache_size);
+	ratelimit_init(&w->connect_limit, 4096);
+	ratelimit_init(&w->auth_limit, 4096);
 	add_functions(w->classifier, d->cfg->read_only_functions, false);
 	add_functions(w->classifier, d->cfg->write_functions, true);
 	apply_nodes(d, d->cfg);
+	configure_limits(w, d->cfg);
 	ev_prepare_init(&w->reaper, reap);
 	w->reaper.data = w;
 	ev_prepare_start(w->loop, &w->reaper);
@@ -554,6 +572,8 @@ int main(int argc, char **argv)
 	free(w->nodes);
 	free(d->retired);
 	classify_free(w->classifier);
+	ratelimit_free(&w->connect_limit);
+	ratelimit_free(&w->auth_limit);
 	ev_loop_destroy(w->loop);
 	auth_file_free(d->auth);
 	config_free(d->cfg);

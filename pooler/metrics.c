@@ -267,6 +267,52 @@ static void nodes(struct worker *w, struct buf *b)
 	}
 }
 
+/* Budgets, reserves, recycling, session time limits and rate limits. */
+static void limits(struct worker *w, struct buf *b)
+{
+	const struct metrics *m = &w->metrics;
+
+	family(b, "pooler_node_connection_budget", "gauge",
+	       "Server connections the pools may open to the node in all (its pool_size, capped "
+	       "by the server's max_connections).");
+	for (int i = 0; i < w->n_nodes; i++)
+		out(b, "pooler_node_connection_budget{node=\"%s\"} %d\n", w->nodes[i]->name,
+		    w->nodes[i]->budget);
+	family(b, "pooler_node_server_connections", "gauge",
+	       "Server connections open or opening to the node, over all pools.");
+	for (int i = 0; i < w->n_nodes; i++)
+		out(b, "pooler_node_server_connections{node=\"%s\"} %d\n", w->nodes[i]->name,
+		    w->nodes[i]->n_servers);
+	family(b, "pooler_reserve_connections_opened_total", "counter",
+	       "Reserve connections opened for pools whose clients waited reserve_pool_timeout.");
+	out(b, "pooler_reserve_connections_opened_total %llu\n",
+	    (unsigned long long)m->reserve_used);
+	family(b, "pooler_servers_evicted_total", "counter",
+	       "Server connections closed to give room to another pool under the same cap.");
+	out(b, "pooler_servers_evicted_total %llu\n", (unsigned long long)m->servers_evicted);
+	family(b, "pooler_servers_closed_total", "counter",
+	       "Server connections closed by a time limit, by reason.");
+	out(b, "pooler_servers_closed_total{reason=\"server_idle_timeout\"} %llu\n",
+	    (unsigned long long)m->servers_idle_closed);
+	out(b, "pooler_servers_closed_total{reason=\"server_lifetime\"} %llu\n",
+	    (unsigned long long)m->servers_recycled);
+	family(b, "pooler_clients_timed_out_total", "counter",
+	       "Clients closed by a session time limit, by reason.");
+	out(b, "pooler_clients_timed_out_total{reason=\"client_idle_timeout\"} %llu\n",
+	    (unsigned long long)m->clients_idle_timeout);
+	out(b, "pooler_clients_timed_out_total{reason=\"idle_transaction_timeout\"} %llu\n",
+	    (unsigned long long)m->clients_idle_tx_timeout);
+	family(b, "pooler_queries_cancelled_total", "counter",
+	       "Queries cancelled by query_timeout.");
+	out(b, "pooler_queries_cancelled_total %llu\n", (unsigned long long)m->queries_timed_out);
+	family(b, "pooler_clients_throttled_total", "counter",
+	       "Connections refused by a per-address rate limit, by limit.");
+	out(b, "pooler_clients_throttled_total{reason=\"client_rate_limit\"} %llu\n",
+	    (unsigned long long)m->clients_throttled);
+	out(b, "pooler_clients_throttled_total{reason=\"auth_failure_limit\"} %llu\n",
+	    (unsigned long long)m->logins_throttled);
+}
+
 void metrics_render(struct worker *w, const struct client_counts *cc, struct buf *b)
 {
 	const struct metrics *m = &w->metrics;
@@ -325,6 +371,7 @@ void metrics_render(struct worker *w, const struct client_counts *cc, struct buf
 	histogram(b, "pooler_transaction_duration_seconds",
 	          "Time a client held a server (one transaction, or one session).",
 	          &m->transaction_time);
+	limits(w, b);
 }
 
 static void window_roll(struct stats_window *win, const struct stats_totals *now, double seconds)

@@ -13,7 +13,9 @@ static const char probe_sql[] =
     " (case when not pg_is_in_recovery() or pg_last_wal_receive_lsn() is null"
     "   or pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() then 0"
     "  else coalesce(extract(epoch from now() - pg_last_xact_replay_timestamp()) * 1000, 0)"
-    "  end)::bigint";
+    "  end)::bigint,"
+    " current_setting('max_connections')::int"
+    "  - current_setting('superuser_reserved_connections')::int";
 static const char catalog_sql[] =
     ";select proname, bool_or(provolatile = 'v') from pg_proc group by proname";
 
@@ -90,6 +92,21 @@ static void read_catalog(struct node *n, PGresult *r)
 	}
 }
 
+void node_set_server_limit(struct node *n, int limit)
+{
+	int budget = n->conf_budget;
+
+	if (limit > 0 && limit < budget)
+		budget = limit;
+	if (limit > 0 && limit < n->conf_budget && limit != n->server_limit)
+		log_warning("node %s: pool_size %d is more than the server allows "
+		            "(max_connections - superuser_reserved_connections = %d); the pooler "
+		            "opens at most %d",
+		            n->name, n->conf_budget, limit, budget);
+	n->server_limit = limit;
+	n->budget = budget;
+}
+
 static void probe_answered(struct node *n, PGresult *r)
 {
 	bool recovery = PQgetvalue(r, 0, 0)[0] == 't';
@@ -104,6 +121,7 @@ static void probe_answered(struct node *n, PGresult *r)
 	n->role = role;
 	n->lsn = node_parse_lsn(PQgetvalue(r, 0, 1));
 	n->lag_ms = strtoll(PQgetvalue(r, 0, 2), NULL, 10);
+	node_set_server_limit(n, atoi(PQgetvalue(r, 0, 3)));
 	n->probed = true;
 	n->up = true;
 	n->last_error[0] = '\0';
@@ -122,7 +140,7 @@ static void read_results(struct node *n)
 				snprintf(n->result_error, sizeof(n->result_error), "%s",
 				         PQresultErrorMessage(r));
 			n->result_ok = false;
-		} else if (n->result_index == 0 && PQntuples(r) == 1 && PQnfields(r) == 3) {
+		} else if (n->result_index == 0 && PQntuples(r) == 1 && PQnfields(r) == 4) {
 			probe_answered(n, r);
 		} else if (n->result_index == 1 && PQnfields(r) == 2) {
 			read_catalog(n, r);
@@ -257,6 +275,8 @@ struct node *node_new(const struct node_conf *nc, struct ev_loop *loop,
 	n->conf_role = nc->role;
 	n->role = nc->role;
 	n->weight = nc->weight;
+	n->conf_budget = nc->pool_size;
+	n->budget = nc->pool_size;
 	n->loop = loop;
 	n->probe = *probe;
 	n->probe.dbname = util_strdup(probe->dbname);

@@ -37,6 +37,7 @@ static void pool_set_state(struct pool *p, struct server *s, enum server_state s
 		break;
 	case SERVER_CLOSED:
 		p->n_servers--;
+		p->backend->n_servers--;
 		list_append(&p->w->dead_servers, &s->node);
 		break;
 	}
@@ -56,6 +57,7 @@ static void launch(struct pool *p)
 	list_append(&p->connecting, &s->node);
 	p->n_connecting++;
 	p->n_servers++;
+	p->backend->n_servers++;
 	p->backend->connect_attempts++;
 	log_debug("s=%llu db=%s user=%s connecting to %s:%d", (unsigned long long)s->id, p->db_name,
 	          p->user, p->login.host, p->login.port);
@@ -65,18 +67,213 @@ static void launch(struct pool *p)
 	}
 }
 
+/* ---- sharing a node among pools ---------------------------------------------------------
+ *
+ * Every server connection to a node counts against three caps, all per node: the node's
+ * budget (its pool_size, never above what the server allows), max_db_connections for the
+ * database and max_user_connections for the user. A pool at a full cap may close another
+ * pool's idle server to make room; a pool whose clients wait while a neighbour under the
+ * same cap holds two or more servers more than it does gets the neighbour's next free
+ * server (closed there, opened here). So one busy pool cannot starve the others (a
+ * bulkhead), while a lone busy pool may still use the whole budget. */
+
+enum cap { CAP_NODE, CAP_DB, CAP_USER, N_CAPS };
+
+static bool shares_cap(const struct pool *p, const struct pool *q, enum cap k)
+{
+	if (p->backend != q->backend)
+		return false;
+	switch (k) {
+	case CAP_DB:
+		return strcmp(p->db_name, q->db_name) == 0;
+	case CAP_USER:
+		return strcmp(p->user, q->user) == 0;
+	default:
+		return true;
+	}
+}
+
+static int cap_limit(const struct pool *p, enum cap k)
+{
+	switch (k) {
+	case CAP_DB:
+		return p->max_db_connections;
+	case CAP_USER:
+		return p->w->cfg->max_user_connections;
+	default:
+		return p->backend->budget;
+	}
+}
+
+/* The caps (a bit mask) that leave p no room for one more server. */
+static unsigned full_caps(const struct pool *p)
+{
+	unsigned mask = 0;
+
+	for (int k = 0; k < N_CAPS; k++) {
+		int limit = cap_limit(p, (enum cap)k), used = 0;
+		const struct list *pos;
+		if (limit <= 0)
+			continue;
+		if (k == CAP_NODE) {
+			used = p->backend->n_servers;
+		} else {
+			for (pos = p->w->pools.next; pos != &p->w->pools; pos = pos->next) {
+				const struct pool *q = container_of(pos, struct pool, node);
+				if (shares_cap(p, q, (enum cap)k))
+					used += q->n_servers;
+			}
+		}
+		if (used >= limit)
+			mask |= 1u << k;
+	}
+	return mask;
+}
+
+static bool shares_caps(const struct pool *p, const struct pool *q, unsigned mask)
+{
+	for (int k = 0; k < N_CAPS; k++)
+		if ((mask & (1u << k)) && !shares_cap(p, q, (enum cap)k))
+			return false;
+	return true;
+}
+
+/* Another pool under the same full caps with an idle server to give up: the one that holds
+ * the most servers. */
+static struct pool *find_idle_victim(const struct pool *p, unsigned mask)
+{
+	struct pool *victim = NULL;
+	struct list *pos;
+
+	for (pos = p->w->pools.next; pos != &p->w->pools; pos = pos->next) {
+		struct pool *q = container_of(pos, struct pool, node);
+		if (q != p && !list_empty(&q->idle) && shares_caps(p, q, mask) &&
+		    (victim == NULL || q->n_servers > victim->n_servers))
+			victim = q;
+	}
+	return victim;
+}
+
+/* Close a server without refilling its pool (the room is someone else's). */
+static void close_quietly(struct pool *p, struct server *s, const char *why)
+{
+	log_debug("s=%llu db=%s user=%s closing: %s", (unsigned long long)s->id, p->db_name,
+	          p->user, why);
+	server_close(s);
+	pool_set_state(p, s, SERVER_CLOSED);
+}
+
+/* Servers this pool may hold now: its size, plus its reserve once the client at the head
+ * of the queue has waited reserve_pool_timeout. */
+static int pool_limit(const struct pool *p, uint64_t now)
+{
+	const struct pool_waiter *head;
+
+	if (p->reserve <= 0 || list_empty(&p->waiting))
+		return p->size;
+	head = container_of(p->waiting.next, struct pool_waiter, node);
+	if (now - head->since_us < (uint64_t)p->w->cfg->reserve_pool_timeout_ms * 1000)
+		return p->size;
+	return p->size + p->reserve;
+}
+
+/* Wake the reserve check when the head of the queue will have waited long enough. */
+static void arm_reserve(struct pool *p)
+{
+	const struct pool_waiter *head;
+	uint64_t due, now = util_now_us();
+
+	if (p->reserve <= 0 || list_empty(&p->waiting) || ev_is_active(&p->reserve_timer) ||
+	    p->n_servers < p->size)
+		return;
+	head = container_of(p->waiting.next, struct pool_waiter, node);
+	due = head->since_us + (uint64_t)p->w->cfg->reserve_pool_timeout_ms * 1000;
+	ev_timer_set(&p->reserve_timer, due > now ? (double)(due - now) / 1e6 : 0, 0);
+	ev_timer_start(p->w->loop, &p->reserve_timer);
+}
+
 /* Open connections while clients wait and the pool has room, and keep min_size open. */
 static void fill(struct pool *p)
 {
+	uint64_t now = util_now_us();
+	int limit;
+
 	if (p->w->shutting_down || p->paused || ev_is_active(&p->retry))
 		return;
-	while (p->n_servers < p->size &&
+	limit = pool_limit(p, now);
+	while (p->n_servers < limit &&
 	       (p->n_connecting < p->n_waiting || p->n_servers < p->min_size)) {
+		unsigned full = full_caps(p);
+		struct pool *victim = full ? find_idle_victim(p, full) : NULL;
+		if (full && victim == NULL)
+			break; /* wait for a neighbour to give way (pool_release) */
 		/* an open circuit lets no connect through, a half-open one just the trial */
-		if (!breaker_allow(&p->backend->breaker, util_now_us()))
+		if (!breaker_allow(&p->backend->breaker, now))
 			return;
+		if (victim != NULL) {
+			close_quietly(victim, container_of(victim->idle.next, struct server, node),
+			              "making room for another pool");
+			p->w->metrics.servers_evicted++;
+		}
+		if (p->n_servers >= p->size) {
+			p->w->metrics.reserve_used++;
+			log_info("pool db=%s user=%s: a client waited %d ms; opening reserve "
+			         "connection %d of %d",
+			         p->db_name, p->user, p->w->cfg->reserve_pool_timeout_ms,
+			         p->n_servers - p->size + 1, p->reserve);
+		}
 		launch(p);
 	}
+	arm_reserve(p);
+}
+
+/* Room opened under a node: let pools whose clients wait there try again. */
+static void wake_neighbours(struct pool *p)
+{
+	struct list *pos;
+
+	for (pos = p->w->pools.next; pos != &p->w->pools; pos = pos->next) {
+		struct pool *q = container_of(pos, struct pool, node);
+		if (q != p && q->backend == p->backend && q->n_waiting > q->n_connecting)
+			fill(q);
+	}
+}
+
+/* A free server of p goes to a starved neighbour instead: a pool under the same full caps
+ * whose clients wait while it holds at least two servers fewer than p. */
+static bool give_way(struct pool *p, struct server *s)
+{
+	unsigned full = full_caps(p);
+	struct pool *starved = NULL;
+	struct list *pos;
+
+	if (full == 0)
+		return false;
+	for (pos = p->w->pools.next; pos != &p->w->pools; pos = pos->next) {
+		struct pool *q = container_of(pos, struct pool, node);
+		if (q != p && q->n_waiting > q->n_connecting && q->n_servers + 1 < p->n_servers &&
+		    shares_caps(p, q, full) &&
+		    (starved == NULL || q->n_servers < starved->n_servers))
+			starved = q;
+	}
+	if (starved == NULL)
+		return false;
+	close_quietly(p, s, "giving way to a pool with waiting clients");
+	p->w->metrics.servers_evicted++;
+	fill(starved);
+	return true;
+}
+
+/* Servers live at most server_lifetime, less up to a tenth so that a pool opened all at
+ * once is not recycled all at once. */
+static bool past_lifetime(const struct pool *p, const struct server *s, uint64_t now)
+{
+	uint64_t life = (uint64_t)p->w->cfg->server_lifetime_ms * 1000;
+
+	if (life == 0)
+		return false;
+	life -= (s->id * 2654435761u) % (life / 10 + 1);
+	return now - s->created_us >= life;
 }
 
 static void hand_over(struct pool *p, struct server *s)
@@ -113,10 +310,19 @@ void pool_release(struct pool *p, struct server *s)
 		pool_discard(p, s, "shutting down");
 		return;
 	}
-	if (p->n_servers > p->size) {
-		pool_discard(p, s, "pool_size lowered");
+	if (past_lifetime(p, s, util_now_us())) {
+		p->w->metrics.servers_recycled++;
+		pool_discard(p, s, "server_lifetime reached");
 		return;
 	}
+	if (p->n_servers > pool_limit(p, util_now_us())) {
+		pool_discard(p, s,
+		             p->n_servers > p->size + p->reserve ? "pool_size lowered"
+		                                                 : "reserve no longer needed");
+		return;
+	}
+	if (give_way(p, s))
+		return;
 	hand_over(p, s);
 }
 
@@ -141,6 +347,7 @@ void pool_discard(struct pool *p, struct server *s, const char *why)
 	server_close(s);
 	pool_set_state(p, s, SERVER_CLOSED);
 	fill(p);
+	wake_neighbours(p);
 }
 
 static void fail_waiters(struct pool *p, const char *sqlstate, const char *message)
@@ -196,6 +403,38 @@ static void on_retry(struct ev_loop *loop, ev_timer *t, int revents)
 	(void)loop;
 	(void)revents;
 	fill(t->data);
+}
+
+static void on_reserve_due(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)loop;
+	(void)revents;
+	fill(t->data);
+}
+
+/* Once a second: close servers idle past server_idle_timeout (keeping min_pool_size) or
+ * older than server_lifetime. The idle list runs from least to most recently used. */
+static void on_maintain(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct pool *p = t->data;
+	uint64_t now = util_now_us();
+	uint64_t idle_max = (uint64_t)p->w->cfg->server_idle_timeout_ms * 1000;
+	struct list *pos, *tmp;
+	(void)loop;
+	(void)revents;
+
+	list_for_each_safe (pos, tmp, &p->idle) {
+		struct server *s = container_of(pos, struct server, node);
+		if (past_lifetime(p, s, now)) {
+			p->w->metrics.servers_recycled++;
+			close_quietly(p, s, "server_lifetime reached");
+		} else if (idle_max > 0 && now - s->used_us >= idle_max &&
+		           p->n_servers > p->min_size) {
+			p->w->metrics.servers_idle_closed++;
+			close_quietly(p, s, "server_idle_timeout reached");
+		}
+	}
+	fill(p);
 }
 
 static void on_login_done(struct server *s, const char *error)
@@ -340,9 +579,6 @@ struct pool *pool_get(struct worker *w, const struct db_conf *db, const char *us
 	p->backend = backend;
 	p->paused = db_paused(w, db->name);
 	p->tally.query_time = &backend->query_time;
-	p->mode = db->pool_mode;
-	p->size = db->effective_pool_size;
-	p->min_size = db->min_pool_size;
 	p->reset_query = util_strdup(w->cfg->server_reset_query);
 	p->login.host = util_strdup(backend->host);
 	p->login.port = backend->port;
@@ -357,23 +593,46 @@ struct pool *pool_get(struct worker *w, const struct db_conf *db, const char *us
 	params_init(&p->welcome);
 	ev_timer_init(&p->retry, on_retry, 0, 0);
 	p->retry.data = p;
+	ev_timer_init(&p->reserve_timer, on_reserve_due, 0, 0);
+	p->reserve_timer.data = p;
+	ev_timer_init(&p->maintain, on_maintain, 1.0, 1.0);
+	p->maintain.data = p;
+	ev_timer_start(w->loop, &p->maintain);
 	list_append(&w->pools, &p->node);
-	log_info("pool db=%s user=%s node=%s: %s:%d size %d (%s), %s mode", p->db_name, p->user,
-	         backend->name, backend->host, backend->port, p->size, db->pool_size_source,
-	         p->mode == POOL_MODE_SESSION ? "session" : "transaction");
-	fill(p);
+	pool_configure(p, db, w->cfg);
 	return p;
+}
+
+/* The node's section in cfg, for sizing. */
+static const struct node_conf *node_conf_of(const struct config *cfg, const struct node *n)
+{
+	for (int i = 0; i < cfg->n_nodes; i++)
+		if (strcmp(cfg->nodes[i].name, n->name) == 0)
+			return &cfg->nodes[i];
+	return NULL;
 }
 
 void pool_configure(struct pool *p, const struct db_conf *db, const struct config *cfg)
 {
-	p->size = db->effective_pool_size;
-	p->min_size = db->min_pool_size;
+	const struct node_conf *nc = node_conf_of(cfg, p->backend);
+	char src[240] = "";
+	int size = nc ? config_pool_size(db, nc, src, sizeof(src)) : db->effective_pool_size;
+
+	if (size != p->size)
+		log_info("pool db=%s user=%s node=%s (%s:%d): size %d from %s; min %d, reserve %d, "
+		         "%s mode",
+		         p->db_name, p->user, p->backend->name, p->backend->host, p->backend->port,
+		         size, src, db->min_pool_size, db->reserve_pool_size,
+		         db->pool_mode == POOL_MODE_SESSION ? "session" : "transaction");
+	p->size = size;
+	p->min_size = db->min_pool_size < size ? db->min_pool_size : size;
+	p->reserve = db->reserve_pool_size;
+	p->max_db_connections = db->max_db_connections;
 	p->mode = db->pool_mode;
 	free(p->reset_query);
 	p->reset_query = util_strdup(cfg->server_reset_query);
 	p->login.timeout_ms = cfg->server_connect_timeout_ms;
-	while (p->n_servers > p->size && !list_empty(&p->idle))
+	while (p->n_servers > p->size + p->reserve && !list_empty(&p->idle))
 		pool_discard(p, container_of(p->idle.next, struct server, node),
 		             "pool_size lowered");
 	fill(p);
@@ -388,8 +647,9 @@ void pool_retire(struct pool *p, const char *why)
 	log_info("pool db=%s user=%s node=%s retired: %s", p->db_name, p->user, p->backend->name,
 	         why);
 	p->retired = true;
-	p->size = p->min_size = 0;
+	p->size = p->min_size = p->reserve = 0;
 	ev_timer_stop(p->w->loop, &p->retry);
+	ev_timer_stop(p->w->loop, &p->reserve_timer);
 	snprintf(msg, sizeof(msg), "server connection retired by a config reload: %s", why);
 	while (!list_empty(&p->waiting)) {
 		struct pool_waiter *wt =
@@ -437,6 +697,8 @@ void pool_free(struct pool *p)
 		list_for_each_safe (pos, tmp, lists[i])
 			server_free(container_of(pos, struct server, node));
 	ev_timer_stop(p->w->loop, &p->retry);
+	ev_timer_stop(p->w->loop, &p->reserve_timer);
+	ev_timer_stop(p->w->loop, &p->maintain);
 	list_del(&p->node);
 	params_free(&p->welcome);
 	free(p->db_name);

@@ -156,11 +156,16 @@ def write_ini(directory, cluster, port, pool_size=10, pool_mode="transaction",
     database.update(extra_database or {})
     text = _fmt_section("pooler", pooler) + "\n"
     node_overrides = node_overrides or {}
-    primary = {"host": cluster.host, "port": cluster.primary_port, "role": "primary"}
+    # A node's pool_size bounds all its pools; tests that size pools by hand get a budget
+    # large enough not to interfere, tests of the formula keep auto.
+    budget = "auto" if str(pool_size) == "auto" else 50
+    primary = {"host": cluster.host, "port": cluster.primary_port, "role": "primary",
+               "pool_size": budget}
     primary.update(node_overrides.get("primary", {}))
     text += _fmt_section("node.primary", primary) + "\n"
     if with_replica:
-        replica = {"host": cluster.host, "port": cluster.replica_port, "role": "replica"}
+        replica = {"host": cluster.host, "port": cluster.replica_port, "role": "replica",
+                   "pool_size": budget}
         replica.update(node_overrides.get("replica1", {}))
         text += _fmt_section("node.replica1", replica) + "\n"
     text += _fmt_section("database.app", database)

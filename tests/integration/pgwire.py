@@ -98,8 +98,11 @@ class ConnectionClosed(Exception):
 class RawConn:
     """A blocking socket speaking just enough of the protocol for tests."""
 
-    def __init__(self, host, port, timeout=5.0):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, host, port, timeout=5.0, source=None):
+        """source: local address to connect from (e.g. "127.0.0.2"), to look like another
+        client machine on loopback."""
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.sock.settimeout(timeout)
         self.buf = b""
         self.params = {}

@@ -162,6 +162,48 @@ static void test_errors(void **state)
 	assert_non_null(strstr(err, "/nonexistent/pooler.ini"));
 }
 
+/* A node's budget is shared: each pool gets its share, an explicit pool_size is capped by
+ * the node's, and every figure says where it came from. */
+static void test_node_budget_and_shares(void **state)
+{
+	char err[512], src[240];
+	(void)state;
+	struct config *cfg = config_load(write_ini("[node.p]\n"
+	                                           "role = primary\n"
+	                                           "cores = 4\n"
+	                                           "[node.r]\n"
+	                                           "role = replica\n"
+	                                           "pool_size = 6\n"
+	                                           "[database.half]\n"
+	                                           "max_pool_share = 0.5\n"
+	                                           "[database.big]\n"
+	                                           "pool_size = 8\n"
+	                                           "[database.whole]\n"),
+	                                 err, sizeof(err));
+	unlink(path);
+	assert_non_null(cfg);
+	assert_int_equal(cfg->nodes[0].pool_size, 4 * 2 + 1);
+	assert_non_null(strstr(cfg->nodes[0].pool_size_source, "cores 4 * 2"));
+	assert_int_equal(cfg->nodes[1].pool_size, 6);
+	assert_non_null(strstr(cfg->nodes[1].pool_size_source, "pool_size = 6"));
+
+	const struct db_conf *half = config_find_db(cfg, "half");
+	assert_int_equal(half->max_pool_share, 50);
+	assert_int_equal(config_pool_size(half, &cfg->nodes[0], src, sizeof(src)), 5); /* 4.5 up */
+	assert_non_null(strstr(src, "max_pool_share 50%"));
+	assert_int_equal(config_pool_size(half, &cfg->nodes[1], NULL, 0), 3);
+
+	const struct db_conf *big = config_find_db(cfg, "big");
+	assert_int_equal(config_pool_size(big, &cfg->nodes[0], NULL, 0), 8);
+	assert_int_equal(config_pool_size(big, &cfg->nodes[1], src, sizeof(src)), 6);
+	assert_non_null(strstr(src, "capped"));
+
+	const struct db_conf *whole = config_find_db(cfg, "whole");
+	assert_int_equal(whole->max_pool_share, 100);
+	assert_int_equal(whole->effective_pool_size, 9);
+	config_free(cfg);
+}
+
 static void test_list_has(void **state)
 {
 	(void)state;
@@ -175,9 +217,8 @@ static void test_list_has(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_minimal),
-	    cmocka_unit_test(test_sizing_and_units),
-	    cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_minimal),  cmocka_unit_test(test_sizing_and_units),
+	    cmocka_unit_test(test_errors),   cmocka_unit_test(test_node_budget_and_shares),
 	    cmocka_unit_test(test_list_has),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
