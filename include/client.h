@@ -26,6 +26,7 @@ struct client_info {
 	const char *pinned;  /* why it keeps its server, or NULL */
 	const char *application_name;
 	const char *node; /* the node of its current server, or NULL */
+	const void *pool; /* the pool of its current or last transaction, or NULL */
 	int fd;           /* for the socket's addresses */
 };
 

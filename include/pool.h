@@ -22,6 +22,8 @@ struct pool_waiter {
 	struct list node; /* pool->waiting, FIFO */
 	void (*grant)(struct pool_waiter *wt, struct server *s);
 	void (*fail)(struct pool_waiter *wt, const char *sqlstate, const char *message);
+	/* The pool retired (reload) before a server came: ask another one; NULL: fail. */
+	void (*retry)(struct pool_waiter *wt);
 	uint64_t since_us;
 	bool queued;
 };
@@ -86,8 +88,8 @@ void pool_discard(struct pool *p, struct server *s, const char *why);
 void pool_configure(struct pool *p, const struct db_conf *db, const struct config *cfg);
 
 /* The pool's node or database target left the config (reload): idle servers close now,
- * busy ones when their client gives them back, waiting clients get an error, and no new
- * client finds the pool. */
+ * busy ones when their client gives them back, waiting clients go elsewhere (retry), and
+ * no new client finds the pool. */
 void pool_retire(struct pool *p, const char *why);
 
 /* PAUSE / RESUME: while paused, waiting clients get no server. */

@@ -47,6 +47,7 @@ struct worker {
 	int n_clients;
 	bool shutdown_requested; /* SHUTDOWN on the admin console, not yet acted on */
 	bool shutting_down;      /* SIGTERM: finish transactions, accept nothing */
+	bool paused_all;         /* PAUSE without a database: new pools start paused too */
 	void (*on_idle_client)(struct worker *w); /* main: a client left; maybe exit */
 	bool (*on_reload)(struct worker *w, char *err, size_t errlen); /* RELOAD */
 	void (*on_shutdown)(struct worker *w);                         /* SHUTDOWN */

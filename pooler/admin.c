@@ -137,6 +137,21 @@ static void sock_addr(int fd, bool local, char *host, size_t len, int *port)
 	}
 }
 
+/* PgBouncer's cl_active: clients linked to a server of the pool, or idle with it as their
+ * last pool. */
+struct active_count {
+	const struct pool *pool;
+	int n;
+};
+
+static void count_active(const struct client_info *ci, void *arg)
+{
+	struct active_count *ac = arg;
+	if (ci->pool == ac->pool &&
+	    (strcmp(ci->state, "active") == 0 || strcmp(ci->state, "idle") == 0))
+		ac->n++;
+}
+
 static void show_pools(struct worker *w, struct buf *out)
 {
 	static const char *const cols[] = {"database",
@@ -166,7 +181,9 @@ static void show_pools(struct worker *w, struct buf *out)
 	list_for_each_safe (pos, tmp, &w->pools) {
 		struct pool *p = container_of(pos, struct pool, node);
 		int active = 0, tested = 0, idle = 0;
+		struct active_count clients = {.pool = p};
 		uint64_t maxwait = 0;
+		client_foreach(w, count_active, &clients);
 		list_for_each_safe (sp, st, &p->active) {
 			if (container_of(sp, struct server, node)->state == SERVER_RESET)
 				tested++;
@@ -180,10 +197,9 @@ static void show_pools(struct worker *w, struct buf *out)
 			    container_of(p->waiting.next, struct pool_waiter, node);
 			maxwait = now - wt->since_us;
 		}
-		/* a client is active here while it holds one of the pool's servers */
 		row_fmt(out, 19,
 		        "%s\t%s\t%d\t%d\t0\t0\t%d\t0\t0\t%d\t0\t%d\t%d\t%llu\t%llu\t%s\t%s\t%s\t%s",
-		        p->db_name, p->user, active, p->n_waiting, active, idle, tested,
+		        p->db_name, p->user, clients.n, p->n_waiting, active, idle, tested,
 		        p->n_connecting, (unsigned long long)(maxwait / 1000000),
 		        (unsigned long long)(maxwait % 1000000), config_pool_mode_name(p->mode),
 		        p->backend->name, role_name(p->backend->role), p->paused ? "yes" : "no");
@@ -477,6 +493,8 @@ static int busy_servers(struct worker *w, const char *db)
 static bool cmd_pause(struct worker *w, const char *arg, struct buf *out, char **wait)
 {
 	each_pool(w, arg, pool_pause);
+	if (arg[0] == '\0')
+		w->paused_all = true;
 	if (busy_servers(w, arg) > 0) {
 		*wait = util_strdup(arg);
 		return false;
@@ -495,6 +513,8 @@ bool admin_poll(struct worker *w, const char *wait, struct buf *out)
 
 static void cmd_resume(struct worker *w, const char *arg, struct buf *out)
 {
+	if (arg[0] == '\0')
+		w->paused_all = false;
 	each_pool(w, arg, pool_resume);
 	complete(out, "RESUME");
 }

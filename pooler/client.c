@@ -349,6 +349,24 @@ static void on_wait_failed(struct pool_waiter *wt, const char *sqlstate, const c
 	client_fatal(container_of(wt, struct client, waiter), sqlstate, message);
 }
 
+/* The pool this client waited on retired (reload): route its transaction again. Nothing
+ * of it has gone to a server yet. */
+static void on_wait_retry(struct pool_waiter *wt)
+{
+	struct client *c = container_of(wt, struct client, waiter);
+
+	if (c->state != CLIENT_WAITING) {
+		client_fatal(c, SQLSTATE_ADMIN_SHUTDOWN, "the database changed during login");
+		return;
+	}
+	ev_timer_stop(c->w->loop, &c->timer);
+	free(c->retry_batch);
+	c->retry_batch = NULL;
+	c->retry_len = 0;
+	client_set_state(c, CLIENT_IDLE);
+	client_process(c);
+}
+
 void client_process(struct client *c)
 {
 	enum client_state before;
@@ -574,6 +592,7 @@ void client_accept(struct worker *w, int fd, const char *addr)
 	util_strlcpy(c->addr, addr, sizeof(c->addr));
 	c->waiter.grant = on_grant;
 	c->waiter.fail = on_wait_failed;
+	c->waiter.retry = on_wait_retry;
 	params_init(&c->wants);
 	list_append(&w->clients, &c->node);
 	w->n_clients++;
@@ -639,6 +658,7 @@ void client_foreach(struct worker *w, void (*fn)(const struct client_info *ci, v
 		    .application_name = params_get(&c->wants, "application_name"),
 		    .node = c->server ? c->pool->backend->name : NULL,
 		    .fd = c->conn.fd,
+		    .pool = c->pool,
 		};
 		fn(&ci, arg);
 	}

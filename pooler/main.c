@@ -238,6 +238,8 @@ static void add_functions(struct classifier *cl, const char *list, bool writes)
 	free(copy);
 }
 
+/* How nodes are probed: the health_* keys, else the first database's dbname and server
+ * credentials. */
 static struct node_probe_conf probe_conf(const struct config *cfg)
 {
 	struct node_probe_conf probe = {

@@ -549,6 +549,22 @@ void pool_unwait(struct pool *p, struct pool_waiter *wt)
 	p->n_waiting--;
 }
 
+/* A new pool of a paused database (PAUSE of every database, or of this one, as its other
+ * pools show) starts paused: a new user or node must not slip past PAUSE. */
+static bool db_paused(const struct worker *w, const char *db)
+{
+	const struct list *pos;
+
+	if (w->paused_all)
+		return true;
+	for (pos = w->pools.next; pos != &w->pools; pos = pos->next) {
+		const struct pool *p = container_of(pos, struct pool, node);
+		if (p->paused && !p->retired && strcmp(p->db_name, db) == 0)
+			return true;
+	}
+	return false;
+}
+
 struct pool *pool_get(struct worker *w, const struct db_conf *db, const char *user,
                       struct node *backend, const char *server_user, const char *server_password)
 {
@@ -566,6 +582,7 @@ struct pool *pool_get(struct worker *w, const struct db_conf *db, const char *us
 	p->db_name = util_strdup(db->name);
 	p->user = util_strdup(user);
 	p->backend = backend;
+	p->paused = db_paused(w, db->name);
 	p->tally.query_time = &backend->query_time;
 	p->reset_query = util_strdup(w->cfg->server_reset_query);
 	p->login.host = util_strdup(backend->host);
@@ -636,10 +653,20 @@ void pool_retire(struct pool *p, const char *why)
 	log_info("pool db=%s user=%s node=%s retired: %s", p->db_name, p->user, p->backend->name,
 	         why);
 	p->retired = true;
-	p->size = p->min_size = 0;
+	p->size = p->min_size = p->reserve = 0;
 	ev_timer_stop(p->w->loop, &p->retry);
+	ev_timer_stop(p->w->loop, &p->reserve_timer);
 	snprintf(msg, sizeof(msg), "server connection retired by a config reload: %s", why);
-	fail_waiters(p, SQLSTATE_ADMIN_SHUTDOWN, msg);
+	while (!list_empty(&p->waiting)) {
+		struct pool_waiter *wt =
+		    container_of(list_pop(&p->waiting), struct pool_waiter, node);
+		wt->queued = false;
+		p->n_waiting--;
+		if (wt->retry != NULL)
+			wt->retry(wt);
+		else
+			wt->fail(wt, SQLSTATE_ADMIN_SHUTDOWN, msg);
+	}
 	while (!list_empty(&p->idle))
 		pool_discard(p, container_of(p->idle.next, struct server, node), why);
 }

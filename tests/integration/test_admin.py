@@ -8,6 +8,8 @@ import time
 import psycopg
 import pytest
 
+from conftest import wait_for
+
 
 def admin(p, user="admin", password="admin"):
     return psycopg.connect(p.dsn(user=user, password=password, dbname="pooler"),
@@ -210,6 +212,10 @@ def test_show_values_follow_the_load(pooler):
         with p.connect() as c:
             for i in range(25):
                 c.execute("select %s::int", (i,))
+            # as PgBouncer counts: an idle client is active in the pool it last used
+            cols, r = rows(a, "SHOW POOLS")
+            assert column(cols, r, "cl_active", database="app", user="app") == ["1"], r
+            assert column(cols, r, "sv_active", database="app", user="app") == ["0"], r
         cols, r = rows(a, "SHOW STATS")
         after = int(column(cols, r, "total_xact_count", database="app", user="app")[0])
         assert after >= before + 27
@@ -223,7 +229,7 @@ def test_show_values_follow_the_load(pooler):
 
 
 @pytest.mark.timeout(60)
-def test_pause_waits_for_running_transactions_and_loses_no_client(pooler):
+def test_pause_waits_for_running_transactions_and_loses_no_client(pooler, cluster):
     """Six clients loop over short transactions; PAUSE answers only after a transaction
     already running (pg_sleep 1 s) has ended; a query sent while paused runs only after
     RESUME; no client sees an error."""
@@ -249,12 +255,14 @@ def test_pause_waits_for_running_transactions_and_loses_no_client(pooler):
         time.sleep(0.5)
         sleeper = threading.Thread(target=lambda: slow.execute("select pg_sleep(1)"))
         sleeper.start()
-        time.sleep(0.2)
+        wait_for(lambda: cluster.scalar(
+            "select count(*) from pg_stat_activity where state = 'active'"
+            " and query = 'select pg_sleep(1)'", db="postgres"), what="pg_sleep running")
         started = time.monotonic()
         rows(a, "PAUSE")
         paused_after = time.monotonic() - started
         assert not sleeper.is_alive(), "PAUSE answered while a transaction ran"
-        assert paused_after >= 0.5, paused_after
+        assert paused_after >= 0.3, paused_after
         cols, r = rows(a, "SHOW POOLS")
         assert column(cols, r, "sv_active", database="app") == ["0"], r
         assert column(cols, r, "paused", database="app") == ["yes"]
@@ -281,3 +289,26 @@ def test_pause_waits_for_running_transactions_and_loses_no_client(pooler):
         t.join(10)
     assert not errors, errors
     assert sum(done) > frozen
+
+
+@pytest.mark.parametrize("target", ["", "app"])
+def test_pause_holds_new_users_of_the_paused_database(pooler, target):
+    """A user that had no pool yet gets one that is paused too: its login (which needs a
+    server's parameters) and its query wait for RESUME."""
+    p = pooler(pool_size=2, with_replica=False)
+    with p.connect() as c, admin(p) as a:
+        c.execute("select 1")
+        rows(a, ("PAUSE " + target).strip())
+        got = {}
+
+        def newcomer():
+            with p.connect(user="md5user") as n:
+                got["v"] = n.execute("select current_user").fetchone()[0]
+
+        t = threading.Thread(target=newcomer, daemon=True)
+        t.start()
+        t.join(0.8)
+        assert "v" not in got, "a new user's pool was not paused"
+        rows(a, ("RESUME " + target).strip())
+        t.join(10)
+        assert got.get("v") == "app"  # the pooler logs in to PostgreSQL as app

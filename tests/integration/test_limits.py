@@ -346,6 +346,7 @@ def test_breaker_fails_fast_and_closes_when_the_node_returns(cluster, pooler):
             with pytest.raises(psycopg.OperationalError, match="circuit open"):
                 psycopg.connect(p.dsn(), connect_timeout=5).close()
             times.append(time.monotonic() - t0)
+        print("open circuit answered in %s s" % ", ".join("%.4f" % t for t in times))
         assert sorted(times)[2] < 0.1, times  # the median, SCRAM login included
         proxy.drops = 0  # the node is back
         wait_for(lambda: metric(p, "pooler_breaker_state", node="primary") == 0, timeout=10,
@@ -393,6 +394,7 @@ def test_connection_flood_from_one_address_is_throttled(pooler):
             else:
                 served += 1
     elapsed = time.monotonic() - t0
+    print("client_rate_limit 5/s: %d served, %d refused in %.2f s" % (served, refused, elapsed))
     # a burst of 10 (less what the harness's port check took), plus 5 per second after
     assert 5 <= served <= 10 + 5 * elapsed + 1, (served, refused, elapsed)
     assert refused >= 40 - (10 + 5 * elapsed + 1)

@@ -5,6 +5,7 @@ the next transaction from there, and a bad file keeps the running config and say
 it is wrong."""
 import os
 import signal
+import threading
 import time
 
 import psycopg
@@ -118,3 +119,30 @@ def test_a_bad_file_keeps_the_running_config_and_says_where(pooler, cluster):
         failed = [l for l in p.log().splitlines() if "reload failed" in l][-1]
         assert "pooler.ini:%d" % line in failed and "pool_mode" in failed, failed
         assert c.execute("select 1").fetchone() == (1,)
+
+
+def test_a_client_waiting_on_a_removed_replica_goes_to_the_primary(pooler, cluster):
+    """pool_size 1: one read-only transaction holds the replica's only server, a second
+    waits for it; the replica leaves the config; the waiting one runs on the primary,
+    without an error."""
+    p = pooler(pool_size=1, with_replica=True, extra_pooler=FAST_PROBES)
+    with p.connect() as holder, p.connect() as waiter, admin(p) as a:
+        wait_for(lambda: reads_reach_replica(waiter), timeout=10, what="replica in rotation")
+        holder.execute("begin read only")
+        assert holder.execute("select pg_is_in_recovery()").fetchone() == (True,)
+        got = {}
+
+        def wait_then_read():
+            waiter.execute("begin read only")
+            got["v"] = waiter.execute("select pg_is_in_recovery()").fetchone()[0]
+            waiter.execute("commit")
+
+        t = threading.Thread(target=wait_then_read)
+        t.start()
+        wait_for(lambda: any(r["cl_waiting"] == "1" for r in show(a, "POOLS")),
+                 what="the second client queued")
+        rewrite(p, cluster, with_replica=False, pool_size=1)
+        psycopg.ClientCursor(a).execute("RELOAD")
+        t.join(10)
+        assert got.get("v") is False, got
+        holder.execute("commit")

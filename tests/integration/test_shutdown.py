@@ -85,10 +85,10 @@ def test_sigint_exits_at_once(pooler):
     c.execute("select 1")
     started = time.monotonic()
     p.proc.send_signal(signal.SIGINT)
-    rc = wait_exit(p, 3)
+    rc = wait_exit(p, 5)
     c.close()
     assert rc == 0
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 3  # not the 30 s shutdown_timeout
 
 
 @pytest.fixture(scope="module")
