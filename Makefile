@@ -34,7 +34,7 @@ DEB_PACKAGES := build-essential pkg-config libev-dev libinih-dev libpg-query-dev
 	python3-psycopg python3-asyncpg pgbouncer gnuplot-nox prometheus clang-format cppcheck \
 	openssl libpostgresql-jdbc-java openjdk-17-jdk-headless
 
-.PHONY: all deps asan unit integration test run bench format lint clean check-format
+.PHONY: all deps asan unit integration test run bench soak format lint clean check-format
 
 all: build/pooler
 
@@ -94,6 +94,10 @@ run: deps all
 
 bench: deps all
 	bench/run
+
+# Long pgbench run watching the pooler's RSS and fds (SOAK_SECONDS, default 600); not in test.
+soak: deps all
+	bench/soak
 
 format:
 	clang-format -i pooler/*.c pooler/*.h include/*.h tests/unit/*.c

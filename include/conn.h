@@ -23,7 +23,9 @@
 
 struct ssl_st;
 
-#define CONN_HIGH_WATER (512 * 1024) /* stop reading when this much waits in `in` */
+/* Stop reading when this much waits in `in`, unless the owner wants more (a message it
+ * must see whole). */
+#define CONN_HIGH_WATER (512 * 1024)
 
 struct conn;
 typedef void (*conn_cb)(struct conn *c);
@@ -50,6 +52,7 @@ struct conn {
 	bool read_wants_write; /* a TLS read waits for the socket to take bytes */
 	struct ssl_st *ssl;    /* TLS session, or NULL for plain bytes; libpq's when borrowed */
 	size_t fwd;            /* bytes at the head of `in` ready for the peer */
+	size_t want;           /* the owner needs this many bytes in `in` before it can go on */
 	conn_cb on_read;       /* new bytes in `in`, or eof */
 	conn_cb on_drain;      /* everything this conn forwarded has been written */
 

@@ -48,6 +48,8 @@ struct server_ops {
 	void (*login_done)(struct server *s, const char *error);
 	/* ReadyForQuery 'I' arrived with nothing outstanding in either direction. */
 	void (*ready)(struct server *s);
+	/* The same inside a transaction ('T' or 'E'); optional. */
+	void (*tx_idle)(struct server *s);
 	/* The connection broke or the server sent a FATAL error. */
 	void (*failed)(struct server *s, const char *why);
 	/* A ParameterStatus went by; relayed says whether the client saw it. */

@@ -155,6 +155,17 @@ static void attach(struct client *c, struct server *s)
 
 /* ---- server events while linked ------------------------------------------------------ */
 
+/* Everything the client sent has been answered and it keeps the server: a Terminate
+ * that waited behind its queries (client_relay) can be acted on now. */
+static void on_server_tx_idle(struct server *s)
+{
+	struct client *c = s->owner;
+	const struct conn *cn = &c->conn;
+
+	if (c->remain == 0 && buf_len(&cn->in) > cn->fwd && buf_head(&cn->in)[cn->fwd] == 'X')
+		client_close(c, "client said goodbye");
+}
+
 /* The kept batch has run: forget it. */
 static void drop_retry(struct client *c)
 {
@@ -235,6 +246,8 @@ static void on_server_ready(struct server *s)
 			if (buf_len(&c->conn.in) > 0)
 				client_relay(c);
 		}
+		if (c->state == CLIENT_ACTIVE && c->server == s)
+			on_server_tx_idle(s);
 		return;
 	}
 	if (!c->on_replica && c->tx_wrote)
@@ -318,6 +331,7 @@ static void on_server_login(struct server *s, const char *error)
 static const struct server_ops client_server_ops = {
     .login_done = on_server_login,
     .ready = on_server_ready,
+    .tx_idle = on_server_tx_idle,
     .failed = on_server_failed,
     .param = on_server_param,
     .query_error = on_server_query_error,
@@ -415,7 +429,9 @@ static void on_conn_read(struct conn *cn)
 static void on_conn_drain(struct conn *cn)
 {
 	struct client *c = cn->owner;
-	if (c->server != NULL)
+	/* Not while a message kept whole is still arriving (client_relay): the transaction is
+	 * under way, and handing the server back would only fetch it again, recursively. */
+	if (c->server != NULL && cn->want == 0)
 		server_check_ready(c->server);
 }
 

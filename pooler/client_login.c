@@ -87,8 +87,10 @@ void client_admin_read(struct client *c)
 			client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION, "invalid message length");
 			return;
 		}
+		c->conn.want = 5 + (size_t)h.len; /* may exceed the socket's high-water mark */
 		if (buf_len(in) < 5 + (size_t)h.len)
 			break;
+		c->conn.want = 0;
 		const uint8_t *body = buf_head(in) + 5;
 		switch (h.type) {
 		case 'Q': {
@@ -757,27 +759,30 @@ void client_read_startup(struct client *c)
 	}
 }
 
+/* Password messages, as many as have arrived: a client may send its next one before it
+ * reads our answer (and a bad one must not wait for bytes that never come). */
 void client_read_auth(struct client *c)
 {
 	struct buf *in = &c->conn.in;
 	struct proto_header h;
 
-	if (c->auth_step == STEP_LOOKUP)
-		return; /* answers wait for the challenge */
-	enum proto_status st = proto_read_header(buf_head(in), buf_len(in), AUTH_MAX_MESSAGE, &h);
-
-	if (st == PROTO_INCOMPLETE)
-		return;
-	if (st == PROTO_BAD || h.type != 'p') {
-		client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION,
-		             "expected a password message during authentication");
-		return;
+	/* an auth_query lookup in flight: answers wait for the challenge */
+	while (c->state == CLIENT_AUTH && c->auth_step != STEP_LOOKUP) {
+		enum proto_status st =
+		    proto_read_header(buf_head(in), buf_len(in), AUTH_MAX_MESSAGE, &h);
+		if (st == PROTO_INCOMPLETE)
+			return;
+		if (st == PROTO_BAD || h.type != 'p') {
+			client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION,
+			             "expected a password message during authentication");
+			return;
+		}
+		if (buf_len(in) < 5 + (size_t)h.len)
+			return;
+		/* Copy out: answering may grow buffers. */
+		uint8_t body[AUTH_MAX_MESSAGE];
+		memcpy(body, buf_head(in) + 5, h.len);
+		buf_consume(in, 5 + h.len);
+		auth_message(c, body, h.len);
 	}
-	if (buf_len(in) < 5 + (size_t)h.len)
-		return;
-	/* Copy out: answering may grow buffers. */
-	uint8_t body[AUTH_MAX_MESSAGE];
-	memcpy(body, buf_head(in) + 5, h.len);
-	buf_consume(in, 5 + h.len);
-	auth_message(c, body, h.len);
 }

@@ -6,80 +6,69 @@
 
 /* ---- relaying ---------------------------------------------------------------------- */
 
-static bool quote_into(char *dst, size_t cap, size_t *len, const char *s)
+/* Append s as the body of a single-quoted SQL literal. */
+static void put_quoted(struct buf *sql, const char *s)
 {
 	for (; *s; s++) {
-		if (*len + 3 >= cap)
-			return false;
 		if (*s == '\'')
-			dst[(*len)++] = '\'';
-		dst[(*len)++] = *s;
+			buf_put_u8(sql, '\'');
+		buf_put_u8(sql, (uint8_t)*s);
 	}
-	return true;
 }
 
-static bool append(char *dst, size_t cap, size_t *len, const char *s)
+static void put_text(struct buf *sql, const char *s)
 {
-	size_t n = strlen(s);
-	if (*len + n + 1 >= cap)
-		return false;
-	memcpy(dst + *len, s, n);
-	*len += n;
-	dst[*len] = '\0';
-	return true;
+	buf_put(sql, s, strlen(s));
 }
 
 /* Make the server's parameters what this client expects: its own settings, and the
  * server's defaults for whatever an earlier client changed. One pooler query, whose reply
- * is swallowed, precedes the client's bytes on the same socket. */
+ * is swallowed, precedes the client's bytes on the same socket. The query grows with the
+ * parameters: a startup packet may carry values of up to 10000 bytes. */
 void client_sync_params(struct client *c, struct server *s)
 {
-	char sql[4096];
-	size_t len = 0;
-	bool ok = true;
+	struct buf sql;
 
 	/* Most clients of a pool ask for the same things: then there is nothing to do. */
 	if (s->synced_fp == params_fingerprint(&c->wants))
 		return;
-	sql[0] = '\0';
-	for (int i = 0; i < c->wants.n && ok; i++) {
+	buf_init(&sql);
+	for (int i = 0; i < c->wants.n; i++) {
 		const struct param *want = &c->wants.items[i];
 		const char *have = params_get(&s->params, want->name);
 		if (have != NULL && strcmp(have, want->value) == 0)
 			continue;
-		ok = append(sql, sizeof(sql), &len, "SET ") &&
-		     append(sql, sizeof(sql), &len, want->name) &&
-		     append(sql, sizeof(sql), &len, " = '") &&
-		     quote_into(sql, sizeof(sql), &len, want->value) &&
-		     append(sql, sizeof(sql), &len, "';");
-		if (ok)
-			params_set(&s->params, want->name, want->value);
+		put_text(&sql, "SET ");
+		put_text(&sql, want->name);
+		put_text(&sql, " = '");
+		put_quoted(&sql, want->value);
+		put_text(&sql, "';");
+		params_set(&s->params, want->name, want->value);
 	}
-	for (int i = 0; i < s->params.n && ok; i++) {
+	for (int i = 0; i < s->params.n; i++) {
 		struct param *p = &s->params.items[i];
 		if (params_find(&c->wants, p->name) != NULL || client_param_server_owned(p->name))
 			continue;
 		if (p->base != NULL && strcmp(p->base, p->value) == 0)
 			continue;
-		ok = append(sql, sizeof(sql), &len, "RESET ") &&
-		     append(sql, sizeof(sql), &len, p->name) && append(sql, sizeof(sql), &len, ";");
-		if (ok && p->base == NULL) {
+		put_text(&sql, "RESET ");
+		put_text(&sql, p->name);
+		put_text(&sql, ";");
+		if (p->base == NULL) {
 			params_remove(&s->params, p->name);
 			i--;
-		} else if (ok) {
+		} else {
 			params_set(&s->params, p->name, p->base);
 		}
 	}
-	if (!ok) {
-		client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION, "startup parameters too long");
-		return;
-	}
 	s->synced_fp = params_fingerprint(&c->wants);
-	if (len > 0) {
-		log_debug("c=%llu s=%llu %s", (unsigned long long)c->id, (unsigned long long)s->id,
-		          sql);
-		server_query(s, sql);
+	if (buf_len(&sql) > 0) {
+		buf_put_u8(&sql, '\0');
+		log_debug("c=%llu s=%llu %.200s", (unsigned long long)c->id,
+		          (unsigned long long)s->id, (const char *)buf_head(&sql));
+		server_query(s, (const char *)buf_head(&sql));
 	}
+	buf_free(&sql);
 }
 
 /* Session state the pooler cannot carry: keep this server until the client leaves. */
@@ -249,6 +238,7 @@ void client_relay(struct client *c)
 	struct server *s = c->server;
 	struct proto_header h;
 	bool terminate = false;
+	size_t need = 0; /* bytes from fwd on that must arrive before we can go on */
 
 	while (!c->held) {
 		size_t avail = buf_len(&cn->in) - cn->fwd;
@@ -281,8 +271,10 @@ void client_relay(struct client *c)
 		int named = client_named_statements(c, s, &h);
 		if (named < 0)
 			return;
-		if (named == 0)
+		if (named == 0) {
+			need = 5 + (size_t)h.len;
 			break;
+		}
 		switch (h.type) {
 		case 'Q':
 		case 'F':
@@ -320,12 +312,19 @@ void client_relay(struct client *c)
 		advance(c, 5);
 		c->remain = h.len;
 	}
+	/* A message kept whole may be larger than the socket's high-water mark: read on until
+	 * it is in (set before the flush, which decides whether the socket reads again). */
+	cn->want = need > 0 ? cn->fwd + need : 0;
 	if (conn_flush(&s->conn) == CONN_ERROR) {
 		/* the server's own read watcher reports the failure */
 		log_debug("c=%llu s=%llu write to server failed", (unsigned long long)c->id,
 		          (unsigned long long)s->id);
 	}
-	if (terminate && c->state == CLIENT_ACTIVE && cn->fwd == 0)
+	cn->want = need > 0 ? cn->fwd + need : 0; /* the flush consumed what went out */
+	/* PostgreSQL answers everything it read before a Terminate: a goodbye behind queries
+	 * still running waits for their answers (client.c looks at it again once the server
+	 * is quiet: on_server_ready, on_server_tx_idle). */
+	if (terminate && c->state == CLIENT_ACTIVE && cn->fwd == 0 && s->pending == 0)
 		client_close(c, "client said goodbye");
 }
 

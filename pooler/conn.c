@@ -178,7 +178,10 @@ static enum conn_result flushed(struct conn *c, struct conn *src)
 {
 	if (ev_is_active(&c->wio) && !c->read_wants_write)
 		ev_io_stop(c->loop, &c->wio);
-	if (src && src->paused)
+	/* A source still over its high-water mark would pause again before reading a byte:
+	 * resuming it only spins until its owner makes room. */
+	if (src && src->paused &&
+	    (buf_len(&src->in) < CONN_HIGH_WATER || buf_len(&src->in) < src->want))
 		resume_read(src);
 	if (src && src->on_drain)
 		src->on_drain(src);
@@ -398,9 +401,12 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
 		handshake_step(c);
 		return;
 	}
-	if (buf_len(&c->in) >= CONN_HIGH_WATER) {
+	if (buf_len(&c->in) >= CONN_HIGH_WATER && buf_len(&c->in) >= c->want) {
 		pause_read(c);
 		c->on_read(c);
+		/* the owner may have found that it needs a whole message larger than that */
+		if (c->paused && buf_len(&c->in) < c->want)
+			resume_read(c);
 		return;
 	}
 	/* A TLS record may hold more than one read takes: drain the session, bounded. */
@@ -408,7 +414,7 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
 		n = read_some(c);
 		got |= n > 0;
 	} while (n > 0 && c->ssl != NULL && tls_has_pending(c->ssl) &&
-	         buf_len(&c->in) < CONN_HIGH_WATER);
+	         (buf_len(&c->in) < CONN_HIGH_WATER || buf_len(&c->in) < c->want));
 	bool end = n == 0 || n == READ_BROKEN;
 	if (got) {
 		/* Bytes that came before the end (a last ErrorResponse) reach the owner first. */

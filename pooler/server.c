@@ -194,11 +194,13 @@ void server_check_ready(struct server *s)
 
 	if (s->state != SERVER_ACTIVE && s->state != SERVER_RESET)
 		return;
-	if (!server_is_clean(s) || c->fwd > 0 || conn_unsent(c) > 0)
+	if (c->fwd > 0 || conn_unsent(c) > 0 || (c->peer != NULL && c->peer->fwd > 0))
 		return;
-	if (c->peer != NULL && c->peer->fwd > 0)
-		return;
-	s->ops->ready(s);
+	if (server_is_clean(s))
+		s->ops->ready(s);
+	else if (s->ops->tx_idle != NULL && s->pending == 0 && s->swallow == 0 && !s->unsynced &&
+	         s->remain == 0 && s->held == 0 && !s->dropping)
+		s->ops->tx_idle(s);
 }
 
 void server_segment_sent(struct server *s)
@@ -389,6 +391,7 @@ void server_scan(struct server *s)
 	struct conn *c = &s->conn;
 	struct proto_header h;
 
+	c->want = 0;
 	while (s->state != SERVER_CLOSED) {
 		size_t at = c->fwd + s->held; /* where unscanned bytes start */
 		size_t avail = buf_len(&c->in) - at;
@@ -431,8 +434,10 @@ void server_scan(struct server *s)
 			fail(s, "unexpectedly large message from server");
 			return;
 		}
-		if (avail < 5 + (size_t)h.len)
+		if (avail < 5 + (size_t)h.len) {
+			c->want = at + 5 + h.len; /* up to 1 MB: may exceed the high-water mark */
 			break;
+		}
 		const uint8_t *body = buf_head(&c->in) + at + 5;
 		if (!inspect(s, h.type, body, h.len, relay || s->dropping))
 			return;
