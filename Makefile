@@ -21,7 +21,7 @@ SRCS     := $(wildcard pooler/*.c)
 OBJS     := $(SRCS:pooler/%.c=build/obj/%.o)
 SAN_OBJS := $(SRCS:pooler/%.c=build/asan/obj/%.o)
 # Modules without I/O, linked into the unit tests.
-PURE     := util log buf proto config auth params classify prepared backoff breaker ratelimit hba tls histogram
+PURE     := util log buf proto config auth params classify batch prepared backoff breaker ratelimit hba tls histogram
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/asan/tests/%)
 
@@ -32,9 +32,19 @@ PYTEST_ARGS ?=
 DEB_PACKAGES := build-essential pkg-config libev-dev libinih-dev libpg-query-dev libprotobuf-c-dev \
 	libssl-dev libpq-dev libcmocka-dev libmicrohttpd-dev postgresql-15 postgresql-client-15 python3-pytest \
 	python3-psycopg python3-asyncpg pgbouncer gnuplot-nox prometheus clang-format cppcheck \
-	openssl libpostgresql-jdbc-java openjdk-17-jdk-headless
+	openssl libpostgresql-jdbc-java openjdk-17-jdk-headless clang libclang-rt-14-dev
 
-.PHONY: all deps asan unit integration test run bench soak format lint clean check-format
+# libFuzzer targets, built with clang and linked with the pure modules.
+FUZZ_CC      ?= clang
+FUZZ_TIME    ?= 60
+FUZZ_SAN     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS    := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
+FUZZ_OBJS    := $(PURE:%=build/fuzz/obj/%.o)
+
+.PHONY: all deps asan unit integration test run bench soak fuzz format lint clean check-format
+# the fuzz objects are only inputs of the fuzz targets; keep them between runs
+.SECONDARY: $(FUZZ_OBJS)
 
 all: build/pooler
 
@@ -58,7 +68,15 @@ build/asan/tests/test_%: tests/unit/test_%.c $(PURE:%=build/asan/obj/%.o) | buil
 	@echo "  LINK $@"
 	$(Q)$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
-build/obj build/asan/obj build/asan/tests:
+build/fuzz/obj/%.o: pooler/%.c $(wildcard include/*.h pooler/*.h) | build/fuzz/obj
+	@echo "  CC   $< (fuzz)"
+	$(Q)$(FUZZ_CC) $(CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_OBJS)
+	@echo "  LINK $@"
+	$(Q)$(FUZZ_CC) $(CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJS) $(LDLIBS)
+
+build/obj build/asan/obj build/asan/tests build/fuzz/obj:
 	mkdir -p $@
 
 asan: build/asan/pooler
@@ -99,11 +117,31 @@ bench: deps all
 soak: deps all
 	bench/soak
 
+# Run each fuzz target for FUZZ_TIME seconds from its seed corpus (tests/fuzz/corpus, read
+# only; what the run finds goes to build/fuzz/corpus). A crash, leak, UB or an assertion of
+# the harness fails the run and leaves the input as build/fuzz/<target>-crash-*.
+fuzz: deps $(FUZZ_BINS)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		mkdir -p build/fuzz/corpus/$$t; \
+		dict=""; [ -f tests/fuzz/$$t.dict ] && dict="-dict=tests/fuzz/$$t.dict"; \
+		log=build/fuzz/$$t.log; \
+		if build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_TIME) -timeout=10 -rss_limit_mb=2048 \
+			-print_final_stats=1 -artifact_prefix=build/fuzz/$$t- $$dict \
+			build/fuzz/corpus/$$t tests/fuzz/corpus/$$t >$$log 2>&1; then \
+			runs=$$(sed -n 's/^stat::number_of_executed_units: *//p' $$log); \
+			cov=$$(grep -o 'cov: [0-9]*' $$log | tail -1); \
+			echo "fuzz_$$t: $$runs runs in $(FUZZ_TIME) s, $$cov, corpus $$(ls build/fuzz/corpus/$$t | wc -l) new"; \
+		else \
+			tail -60 $$log; echo "fuzz_$$t FAILED (log: $$log)"; exit 1; \
+		fi; \
+	done
+
 format:
-	clang-format -i pooler/*.c pooler/*.h include/*.h tests/unit/*.c
+	clang-format -i pooler/*.c pooler/*.h include/*.h tests/unit/*.c tests/fuzz/*.c tests/fuzz/*.h
 
 check-format:
-	clang-format --dry-run -Werror pooler/*.c pooler/*.h include/*.h tests/unit/*.c
+	clang-format --dry-run -Werror pooler/*.c pooler/*.h include/*.h tests/unit/*.c tests/fuzz/*.c \
+		tests/fuzz/*.h
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \

@@ -83,6 +83,27 @@ struct startup {
 enum startup_kind proto_parse_startup(const uint8_t *body, size_t len, struct startup *s);
 const char *proto_startup_get(const struct startup *s, const char *name);
 
+/* A run-time parameter name as the startup packet may carry it: letters, digits, '_'
+ * and '.', not empty. */
+bool proto_valid_param_name(const char *s);
+
+/* The startup `options` value: words "-c name=value", "-cname=value" or "--name=value",
+ * with backslash escapes and '-' in names read as '_'. Calls fn for each pair, stopping
+ * when it returns false. False for any other word, a bad name, a word over 1 kB, or fn's
+ * refusal. */
+typedef bool (*proto_option_fn)(void *arg, const char *name, const char *value);
+bool proto_parse_options(const char *opts, proto_option_fn fn, void *arg);
+
+/* A SASLInitialResponse body: the mechanism, then the client's first message. */
+struct sasl_initial {
+	const char *mechanism;
+	const uint8_t *data;
+	size_t len;
+};
+/* False when malformed or when the initial response is absent (length -1), which no
+ * mechanism the pooler offers allows. */
+bool proto_parse_sasl_initial(const uint8_t *body, size_t len, struct sasl_initial *out);
+
 /* Writers append one complete message to b. */
 size_t proto_begin(struct buf *b, char type);
 void proto_end(struct buf *b, size_t start);

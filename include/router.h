@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "batch.h"
 #include "config.h"
 #include "node.h"
 #include "worker.h"
@@ -36,37 +37,3 @@ void router_on_probe(struct node *n, void *arg);
 uint64_t router_primary_lsn_since(struct worker *w, const struct db_conf *db, uint64_t since_us);
 
 #endif
-
-/* ---- batches: the unit a routing decision covers ------------------------------------ */
-
-#define ROUTER_LOOKAHEAD (256 * 1024) /* past this, stop reading ahead: primary */
-#define ROUTER_CATALOG_EVERY 60       /* probes between reads of the function catalog */
-#define ROUTER_STMT_NAMES 32
-
-/* Verdicts of the client's named statements, remembered at Parse for later Binds. */
-struct stmt_names {
-	char name[ROUTER_STMT_NAMES][64];
-	bool read_only[ROUTER_STMT_NAMES];
-	int next;        /* ring: the oldest is forgotten first */
-	bool unnamed_ro; /* verdict of the last unnamed statement */
-};
-
-/* One batch: a Query message, or extended-protocol messages up to Sync (or Flush, after
- * which the client may wait for answers before it sends more). */
-struct batch {
-	bool complete;     /* the whole batch is in the buffer */
-	bool read_only;    /* every statement in it may run on a replica */
-	bool begin;        /* opens a transaction block */
-	bool begin_ro;     /* ...a READ ONLY one */
-	bool terminate;    /* the client said goodbye */
-	int8_t session_ro; /* -1, or the session's new default_transaction_read_only */
-	uint8_t hint;      /* enum route_hint */
-	uint8_t pins;      /* enum pin_reason: session state that binds the client to its server */
-	size_t end;        /* bytes from the start of the buffer to the end of the batch */
-};
-
-struct classifier;
-
-/* Read ahead over client messages in p[0, n) and judge the first batch. */
-void router_scan_batch(struct classifier *cl, const uint8_t *p, size_t n, struct stmt_names *names,
-                       struct batch *b);

@@ -243,6 +243,9 @@ size_t classify_normalize(const char *sql, size_t len, char *out, size_t outlen)
 	size_t i = 0, o = 0;
 	bool space = false;
 
+	/* The parser stops at a NUL: so does the key, or text past a NUL hidden in a comment
+	 * or literal would key a verdict on what the parser never saw. */
+	len = strnlen(sql, len);
 #define EMIT(ch)                                                                                   \
 	do {                                                                                       \
 		if (o + 1 >= outlen)                                                               \
@@ -617,6 +620,8 @@ static struct verdict parse_verdict(struct classifier *cl, const char *sql, bool
 
 	*cacheable = true;
 	if (r.error != NULL) {
+		/* not cached: a broken text can share its key with a valid one */
+		*cacheable = false;
 		v.read_only = false;
 		v.parse_error = true;
 		pg_query_free_protobuf_parse_result(r);
@@ -673,6 +678,7 @@ void classify_learn_write(struct classifier *cl, const char *sql, size_t len)
 
 struct verdict classify_sql(struct classifier *cl, const char *sql, size_t len)
 {
+	len = strnlen(sql, len);
 	char key[KEY_MAX];
 	size_t klen = classify_normalize(sql, len, key, sizeof(key));
 	uint8_t hint = find_hint(sql, len);

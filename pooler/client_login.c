@@ -463,13 +463,12 @@ static void auth_message(struct client *c, const uint8_t *body, uint32_t len)
 		return;
 	}
 	case STEP_SASL_INITIAL: {
-		const char *mech = proto_get_str(&r);
-		int32_t n = (int32_t)proto_get_u32(&r);
-		const uint8_t *data = n >= 0 ? proto_get_bytes(&r, (size_t)n) : NULL;
-		if (r.err || n < 0 || data == NULL) {
+		struct sasl_initial si;
+		if (!proto_parse_sasl_initial(body, len, &si)) {
 			client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION, "malformed SASL message");
 			return;
 		}
+		const char *mech = si.mechanism;
 		uint8_t end_point[64]; /* EVP_MAX_MD_SIZE */
 		struct scram_binding cb = {.plus = strcmp(mech, "SCRAM-SHA-256-PLUS") == 0};
 		if (!cb.plus && strcmp(mech, "SCRAM-SHA-256") != 0) {
@@ -481,8 +480,8 @@ static void auth_message(struct client *c, const uint8_t *body, uint32_t len)
 			cb.len = tls_server_end_point(c->conn.ssl, end_point, sizeof(end_point));
 			cb.data = cb.len > 0 ? end_point : NULL;
 		}
-		if (!scram_server_first(&c->auth->scram, c->auth->user, &cb, (const char *)data,
-		                        (size_t)n, out, sizeof(out))) {
+		if (!scram_server_first(&c->auth->scram, c->auth->user, &cb, (const char *)si.data,
+		                        si.len, out, sizeof(out))) {
 			client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION, "malformed SCRAM message");
 			return;
 		}
@@ -541,70 +540,16 @@ static bool pooler_param(struct client *c, const char *name, const char *value, 
 	return true;
 }
 
-static bool valid_param_name(const char *s)
+/* One "-c name=value" of the startup `options`. */
+static bool option(void *arg, const char *name, const char *value)
 {
-	if (*s == '\0')
-		return false;
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-		      (*s >= '0' && *s <= '9') || *s == '_' || *s == '.'))
-			return false;
+	struct client *c = arg;
+	bool ok;
+
+	if (pooler_param(c, name, value, &ok))
+		return ok;
+	params_set(&c->wants, name, value);
 	return true;
-}
-
-/* "-c name=value" and "--name=value" in the startup `options`, with backslash escapes. */
-static bool parse_options(struct client *c, const char *opts)
-{
-	char tok[1024];
-	const char *p = opts;
-	bool expect_c = false;
-
-	for (;;) {
-		size_t n = 0;
-		while (*p == ' ' || *p == '\t')
-			p++;
-		if (*p == '\0')
-			break;
-		while (*p && *p != ' ' && *p != '\t') {
-			if (*p == '\\' && p[1])
-				p++;
-			if (n + 1 >= sizeof(tok))
-				return false;
-			tok[n++] = *p++;
-		}
-		tok[n] = '\0';
-		const char *kv;
-		if (expect_c) {
-			kv = tok;
-			expect_c = false;
-		} else if (strcmp(tok, "-c") == 0) {
-			expect_c = true;
-			continue;
-		} else if (strncmp(tok, "-c", 2) == 0) {
-			kv = tok + 2;
-		} else if (strncmp(tok, "--", 2) == 0) {
-			kv = tok + 2;
-		} else {
-			return false;
-		}
-		char *eq = strchr(kv, '=');
-		if (eq == NULL)
-			return false;
-		*eq = '\0';
-		for (char *d = (char *)kv; *d; d++)
-			if (*d == '-')
-				*d = '_';
-		if (!valid_param_name(kv))
-			return false;
-		bool ok;
-		if (pooler_param(c, kv, eq + 1, &ok)) {
-			if (!ok)
-				return false;
-			continue;
-		}
-		params_set(&c->wants, kv, eq + 1);
-	}
-	return !expect_c;
 }
 
 static void startup(struct client *c, const struct startup *st)
@@ -640,7 +585,7 @@ static void startup(struct client *c, const struct startup *st)
 			return;
 		}
 		if (strcmp(name, "options") == 0) {
-			if (!parse_options(c, value)) {
+			if (!proto_parse_options(value, option, c)) {
 				client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION,
 				             "unsupported startup options (only -c name=value and "
 				             "--name=value are allowed)");
@@ -657,7 +602,7 @@ static void startup(struct client *c, const struct startup *st)
 			}
 			continue;
 		}
-		if (!valid_param_name(name) || client_param_server_owned(name)) {
+		if (!proto_valid_param_name(name) || client_param_server_owned(name)) {
 			snprintf(msg, sizeof(msg), "invalid startup parameter \"%.60s\"", name);
 			client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION, msg);
 			return;

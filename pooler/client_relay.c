@@ -199,9 +199,9 @@ static bool check_batch(struct client *c, char type)
 			c->tx_wrote = true;
 		if (c->pinned == PIN_NONE && (type == 'Q' || type == 'P')) {
 			/* only session-state detection: the server is chosen already */
-			router_scan_batch(c->w->classifier, p, avail, client_names(c), &b);
+			batch_scan(c->w->classifier, p, avail, client_names(c), &b);
 			if (!b.complete)
-				return avail < ROUTER_LOOKAHEAD ? false : true;
+				return avail < BATCH_LOOKAHEAD ? false : true;
 			if (b.session_ro >= 0)
 				c->session_ro = b.session_ro;
 			const struct db_conf *db = client_db(c);
@@ -218,7 +218,7 @@ static bool check_batch(struct client *c, char type)
 		c->held = true;
 		return false;
 	}
-	router_scan_batch(c->w->classifier, p, avail, client_names(c), &b);
+	batch_scan(c->w->classifier, p, avail, client_names(c), &b);
 	if (!b.complete)
 		return false;
 	if (!b.read_only || b.begin || b.hint == HINT_PRIMARY || b.session_ro >= 0) {
@@ -471,8 +471,8 @@ static struct node *route(struct client *c, const struct db_conf *db)
 	c->on_replica = c->ro_tx = c->held = false;
 	c->approved = 0;
 	if (db->pool_mode != POOL_MODE_SESSION) {
-		router_scan_batch(c->w->classifier, buf_head(&c->conn.in), buf_len(&c->conn.in),
-		                  client_names(c), &b);
+		batch_scan(c->w->classifier, buf_head(&c->conn.in), buf_len(&c->conn.in),
+		           client_names(c), &b);
 		if (!b.complete)
 			return NULL; /* the rest of the batch is on its way */
 		if (b.pins == PIN_SET && client_carry_set(c, b.end))

@@ -291,7 +291,7 @@ static bool parse_ms(const char *v, long *out)
 		x *= 3600000;
 	else if (strcmp(end, "ms") != 0)
 		return false;
-	if (x > (double)LONG_MAX)
+	if (!(x < 1e15)) /* also refuses NaN, whose conversion to long is undefined */
 		return false;
 	*out = (long)x;
 	return true;
@@ -314,6 +314,8 @@ static bool parse_share(const char *v, long *out)
 	else if (*end == '\0' && x <= 1.0)
 		x *= 100;
 	else
+		return false;
+	if (!(x < 1e15))
 		return false;
 	*out = (long)(x + 0.5);
 	return true;

@@ -130,6 +130,76 @@ const char *proto_startup_get(const struct startup *s, const char *name)
 	return NULL;
 }
 
+bool proto_valid_param_name(const char *s)
+{
+	if (*s == '\0')
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '_' || *s == '.'))
+			return false;
+	return true;
+}
+
+bool proto_parse_options(const char *opts, proto_option_fn fn, void *arg)
+{
+	char tok[1024];
+	const char *p = opts;
+	bool expect_c = false;
+
+	for (;;) {
+		size_t n = 0;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == '\0')
+			break;
+		while (*p && *p != ' ' && *p != '\t') {
+			if (*p == '\\' && p[1])
+				p++;
+			if (n + 1 >= sizeof(tok))
+				return false;
+			tok[n++] = *p++;
+		}
+		tok[n] = '\0';
+		char *kv;
+		if (expect_c) {
+			kv = tok;
+			expect_c = false;
+		} else if (strcmp(tok, "-c") == 0) {
+			expect_c = true;
+			continue;
+		} else if (strncmp(tok, "-c", 2) == 0 || strncmp(tok, "--", 2) == 0) {
+			kv = tok + 2;
+		} else {
+			return false;
+		}
+		char *eq = strchr(kv, '=');
+		if (eq == NULL)
+			return false;
+		*eq = '\0';
+		for (char *d = kv; *d; d++)
+			if (*d == '-')
+				*d = '_';
+		if (!proto_valid_param_name(kv) || !fn(arg, kv, eq + 1))
+			return false;
+	}
+	return !expect_c;
+}
+
+bool proto_parse_sasl_initial(const uint8_t *body, size_t len, struct sasl_initial *out)
+{
+	struct proto_reader r;
+
+	proto_reader_init(&r, body, len);
+	out->mechanism = proto_get_str(&r);
+	int32_t n = (int32_t)proto_get_u32(&r);
+	if (r.err || n < 0)
+		return false;
+	out->data = proto_get_bytes(&r, (size_t)n);
+	out->len = (size_t)n;
+	return !r.err && out->data != NULL;
+}
+
 size_t proto_begin(struct buf *b, char type)
 {
 	size_t start = b->end;

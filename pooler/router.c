@@ -7,6 +7,8 @@
 #include "log.h"
 #include "proto.h"
 
+#define ROUTER_CATALOG_EVERY 60 /* probes between reads of the function catalog */
+
 struct node *router_node(struct worker *w, const struct node_conf *nc)
 {
 	for (int i = 0; i < w->n_nodes; i++)
@@ -107,134 +109,5 @@ void router_on_probe(struct node *n, void *arg)
 		log_info("function catalog from node %s: %zu functions, %zu volatile", n->name,
 		         n->n_cat_names, n->n_cat_volatile);
 		node_take_catalog(n);
-	}
-}
-
-static void remember(struct stmt_names *names, const char *name, bool read_only)
-{
-	if (name[0] == '\0') {
-		names->unnamed_ro = read_only;
-		return;
-	}
-	for (int i = 0; i < ROUTER_STMT_NAMES; i++)
-		if (strcmp(names->name[i], name) == 0) {
-			names->read_only[i] = read_only;
-			return;
-		}
-	int i = names->next;
-	names->next = (names->next + 1) % ROUTER_STMT_NAMES;
-	util_strlcpy(names->name[i], name, sizeof(names->name[i]));
-	names->read_only[i] = read_only;
-}
-
-static bool recall(const struct stmt_names *names, const char *name)
-{
-	if (name[0] == '\0')
-		return names->unnamed_ro;
-	for (int i = 0; i < ROUTER_STMT_NAMES; i++)
-		if (names->name[i][0] != '\0' && strcmp(names->name[i], name) == 0)
-			return names->read_only[i];
-	return false; /* never seen: unsure means primary */
-}
-
-static void merge(struct batch *b, const struct verdict *v)
-{
-	b->read_only = b->read_only && v->read_only;
-	b->begin = b->begin || v->begin;
-	b->begin_ro = b->begin_ro || v->begin_read_only;
-	if (v->session_ro >= 0)
-		b->session_ro = v->session_ro;
-	if (b->hint == HINT_NONE)
-		b->hint = v->hint;
-	if (v->pins != PIN_NONE)
-		b->pins = v->pins;
-}
-
-void router_scan_batch(struct classifier *cl, const uint8_t *p, size_t n, struct stmt_names *names,
-                       struct batch *b)
-{
-	size_t off = 0;
-
-	*b = (struct batch){.read_only = true, .session_ro = -1};
-	for (;;) {
-		struct proto_header h;
-		if (off >= ROUTER_LOOKAHEAD) {
-			b->read_only = false;
-			b->complete = true;
-			b->end = off;
-			return;
-		}
-		if (proto_read_header(p + off, n - off, PROTO_MAX_MESSAGE, &h) != PROTO_OK ||
-		    n - off < 5 + (size_t)h.len) {
-			if (n - off >= 5 && h.len > ROUTER_LOOKAHEAD) {
-				/* a huge message: no need to see it to know it's not for a replica
-				 */
-				b->read_only = false;
-				b->complete = true;
-				b->end = off;
-			}
-			return;
-		}
-		const uint8_t *body = p + off + 5;
-		struct proto_reader r;
-		proto_reader_init(&r, body, h.len);
-		off += 5 + h.len;
-		switch (h.type) {
-		case 'Q': {
-			const char *sql = proto_get_str(&r);
-			if (r.err) {
-				b->read_only = false;
-			} else {
-				struct verdict v = classify_sql(cl, sql, strlen(sql));
-				merge(b, &v);
-			}
-			b->complete = true;
-			b->end = off;
-			return;
-		}
-		case 'P': {
-			const char *name = proto_get_str(&r);
-			const char *sql = proto_get_str(&r);
-			if (r.err) {
-				b->read_only = false;
-				break;
-			}
-			struct verdict v = classify_sql(cl, sql, strlen(sql));
-			merge(b, &v);
-			/* a primary hint in the text holds for every later Bind of it too */
-			remember(names, name,
-			         v.read_only && v.hint != HINT_PRIMARY &&
-			             (!v.begin || v.begin_read_only));
-			break;
-		}
-		case 'B': {
-			proto_get_str(&r); /* portal */
-			const char *stmt = proto_get_str(&r);
-			if (r.err || !recall(names, stmt))
-				b->read_only = false;
-			break;
-		}
-		case 'D':
-		case 'E':
-		case 'C':
-			break;
-		case 'S':
-		case 'H':
-			b->complete = true;
-			b->end = off;
-			return;
-		case 'X':
-			b->terminate = true;
-			b->complete = true;
-			b->end = off;
-			return;
-		default:
-			/* FunctionCall, COPY data, or garbage the relay will refuse: no replica,
-			 * and nothing to wait for */
-			b->read_only = false;
-			b->complete = true;
-			b->end = off;
-			return;
-		}
 	}
 }

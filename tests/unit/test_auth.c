@@ -244,8 +244,10 @@ static void test_scram_unknown_user_always_fails(void **state)
 
 static void test_scram_rejects_malformed_first(void **state)
 {
-	const char *cases[] = {"",          "x,,n=user,r=abc", "p=tls-server-end-point,,n=u,r=abc",
-	                       "n,,n=user", "n,,r=abc",        "n,"};
+	const char *cases[] = {"", "x,,n=user,r=abc", "p=tls-server-end-point,,n=u,r=abc",
+	                       "n,,n=user", "n,,r=abc", "n,",
+	                       /* an authorization identity: refused, as PostgreSQL does */
+	                       "n,a=bob,n=,r=abc"};
 	char out[256];
 	(void)state;
 

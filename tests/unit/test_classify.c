@@ -197,6 +197,24 @@ static void test_cache(void **state)
 	classify_free(cl);
 }
 
+/* Found by fuzzing: a cached verdict must never make a write look like a read. */
+static void test_cache_keys_what_the_parser_saw(void **state)
+{
+	struct classifier *cl = new_classifier();
+	static const char hidden[] = "select 1 --\0\n; delete from t";
+	(void)state;
+
+	/* the parser stops at the NUL and sees a read; the key must stop there too */
+	assert_true(classify_sql(cl, hidden, sizeof(hidden) - 1).read_only);
+	assert_false(run(cl, "select 1 ; delete from t").read_only);
+	/* a text the parser refused shares its key with a valid one: not cached */
+	assert_true(run(cl, "select x from t where a = 'abc").parse_error);
+	struct verdict v = run(cl, "select x from t where a = 'abc'");
+	assert_false(v.parse_error);
+	assert_true(v.read_only);
+	classify_free(cl);
+}
+
 static void test_pins(void **state)
 {
 	struct classifier *cl = new_classifier();
@@ -244,6 +262,7 @@ int main(void)
 	    cmocka_unit_test(test_transactions_and_session),
 	    cmocka_unit_test(test_hints),
 	    cmocka_unit_test(test_cache),
+	    cmocka_unit_test(test_cache_keys_what_the_parser_saw),
 	    cmocka_unit_test(test_pins),
 	    cmocka_unit_test(test_normalize),
 	};

@@ -2,6 +2,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -186,6 +187,77 @@ static void test_reader_bounds(void **state)
 	assert_true(r.err);
 }
 
+struct pairs {
+	char text[256];
+	int n;
+};
+
+static bool collect(void *arg, const char *name, const char *value)
+{
+	struct pairs *p = arg;
+	size_t len = strlen(p->text);
+	snprintf(p->text + len, sizeof(p->text) - len, "%s=%s;", name, value);
+	p->n++;
+	return strcmp(value, "refuse") != 0;
+}
+
+static void test_options(void **state)
+{
+	static const struct {
+		const char *opts;
+		bool ok;
+		const char *pairs;
+	} cases[] = {
+	    {"-c search_path=a", true, "search_path=a;"},
+	    {"-csearch_path=a  --statement-timeout=5s", true,
+	     "search_path=a;statement_timeout=5s;"},
+	    {"-c application_name=two\\ words", true, "application_name=two words;"},
+	    {"  ", true, ""},
+	    {"-c", false, NULL},         /* -c with nothing after it */
+	    {"-x foo=1", false, NULL},   /* not an option we pass on */
+	    {"-c novalue", false, NULL}, /* no '=' */
+	    {"-c bad;name=1", false, NULL},
+	    {"-c a=refuse -c b=1", false, NULL}, /* the callback's no stops the walk */
+	};
+	(void)state;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct pairs p = {.n = 0};
+		bool ok = proto_parse_options(cases[i].opts, collect, &p);
+		if (ok != cases[i].ok)
+			fail_msg("case %zu (%s): %d", i, cases[i].opts, ok);
+		if (ok)
+			assert_string_equal(p.text, cases[i].pairs);
+	}
+	/* a word over the limit is refused, not truncated */
+	char big[1200];
+	memset(big, 'x', sizeof(big) - 1);
+	memcpy(big, "-ca=", 4);
+	big[sizeof(big) - 1] = '\0';
+	struct pairs p = {.n = 0};
+	assert_false(proto_parse_options(big, collect, &p));
+	assert_int_equal(p.n, 0);
+}
+
+static void test_sasl_initial(void **state)
+{
+	static const uint8_t good[] = "SCRAM-SHA-256\0\0\0\0\3n,,";
+	static const uint8_t none[] = "SCRAM-SHA-256\0\xff\xff\xff\xff";
+	static const uint8_t negative[] = "SCRAM-SHA-256\0\x80\0\0\0";
+	static const uint8_t overrun[] = "SCRAM-SHA-256\0\0\0\0\x09n,,";
+	struct sasl_initial si;
+	(void)state;
+
+	assert_true(proto_parse_sasl_initial(good, sizeof(good) - 1, &si));
+	assert_string_equal(si.mechanism, "SCRAM-SHA-256");
+	assert_int_equal(si.len, 3);
+	assert_memory_equal(si.data, "n,,", 3);
+	assert_false(proto_parse_sasl_initial(none, sizeof(none) - 1, &si));
+	assert_false(proto_parse_sasl_initial(negative, sizeof(negative) - 1, &si));
+	assert_false(proto_parse_sasl_initial(overrun, sizeof(overrun) - 1, &si));
+	assert_false(proto_parse_sasl_initial(good, 5, &si)); /* no NUL after the name */
+}
+
 static void test_buf_growth(void **state)
 {
 	struct buf b;
@@ -214,6 +286,7 @@ int main(void)
 	    cmocka_unit_test(test_startup_special), cmocka_unit_test(test_startup_malformed),
 	    cmocka_unit_test(test_write_error),     cmocka_unit_test(test_writers),
 	    cmocka_unit_test(test_reader_bounds),   cmocka_unit_test(test_buf_growth),
+	    cmocka_unit_test(test_options),         cmocka_unit_test(test_sasl_initial),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,137 @@
+/* batch: see include/batch.h. */
+#include "batch.h"
+
+#include <string.h>
+
+#include "classify.h"
+#include "proto.h"
+#include "util.h"
+
+static void remember(struct stmt_names *names, const char *name, bool read_only)
+{
+	if (name[0] == '\0') {
+		names->unnamed_ro = read_only;
+		return;
+	}
+	for (int i = 0; i < BATCH_STMT_NAMES; i++)
+		if (strcmp(names->name[i], name) == 0) {
+			names->read_only[i] = read_only;
+			return;
+		}
+	int i = names->next;
+	names->next = (names->next + 1) % BATCH_STMT_NAMES;
+	util_strlcpy(names->name[i], name, sizeof(names->name[i]));
+	names->read_only[i] = read_only;
+}
+
+static bool recall(const struct stmt_names *names, const char *name)
+{
+	if (name[0] == '\0')
+		return names->unnamed_ro;
+	for (int i = 0; i < BATCH_STMT_NAMES; i++)
+		if (names->name[i][0] != '\0' && strcmp(names->name[i], name) == 0)
+			return names->read_only[i];
+	return false; /* never seen: unsure means primary */
+}
+
+static void merge(struct batch *b, const struct verdict *v)
+{
+	b->read_only = b->read_only && v->read_only;
+	b->begin = b->begin || v->begin;
+	b->begin_ro = b->begin_ro || v->begin_read_only;
+	if (v->session_ro >= 0)
+		b->session_ro = v->session_ro;
+	if (b->hint == HINT_NONE)
+		b->hint = v->hint;
+	if (v->pins != PIN_NONE)
+		b->pins = v->pins;
+}
+
+void batch_scan(struct classifier *cl, const uint8_t *p, size_t n, struct stmt_names *names,
+                struct batch *b)
+{
+	size_t off = 0;
+
+	*b = (struct batch){.read_only = true, .session_ro = -1};
+	for (;;) {
+		struct proto_header h;
+		if (off >= BATCH_LOOKAHEAD) {
+			b->read_only = false;
+			b->complete = true;
+			b->end = off;
+			return;
+		}
+		if (proto_read_header(p + off, n - off, PROTO_MAX_MESSAGE, &h) != PROTO_OK ||
+		    n - off < 5 + (size_t)h.len) {
+			if (n - off >= 5 && h.len > BATCH_LOOKAHEAD) {
+				/* a huge message: no need to see it to know it's not for a replica
+				 */
+				b->read_only = false;
+				b->complete = true;
+				b->end = off;
+			}
+			return;
+		}
+		const uint8_t *body = p + off + 5;
+		struct proto_reader r;
+		proto_reader_init(&r, body, h.len);
+		off += 5 + h.len;
+		switch (h.type) {
+		case 'Q': {
+			const char *sql = proto_get_str(&r);
+			if (r.err) {
+				b->read_only = false;
+			} else {
+				struct verdict v = classify_sql(cl, sql, strlen(sql));
+				merge(b, &v);
+			}
+			b->complete = true;
+			b->end = off;
+			return;
+		}
+		case 'P': {
+			const char *name = proto_get_str(&r);
+			const char *sql = proto_get_str(&r);
+			if (r.err) {
+				b->read_only = false;
+				break;
+			}
+			struct verdict v = classify_sql(cl, sql, strlen(sql));
+			merge(b, &v);
+			/* a primary hint in the text holds for every later Bind of it too */
+			remember(names, name,
+			         v.read_only && v.hint != HINT_PRIMARY &&
+			             (!v.begin || v.begin_read_only));
+			break;
+		}
+		case 'B': {
+			proto_get_str(&r); /* portal */
+			const char *stmt = proto_get_str(&r);
+			if (r.err || !recall(names, stmt))
+				b->read_only = false;
+			break;
+		}
+		case 'D':
+		case 'E':
+		case 'C':
+			break;
+		case 'S':
+		case 'H':
+			b->complete = true;
+			b->end = off;
+			return;
+		case 'X':
+			b->terminate = true;
+			b->complete = true;
+			b->end = off;
+			return;
+		default:
+			/* FunctionCall, COPY data, or garbage the relay will refuse: no replica,
+			 * and nothing to wait for */
+			b->read_only = false;
+			b->complete = true;
+			b->end = off;
+			return;
+		}
+	}
+}
