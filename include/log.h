@@ -1,5 +1,6 @@
-/* log: one line per event on stderr, starting ts=... pid=... level=..., then the event,
- * whose fields are key=value where they are data (c=42 user=app db=app).
+/* log: one line per event on stderr, in logfmt: ts=... pid=... level=..., then the
+ * event's leading key=value fields as written (c=42 user=app db=app), and the free text
+ * after them as msg="...", escaped so that a line break in it cannot split the event.
  * Layer 0. The minimum level is process-wide configuration, owned by main.c. */
 #ifndef POOLER_LOG_H
 #define POOLER_LOG_H

@@ -1,6 +1,6 @@
-"""Logging: one line per event starting ts=... pid=... level=...; a one-line key=value
-stats summary every stats_period; log_file instead of stderr, reopened on reload so that
-log rotation works."""
+"""Logging: one line per event in logfmt, starting ts=... pid=... level=...; a one-line
+key=value stats summary every stats_period; log_file instead of stderr, reopened on reload
+so that log rotation works."""
 import os
 import re
 import signal
@@ -11,6 +11,16 @@ from conftest import POOLER_BIN, wait_for, write_ini
 
 LINE = re.compile(r"ts=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z pid=\d+ "
                   r"level=(error|warning|info|debug) \S")
+
+
+# logfmt: key=value pairs, values bare or double-quoted with backslash escapes
+LOGFMT = re.compile(r'ts=\S+ pid=\d+ level=\w+( [a-z_][a-z0-9_.]*=("([^"\\]|\\.)*"|[^\s"]*))*')
+PAIR = re.compile(r'([a-z_][a-z0-9_.]*)=("(?:[^"\\]|\\.)*"|[^\s"]*)')
+
+
+def logfmt(line):
+    return {k: v[1:-1].replace('\\"', '"') if v.startswith('"') else v
+            for k, v in PAIR.findall(line)}
 
 
 def stats_lines(text):
@@ -26,6 +36,29 @@ def test_every_line_has_time_pid_and_level(pooler):
     assert lines
     bad = [l for l in lines if not LINE.match(l)]
     assert not bad, bad[:5]
+
+
+def test_every_line_is_logfmt_even_with_libpq_messages(pooler):
+    """libpq's error texts span lines and quote names; each event must still be one
+    logfmt line, its free text in msg="..."."""
+    p = pooler(with_replica=False, node_overrides={"primary": {"port": 1}},
+               extra_pooler={"retry_max_tries": "1", "retry_base": "10ms"})
+    import psycopg
+    try:
+        psycopg.connect(p.dsn(), connect_timeout=5).close()
+    except psycopg.OperationalError:
+        pass
+    wait_for(lambda: "Connection refused" in p.log(), what="a failed connect in the log")
+    lines = [l for l in p.log().splitlines() if l.strip()]
+    bad = [l for l in lines if not LOGFMT.fullmatch(l)]
+    assert not bad, bad[:5]
+    refused = [logfmt(l) for l in lines if "Connection refused" in l]
+    assert refused and all("msg" in f for f in refused), refused
+    # libpq's "..." and its line break before "Is the server running" are escaped
+    libpq = [l for l in lines if "Is the server running" in l]
+    assert libpq, lines[-5:]
+    assert all('\\n\\tIs the server running' in l and '\\"127.0.0.1\\"' in l
+               for l in libpq), libpq
 
 
 def test_stats_summary_every_stats_period(pooler):
