@@ -152,101 +152,175 @@ static void count_active(const struct client_info *ci, void *arg)
 		ac->n++;
 }
 
-static void show_pools(struct worker *w, struct buf *out)
+/* Pools are per (database, user, node); PgBouncer's views have one row per (database,
+ * user) in SHOW POOLS and per database in SHOW STATS, and tools built for it key on those
+ * columns. So those two views sum a group of pools, and SHOW NODE_POOLS has one row per
+ * pool. */
+enum group { BY_POOL, BY_DB_USER, BY_DB };
+
+static bool same_group(const struct pool *a, const struct pool *b, enum group g)
 {
-	static const char *const cols[] = {"database",
-	                                   "user",
-	                                   "cl_active",
-	                                   "cl_waiting",
-	                                   "cl_active_cancel_req",
-	                                   "cl_waiting_cancel_req",
-	                                   "sv_active",
-	                                   "sv_active_cancel",
-	                                   "sv_being_canceled",
-	                                   "sv_idle",
-	                                   "sv_used",
-	                                   "sv_tested",
-	                                   "sv_login",
-	                                   "maxwait",
-	                                   "maxwait_us",
-	                                   "pool_mode",
-	                                   "node",
-	                                   "node_role",
-	                                   "paused",
-	                                   NULL};
-	struct list *pos, *tmp, *sp, *st;
+	if (g == BY_POOL)
+		return a == b;
+	return strcmp(a->db_name, b->db_name) == 0 && (g == BY_DB || strcmp(a->user, b->user) == 0);
+}
+
+/* True when an earlier pool of the list led p's group (its row is written). */
+static bool group_seen(struct worker *w, const struct pool *p, enum group g)
+{
+	struct list *pos, *tmp;
+	list_for_each_safe (pos, tmp, &w->pools) {
+		const struct pool *q = container_of(pos, struct pool, node);
+		if (q == p)
+			return false;
+		if (same_group(q, p, g))
+			return true;
+	}
+	return false;
+}
+
+struct pool_counts {
+	int cl_active, cl_waiting, sv_active, sv_idle, sv_tested, sv_login;
+	uint64_t maxwait;
+	bool paused;
+	char nodes[256];
+};
+
+static void count_pool(struct worker *w, struct pool *p, uint64_t now, struct pool_counts *pc)
+{
+	struct active_count clients = {.pool = p};
+	struct list *sp, *st;
+
+	client_foreach(w, count_active, &clients);
+	pc->cl_active += clients.n;
+	pc->cl_waiting += p->n_waiting;
+	list_for_each_safe (sp, st, &p->active) {
+		if (container_of(sp, struct server, node)->state == SERVER_RESET)
+			pc->sv_tested++;
+		else
+			pc->sv_active++;
+	}
+	list_for_each_safe (sp, st, &p->idle)
+		pc->sv_idle++;
+	pc->sv_login += p->n_connecting;
+	if (!list_empty(&p->waiting)) {
+		struct pool_waiter *wt = container_of(p->waiting.next, struct pool_waiter, node);
+		if (now - wt->since_us > pc->maxwait)
+			pc->maxwait = now - wt->since_us;
+	}
+	pc->paused = pc->paused || p->paused;
+	size_t n = strlen(pc->nodes);
+	snprintf(pc->nodes + n, sizeof(pc->nodes) - n, "%s%s", n > 0 ? "," : "", p->backend->name);
+}
+
+static void pools_view(struct worker *w, struct buf *out, enum group g)
+{
+	const char *cols[] = {"database",
+	                      "user",
+	                      "cl_active",
+	                      "cl_waiting",
+	                      "cl_active_cancel_req",
+	                      "cl_waiting_cancel_req",
+	                      "sv_active",
+	                      "sv_active_cancel",
+	                      "sv_being_canceled",
+	                      "sv_idle",
+	                      "sv_used",
+	                      "sv_tested",
+	                      "sv_login",
+	                      "maxwait",
+	                      "maxwait_us",
+	                      "pool_mode",
+	                      g == BY_POOL ? "node" : "nodes",
+	                      "node_role",
+	                      "paused",
+	                      NULL};
+	struct list *pos, *tmp, *qp, *qt;
 	uint64_t now = util_now_us();
 
 	row_description(out, cols);
 	list_for_each_safe (pos, tmp, &w->pools) {
 		struct pool *p = container_of(pos, struct pool, node);
-		int active = 0, tested = 0, idle = 0;
-		struct active_count clients = {.pool = p};
-		uint64_t maxwait = 0;
-		client_foreach(w, count_active, &clients);
-		list_for_each_safe (sp, st, &p->active) {
-			if (container_of(sp, struct server, node)->state == SERVER_RESET)
-				tested++;
-			else
-				active++;
+		struct pool_counts pc = {.cl_active = 0};
+		if (group_seen(w, p, g))
+			continue;
+		list_for_each_safe (qp, qt, &w->pools) {
+			struct pool *q = container_of(qp, struct pool, node);
+			if (same_group(p, q, g))
+				count_pool(w, q, now, &pc);
 		}
-		list_for_each_safe (sp, st, &p->idle)
-			idle++;
-		if (!list_empty(&p->waiting)) {
-			struct pool_waiter *wt =
-			    container_of(p->waiting.next, struct pool_waiter, node);
-			maxwait = now - wt->since_us;
-		}
+		/* a group spanning nodes names them all, and its role is theirs when they agree */
+		bool one = g == BY_POOL || strchr(pc.nodes, ',') == NULL;
 		row_fmt(out, 19,
 		        "%s\t%s\t%d\t%d\t0\t0\t%d\t0\t0\t%d\t0\t%d\t%d\t%llu\t%llu\t%s\t%s\t%s\t%s",
-		        p->db_name, p->user, clients.n, p->n_waiting, active, idle, tested,
-		        p->n_connecting, (unsigned long long)(maxwait / 1000000),
-		        (unsigned long long)(maxwait % 1000000), config_pool_mode_name(p->mode),
-		        p->backend->name, role_name(p->backend->role), p->paused ? "yes" : "no");
+		        p->db_name, p->user, pc.cl_active, pc.cl_waiting, pc.sv_active, pc.sv_idle,
+		        pc.sv_tested, pc.sv_login, (unsigned long long)(pc.maxwait / 1000000),
+		        (unsigned long long)(pc.maxwait % 1000000), config_pool_mode_name(p->mode),
+		        pc.nodes, one ? role_name(p->backend->role) : "mixed",
+		        pc.paused ? "yes" : "no");
 	}
 	complete(out, "SHOW");
 }
 
-/* Times in microseconds; avg_* cover the last stats_period (see metrics_period). Bytes
- * are measured on the server side of the pool. */
+static void show_pools(struct worker *w, struct buf *out)
+{
+	pools_view(w, out, BY_DB_USER);
+}
+
+static void show_node_pools(struct worker *w, struct buf *out)
+{
+	pools_view(w, out, BY_POOL);
+}
+
+/* Per database, as PgBouncer. Times in microseconds; avg_* cover the last stats_period
+ * (see metrics_period), weighted by each pool's transactions or queries. Bytes are
+ * measured on the server side of the pools. */
 static void show_stats(struct worker *w, struct buf *out)
 {
-	static const char *const cols[] = {"database",
-	                                   "total_xact_count",
-	                                   "total_query_count",
-	                                   "total_received",
-	                                   "total_sent",
-	                                   "total_xact_time",
-	                                   "total_query_time",
-	                                   "total_wait_time",
-	                                   "avg_xact_count",
-	                                   "avg_query_count",
-	                                   "avg_recv",
-	                                   "avg_sent",
-	                                   "avg_xact_time",
-	                                   "avg_query_time",
-	                                   "avg_wait_time",
-	                                   "user",
-	                                   "node",
-	                                   NULL};
-	struct list *pos, *tmp;
+	static const char *const cols[] = {
+	    "database",       "total_xact_count", "total_query_count", "total_received",
+	    "total_sent",     "total_xact_time",  "total_query_time",  "total_wait_time",
+	    "avg_xact_count", "avg_query_count",  "avg_recv",          "avg_sent",
+	    "avg_xact_time",  "avg_query_time",   "avg_wait_time",     NULL};
+	struct list *pos, *tmp, *qp, *qt;
 
 	row_description(out, cols);
 	list_for_each_safe (pos, tmp, &w->pools) {
 		struct pool *p = container_of(pos, struct pool, node);
-		const struct stats_totals *a = &p->window.avg;
+		uint64_t t[7] = {0}, a[4] = {0}, xact_w = 0, query_w = 0, wait_w = 0;
+		if (group_seen(w, p, BY_DB))
+			continue;
+		list_for_each_safe (qp, qt, &w->pools) {
+			const struct pool *q = container_of(qp, struct pool, node);
+			const struct stats_totals *avg = &q->window.avg;
+			if (!same_group(p, q, BY_DB))
+				continue;
+			t[0] += q->xact_count;
+			t[1] += q->tally.queries;
+			t[2] += q->tally.bytes.out;
+			t[3] += q->tally.bytes.in;
+			t[4] += q->xact_us;
+			t[5] += q->tally.query_us;
+			t[6] += q->wait_us;
+			a[0] += avg->xacts;
+			a[1] += avg->queries;
+			a[2] += avg->recv;
+			a[3] += avg->sent;
+			xact_w += avg->xact_us * avg->xacts;
+			query_w += avg->query_us * avg->queries;
+			wait_w += avg->wait_us * avg->xacts;
+		}
 		row_fmt(
-		    out, 17,
+		    out, 15,
 		    "%s\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t"
-		    "%llu\t%llu\t%s\t%s",
-		    p->db_name, (unsigned long long)p->xact_count,
-		    (unsigned long long)p->tally.queries, (unsigned long long)p->tally.bytes.out,
-		    (unsigned long long)p->tally.bytes.in, (unsigned long long)p->xact_us,
-		    (unsigned long long)p->tally.query_us, (unsigned long long)p->wait_us,
-		    (unsigned long long)a->xacts, (unsigned long long)a->queries,
-		    (unsigned long long)a->recv, (unsigned long long)a->sent,
-		    (unsigned long long)a->xact_us, (unsigned long long)a->query_us,
-		    (unsigned long long)a->wait_us, p->user, p->backend->name);
+		    "%llu\t%llu",
+		    p->db_name, (unsigned long long)t[0], (unsigned long long)t[1],
+		    (unsigned long long)t[2], (unsigned long long)t[3], (unsigned long long)t[4],
+		    (unsigned long long)t[5], (unsigned long long)t[6], (unsigned long long)a[0],
+		    (unsigned long long)a[1], (unsigned long long)a[2], (unsigned long long)a[3],
+		    (unsigned long long)(a[0] ? xact_w / a[0] : 0),
+		    (unsigned long long)(a[1] ? query_w / a[1] : 0),
+		    (unsigned long long)(a[0] ? wait_w / a[0] : 0));
 	}
 	complete(out, "SHOW");
 }
@@ -563,8 +637,11 @@ struct command {
 static const struct command commands[] = {
     {"SHOW", "HELP", false, show_help, NULL, NULL, "this list"},
     {"SHOW", "VERSION", false, show_version, NULL, NULL, "the pooler's version"},
-    {"SHOW", "POOLS", false, show_pools, NULL, NULL, "clients and servers of each pool"},
-    {"SHOW", "STATS", false, show_stats, NULL, NULL, "transactions and waits of each pool"},
+    {"SHOW", "POOLS", false, show_pools, NULL, NULL,
+     "clients and servers per database and user, over all nodes"},
+    {"SHOW", "NODE_POOLS", false, show_node_pools, NULL, NULL,
+     "as SHOW POOLS, one row per database, user and node"},
+    {"SHOW", "STATS", false, show_stats, NULL, NULL, "transactions and waits per database"},
     {"SHOW", "SERVERS", false, show_servers, NULL, NULL, "every server connection"},
     {"SHOW", "CLIENTS", false, show_clients, NULL, NULL, "every client connection"},
     {"SHOW", "DATABASES", false, show_databases, NULL, NULL, "the configured databases"},
