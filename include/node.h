@@ -109,6 +109,9 @@ struct node {
 struct node *node_new(const struct node_conf *nc, struct ev_loop *loop,
                       const struct node_probe_conf *probe, node_probe_cb cb, void *arg);
 void node_start(struct node *n);
+/* Reload: take the probe settings of the new config (interval, timeout, lag limits, probe
+ * login, backoff and breaker limits), keeping the node's health, breaker state and pools. */
+void node_set_probe(struct node *n, const struct node_probe_conf *probe);
 /* Stop probing: the node left the config, its pools drain (the struct stays for them). */
 void node_stop(struct node *n);
 void node_free(struct node *n);

@@ -282,13 +282,25 @@ static void configure_limits(struct worker *w, const struct config *cfg)
 			}
 }
 
-/* The running node that serves nc as it is configured now, or NULL. */
+/* Equal settings, where unset (NULL) and empty are the same. */
+static bool same_setting(const char *a, const char *b)
+{
+	return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+/* The running node that serves nc as it is configured now, or NULL. A node whose address,
+ * role or TLS settings changed is a new node: its servers must log in again. */
 static struct node *same_node(struct worker *w, const struct node_conf *nc)
 {
 	for (int i = 0; i < w->n_nodes; i++) {
 		struct node *n = w->nodes[i];
 		if (strcmp(n->name, nc->name) == 0 && strcmp(n->host, nc->host) == 0 &&
-		    n->port == nc->port && n->conf_role == nc->role)
+		    n->port == nc->port && n->conf_role == nc->role &&
+		    same_setting(n->tls.sslmode, config_tls_mode_name(nc->sslmode)) &&
+		    same_setting(n->tls.sslrootcert, nc->sslrootcert) &&
+		    same_setting(n->tls.sslcert, nc->sslcert) &&
+		    same_setting(n->tls.sslkey, nc->sslkey) &&
+		    same_setting(n->tls.sslpassword, nc->sslpassword))
 			return n;
 	}
 	return NULL;
@@ -308,6 +320,7 @@ static void apply_nodes(struct daemon *d, const struct config *cfg)
 		nodes[i] = same_node(w, &cfg->nodes[i]);
 		if (nodes[i] != NULL) {
 			nodes[i]->weight = cfg->nodes[i].weight;
+			node_set_probe(nodes[i], &probe);
 			continue;
 		}
 		nodes[i] = node_new(&cfg->nodes[i], w->loop, &probe, router_on_probe, w);

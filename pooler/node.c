@@ -326,6 +326,28 @@ struct node *node_new(const struct node_conf *nc, struct ev_loop *loop,
 	return n;
 }
 
+void node_set_probe(struct node *n, const struct node_probe_conf *probe)
+{
+	bool new_interval = probe->interval_ms != n->probe.interval_ms;
+
+	free((char *)n->probe.dbname);
+	free((char *)n->probe.user);
+	free((char *)n->probe.password);
+	n->probe = *probe;
+	n->probe.dbname = util_strdup(probe->dbname);
+	n->probe.user = util_strdup(probe->user);
+	n->probe.password = probe->password ? util_strdup(probe->password) : NULL;
+	n->breaker.threshold = probe->breaker_threshold;
+	n->breaker.recovery_ms = probe->breaker_recovery_ms;
+	n->backoff.base_ms = probe->retry_base_ms;
+	n->backoff.max_ms = probe->retry_max_ms;
+	if (new_interval) {
+		n->tick.repeat = probe->interval_ms / 1000.0;
+		if (ev_is_active(&n->tick))
+			ev_timer_again(n->loop, &n->tick);
+	}
+}
+
 void node_start(struct node *n)
 {
 	ev_timer_start(n->loop, &n->tick);

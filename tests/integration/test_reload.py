@@ -146,3 +146,38 @@ def test_a_client_waiting_on_a_removed_replica_goes_to_the_primary(pooler, clust
         t.join(10)
         assert got.get("v") is False, got
         holder.execute("commit")
+
+
+def probes(a, node="primary"):
+    return int([n for n in show(a, "NODES") if n["name"] == node][0]["probes_ok"])
+
+
+def test_reload_applies_probe_settings_to_kept_nodes(pooler, cluster):
+    """A node whose section is unchanged keeps running, but takes the new health_interval
+    (and the other probe, backoff and breaker settings) at once."""
+    p = pooler(with_replica=False, extra_pooler={"health_interval": "30s"})
+    with admin(p) as a:
+        wait_for(lambda: probes(a) >= 1, what="the first probe")
+        before = probes(a)
+        time.sleep(1.0)
+        assert probes(a) == before  # 30 s apart: none in this second
+        rewrite(p, cluster, with_replica=False, extra_pooler={"health_interval": "100ms"})
+        p.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: probes(a) >= before + 5, timeout=5,
+                 what="probes every 100 ms after the reload")
+        nodes = show(a, "NODES")
+        assert [n["up"] for n in nodes] == ["yes"], nodes
+
+
+def test_reload_with_new_tls_settings_replaces_the_node(pooler, cluster):
+    """Changing a node's sslmode makes it a new node: servers logged in under the old settings
+    are not reused."""
+    p = pooler(with_replica=False, extra_pooler=FAST_PROBES)
+    with p.connect() as c:
+        c.execute("select 1")
+        rewrite(p, cluster, with_replica=False, node_overrides={"primary": {"sslmode": "prefer"}})
+        p.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "node primary (" in p.log() and "removed" in p.log(),
+                 what="the old node retired")
+        # served by a fresh node; the session was not dropped
+        assert c.execute("select 1").fetchone() == (1,)
