@@ -194,6 +194,27 @@ static void arm_reserve(struct pool *p)
 	ev_timer_start(p->w->loop, &p->reserve_timer);
 }
 
+static void fail_waiters(struct pool *p, const char *sqlstate, const char *message);
+static void circuit_message(const struct pool *p, char *msg, size_t len);
+
+/* The node's circuit lets no connect through and this pool has no server that could come
+ * back: its waiters learn it now if the circuit is open (a probe may have opened it while
+ * a retry was pending), or look again shortly while another pool's trial decides. */
+static void blocked_by_breaker(struct pool *p)
+{
+	char msg[400];
+
+	if (p->n_servers > 0 || p->n_waiting == 0)
+		return;
+	if (p->backend->breaker.state == BREAKER_OPEN) {
+		circuit_message(p, msg, sizeof(msg));
+		fail_waiters(p, SQLSTATE_CONNECTION_FAILURE, msg);
+		return;
+	}
+	ev_timer_set(&p->retry, 0.1, 0);
+	ev_timer_start(p->w->loop, &p->retry);
+}
+
 /* Open connections while clients wait and the pool has room, and keep min_size open. */
 static void fill(struct pool *p)
 {
@@ -210,8 +231,10 @@ static void fill(struct pool *p)
 		if (full && victim == NULL)
 			break; /* wait for a neighbour to give way (pool_release) */
 		/* an open circuit lets no connect through, a half-open one just the trial */
-		if (!breaker_allow(&p->backend->breaker, now))
+		if (!breaker_allow(&p->backend->breaker, now)) {
+			blocked_by_breaker(p);
 			return;
+		}
 		if (victim != NULL) {
 			close_quietly(victim, container_of(victim->idle.next, struct server, node),
 			              "making room for another pool");

@@ -357,6 +357,32 @@ def test_breaker_fails_fast_and_closes_when_the_node_returns(cluster, pooler):
         proxy.close()
 
 
+def test_waiters_fail_when_a_probe_opens_the_circuit_during_their_retry(cluster, pooler):
+    """A client waits while its pool backs off between connect tries; meanwhile failed
+    health probes open the node's circuit. When the retry comes due it must tell the client
+    (circuit open) instead of leaving it queued until query_wait_timeout."""
+    proxy = FlakyProxy(cluster.primary_port, drops=0)
+    try:
+        p = pooler(with_replica=False, node_overrides={"primary": {"port": proxy.port}},
+                   extra_pooler={"retry_base": "3s", "retry_max": "3s",
+                                 "retry_max_tries": "10", "health_interval": "200ms",
+                                 "breaker_failure_threshold": "3", "breaker_recovery": "30s",
+                                 "query_wait_timeout": "20s"})
+        with p.connect() as c:  # user app has a server; md5user's pool has none
+            c.execute("select 1")
+        proxy.drops = proxy.seen + 10 ** 9  # the node goes away: no new connections,
+        proxy.cut()  # and the ones open (the health probe's) break
+        t0 = time.monotonic()
+        with pytest.raises(psycopg.OperationalError) as e:
+            psycopg.connect(p.dsn(user="md5user"), connect_timeout=15).close()
+        took = time.monotonic() - t0
+        print("waiter answered after %.2f s: %s" % (took, str(e.value).strip()[:80]))
+        assert took < 5, took  # the retry is due within 3 s; not query_wait_timeout's 20 s
+        assert "circuit open" in str(e.value) or "could not connect" in str(e.value), e.value
+    finally:
+        proxy.close()
+
+
 # ---- rate limits ------------------------------------------------------------------------
 
 def md5_login(source, port, user, password, dbname="app"):

@@ -22,6 +22,7 @@ class FlakyProxy:
         self.sock.listen(64)
         self.port = self.sock.getsockname()[1]
         self.stop = False
+        self.links = []  # (client side, server side) of each piped connection
         threading.Thread(target=self.run, daemon=True).start()
 
     def run(self):
@@ -36,6 +37,7 @@ class FlakyProxy:
                 c.close()
                 continue
             s = socket.create_connection(("127.0.0.1", self.target))
+            self.links.append((c, s))
             for a, b in ((c, s), (s, c)):
                 threading.Thread(target=self.pipe, args=(a, b), daemon=True).start()
 
@@ -55,6 +57,16 @@ class FlakyProxy:
                     x.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+
+    def cut(self):
+        """Break every connection piped so far, as a server going away does."""
+        for pair in self.links:
+            for x in pair:
+                try:
+                    x.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        self.links = []
 
     def close(self):
         self.stop = True
