@@ -67,6 +67,7 @@ enum startup_kind {
 	STARTUP_GSSENC,
 	STARTUP_CANCEL,
 	STARTUP_BAD_VERSION,
+	STARTUP_TOO_MANY_PARAMS, /* well formed, but over PROTO_MAX_PARAMS pairs */
 	STARTUP_MALFORMED
 };
 

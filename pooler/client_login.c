@@ -691,6 +691,10 @@ void client_read_startup(struct client *c)
 			         st.version >> 16, st.version & 0xffff);
 			client_fatal(c, SQLSTATE_FEATURE_NOT_SUPPORTED, msg);
 			return;
+		case STARTUP_TOO_MANY_PARAMS:
+			client_fatal(c, SQLSTATE_PROGRAM_LIMIT_EXCEEDED,
+			             "too many startup parameters (the pooler takes at most 64)");
+			return;
 		case STARTUP_MALFORMED:
 			client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION,
 			             "invalid startup packet layout");

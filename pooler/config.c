@@ -12,7 +12,9 @@
 
 #include "log.h"
 
-enum key_type { K_STR, K_PATH, K_INT, K_AUTO_INT, K_ENUM, K_MS, K_LOGLEVEL, K_SHARE };
+/* K_MS: a duration, bare numbers in seconds; K_MSEC: the same for keys named *_ms, whose
+ * bare numbers are milliseconds. */
+enum key_type { K_STR, K_PATH, K_INT, K_AUTO_INT, K_ENUM, K_MS, K_MSEC, K_LOGLEVEL, K_SHARE };
 
 /* One configurable key. Defaults are written as a user would write them and parsed by the
  * same code as the file, so the table is the single place a default lives. */
@@ -271,8 +273,9 @@ int config_local_cores(void)
 	return n > 0 ? (int)n : 1;
 }
 
-/* Durations: a number with an optional unit ms, s, min, h; a bare number means seconds. */
-static bool parse_ms(const char *v, long *out)
+/* Durations: a number with an optional unit ms, s, min, h; a bare number means seconds,
+ * or milliseconds when bare_ms. */
+static bool parse_ms(const char *v, bool bare_ms, long *out)
 {
 	char *end;
 	double x;
@@ -283,7 +286,9 @@ static bool parse_ms(const char *v, long *out)
 		return false;
 	while (*end == ' ')
 		end++;
-	if (*end == '\0' || strcmp(end, "s") == 0)
+	if (*end == '\0' && bare_ms)
+		;
+	else if (*end == '\0' || strcmp(end, "s") == 0)
 		x *= 1000;
 	else if (strcmp(end, "min") == 0)
 		x *= 60000;
@@ -353,12 +358,13 @@ static bool set_key(struct parse_state *ps, const char *section, void *obj, cons
 		*(int *)field = (int)v;
 		return true;
 	case K_MS:
-		if (!parse_ms(value, &v) || v < k->min || v > k->max)
-			return fail(
-			    ps,
-			    "[%s] %s: \"%s\" is not a duration from %ldms to %ldms "
-			    "(a number with unit ms, s, min or h; bare numbers are seconds)",
-			    section, k->name, value, k->min, k->max);
+	case K_MSEC:
+		if (!parse_ms(value, k->type == K_MSEC, &v) || v < k->min || v > k->max)
+			return fail(ps,
+			            "[%s] %s: \"%s\" is not a duration from %ldms to %ldms "
+			            "(a number with unit ms, s, min or h; bare numbers are %s)",
+			            section, k->name, value, k->min, k->max,
+			            k->type == K_MSEC ? "milliseconds" : "seconds");
 		*(int *)field = (int)v;
 		return true;
 	case K_ENUM:
@@ -465,6 +471,33 @@ static int section_kind(struct parse_state *ps, const char *section, const char 
 	return -1;
 }
 
+/* Other names for [pooler] durations: the *_ms spellings (bare numbers in milliseconds),
+ * and PgBouncer's server_login_retry, which caps the wait between connect tries. */
+static const struct {
+	const char *alias, *key;
+	bool bare_ms;
+} aliases[] = {
+    {"retry_base_ms", "retry_base", true},
+    {"retry_max_ms", "retry_max", true},
+    {"breaker_recovery_ms", "breaker_recovery", true},
+    {"server_login_retry", "retry_max", false},
+};
+
+/* The [pooler] key an alias stands for, with its bare-number unit; NULL for none. */
+static const struct key *alias_key(const char *name, bool *bare_ms)
+{
+	for (size_t a = 0; a < ARRAY_LEN(aliases); a++) {
+		if (strcmp(aliases[a].alias, name) != 0)
+			continue;
+		for (size_t i = 0; i < ARRAY_LEN(pooler_keys); i++)
+			if (strcmp(pooler_keys[i].name, aliases[a].key) == 0) {
+				*bare_ms = aliases[a].bare_ms;
+				return &pooler_keys[i];
+			}
+	}
+	return NULL;
+}
+
 static int on_ini_entry(void *user, const char *section, const char *name, const char *value)
 {
 	struct parse_state *ps = user;
@@ -482,6 +515,14 @@ static int on_ini_entry(void *user, const char *section, const char *name, const
 		const struct key *k = &kinds[kind].keys[i];
 		if (strcmp(k->name, name) == 0)
 			return set_key(ps, section, obj, k, value);
+	}
+	bool bare_ms;
+	const struct key *target = kind == 0 ? alias_key(name, &bare_ms) : NULL;
+	if (target != NULL) {
+		struct key k = *target;
+		k.name = name; /* errors speak of the key as written */
+		k.type = bare_ms ? K_MSEC : K_MS;
+		return set_key(ps, section, obj, &k, value);
 	}
 	char allowed[1024] = "";
 	for (size_t i = 0; i < kinds[kind].n_keys; i++) {
@@ -812,6 +853,7 @@ static void format_value(const struct key *k, const void *obj, char *out, size_t
 			snprintf(out, cap, "%d", v);
 		return;
 	case K_MS:
+	case K_MSEC:
 		snprintf(out, cap, "%dms", v);
 		return;
 	case K_SHARE:

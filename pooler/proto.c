@@ -111,8 +111,10 @@ enum startup_kind proto_parse_startup(const uint8_t *body, size_t len, struct st
 		if (*name == '\0')
 			break;
 		const char *value = proto_get_str(&r);
-		if (value == NULL || s->nparams == PROTO_MAX_PARAMS)
+		if (value == NULL)
 			return s->kind = STARTUP_MALFORMED;
+		if (s->nparams == PROTO_MAX_PARAMS)
+			return s->kind = STARTUP_TOO_MANY_PARAMS;
 		s->names[s->nparams] = name;
 		s->values[s->nparams] = value;
 		s->nparams++;

@@ -191,6 +191,16 @@ def test_many_small_parameters_within_the_limit(trust):
             assert kind in ("R", "E"), kind
 
 
+def test_too_many_parameters_get_a_clear_error(trust):
+    """Over 64 startup parameters: not a layout error but a named limit (54000)."""
+    params = {"user": "app", "database": "app"}
+    params.update({"pooler_t.p%d" % i: "v" for i in range(70)})
+    with GoodClient(trust):
+        with socket.create_connection((trust.host, trust.port), timeout=5) as bad:
+            send_quietly(bad, startup_message(params))
+            expect_error(bad, {"54000"})
+
+
 @pytest.mark.timeout(90)
 def test_startup_split_byte_by_byte(trust):
     data = startup_message({"user": "app", "database": "app", "application_name": "drip"})

@@ -131,6 +131,38 @@ static void test_sizing_and_units(void **state)
 	config_free(cfg);
 }
 
+/* The spellings the *_ms names and PgBouncer's server_login_retry give the same settings. */
+static void test_duration_aliases(void **state)
+{
+	char err[512];
+	(void)state;
+	struct config *cfg = config_load(write_ini("[pooler]\n"
+	                                           "retry_base_ms = 50\n"
+	                                           "retry_max_ms = 2s\n"
+	                                           "breaker_recovery_ms = 1500\n"
+	                                           "[node.a]\n"
+	                                           "[database.d]\n"),
+	                                 err, sizeof(err));
+	unlink(path);
+	assert_non_null(cfg);
+	assert_int_equal(cfg->retry_base_ms, 50); /* bare numbers of *_ms keys: milliseconds */
+	assert_int_equal(cfg->retry_max_ms, 2000);
+	assert_int_equal(cfg->breaker_recovery_ms, 1500);
+	config_free(cfg);
+
+	cfg = config_load(write_ini("[pooler]\nserver_login_retry = 3\n[node.a]\n[database.d]\n"),
+	                  err, sizeof(err));
+	unlink(path);
+	assert_non_null(cfg);
+	assert_int_equal(cfg->retry_max_ms, 3000); /* PgBouncer's, in seconds */
+	config_free(cfg);
+
+	assert_null(config_load(write_ini("[pooler]\nretry_max_ms = soon\n"), err, sizeof(err)));
+	unlink(path);
+	assert_non_null(strstr(err, "retry_max_ms"));
+	assert_non_null(strstr(err, "milliseconds"));
+}
+
 struct bad_case {
 	const char *text;
 	const char *expect[3]; /* substrings of the message */
@@ -240,7 +272,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_minimal),  cmocka_unit_test(test_sizing_and_units),
 	    cmocka_unit_test(test_errors),   cmocka_unit_test(test_node_budget_and_shares),
-	    cmocka_unit_test(test_list_has),
+	    cmocka_unit_test(test_list_has), cmocka_unit_test(test_duration_aliases),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -120,7 +120,7 @@ static void test_startup_malformed(void **state)
 		o += 4;
 	}
 	b[o++] = 0;
-	assert_int_equal(proto_parse_startup(b, o, &st), STARTUP_MALFORMED);
+	assert_int_equal(proto_parse_startup(b, o, &st), STARTUP_TOO_MANY_PARAMS);
 }
 
 static void test_write_error(void **state)
