@@ -327,17 +327,22 @@ def test_server_idle_timeout_closes_unused_servers(pooler, cluster):
 
 # ---- circuit breaker --------------------------------------------------------------------
 
+def behind_proxy(pooler, proxy, **settings):
+    """A pooler whose one node is the primary, reached through proxy; settings go to
+    [pooler]."""
+    return pooler(with_replica=False, node_overrides={"primary": {"port": proxy.port}},
+                  extra_pooler=settings)
+
+
 def test_breaker_fails_fast_and_closes_when_the_node_returns(cluster, pooler):
     """The node goes away: the circuit opens and a client learns it in well under 100 ms
     instead of waiting out server_connect_timeout; the node returns: the circuit closes and
     clients are served."""
     proxy = FlakyProxy(cluster.primary_port, drops=10 ** 9)  # refuses everything for now
     try:
-        p = pooler(with_replica=False, node_overrides={"primary": {"port": proxy.port}},
-                   extra_pooler={"retry_base": "10ms", "retry_max": "50ms",
-                                 "retry_max_tries": "1", "health_interval": "100ms",
-                                 "breaker_failure_threshold": "3", "breaker_recovery": "30s",
-                                 "server_connect_timeout": "5s"})
+        p = behind_proxy(pooler, proxy, retry_base="10ms", retry_max="50ms", retry_max_tries=1,
+                         health_interval="100ms", breaker_failure_threshold=3,
+                         breaker_recovery="30s", server_connect_timeout="5s")
         wait_for(lambda: metric(p, "pooler_breaker_state", node="primary") == 1, timeout=10,
                  what="the circuit to open")
         times = []
@@ -363,11 +368,9 @@ def test_waiters_fail_when_a_probe_opens_the_circuit_during_their_retry(cluster,
     (circuit open) instead of leaving it queued until query_wait_timeout."""
     proxy = FlakyProxy(cluster.primary_port, drops=0)
     try:
-        p = pooler(with_replica=False, node_overrides={"primary": {"port": proxy.port}},
-                   extra_pooler={"retry_base": "3s", "retry_max": "3s",
-                                 "retry_max_tries": "10", "health_interval": "200ms",
-                                 "breaker_failure_threshold": "3", "breaker_recovery": "30s",
-                                 "query_wait_timeout": "20s"})
+        p = behind_proxy(pooler, proxy, retry_base="3s", retry_max="3s", retry_max_tries=10,
+                         health_interval="200ms", breaker_failure_threshold=3,
+                         breaker_recovery="30s", query_wait_timeout="20s")
         with p.connect() as c:  # user app has a server; md5user's pool has none
             c.execute("select 1")
         proxy.drops = proxy.seen + 10 ** 9  # the node goes away: no new connections,
