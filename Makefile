@@ -32,7 +32,8 @@ PYTEST_ARGS ?=
 DEB_PACKAGES := build-essential pkg-config libev-dev libinih-dev libpg-query-dev libprotobuf-c-dev \
 	libssl-dev libpq-dev libcmocka-dev libmicrohttpd-dev postgresql-15 postgresql-client-15 python3-pytest \
 	python3-psycopg python3-asyncpg pgbouncer gnuplot-nox prometheus clang-format cppcheck \
-	openssl libpostgresql-jdbc-java openjdk-17-jdk-headless clang libclang-rt-14-dev
+	openssl libpostgresql-jdbc-java openjdk-17-jdk-headless golang-go golang-github-jackc-pgx-v4-dev \
+	clang libclang-rt-14-dev
 
 # libFuzzer targets, built with clang and linked with the pure modules.
 FUZZ_CC      ?= clang

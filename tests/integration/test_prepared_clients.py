@@ -1,7 +1,8 @@
 """Real drivers using prepared statements through transaction pooling: many clients share
 a pool of 2 server connections (with a replica taking reads), every execution returns its
 own right answer, and nothing fails. pgbench -M prepared, asyncpg (50 coroutines),
-psycopg 3 (prepare=True), pgjdbc (named statements after prepareThreshold)."""
+psycopg 3 (prepare=True), pgjdbc (named statements after prepareThreshold), Go pgx (its
+statement cache prepares every query under a name of its own)."""
 import asyncio
 import os
 import subprocess
@@ -14,6 +15,7 @@ from test_metrics import metrics_port, value, wait_metrics
 from test_pgbench import initialized, parse, pgbench  # noqa: F401 (fixture)
 
 JDBC_JAR = "/usr/share/java/postgresql.jar"
+GOPATH = "/usr/share/gocode"  # Debian's golang-github-jackc-pgx-v4-dev installs here
 SECONDS = 5
 
 
@@ -153,6 +155,110 @@ def test_jdbc_named_statements(pooler, tmp_path):
     url = "jdbc:postgresql://%s:%d/app?sslmode=disable" % (p.host, p.port)
     r = subprocess.run(["java", "-cp", "%s:%s" % (JDBC_JAR, tmp_path), "PreparedThroughPooler",
                         url], capture_output=True, text=True, timeout=90)
+    assert r.returncode == 0 and "OK" in r.stdout, (r.stdout + r.stderr)[-4000:]
+    assert "keeps its server connection" not in p.log()
+    s = wait_metrics(metrics_port(p), lambda s: value(
+        s, "pooler_prepared_statements_total", event="shared") > 0)
+    assert value(s, "pooler_prepared_statements_total", event="shared") > 0
+
+
+GO = r"""
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+
+	"github.com/jackc/pgx/v4/pgxpool"
+)
+
+// 50 goroutines over a pgx pool of 20 connections, each doing 40 rounds of two cached
+// (named, prepared) queries and a short transaction; every answer is checked.
+func main() {
+	ctx := context.Background()
+	cfg, err := pgxpool.ParseConfig(os.Args[1])
+	if err != nil {
+		panic(err)
+	}
+	cfg.MaxConns = 20
+	pool, err := pgxpool.ConnectConfig(ctx, cfg)
+	if err != nil {
+		panic(err)
+	}
+	defer pool.Close()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	fail := func(err error) {
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
+	}
+	for g := 0; g < 50; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 40; i++ {
+				var v int
+				if err := pool.QueryRow(ctx, "select $1::int + 1", i).Scan(&v); err != nil {
+					fail(err)
+					return
+				} else if v != i+1 {
+					fail(fmt.Errorf("select $1::int + 1 with %d gave %d", i, v))
+				}
+				var s string
+				want := fmt.Sprintf("%d-%d", g, i)
+				if err := pool.QueryRow(ctx, "select $1::text", want).Scan(&s); err != nil {
+					fail(err)
+					return
+				} else if s != want {
+					fail(fmt.Errorf("select $1::text with %s gave %s", want, s))
+				}
+				tx, err := pool.Begin(ctx)
+				if err != nil {
+					fail(err)
+					return
+				}
+				if _, err := tx.Exec(ctx, "select pg_advisory_xact_lock($1)", g); err != nil {
+					fail(err)
+				}
+				if err := tx.Commit(ctx); err != nil {
+					fail(err)
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	for i, e := range errs {
+		if i < 5 {
+			fmt.Println("error:", e)
+		}
+	}
+	if len(errs) > 0 {
+		fmt.Println("errors:", len(errs))
+		os.Exit(1)
+	}
+	fmt.Println("OK")
+}
+"""
+
+
+@pytest.mark.timeout(180)
+def test_pgx_statement_cache(pooler, tmp_path):
+    """Go pgx prepares each query under its own name on every connection it opens (20
+    here) and runs them over a pooler pool of 2 server connections with a replica."""
+    assert os.path.isdir(os.path.join(GOPATH, "src/github.com/jackc/pgx/v4")), \
+        "golang-github-jackc-pgx-v4-dev is not installed (make deps)"
+    (tmp_path / "main.go").write_text(GO)
+    env = dict(os.environ, GO111MODULE="off", GOPATH=GOPATH, GOCACHE=str(tmp_path / "cache"))
+    r = subprocess.run(["go", "build", "-o", str(tmp_path / "pgx_client"), "."],
+                       cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=150)
+    assert r.returncode == 0, r.stderr[-4000:]
+    p = pooler(pool_size=2)
+    r = subprocess.run([str(tmp_path / "pgx_client"), p.dsn() + " sslmode=disable"],
+                       capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "OK" in r.stdout, (r.stdout + r.stderr)[-4000:]
     assert "keeps its server connection" not in p.log()
     s = wait_metrics(metrics_port(p), lambda s: value(
