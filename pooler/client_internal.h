@@ -97,6 +97,8 @@ struct client {
 	uint8_t pinned;      /* enum pin_reason: keeps its server for the whole session */
 	uint64_t linked_us;  /* when the current server was linked */
 	uint64_t connect_us; /* accepted at */
+	bool asked_ssl;      /* startup: an SSLRequest was answered (one is allowed) */
+	bool asked_gss;      /* startup: a GSSENCRequest was answered (one is allowed) */
 	bool admin_writer;   /* admin console: in admin_users (else stats_users: SHOW only) */
 	bool admin_skip;     /* admin console: discarding extended messages up to Sync */
 	char *admin_wait;    /* admin console: a command answers later (admin_poll) */

@@ -675,9 +675,22 @@ void client_read_startup(struct client *c)
 		proto_parse_startup(p + 4, len - 4, &st);
 		switch (st.kind) {
 		case STARTUP_SSL:
-			answer_ssl_request(c, len);
-			continue;
 		case STARTUP_GSSENC:
+			/* a second request of a kind is no protocol PostgreSQL knows either */
+			if (st.kind == STARTUP_SSL ? c->asked_ssl : c->asked_gss) {
+				snprintf(msg, sizeof(msg),
+				         "unsupported frontend protocol %u.%u: server supports 3.0 "
+				         "to 3.0",
+				         st.version >> 16, st.version & 0xffff);
+				client_fatal(c, SQLSTATE_FEATURE_NOT_SUPPORTED, msg);
+				return;
+			}
+			if (st.kind == STARTUP_SSL) {
+				c->asked_ssl = true;
+				answer_ssl_request(c, len);
+				continue;
+			}
+			c->asked_gss = true;
 			buf_consume(in, len);
 			buf_put_u8(&c->conn.out, 'N');
 			client_flush(c);

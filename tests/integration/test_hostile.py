@@ -595,6 +595,29 @@ def read_all_until_close(sock, timeout=5.0):
     return data
 
 
+@pytest.mark.parametrize("code", [SSL_CODE, 80877104], ids=["ssl", "gssenc"])
+def test_a_second_encryption_request_is_refused_as_postgresql_does(trust, code):
+    """One SSLRequest (or GSSENCRequest) gets 'N'; a second of the same kind is no protocol
+    at all: FATAL 0A000, as PostgreSQL answers. One of each kind is fine."""
+    request = struct.pack("!II", 8, code)
+    with GoodClient(trust):
+        with socket.create_connection((trust.host, trust.port), timeout=5) as bad:
+            bad.sendall(request)
+            assert bad.recv(1) == b"N"
+            send_quietly(bad, request)
+            fields = expect_error(bad, {"0A000"})
+            assert "unsupported frontend protocol" in fields["M"], fields
+        other = 80877104 if code == SSL_CODE else SSL_CODE
+        with RawConn(trust.host, trust.port) as c:
+            for req in (request, struct.pack("!II", 8, other)):
+                c.sock.sendall(req)
+                assert c.sock.recv(1) == b"N"
+            c.send(startup_message({"user": "app", "database": "app"}))
+            c.finish_login()
+            rows, _, errors = c.simple_query("select 1")
+            assert rows == [["1"]] and not errors, errors
+
+
 @pytest.mark.parametrize("pool_mode", ["transaction", "session"])
 def test_startup_queries_and_terminate_in_one_write(pooler, cluster, pool_mode):
     """SSLRequest, startup, two queries and Terminate in a single write: like PostgreSQL,
