@@ -98,11 +98,19 @@ class ConnectionClosed(Exception):
 class RawConn:
     """A blocking socket speaking just enough of the protocol for tests."""
 
-    def __init__(self, host, port, timeout=5.0, source=None):
+    def __init__(self, host, port, timeout=5.0, source=None, rcvbuf=None):
         """source: local address to connect from (e.g. "127.0.0.2"), to look like another
-        client machine on loopback."""
-        self.sock = socket.create_connection((host, port), timeout=timeout,
-                                             source_address=(source, 0) if source else None)
+        client machine on loopback. rcvbuf: a small receive buffer makes a slow reader."""
+        if rcvbuf is None:
+            self.sock = socket.create_connection(
+                (host, port), timeout=timeout, source_address=(source, 0) if source else None)
+        else:
+            self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            self.sock.settimeout(timeout)
+            if source:
+                self.sock.bind((source, 0))
+            self.sock.connect((host, port))
         self.sock.settimeout(timeout)
         self.buf = b""
         self.params = {}

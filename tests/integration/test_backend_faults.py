@@ -89,6 +89,40 @@ def test_backend_terminated_mid_query(pooler, cluster, in_tx):
     assert p.alive()
 
 
+def test_a_slow_reader_gets_all_a_dying_server_sent(pooler, cluster):
+    """The server sends a large result, then ends the session with a FATAL error, while
+    the client is not reading. When the client reads, it gets every row, the server's
+    error and the pooler's, in order, and then the close: nothing queued for it is
+    dropped because the server went first."""
+    p = pooler(auth_type="trust", pool_size=2, with_replica=False)
+    # 400 kB: the pooler reads it all (under its high-water mark), and the server's close
+    # with it, while the client's small window takes a little at a time
+    rows_sent = 200
+    with GoodClient(p):
+        for _ in range(3):
+            with RawConn(p.host, p.port, rcvbuf=4096) as c:
+                c.login_trust("app", "app")
+                c.send(query_message(
+                    "select repeat('x', 2000) from generate_series(1, %d);"
+                    " select pg_terminate_backend(pg_backend_pid())" % rows_sent))
+                time.sleep(1.5)  # the server is done (and gone) before we read a byte
+                c.sock.settimeout(ATTEMPT_TIMEOUT)
+                rows, errors = 0, []
+                try:
+                    while True:
+                        kind, payload = c.read_msg()
+                        if kind == "D":
+                            rows += 1
+                        elif kind == "E":
+                            errors.append(parse_fields(payload).get("C"))
+                except ConnectionClosed:
+                    pass
+                # (the row of pg_terminate_backend itself may come before its FATAL)
+                assert rows in (rows_sent, rows_sent + 1), (rows, errors)
+                assert errors and errors[0] == "57P01", errors  # the server's own, first
+    assert p.alive()
+
+
 def test_idle_pooled_backends_terminated(pooler, cluster):
     """Servers killed while they idle in the pool are noticed and never handed out."""
     p = pooler(auth_type="trust", pool_size=3)
