@@ -180,7 +180,7 @@ static bool group_seen(struct worker *w, const struct pool *p, enum group g)
 }
 
 struct pool_counts {
-	int cl_active, cl_waiting, sv_active, sv_idle, sv_tested, sv_login;
+	int pools, cl_active, cl_waiting, sv_active, sv_idle, sv_tested, sv_login;
 	uint64_t maxwait;
 	bool paused;
 	char nodes[256];
@@ -192,6 +192,7 @@ static void count_pool(struct worker *w, struct pool *p, uint64_t now, struct po
 	struct list *sp, *st;
 
 	client_foreach(w, count_active, &clients);
+	pc->pools++;
 	pc->cl_active += clients.n;
 	pc->cl_waiting += p->n_waiting;
 	list_for_each_safe (sp, st, &p->active) {
@@ -241,7 +242,7 @@ static void pools_view(struct worker *w, struct buf *out, enum group g)
 	row_description(out, cols);
 	list_for_each_safe (pos, tmp, &w->pools) {
 		struct pool *p = container_of(pos, struct pool, node);
-		struct pool_counts pc = {.cl_active = 0};
+		struct pool_counts pc = {.pools = 0};
 		if (group_seen(w, p, g))
 			continue;
 		list_for_each_safe (qp, qt, &w->pools) {
@@ -249,14 +250,13 @@ static void pools_view(struct worker *w, struct buf *out, enum group g)
 			if (same_group(p, q, g))
 				count_pool(w, q, now, &pc);
 		}
-		/* a group spanning nodes names them all, and its role is theirs when they agree */
-		bool one = g == BY_POOL || strchr(pc.nodes, ',') == NULL;
+		/* a group spanning nodes names them all; their roles differ */
 		row_fmt(out, 19,
 		        "%s\t%s\t%d\t%d\t0\t0\t%d\t0\t0\t%d\t0\t%d\t%d\t%llu\t%llu\t%s\t%s\t%s\t%s",
 		        p->db_name, p->user, pc.cl_active, pc.cl_waiting, pc.sv_active, pc.sv_idle,
 		        pc.sv_tested, pc.sv_login, (unsigned long long)(pc.maxwait / 1000000),
 		        (unsigned long long)(pc.maxwait % 1000000), config_pool_mode_name(p->mode),
-		        pc.nodes, one ? role_name(p->backend->role) : "mixed",
+		        pc.nodes, pc.pools == 1 ? role_name(p->backend->role) : "mixed",
 		        pc.paused ? "yes" : "no");
 	}
 	complete(out, "SHOW");
@@ -287,40 +287,44 @@ static void show_stats(struct worker *w, struct buf *out)
 	row_description(out, cols);
 	list_for_each_safe (pos, tmp, &w->pools) {
 		struct pool *p = container_of(pos, struct pool, node);
-		uint64_t t[7] = {0}, a[4] = {0}, xact_w = 0, query_w = 0, wait_w = 0;
+		struct stats_totals tot = {0}, avg = {0};
+		uint64_t xact_w = 0, query_w = 0, wait_w = 0; /* avg times weighted by counts */
 		if (group_seen(w, p, BY_DB))
 			continue;
 		list_for_each_safe (qp, qt, &w->pools) {
 			const struct pool *q = container_of(qp, struct pool, node);
-			const struct stats_totals *avg = &q->window.avg;
+			const struct stats_totals *a = &q->window.avg;
 			if (!same_group(p, q, BY_DB))
 				continue;
-			t[0] += q->xact_count;
-			t[1] += q->tally.queries;
-			t[2] += q->tally.bytes.out;
-			t[3] += q->tally.bytes.in;
-			t[4] += q->xact_us;
-			t[5] += q->tally.query_us;
-			t[6] += q->wait_us;
-			a[0] += avg->xacts;
-			a[1] += avg->queries;
-			a[2] += avg->recv;
-			a[3] += avg->sent;
-			xact_w += avg->xact_us * avg->xacts;
-			query_w += avg->query_us * avg->queries;
-			wait_w += avg->wait_us * avg->xacts;
+			tot.xacts += q->xact_count;
+			tot.queries += q->tally.queries;
+			tot.recv += q->tally.bytes.out; /* what clients sent, on to the servers */
+			tot.sent += q->tally.bytes.in;
+			tot.xact_us += q->xact_us;
+			tot.query_us += q->tally.query_us;
+			tot.wait_us += q->wait_us;
+			avg.xacts += a->xacts;
+			avg.queries += a->queries;
+			avg.recv += a->recv;
+			avg.sent += a->sent;
+			xact_w += a->xact_us * a->xacts;
+			query_w += a->query_us * a->queries;
+			wait_w += a->wait_us * a->xacts;
 		}
+		avg.xact_us = avg.xacts ? xact_w / avg.xacts : 0;
+		avg.query_us = avg.queries ? query_w / avg.queries : 0;
+		avg.wait_us = avg.xacts ? wait_w / avg.xacts : 0;
 		row_fmt(
 		    out, 15,
 		    "%s\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t"
 		    "%llu\t%llu",
-		    p->db_name, (unsigned long long)t[0], (unsigned long long)t[1],
-		    (unsigned long long)t[2], (unsigned long long)t[3], (unsigned long long)t[4],
-		    (unsigned long long)t[5], (unsigned long long)t[6], (unsigned long long)a[0],
-		    (unsigned long long)a[1], (unsigned long long)a[2], (unsigned long long)a[3],
-		    (unsigned long long)(a[0] ? xact_w / a[0] : 0),
-		    (unsigned long long)(a[1] ? query_w / a[1] : 0),
-		    (unsigned long long)(a[0] ? wait_w / a[0] : 0));
+		    p->db_name, (unsigned long long)tot.xacts, (unsigned long long)tot.queries,
+		    (unsigned long long)tot.recv, (unsigned long long)tot.sent,
+		    (unsigned long long)tot.xact_us, (unsigned long long)tot.query_us,
+		    (unsigned long long)tot.wait_us, (unsigned long long)avg.xacts,
+		    (unsigned long long)avg.queries, (unsigned long long)avg.recv,
+		    (unsigned long long)avg.sent, (unsigned long long)avg.xact_us,
+		    (unsigned long long)avg.query_us, (unsigned long long)avg.wait_us);
 	}
 	complete(out, "SHOW");
 }

@@ -334,10 +334,10 @@ static char *scram_gs2(struct scram_state *st, const struct scram_binding *cb, c
 	} else {
 		return NULL;
 	}
+	/* no ',', or an authorization identity before it, which PostgreSQL refuses too */
 	authzid_end = strchr(p, ',');
 	if (authzid_end != p)
-		return NULL; /* no ',', or an authorization identity, which PostgreSQL refuses too
-		              */
+		return NULL;
 	n = (size_t)(authzid_end + 1 - msg);
 	if (n + (msg[0] == 'p' ? cb->len : 0) > sizeof(raw))
 		return NULL;

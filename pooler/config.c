@@ -475,27 +475,32 @@ static int section_kind(struct parse_state *ps, const char *section, const char 
  * and PgBouncer's server_login_retry, which caps the wait between connect tries. */
 static const struct {
 	const char *alias, *key;
-	bool bare_ms;
+	enum key_type type;
 } aliases[] = {
-    {"retry_base_ms", "retry_base", true},
-    {"retry_max_ms", "retry_max", true},
-    {"breaker_recovery_ms", "breaker_recovery", true},
-    {"server_login_retry", "retry_max", false},
+    {"retry_base_ms", "retry_base", K_MSEC},
+    {"retry_max_ms", "retry_max", K_MSEC},
+    {"breaker_recovery_ms", "breaker_recovery", K_MSEC},
+    {"server_login_retry", "retry_max", K_MS},
 };
 
-/* The [pooler] key an alias stands for, with its bare-number unit; NULL for none. */
-static const struct key *alias_key(const char *name, bool *bare_ms)
+/* Set through an alias: the [pooler] key it stands for, read with the alias's own unit
+ * and named as written in errors. False when name is no alias. */
+static bool set_alias(struct parse_state *ps, const char *section, void *obj, const char *name,
+                      const char *value, int *ret)
 {
 	for (size_t a = 0; a < ARRAY_LEN(aliases); a++) {
 		if (strcmp(aliases[a].alias, name) != 0)
 			continue;
 		for (size_t i = 0; i < ARRAY_LEN(pooler_keys); i++)
 			if (strcmp(pooler_keys[i].name, aliases[a].key) == 0) {
-				*bare_ms = aliases[a].bare_ms;
-				return &pooler_keys[i];
+				struct key k = pooler_keys[i];
+				k.name = name;
+				k.type = aliases[a].type;
+				*ret = set_key(ps, section, obj, &k, value);
+				return true;
 			}
 	}
-	return NULL;
+	return false;
 }
 
 static int on_ini_entry(void *user, const char *section, const char *name, const char *value)
@@ -516,14 +521,9 @@ static int on_ini_entry(void *user, const char *section, const char *name, const
 		if (strcmp(k->name, name) == 0)
 			return set_key(ps, section, obj, k, value);
 	}
-	bool bare_ms;
-	const struct key *target = kind == 0 ? alias_key(name, &bare_ms) : NULL;
-	if (target != NULL) {
-		struct key k = *target;
-		k.name = name; /* errors speak of the key as written */
-		k.type = bare_ms ? K_MSEC : K_MS;
-		return set_key(ps, section, obj, &k, value);
-	}
+	int ret;
+	if (kind == 0 && set_alias(ps, section, obj, name, value, &ret))
+		return ret;
 	char allowed[1024] = "";
 	for (size_t i = 0; i < kinds[kind].n_keys; i++) {
 		if (i > 0)

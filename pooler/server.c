@@ -182,10 +182,17 @@ void server_query(struct server *s, const char *sql)
 		fail(s, "write to server failed");
 }
 
+/* Nothing outstanding in either direction: every request answered, no message half
+ * relayed, no reply of the pooler's own still to come. */
+static bool quiet(const struct server *s)
+{
+	return s->pending == 0 && s->swallow == 0 && !s->unsynced && s->remain == 0 &&
+	       s->held == 0 && !s->dropping;
+}
+
 bool server_is_clean(const struct server *s)
 {
-	return s->pending == 0 && s->swallow == 0 && !s->unsynced && s->tx_status == 'I' &&
-	       s->remain == 0 && s->held == 0 && !s->dropping;
+	return quiet(s) && s->tx_status == 'I';
 }
 
 void server_check_ready(struct server *s)
@@ -194,12 +201,11 @@ void server_check_ready(struct server *s)
 
 	if (s->state != SERVER_ACTIVE && s->state != SERVER_RESET)
 		return;
-	if (c->fwd > 0 || conn_unsent(c) > 0 || (c->peer != NULL && c->peer->fwd > 0))
+	if (c->fwd > 0 || conn_unsent(c) > 0 || (c->peer != NULL && c->peer->fwd > 0) || !quiet(s))
 		return;
-	if (server_is_clean(s))
+	if (s->tx_status == 'I')
 		s->ops->ready(s);
-	else if (s->ops->tx_idle != NULL && s->pending == 0 && s->swallow == 0 && !s->unsynced &&
-	         s->remain == 0 && s->held == 0 && !s->dropping)
+	else if (s->ops->tx_idle != NULL)
 		s->ops->tx_idle(s);
 }
 
