@@ -16,8 +16,10 @@
 struct stmt_names {
 	char name[BATCH_STMT_NAMES][64];
 	bool read_only[BATCH_STMT_NAMES];
-	int next;        /* ring: the oldest is forgotten first */
-	bool unnamed_ro; /* verdict of the last unnamed statement */
+	bool restore[BATCH_STMT_NAMES]; /* running it may change settings unseen */
+	int next;                       /* ring: the oldest is forgotten first */
+	bool unnamed_ro;                /* verdict of the last unnamed statement */
+	bool unnamed_restore;
 };
 
 /* One batch: a Query message, or extended-protocol messages up to Sync (or Flush, after
@@ -31,10 +33,17 @@ struct batch {
 	int8_t session_ro; /* -1, or the session's new default_transaction_read_only */
 	uint8_t hint;      /* enum route_hint */
 	uint8_t pins;      /* enum pin_reason: session state that binds the client to its server */
+	uint8_t resets;    /* enum reset_kind: login settings to bring back after it */
+	bool restore;      /* may change settings unseen: restore the server after it */
 	size_t end;        /* bytes from the start of the buffer to the end of the batch */
 };
 
 struct classifier;
+
+/* Whether the batch at p[0, n) may take settings back (RESET, DISCARD ALL): a look at the
+ * first message's text only, for clients whose batches are otherwise not scanned. True
+ * when the message has not fully arrived. */
+bool batch_may_reset(const uint8_t *p, size_t n);
 
 /* Read ahead over client messages in p[0, n) and judge the first batch. */
 void batch_scan(struct classifier *cl, const uint8_t *p, size_t n, struct stmt_names *names,

@@ -30,6 +30,12 @@ enum pin_reason {
 
 const char *classify_pin_name(int reason);
 
+/* What a batch does to settings the client set at login: RESET (or SET ... TO DEFAULT)
+ * of some, or RESET ALL / DISCARD ALL of all. PostgreSQL brings back the login values;
+ * behind the pooler the server would bring back its own, so the pooler restores the
+ * client's right after. */
+enum reset_kind { RESETS_NONE, RESETS_NAMED, RESETS_ALL };
+
 struct verdict {
 	bool read_only;       /* every statement only reads: a replica may run it */
 	bool begin;           /* starts a transaction block (BEGIN / START TRANSACTION) */
@@ -39,6 +45,9 @@ struct verdict {
 	int8_t session_ro; /* -1 unchanged; 0 or 1: the session's default_transaction_read_only */
 	uint8_t hint;      /* enum route_hint, from a leading pooler:primary|replica comment */
 	uint8_t pins;      /* enum pin_reason */
+	uint8_t resets;    /* enum reset_kind */
+	bool restore; /* may change settings unseen (DO, CALL, a function not known to leave them
+	               * alone): the server is restored before another client gets it */
 };
 
 struct classify_stats {
@@ -59,10 +68,18 @@ void classify_free(struct classifier *cl);
 void classify_add_read_function(struct classifier *cl, const char *name);
 /* Functions that must run on the primary whatever the catalog says. */
 void classify_add_write_function(struct classifier *cl, const char *name);
-/* The servers' catalog: every function name, and which of them have a volatile overload.
- * Replaces the previous catalog and clears the cache. */
-void classify_set_catalog(struct classifier *cl, const char *const *names, size_t n_names,
-                          const char *const *volatile_names, size_t n_volatile);
+/* The servers' catalog: every function name, which of them have a volatile overload, and
+ * which have one whose body changes settings (SET, RESET, set_config). Replaces the
+ * previous catalog and clears the cache. */
+struct classify_catalog {
+	const char *const *names;
+	size_t n_names;
+	const char *const *volatile_names;
+	size_t n_volatile;
+	const char *const *setter_names;
+	size_t n_setters;
+};
+void classify_set_catalog(struct classifier *cl, const struct classify_catalog *cat);
 /* Forget cached verdicts (after the function lists changed). */
 void classify_clear_cache(struct classifier *cl);
 
@@ -72,6 +89,16 @@ struct verdict classify_sql(struct classifier *cl, const char *sql, size_t len);
 /* Write the cache key for sql into out: literals become '?', comments and spacing go.
  * Returns the key length, or 0 when the text does not fit. Exposed for tests. */
 size_t classify_normalize(const char *sql, size_t len, char *out, size_t outlen);
+
+/* A quick look, well below the cost of classify_sql: false when sql cannot RESET a
+ * setting, RESET ALL or DISCARD ALL (it names none of RESET, DISCARD, DEFAULT). */
+bool classify_may_reset(const char *sql, size_t len);
+
+/* Call fn with the name of each setting that the statements in sql RESET (or SET TO
+ * DEFAULT) at session level. Parses again: meant for the rare batch whose verdict says
+ * RESETS_NAMED. */
+void classify_reset_names(const char *sql, size_t len, void (*fn)(void *arg, const char *name),
+                          void *arg);
 
 /* A replica refused this statement as a write: remember its shape as one. */
 void classify_learn_write(struct classifier *cl, const char *sql, size_t len);

@@ -62,6 +62,9 @@ struct metrics {
 	uint64_t pinned[METRICS_PIN_REASONS];      /* clients pinned, by enum pin_reason */
 	uint64_t pin_refused[METRICS_PIN_REASONS]; /* ...refused instead (pin_action = error) */
 	uint64_t statement_mode_refused;           /* transaction blocks in statement mode */
+	uint64_t servers_restored;   /* settings restored before reuse (DO, CALL, functions) */
+	uint64_t login_restores;     /* client RESETs answered with its login values */
+	uint64_t unnamed_replays;    /* unnamed statements prepared again on another server */
 	uint64_t prepared_parses;                  /* statements prepared on a server */
 	uint64_t prepared_shared;    /* client Parses served by a server's statement */
 	uint64_t prepared_evictions; /* statements closed to bound the cache */

@@ -103,7 +103,8 @@ struct node {
 	/* catalog rows from the last catalog read, handed over through on_probe */
 	char **cat_names;
 	char **cat_volatile;
-	size_t n_cat_names, n_cat_volatile;
+	char **cat_setters; /* functions whose body changes settings */
+	size_t n_cat_names, n_cat_volatile, n_cat_setters;
 };
 
 struct node *node_new(const struct node_conf *nc, struct ev_loop *loop,

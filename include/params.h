@@ -9,7 +9,7 @@
 struct param {
 	char *name;
 	char *value;
-	char *base; /* the value the server had at login, for RESET decisions */
+	char *base; /* the value at login (the server's, or the client's), for RESET */
 };
 
 struct params {
@@ -32,5 +32,7 @@ bool params_remove(struct params *p, const char *name);
  * sets give equal fingerprints. Cached until the next change. */
 uint64_t params_fingerprint(struct params *p);
 void params_copy(struct params *dst, const struct params *src);
+/* Remember every current value as the login value (base). */
+void params_set_base(struct params *p);
 
 #endif

@@ -23,6 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
+
 #define PREPARED_NAME_LEN 24 /* "pooler_" + 16 hex digits + NUL */
 /* A name the pooler never gives a statement: closing it closes nothing. */
 #define PREPARED_NO_NAME "pooler_none"
@@ -38,6 +40,9 @@ struct pstmt {
 struct client_stmts {
 	struct pstmt *items;
 	int n, cap;
+	struct buf unnamed;   /* the last unnamed Parse, whole: prepared again on another server
+	                       * when a later Bind or Describe of it lands there */
+	uint32_t unnamed_gen; /* counts unnamed Parses */
 };
 
 struct pstmt *pstmts_find(const struct client_stmts *cs, const char *name);

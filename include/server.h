@@ -82,6 +82,10 @@ struct server {
 	size_t held;     /* bytes after conn.fwd scanned but held back by guard */
 
 	uint64_t synced_fp; /* fingerprint of the client parameters it now matches */
+	bool needs_restore; /* ran something that may have changed settings unseen */
+	bool restoring;     /* between the client's ReadyForQuery and the restore's */
+	uint32_t restore_seg;   /* segment of a restore query behind a client request, or 0 */
+	uint64_t unnamed_owner; /* client id and Parse count of its unnamed statement */
 
 	uint64_t created_us;
 	uint64_t used_us; /* last time it went back to the pool */
@@ -121,6 +125,20 @@ void server_segment_sent(struct server *s);
 
 /* Send a query whose reply the pooler swallows (parameter SETs, ROLLBACK, reset). */
 void server_query(struct server *s, const char *sql);
+
+/* What brings back the settings of the login, whatever SQL changed them (SET, set_config,
+ * DO, functions): run before another client gets a server that needs_restore. Prepared
+ * statements stay, unlike DISCARD ALL. */
+#define SERVER_RESTORE_SQL "SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; RESET ALL"
+
+/* The settings now are those of the login (after RESET ALL): forget the values the pooler
+ * set that the server does not report back. */
+void server_forget_settings(struct server *s);
+
+/* A query of the pooler's (restoring the client's login settings) follows the client
+ * request about to be relayed: the client's ReadyForQuery and the query's own replies
+ * other than ParameterStatus are dropped, its ReadyForQuery ends the request. */
+void server_restore_after_next(struct server *s);
 
 /* Scan newly arrived bytes again (after the server changed hands). */
 void server_scan(struct server *s);

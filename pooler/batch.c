@@ -7,31 +7,42 @@
 #include "proto.h"
 #include "util.h"
 
-static void remember(struct stmt_names *names, const char *name, bool read_only)
+static void remember(struct stmt_names *names, const char *name, bool read_only, bool restore)
 {
 	if (name[0] == '\0') {
 		names->unnamed_ro = read_only;
+		names->unnamed_restore = restore;
 		return;
 	}
-	for (int i = 0; i < BATCH_STMT_NAMES; i++)
-		if (strcmp(names->name[i], name) == 0) {
-			names->read_only[i] = read_only;
-			return;
-		}
-	int i = names->next;
-	names->next = (names->next + 1) % BATCH_STMT_NAMES;
-	util_strlcpy(names->name[i], name, sizeof(names->name[i]));
+	int i;
+	for (i = 0; i < BATCH_STMT_NAMES; i++)
+		if (strcmp(names->name[i], name) == 0)
+			break;
+	if (i == BATCH_STMT_NAMES) {
+		i = names->next;
+		names->next = (names->next + 1) % BATCH_STMT_NAMES;
+		util_strlcpy(names->name[i], name, sizeof(names->name[i]));
+	}
 	names->read_only[i] = read_only;
+	names->restore[i] = restore;
 }
 
-static bool recall(const struct stmt_names *names, const char *name)
+/* The verdict remembered for a statement: whether it only reads, and (*restore) whether
+ * running it may change settings unseen. A statement never seen (or pushed out of the
+ * ring) is not read-only; its Parse was judged for pins when it went by. */
+static bool recall(const struct stmt_names *names, const char *name, bool *restore)
 {
-	if (name[0] == '\0')
+	if (name[0] == '\0') {
+		*restore = names->unnamed_restore;
 		return names->unnamed_ro;
+	}
 	for (int i = 0; i < BATCH_STMT_NAMES; i++)
-		if (names->name[i][0] != '\0' && strcmp(names->name[i], name) == 0)
+		if (names->name[i][0] != '\0' && strcmp(names->name[i], name) == 0) {
+			*restore = names->restore[i];
 			return names->read_only[i];
-	return false; /* never seen: unsure means primary */
+		}
+	*restore = false;
+	return false;
 }
 
 static void merge(struct batch *b, const struct verdict *v)
@@ -45,6 +56,29 @@ static void merge(struct batch *b, const struct verdict *v)
 		b->hint = v->hint;
 	if (v->pins != PIN_NONE)
 		b->pins = v->pins;
+	if (v->resets > b->resets)
+		b->resets = v->resets;
+	b->restore = b->restore || v->restore;
+}
+
+bool batch_may_reset(const uint8_t *p, size_t n)
+{
+	struct proto_header h;
+
+	if (proto_read_header(p, n, PROTO_MAX_MESSAGE, &h) != PROTO_OK || n - 5 < h.len)
+		return true;
+	const char *text = (const char *)p + 5;
+	size_t len = h.len;
+	if (h.type == 'P') {
+		size_t skip = strnlen(text, len) + 1;
+		if (skip > len)
+			return true;
+		text += skip;
+		len -= skip;
+	} else if (h.type != 'Q') {
+		return false;
+	}
+	return classify_may_reset(text, len);
 }
 
 void batch_scan(struct classifier *cl, const uint8_t *p, size_t n, struct stmt_names *names,
@@ -101,14 +135,17 @@ void batch_scan(struct classifier *cl, const uint8_t *p, size_t n, struct stmt_n
 			/* a primary hint in the text holds for every later Bind of it too */
 			remember(names, name,
 			         v.read_only && v.hint != HINT_PRIMARY &&
-			             (!v.begin || v.begin_read_only));
+			             (!v.begin || v.begin_read_only),
+			         v.restore);
 			break;
 		}
 		case 'B': {
 			proto_get_str(&r); /* portal */
 			const char *stmt = proto_get_str(&r);
-			if (r.err || !recall(names, stmt))
+			bool restore = false;
+			if (r.err || !recall(names, stmt, &restore))
 				b->read_only = false;
+			b->restore = b->restore || restore;
 			break;
 		}
 		case 'D':

@@ -99,6 +99,7 @@ struct cache_entry {
 struct classifier {
 	struct name_set catalog;   /* every function the servers know */
 	struct name_set volatile_; /* ...of which volatile */
+	struct name_set setters;   /* ...of which some body changes settings */
 	struct name_set reads;     /* volatile but only read */
 	struct name_set writes;    /* always primary */
 	bool have_catalog;
@@ -196,6 +197,7 @@ void classify_free(struct classifier *cl)
 	free(cl->cache);
 	set_clear(&cl->catalog);
 	set_clear(&cl->volatile_);
+	set_clear(&cl->setters);
 	set_clear(&cl->reads);
 	set_clear(&cl->writes);
 	free(cl);
@@ -213,15 +215,17 @@ void classify_add_write_function(struct classifier *cl, const char *name)
 	classify_clear_cache(cl);
 }
 
-void classify_set_catalog(struct classifier *cl, const char *const *names, size_t n_names,
-                          const char *const *volatile_names, size_t n_volatile)
+void classify_set_catalog(struct classifier *cl, const struct classify_catalog *cat)
 {
 	set_clear(&cl->catalog);
 	set_clear(&cl->volatile_);
-	for (size_t i = 0; i < n_names; i++)
-		set_add(&cl->catalog, names[i]);
-	for (size_t i = 0; i < n_volatile; i++)
-		set_add(&cl->volatile_, volatile_names[i]);
+	set_clear(&cl->setters);
+	for (size_t i = 0; i < cat->n_names; i++)
+		set_add(&cl->catalog, cat->names[i]);
+	for (size_t i = 0; i < cat->n_volatile; i++)
+		set_add(&cl->volatile_, cat->volatile_names[i]);
+	for (size_t i = 0; i < cat->n_setters; i++)
+		set_add(&cl->setters, cat->setter_names[i]);
 	cl->have_catalog = true;
 	classify_clear_cache(cl);
 }
@@ -383,6 +387,8 @@ static uint8_t find_hint(const char *sql, size_t len)
 struct walk {
 	struct classifier *cl;
 	bool writes;
+	bool restore;     /* may change settings the pooler cannot see */
+	bool uncacheable; /* the meaning hangs on a literal */
 	uint8_t pins;
 };
 
@@ -416,6 +422,87 @@ static bool carried_param(const char *name)
 		if (strcasecmp(names[i], name) == 0)
 			return true;
 	return false;
+}
+
+/* ---- settings changed without SET ---------------------------------------------------- */
+
+static bool word_char(char c)
+{
+	return isalnum((unsigned char)c) || c == '_';
+}
+
+/* Whether procedural code (a DO body) may change settings: it calls set_config or a
+ * function the catalog knows to change them, or has a SET / RESET statement (the word at
+ * the start of the text, after ';' or a quote, or after BEGIN, THEN, ELSE or LOOP; an
+ * UPDATE's SET follows a table name). Errs on the side of yes. The same rule, as a
+ * regular expression, marks setters in the catalog query (node.c). */
+static bool code_sets(struct classifier *cl, const char *src)
+{
+	char prev_word[16] = "";
+	char prev_char = ';';
+
+	for (const char *p = src; *p;) {
+		if (!word_char(*p)) {
+			if (!isspace((unsigned char)*p))
+				prev_char = *p, prev_word[0] = '\0';
+			p++;
+			continue;
+		}
+		const char *start = p;
+		while (word_char(*p))
+			p++;
+		size_t len = (size_t)(p - start);
+		char word[NAME_MAX_LEN];
+		lower_copy(word, start, len + 1 < sizeof(word) ? len + 1 : sizeof(word));
+		bool at_start = prev_char == ';' || prev_char == '\'' || !strcmp(prev_word, "begin") ||
+		                !strcmp(prev_word, "then") || !strcmp(prev_word, "else") ||
+		                !strcmp(prev_word, "loop");
+		if (((!strcmp(word, "set") || !strcmp(word, "reset")) && at_start) ||
+		    !strcmp(word, "set_config") || set_has(&cl->setters, word))
+			return true;
+		util_strlcpy(prev_word, word, sizeof(prev_word));
+		prev_char = 'a';
+	}
+	return false;
+}
+
+static const char *const_string(const PgQuery__Node *n)
+{
+	if (n == NULL || n->node_case != PG_QUERY__NODE__NODE_A_CONST ||
+	    n->a_const->val_case != PG_QUERY__A__CONST__VAL_SVAL || n->a_const->sval == NULL)
+		return NULL;
+	return n->a_const->sval->sval;
+}
+
+static int const_bool(const PgQuery__Node *n);
+static bool carried_param(const char *name);
+
+/* What a function call does to the session's settings: set_config(name, value, false)
+ * of a setting the server does not report, or a function whose body changes settings,
+ * pins; a function the catalog does not know yet (or before the catalog arrives) may, so
+ * its server is restored afterwards. Built-ins the pooler knows by name change nothing. */
+static void function_settings(struct walk *w, const PgQuery__FuncCall *f, const char *name)
+{
+	struct classifier *cl = w->cl;
+
+	if (strcasecmp(name, "set_config") == 0) {
+		w->uncacheable = true;
+		const char *setting = f->n_args == 3 ? const_string(f->args[0]) : NULL;
+		if (f->n_args == 3 && const_bool(f->args[2]) == 1)
+			return; /* is_local: ends with the transaction */
+		if (setting != NULL && carried_param(setting))
+			return; /* reported with ParameterStatus, carried like SET */
+		w->pins = PIN_SET;
+		return;
+	}
+	if (set_has(&cl->setters, name)) {
+		w->pins = PIN_SET;
+		return;
+	}
+	if (set_has(&cl->reads, name) || set_has(&cl->writes, name))
+		return;
+	if (!cl->have_catalog || !set_has(&cl->catalog, name))
+		w->restore = true;
 }
 
 static bool function_writes(struct classifier *cl, const PgQuery__FuncCall *f)
@@ -453,9 +540,14 @@ static void walk(struct walk *w, const ProtobufCMessage *m)
 	if (d == &pg_query__func_call__descriptor) {
 		const PgQuery__FuncCall *f = (const PgQuery__FuncCall *)m;
 		const PgQuery__Node *last = f->n_funcname ? f->funcname[f->n_funcname - 1] : NULL;
-		if (last && last->node_case == PG_QUERY__NODE__NODE_STRING && last->string &&
-		    session_advisory(last->string->sval))
-			w->pins = PIN_ADVISORY_LOCK;
+		if (last && last->node_case == PG_QUERY__NODE__NODE_STRING && last->string) {
+			if (session_advisory(last->string->sval))
+				w->pins = PIN_ADVISORY_LOCK;
+			else
+				function_settings(w, f, last->string->sval);
+		} else {
+			w->restore = true;
+		}
 	}
 	if (d == &pg_query__insert_stmt__descriptor || d == &pg_query__update_stmt__descriptor ||
 	    d == &pg_query__delete_stmt__descriptor || d == &pg_query__merge_stmt__descriptor ||
@@ -522,16 +614,61 @@ static int read_only_option(PgQuery__Node **opts, size_t n)
 	return ro;
 }
 
+/* Whether SET SESSION CHARACTERISTICS names nothing but READ ONLY / READ WRITE, which the
+ * pooler carries as default_transaction_read_only. */
+static bool only_read_only_option(PgQuery__Node **opts, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (opts[i]->node_case != PG_QUERY__NODE__NODE_DEF_ELEM ||
+		    opts[i]->def_elem->defname == NULL ||
+		    strcmp(opts[i]->def_elem->defname, "transaction_read_only") != 0)
+			return false;
+	return true;
+}
+
+static bool classify_kind(struct classifier *cl, const PgQuery__Node *n, const struct walk *w,
+                          struct verdict *v);
+
 /* One top-level statement: update v; returns false for a statement that is not cacheable. */
 static bool classify_stmt(struct classifier *cl, const PgQuery__Node *n, struct verdict *v)
 {
-	struct walk w = {cl, false, PIN_NONE};
+	struct walk w = {.cl = cl, .pins = PIN_NONE};
 
 	/* any statement may leave session state behind */
 	walk(&w, &n->base);
 	if (w.pins != PIN_NONE)
 		v->pins = w.pins;
+	if (w.restore)
+		v->restore = true;
+	return classify_kind(cl, n, &w, v) && !w.uncacheable;
+}
+
+/* What the statement's kind says, given what the walk found below it. */
+static bool classify_kind(struct classifier *cl, const PgQuery__Node *n, const struct walk *w,
+                          struct verdict *v)
+{
 	switch (n->node_case) {
+	case PG_QUERY__NODE__NODE_DO_STMT:
+		/* Procedural code may change anything: the server is restored afterwards, and
+		 * code that visibly sets something keeps the client on it, as SET does. */
+		v->read_only = false;
+		v->restore = true;
+		for (size_t i = 0; i < n->do_stmt->n_args; i++) {
+			const PgQuery__Node *a = n->do_stmt->args[i];
+			if (a->node_case == PG_QUERY__NODE__NODE_DEF_ELEM && a->def_elem->defname &&
+			    strcmp(a->def_elem->defname, "as") == 0 && a->def_elem->arg &&
+			    a->def_elem->arg->node_case == PG_QUERY__NODE__NODE_STRING &&
+			    code_sets(cl, a->def_elem->arg->string->sval))
+				v->pins = PIN_SET;
+		}
+		return false; /* the body is a literal */
+	case PG_QUERY__NODE__NODE_DISCARD_STMT:
+		v->read_only = false;
+		if (n->discard_stmt->target == PG_QUERY__DISCARD_MODE__DISCARD_ALL) {
+			v->resets = RESETS_ALL;
+			v->session_ro = 0;
+		}
+		return true;
 	case PG_QUERY__NODE__NODE_LISTEN_STMT:
 		v->pins = PIN_LISTEN;
 		v->read_only = false;
@@ -549,7 +686,7 @@ static bool classify_stmt(struct classifier *cl, const PgQuery__Node *n, struct 
 	case PG_QUERY__NODE__NODE_SELECT_STMT:
 	case PG_QUERY__NODE__NODE_EXPLAIN_STMT:
 	case PG_QUERY__NODE__NODE_VARIABLE_SHOW_STMT:
-		if (w.writes)
+		if (w->writes)
 			v->read_only = false;
 		return true;
 	case PG_QUERY__NODE__NODE_TRANSACTION_STMT: {
@@ -592,7 +729,16 @@ static bool classify_stmt(struct classifier *cl, const PgQuery__Node *n, struct 
 		          s->kind == PG_QUERY__VARIABLE_SET_KIND__VAR_SET_CURRENT) &&
 		         !carried_param(name))
 			v->pins = PIN_SET;
+		else if (s->kind == PG_QUERY__VARIABLE_SET_KIND__VAR_SET_MULTI &&
+		         strcmp(name, "SESSION CHARACTERISTICS") == 0 &&
+		         !only_read_only_option(s->args, s->n_args))
+			v->pins = PIN_SET; /* the isolation level or deferrable of later transactions */
+		if ((s->kind == PG_QUERY__VARIABLE_SET_KIND__VAR_RESET ||
+		     s->kind == PG_QUERY__VARIABLE_SET_KIND__VAR_SET_DEFAULT) &&
+		    v->resets == RESETS_NONE)
+			v->resets = RESETS_NAMED;
 		if (s->kind == PG_QUERY__VARIABLE_SET_KIND__VAR_RESET_ALL) {
+			v->resets = RESETS_ALL;
 			v->session_ro = 0;
 		} else if (strcmp(name, "default_transaction_read_only") == 0) {
 			if (s->kind == PG_QUERY__VARIABLE_SET_KIND__VAR_SET_VALUE && s->n_args == 1)
@@ -641,6 +787,55 @@ static struct verdict parse_verdict(struct classifier *cl, const char *sql, bool
 			*cacheable = false;
 	pg_query__parse_result__free_unpacked(tree, NULL);
 	return v;
+}
+
+bool classify_may_reset(const char *sql, size_t len)
+{
+	static const char *const words[] = {"reset", "discard", "default"};
+
+	for (size_t i = 0; i < len && sql[i] != '\0'; i++) {
+		char ch = (char)(sql[i] | 0x20);
+		if (ch != 'r' && ch != 'd')
+			continue;
+		for (size_t k = 0; k < ARRAY_LEN(words); k++) {
+			size_t n = strlen(words[k]);
+			if (len - i >= n && strncasecmp(sql + i, words[k], n) == 0)
+				return true;
+		}
+	}
+	return false;
+}
+
+void classify_reset_names(const char *sql, size_t len, void (*fn)(void *arg, const char *name),
+                          void *arg)
+{
+	size_t n = strnlen(sql, len);
+	char *text = malloc(n + 1);
+	PgQuery__ParseResult *tree = NULL;
+
+	if (text == NULL)
+		return;
+	memcpy(text, sql, n);
+	text[n] = '\0';
+	PgQueryProtobufParseResult r = pg_query_parse_protobuf(text);
+	free(text);
+	if (r.error == NULL)
+		tree = pg_query__parse_result__unpack(NULL, r.parse_tree.len,
+		                                      (const uint8_t *)r.parse_tree.data);
+	pg_query_free_protobuf_parse_result(r);
+	if (tree == NULL)
+		return;
+	for (size_t i = 0; i < tree->n_stmts; i++) {
+		const PgQuery__Node *st = tree->stmts[i]->stmt;
+		if (st == NULL || st->node_case != PG_QUERY__NODE__NODE_VARIABLE_SET_STMT)
+			continue;
+		const PgQuery__VariableSetStmt *s = st->variable_set_stmt;
+		if (!s->is_local && s->name != NULL &&
+		    (s->kind == PG_QUERY__VARIABLE_SET_KIND__VAR_RESET ||
+		     s->kind == PG_QUERY__VARIABLE_SET_KIND__VAR_SET_DEFAULT))
+			fn(arg, s->name);
+	}
+	pg_query__parse_result__free_unpacked(tree, NULL);
 }
 
 static void cache_put(struct classifier *cl, struct cache_entry *bucket, const char *key,

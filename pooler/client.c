@@ -150,7 +150,10 @@ static void attach(struct client *c, struct server *s)
 	c->query_cancelled = false;
 	client_arm_timer(c);
 	log_debug("c=%llu s=%llu linked", (unsigned long long)c->id, (unsigned long long)s->id);
+	s->restore_seg = 0;
+	s->restoring = false;
 	client_sync_params(c, s);
+	client_first_batch_linked(c, s);
 }
 
 /* ---- server events while linked ------------------------------------------------------ */

@@ -89,6 +89,11 @@ struct client {
 	uint64_t min_lsn;          /* replicas must have replayed this far to serve our reads */
 	struct stmt_names *names;  /* verdicts of Parsed statements, for later Binds; lazily */
 	struct client_stmts stmts; /* named statements, prepared again wherever needed */
+	struct {
+		bool restore;   /* may change settings unseen: restore the server after */
+		uint8_t resets; /* enum reset_kind: login values to give back after it */
+		size_t end;     /* its bytes */
+	} first;                   /* the batch that opened the transaction, until linked */
 	uint8_t *retry_batch;      /* a replica-routed autocommit Query, kept until it runs */
 	size_t retry_len;
 	bool retry_now;      /* the replica refused it: run it again on the primary */
@@ -131,6 +136,7 @@ void client_arm_timer(struct client *c);
 void client_relay(struct client *c);
 void client_start_transaction(struct client *c);
 void client_requeue_batch(struct client *c);
+void client_first_batch_linked(struct client *c, struct server *s);
 
 /* client_stmts.c */
 /* Rename, prepare ahead or answer the message at the relay position: 1 to go on, 0 to

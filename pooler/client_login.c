@@ -609,6 +609,7 @@ static void startup(struct client *c, const struct startup *st)
 		}
 		params_set(&c->wants, name, value);
 	}
+	params_set_base(&c->wants); /* what RESET gives back */
 	if (login_throttled(c))
 		return;
 	auth_begin(c);

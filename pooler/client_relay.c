@@ -21,6 +21,18 @@ static void put_text(struct buf *sql, const char *s)
 	buf_put(sql, s, strlen(s));
 }
 
+/* Append a statement that sets name to value for the session. set_config reads the value
+ * as a startup packet's is read, so a list such as search_path = a,b stays a list (SET
+ * would take the quoted text for one name). */
+static void put_set(struct buf *sql, const char *name, const char *value)
+{
+	put_text(sql, "SELECT pg_catalog.set_config('");
+	put_quoted(sql, name);
+	put_text(sql, "', '");
+	put_quoted(sql, value);
+	put_text(sql, "', false);");
+}
+
 /* Make the server's parameters what this client expects: its own settings, and the
  * server's defaults for whatever an earlier client changed. One pooler query, whose reply
  * is swallowed, precedes the client's bytes on the same socket. The query grows with the
@@ -38,11 +50,7 @@ void client_sync_params(struct client *c, struct server *s)
 		const char *have = params_get(&s->params, want->name);
 		if (have != NULL && strcmp(have, want->value) == 0)
 			continue;
-		put_text(&sql, "SET ");
-		put_text(&sql, want->name);
-		put_text(&sql, " = '");
-		put_quoted(&sql, want->value);
-		put_text(&sql, "';");
+		put_set(&sql, want->name, want->value);
 		params_set(&s->params, want->name, want->value);
 	}
 	for (int i = 0; i < s->params.n; i++) {
@@ -71,10 +79,134 @@ void client_sync_params(struct client *c, struct server *s)
 	buf_free(&sql);
 }
 
-/* Session state the pooler cannot carry: keep this server until the client leaves. */
+/* One setting a client's RESET (or SET ... TO DEFAULT) took back: the client's login value
+ * returns, by a SET the pooler adds to sql; for a setting it did not log in with, the
+ * server's own default stands and the client's value is forgotten. */
+static void restore_setting(struct client *c, struct server *s, const char *name, struct buf *sql)
+{
+	struct param *want = params_find(&c->wants, name);
+	struct param *have = params_find(&s->params, name);
+
+	if (want != NULL && want->base != NULL) {
+		put_set(sql, want->name, want->base);
+		params_set(&s->params, want->name, want->base);
+		params_set(&c->wants, want->name, want->base);
+		return;
+	}
+	if (want != NULL)
+		params_remove(&c->wants, name);
+	if (have != NULL && have->base == NULL)
+		params_remove(&s->params, name);
+	else if (have != NULL)
+		params_set(&s->params, name, have->base);
+}
+
+struct reset_names {
+	struct client *c;
+	struct server *s;
+	struct buf *sql;
+};
+
+static void on_reset_name(void *arg, const char *name)
+{
+	struct reset_names *x = arg;
+	restore_setting(x->c, x->s, name, x->sql);
+}
+
+/* The SQL that gives back the login values a batch [start, end) took back, and the
+ * bookkeeping of both sides to match. */
+static void login_values_sql(struct client *c, struct server *s, uint8_t resets, size_t start,
+                             size_t end, struct buf *sql)
+{
+	const uint8_t *in = buf_head(&c->conn.in);
+	struct proto_header h;
+
+	if (resets == RESETS_ALL) {
+		server_forget_settings(s);
+		for (int i = c->wants.n - 1; i >= 0; i--)
+			restore_setting(c, s, c->wants.items[i].name, sql);
+	} else {
+		struct reset_names x = {c, s, sql};
+		for (size_t at = start; at + 5 <= end; at += 5 + h.len) {
+			if (proto_read_header(in + at, end - at, PROTO_MAX_MESSAGE, &h) != PROTO_OK)
+				break;
+			const char *text = (const char *)in + at + 5;
+			size_t len = h.len;
+			if (in[at] == 'P') { /* after the statement name */
+				size_t skip = strnlen(text, len) + 1;
+				text += skip;
+				len = len > skip ? len - skip : 0;
+			}
+			if (in[at] == 'Q' || in[at] == 'P')
+				classify_reset_names(text, len, on_reset_name, &x);
+		}
+	}
+	s->synced_fp = params_fingerprint(&c->wants);
+}
+
+/* The batch at [start, start + b->end) RESETs settings, RESET ALL or DISCARD ALL: PostgreSQL
+ * brings back what the client logged in with, the server would bring back its own login's.
+ * A query of the pooler's right behind the batch sets the client's values again; the client
+ * sees its ParameterStatus and one ReadyForQuery (server_restore_after_next). Returns the
+ * bytes put into the client's buffer. */
+static size_t restore_login_values(struct client *c, struct server *s, size_t start,
+                                   const struct batch *b)
+{
+	struct proto_header h;
+	size_t end = start + b->end;
+	char last = 0;
+	struct buf sql, q;
+
+	if (b->resets == RESETS_NONE || c->retry_batch != NULL || s->guard)
+		return 0;
+	for (size_t at = start; at + 5 <= end; at += 5 + h.len) {
+		if (proto_read_header(buf_head(&c->conn.in) + at, end - at, PROTO_MAX_MESSAGE, &h) !=
+		    PROTO_OK)
+			return 0;
+		last = h.type;
+	}
+	if (last != 'Q' && last != 'S')
+		return 0; /* no ReadyForQuery to stand in for */
+	buf_init(&sql);
+	login_values_sql(c, s, b->resets, start, end, &sql);
+	size_t len = 0;
+	if (buf_len(&sql) > 0) {
+		buf_put_u8(&sql, '\0');
+		buf_init(&q);
+		proto_write_query(&q, (const char *)buf_head(&sql));
+		if (buf_splice(&c->conn.in, end, 0, buf_head(&q), buf_len(&q))) {
+			len = buf_len(&q);
+			server_restore_after_next(s);
+			c->w->metrics.login_restores++;
+			log_debug("c=%llu s=%llu login settings back: %.200s", (unsigned long long)c->id,
+			          (unsigned long long)s->id, (const char *)buf_head(&sql));
+		}
+		buf_free(&q);
+	}
+	buf_free(&sql);
+	return len;
+}
+
+/* Facts of the batch that opened the transaction, for the server that runs it: settings
+ * it may change unseen, login values to give back after it. Called once linked; the
+ * batch is still at the head of the client's buffer. */
+void client_first_batch_linked(struct client *c, struct server *s)
+{
+	if (c->first.restore)
+		s->needs_restore = true;
+	if (c->first.resets != RESETS_NONE) {
+		struct batch b = {.resets = c->first.resets, .end = c->first.end};
+		c->approved += restore_login_values(c, s, 0, &b);
+	}
+	c->first.restore = false;
+	c->first.resets = RESETS_NONE;
+}
+
+/* Session state the pooler cannot carry: keep this server until the client leaves. In
+ * session mode every client keeps its server anyway: nothing to say. */
 static void pin(struct client *c, uint8_t reason)
 {
-	if (reason == PIN_NONE || c->pinned != PIN_NONE)
+	if (reason == PIN_NONE || c->pinned != PIN_NONE || c->pool->mode == POOL_MODE_SESSION)
 		return;
 	c->pinned = reason;
 	c->w->metrics.pinned[reason]++;
@@ -177,6 +309,37 @@ static bool give_up_retry(struct client *c)
 	return c->state == CLIENT_ACTIVE;
 }
 
+/* A later batch on the server already chosen: only its effect on the session matters.
+ * A client that may still move between servers is judged in full (pins, read-only
+ * switches, settings changed unseen); one that keeps its server (session mode, pinned) is
+ * looked at only when its text may RESET, for the login values. Returns false to wait
+ * for the rest of the batch, or when the batch was refused. */
+static bool watch_session(struct client *c, const uint8_t *p, size_t avail)
+{
+	bool moves = c->pinned == PIN_NONE && c->pool->mode != POOL_MODE_SESSION;
+	struct batch b;
+
+	if (!moves && !batch_may_reset(p, avail))
+		return true;
+	batch_scan(c->w->classifier, p, avail, client_names(c), &b);
+	if (!b.complete)
+		return avail >= BATCH_LOOKAHEAD;
+	if (moves) {
+		if (b.session_ro >= 0)
+			c->session_ro = b.session_ro;
+		const struct db_conf *db = client_db(c);
+		if (b.pins != PIN_NONE && db != NULL && db->pin_action == PIN_ACTION_ERROR)
+			return refuse_pin_in_transaction(c, b.pins, b.end);
+		pin(c, b.pins);
+	}
+	if (b.restore)
+		c->server->needs_restore = true;
+	size_t added = restore_login_values(c, c->server, c->conn.fwd, &b);
+	if (added > 0)
+		c->approved = b.end + added; /* the pooler's query passes unjudged */
+	return true;
+}
+
 /* At the start of each later batch of a held server: on a replica, only batches fit for
  * it go through (a write waits until the replica is let go, then takes the primary); on
  * the primary, note possible writes and session-wide read-only switches. Returns false
@@ -197,19 +360,7 @@ static bool check_batch(struct client *c, char type)
 	if (!c->on_replica) {
 		if (type == 'Q' || type == 'P')
 			c->tx_wrote = true;
-		if (c->pinned == PIN_NONE && (type == 'Q' || type == 'P')) {
-			/* only session-state detection: the server is chosen already */
-			batch_scan(c->w->classifier, p, avail, client_names(c), &b);
-			if (!b.complete)
-				return avail < BATCH_LOOKAHEAD ? false : true;
-			if (b.session_ro >= 0)
-				c->session_ro = b.session_ro;
-			const struct db_conf *db = client_db(c);
-			if (b.pins != PIN_NONE && db != NULL && db->pin_action == PIN_ACTION_ERROR)
-				return refuse_pin_in_transaction(c, b.pins, b.end);
-			pin(c, b.pins);
-		}
-		return true;
+		return (type != 'Q' && type != 'P') || watch_session(c, p, avail);
 	}
 	if (c->ro_tx)
 		return true;
@@ -221,6 +372,8 @@ static bool check_batch(struct client *c, char type)
 	batch_scan(c->w->classifier, p, avail, client_names(c), &b);
 	if (!b.complete)
 		return false;
+	if (b.restore)
+		c->server->needs_restore = true;
 	if (!b.read_only || b.begin || b.hint == HINT_PRIMARY || b.session_ro >= 0) {
 		c->held = true;
 		log_debug("c=%llu holds a batch for the primary until the replica is free",
@@ -480,6 +633,9 @@ static struct node *route(struct client *c, const struct db_conf *db)
 		if (!allowed(c, db, &b))
 			return NULL;
 		pin(c, b.pins);
+		c->first.restore = b.restore;
+		c->first.resets = b.resets;
+		c->first.end = b.end;
 	}
 	if (db->pool_mode != POOL_MODE_SESSION && has_replicas(db) && c->pinned == PIN_NONE) {
 		uint8_t hint = b.hint != HINT_NONE ? b.hint : c->forced_route;

@@ -284,6 +284,59 @@ static int named_parse(struct client *c, struct server *s, struct proto_header *
 	return expect_reply(c, s, '1', pst->hash, REPLY_PASS) ? 1 : -1;
 }
 
+/* The unnamed statement outlives its Sync (psql's \gdesc sends Parse, Sync, then Describe,
+ * Sync), and in transaction mode the second part may land on another server: the
+ * client's last unnamed Parse is kept whole and sent again ahead of a Bind or Describe of
+ * it on a server that does not have it. A simple Query replaces the unnamed statement. */
+static int unnamed_statement(struct client *c, struct server *s, const struct proto_header *h,
+                             const uint8_t *body, size_t have)
+{
+	struct client_stmts *cs = &c->stmts;
+	uint64_t mine;
+
+	switch (h->type) {
+	case 'Q':
+		s->unnamed_owner = 0;
+		return 1;
+	case 'P':
+		if (have < h->len)
+			return 0; /* a Parse is kept whole */
+		if (body[0] != '\0')
+			return 1;
+		buf_reset(&cs->unnamed);
+		buf_put(&cs->unnamed, body - 5, 5 + (size_t)h->len);
+		cs->unnamed_gen++;
+		s->unnamed_owner = c->id << 32 | cs->unnamed_gen;
+		return 1;
+	case 'B': {
+		/* portal name, then statement name */
+		const uint8_t *nul = memchr(body, '\0', have);
+		if (nul == NULL || nul + 1 >= body + have)
+			return have < h->len ? 0 : 1;
+		if (nul[1] != '\0')
+			return 1;
+		break;
+	}
+	case 'D':
+		if (have < 2)
+			return have < h->len ? 0 : 1;
+		if (body[0] != 'S' || body[1] != '\0')
+			return 1;
+		break;
+	default:
+		return 1;
+	}
+	mine = c->id << 32 | cs->unnamed_gen;
+	if (buf_len(&cs->unnamed) == 0 || s->unnamed_owner == mine)
+		return 1;
+	if (!inject(c, s, buf_head(&cs->unnamed), buf_len(&cs->unnamed)) ||
+	    !expect_reply(c, s, '1', 0, REPLY_PARSE_DROP))
+		return -1;
+	s->unnamed_owner = mine;
+	c->w->metrics.unnamed_replays++;
+	return 1;
+}
+
 /* Parse, Bind, Describe and Close of named statements get the server-side names, and a
  * server that lacks a statement gets its Parse first. Returns 1 to go on, 0 to wait for
  * more bytes, -1 when the client was closed. */
@@ -295,6 +348,10 @@ int client_named_statements(struct client *c, struct server *s, struct proto_hea
 	const char *name;
 	size_t name_off = 5;
 
+	int unnamed = unnamed_statement(c, s, h, body, have);
+	if (unnamed <= 0)
+		return unnamed;
+	body = buf_head(&c->conn.in) + c->conn.fwd + 5; /* a Parse may have gone in front */
 	if (s->stmt_cache_size == 0)
 		return 1; /* prepared_statement_cache_size = 0: not tracked */
 	switch (h->type) {

@@ -325,6 +325,18 @@ static void pinning(struct buf *b, const struct metrics *m)
 	for (int r = 1; r < METRICS_PIN_REASONS; r++)
 		out(b, "pooler_pin_refusals_total{reason=\"%s\"} %llu\n", classify_pin_name(r),
 		    (unsigned long long)m->pin_refused[r]);
+	family(b, "pooler_servers_restored_total", "counter",
+	       "Server connections whose settings were restored (RESET ALL) before reuse, because "
+	       "a DO block, CALL or function may have changed them unseen.");
+	out(b, "pooler_servers_restored_total %llu\n", (unsigned long long)m->servers_restored);
+	family(b, "pooler_login_settings_restored_total", "counter",
+	       "Client RESET, RESET ALL or DISCARD ALL followed by the client's login settings.");
+	out(b, "pooler_login_settings_restored_total %llu\n",
+	    (unsigned long long)m->login_restores);
+	family(b, "pooler_unnamed_statement_replays_total", "counter",
+	       "Unnamed statements prepared again on the server that runs their Bind or Describe.");
+	out(b, "pooler_unnamed_statement_replays_total %llu\n",
+	    (unsigned long long)m->unnamed_replays);
 	family(b, "pooler_statement_mode_refusals_total", "counter",
 	       "Transaction blocks refused in statement pooling mode.");
 	out(b, "pooler_statement_mode_refusals_total %llu\n",

@@ -16,8 +16,15 @@ static const char probe_sql[] =
     "  end)::bigint,"
     " current_setting('max_connections')::int"
     "  - current_setting('superuser_reserved_connections')::int";
+/* Every function name; whether an overload is volatile; whether an overload's body (not
+ * internal or C: languages 12 and 13) changes settings, by the rule classify.c applies to
+ * DO blocks. A SET clause of the definition (proconfig) is left out on purpose: PostgreSQL
+ * restores those settings when the function returns. */
 static const char catalog_sql[] =
-    ";select proname, bool_or(provolatile = 'v') from pg_proc group by proname";
+    ";select proname, bool_or(provolatile = 'v'),"
+    " bool_or(prolang not in (12, 13) and (prosrc ~* 'set_config'"
+    "  or prosrc ~* '(^|[;'']|\\m(begin|then|else|loop)\\M)\\s*(re)?set\\M'))"
+    " from pg_proc group by proname";
 
 static void on_io(struct ev_loop *loop, ev_io *w, int revents);
 
@@ -37,10 +44,13 @@ static void free_catalog(struct node *n)
 		free(n->cat_names[i]);
 	for (size_t i = 0; i < n->n_cat_volatile; i++)
 		free(n->cat_volatile[i]);
+	for (size_t i = 0; i < n->n_cat_setters; i++)
+		free(n->cat_setters[i]);
 	free(n->cat_names);
 	free(n->cat_volatile);
-	n->cat_names = n->cat_volatile = NULL;
-	n->n_cat_names = n->n_cat_volatile = 0;
+	free(n->cat_setters);
+	n->cat_names = n->cat_volatile = n->cat_setters = NULL;
+	n->n_cat_names = n->n_cat_volatile = n->n_cat_setters = 0;
 }
 
 static void watch(struct node *n, int events)
@@ -84,11 +94,14 @@ static void read_catalog(struct node *n, PGresult *r)
 	free_catalog(n);
 	n->cat_names = util_calloc((size_t)rows + 1, sizeof(char *));
 	n->cat_volatile = util_calloc((size_t)rows + 1, sizeof(char *));
+	n->cat_setters = util_calloc((size_t)rows + 1, sizeof(char *));
 	for (int i = 0; i < rows; i++) {
 		const char *name = PQgetvalue(r, i, 0);
 		n->cat_names[n->n_cat_names++] = util_strdup(name);
 		if (PQgetvalue(r, i, 1)[0] == 't')
 			n->cat_volatile[n->n_cat_volatile++] = util_strdup(name);
+		if (PQgetvalue(r, i, 2)[0] == 't')
+			n->cat_setters[n->n_cat_setters++] = util_strdup(name);
 	}
 }
 
@@ -142,7 +155,7 @@ static void read_results(struct node *n)
 			n->result_ok = false;
 		} else if (n->result_index == 0 && PQntuples(r) == 1 && PQnfields(r) == 4) {
 			probe_answered(n, r);
-		} else if (n->result_index == 1 && PQnfields(r) == 2) {
+		} else if (n->result_index == 1 && PQnfields(r) == 3) {
 			read_catalog(n, r);
 		}
 		n->result_index++;

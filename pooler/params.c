@@ -102,3 +102,11 @@ bool params_remove(struct params *p, const char *name)
 	p->gen++;
 	return true;
 }
+
+void params_set_base(struct params *p)
+{
+	for (int i = 0; i < p->n; i++) {
+		free(p->items[i].base);
+		p->items[i].base = util_strdup(p->items[i].value);
+	}
+}

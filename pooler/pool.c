@@ -332,6 +332,14 @@ void pool_release(struct pool *p, struct server *s)
 		pool_reset(p, s, "DEALLOCATE ALL");
 		return;
 	}
+	if (s->needs_restore) {
+		/* the last client may have changed settings the pooler cannot see */
+		s->needs_restore = false;
+		server_forget_settings(s);
+		p->w->metrics.servers_restored++;
+		pool_reset(p, s, SERVER_RESTORE_SQL);
+		return;
+	}
 	if (p->w->shutting_down && list_empty(&p->waiting)) {
 		pool_discard(p, s, "shutting down");
 		return;

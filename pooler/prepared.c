@@ -66,6 +66,7 @@ void pstmts_free(struct client_stmts *cs)
 		free(cs->items[i].rest);
 	}
 	free(cs->items);
+	buf_free(&cs->unnamed);
 	memset(cs, 0, sizeof(*cs));
 }
 

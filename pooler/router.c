@@ -103,11 +103,18 @@ void router_on_probe(struct node *n, void *arg)
 	if (n->role == NODE_ROLE_PRIMARY && n->up && n->probes_ok % ROUTER_CATALOG_EVERY == 0)
 		node_request_catalog(n);
 	if (n->n_cat_names > 0) {
-		classify_set_catalog(w->classifier, (const char *const *)n->cat_names,
-		                     n->n_cat_names, (const char *const *)n->cat_volatile,
-		                     n->n_cat_volatile);
-		log_info("function catalog from node %s: %zu functions, %zu volatile", n->name,
-		         n->n_cat_names, n->n_cat_volatile);
+		struct classify_catalog cat = {
+		    .names = (const char *const *)n->cat_names,
+		    .n_names = n->n_cat_names,
+		    .volatile_names = (const char *const *)n->cat_volatile,
+		    .n_volatile = n->n_cat_volatile,
+		    .setter_names = (const char *const *)n->cat_setters,
+		    .n_setters = n->n_cat_setters,
+		};
+		classify_set_catalog(w->classifier, &cat);
+		log_info("function catalog from node %s: %zu functions, %zu volatile, %zu change "
+		         "settings",
+		         n->name, n->n_cat_names, n->n_cat_volatile, n->n_cat_setters);
 		node_take_catalog(n);
 	}
 }

@@ -182,6 +182,58 @@ void server_query(struct server *s, const char *sql)
 		fail(s, "write to server failed");
 }
 
+static void segment_done(struct server *s);
+
+void server_forget_settings(struct server *s)
+{
+	for (int i = 0; i < s->params.n; i++) {
+		struct param *p = &s->params.items[i];
+		if (p->base == NULL) {
+			params_remove(&s->params, p->name);
+			i--;
+		} else {
+			params_set(&s->params, p->name, p->base);
+		}
+	}
+	s->synced_fp = 0;
+}
+
+void server_restore_after_next(struct server *s)
+{
+	s->restore_seg = s->segments_sent + 2;
+	s->restoring = false;
+}
+
+/* While a restore query follows a client request (server_restore_after_next): cut the
+ * request's ReadyForQuery and the restore's replies but ParameterStatus. Returns 1 when
+ * the message at `at` was cut, 0 when it goes on as usual, -1 when more bytes must come. */
+static int restore_step(struct server *s, const struct proto_header *h, size_t at, size_t avail)
+{
+	bool request_done = h->type == 'Z' && !s->restoring &&
+	                    s->segments_done + 2 == s->restore_seg;
+
+	if (!request_done && !s->restoring)
+		return 0;
+	if (s->restoring && h->type == 'Z') {
+		s->restoring = false; /* the restore's: it ends the client's request */
+		s->restore_seg = 0;
+		return 0;
+	}
+	if (s->restoring && h->type == 'S')
+		return 0;
+	if (avail < 5 + (size_t)h->len) {
+		s->conn.want = at + 5 + h->len;
+		return -1;
+	}
+	if (request_done) {
+		s->tx_status = (char)buf_head(&s->conn.in)[at + 5];
+		segment_done(s);
+		s->restoring = true;
+	}
+	conn_cut(&s->conn, at, 5 + h->len);
+	return 1;
+}
+
 /* Nothing outstanding in either direction: every request answered, no message half
  * relayed, no reply of the pooler's own still to come. */
 static bool quiet(const struct server *s)
@@ -429,6 +481,13 @@ void server_scan(struct server *s)
 		if ((relay || s->dropping) && s->replies != NULL && s->replies->len > 0 &&
 		    track_reply(s, h.type, h.len, at, relay))
 			continue; /* the pooler's own answer: cut */
+		if (relay && s->restore_seg != 0) {
+			int r = restore_step(s, &h, at, avail);
+			if (r < 0)
+				break;
+			if (r > 0)
+				continue;
+		}
 		bool whole = !relay || s->guard || h.type == 'Z' || h.type == 'S' ||
 		             (h.type == 'E' && h.len <= SERVER_MAX_INSPECTED);
 		if (!whole) {

@@ -18,8 +18,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* a small cache, so the fuzzer also churns evictions */
 		cached = classify_new(16);
 		uncached = classify_new(0);
-		classify_set_catalog(cached, names, 5, vol, 2);
-		classify_set_catalog(uncached, names, 5, vol, 2);
+		struct classify_catalog cat = {names, 5, vol, 2, NULL, 0};
+		classify_set_catalog(cached, &cat);
+		classify_set_catalog(uncached, &cat);
 	}
 	char key[2048]; /* as the classifier's own key */
 	(void)classify_normalize(sql, size, key, sizeof(key));

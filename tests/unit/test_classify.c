@@ -20,7 +20,8 @@ static struct classifier *new_classifier(void)
 	    "my_stable", "random", "my_volatile", "nextval", "generate_series"};
 	static const char *const vol[] = {"random", "my_volatile", "nextval"};
 	struct classifier *cl = classify_new(64);
-	classify_set_catalog(cl, names, ARRAY_LEN(names), vol, ARRAY_LEN(vol));
+	struct classify_catalog cat = {names, ARRAY_LEN(names), vol, ARRAY_LEN(vol), NULL, 0};
+	classify_set_catalog(cl, &cat);
 	return cl;
 }
 
@@ -184,7 +185,8 @@ static void test_cache(void **state)
 	/* a catalog change forgets cached verdicts */
 	assert_false(run(cl, "select f2()").read_only);
 	const char *names[] = {"f2"};
-	classify_set_catalog(cl, names, 1, NULL, 0);
+	struct classify_catalog cat = {.names = names, .n_names = 1};
+	classify_set_catalog(cl, &cat);
 	assert_true(run(cl, "select f2()").read_only);
 	/* many shapes: the cache stays bounded and verdicts stay right */
 	char sql[64];
