@@ -242,6 +242,64 @@ static void test_pins(void **state)
 	classify_free(cl);
 }
 
+static void reset_name(void *arg, const char *name)
+{
+	char *out = arg;
+	strcat(out, name);
+	strcat(out, ",");
+}
+
+/* Settings changed without SET: set_config, DO, functions that set, RESET. */
+static void test_settings(void **state)
+{
+	static const char *const names[] = {"count", "my_setter", "my_proc"};
+	static const char *const setters[] = {"my_setter", "my_proc"};
+	struct classifier *cl = classify_new(64);
+	struct classify_catalog cat = {names, 3, NULL, 0, setters, 2};
+	char got[128] = "";
+	(void)state;
+
+	classify_set_catalog(cl, &cat);
+	assert_int_equal(run(cl, "select set_config('search_path', ' ', false)").pins, PIN_SET);
+	/* the literal decides: never served from the cache of the other form */
+	assert_int_equal(run(cl, "select set_config('search_path', ' ', true)").pins, PIN_NONE);
+	assert_int_equal(run(cl, "select set_config('work_mem', '1MB', $1)").pins, PIN_SET);
+	assert_int_equal(run(cl, "select set_config('application_name', 'x', false)").pins,
+	                 PIN_NONE); /* reported by the server: carried */
+	assert_int_equal(run(cl, "select my_setter()").pins, PIN_SET);
+	assert_int_equal(run(cl, "call my_proc()").pins, PIN_SET);
+	assert_false(run(cl, "select count(*) from t").restore);
+	assert_true(run(cl, "select brand_new_function()").restore);
+	assert_true(run(cl, "call brand_new_proc()").restore);
+	struct verdict v = run(cl, "do $$ begin set enable_bitmapscan = 0; end $$");
+	assert_int_equal(v.pins, PIN_SET);
+	assert_true(v.restore);
+	v = run(cl, "do $$ begin perform my_setter(); end $$");
+	assert_int_equal(v.pins, PIN_SET);
+	v = run(cl, "do $$ begin update t set a = 1; end $$");
+	assert_int_equal(v.pins, PIN_NONE); /* an UPDATE's SET changes no setting */
+	assert_true(v.restore);
+	assert_int_equal(run(cl, "set session characteristics as transaction isolation level "
+	                         "serializable")
+	                     .pins,
+	                 PIN_SET);
+	assert_int_equal(run(cl, "set session characteristics as transaction read only").pins,
+	                 PIN_NONE);
+	assert_int_equal(run(cl, "reset datestyle").resets, RESETS_NAMED);
+	assert_int_equal(run(cl, "set timezone to default").resets, RESETS_NAMED);
+	assert_int_equal(run(cl, "reset all").resets, RESETS_ALL);
+	assert_int_equal(run(cl, "discard all").resets, RESETS_ALL);
+	assert_int_equal(run(cl, "discard plans").resets, RESETS_NONE);
+	assert_int_equal(run(cl, "select 1").resets, RESETS_NONE);
+	const char *sql = "reset DateStyle; set local x to default; set TimeZone to default";
+	classify_reset_names(sql, strlen(sql), reset_name, got);
+	assert_string_equal(got, "datestyle,timezone,");
+	assert_true(classify_may_reset("RESET all", 9));
+	assert_true(classify_may_reset("discard all", 11));
+	assert_false(classify_may_reset("select abalance from pgbench_accounts", 37));
+	classify_free(cl);
+}
+
 static void test_normalize(void **state)
 {
 	char out[128];
@@ -266,6 +324,7 @@ int main(void)
 	    cmocka_unit_test(test_cache),
 	    cmocka_unit_test(test_cache_keys_what_the_parser_saw),
 	    cmocka_unit_test(test_pins),
+	    cmocka_unit_test(test_settings),
 	    cmocka_unit_test(test_normalize),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
