@@ -43,7 +43,8 @@ FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS    := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 FUZZ_OBJS    := $(PURE:%=build/fuzz/obj/%.o)
 
-.PHONY: all deps asan unit integration test run bench soak fuzz format lint clean check-format
+.PHONY: all deps asan unit integration test run bench soak fuzz format lint clean check-format \
+	regress
 # the fuzz objects are only inputs of the fuzz targets; keep them between runs
 .SECONDARY: $(FUZZ_OBJS)
 
@@ -117,6 +118,15 @@ bench: deps all
 # Long pgbench run watching the pooler's RSS and fds (SOAK_SECONDS, default 600); not in test.
 soak: deps all
 	bench/soak
+
+# PostgreSQL 15's regression suite (pg_regress, unmodified parallel_schedule) against a
+# throwaway server: directly, then through the pooler in session and in transaction mode;
+# prints a summary (also build/regress/summary.txt), diffs in build/regress/<run>/. Fetches
+# the tests once (apt-get source of the installed server version; pinned
+# postgresql-server-dev-15). POOLER_BIN overrides the binary; REGRESS_STRICT=1 also fails
+# on pooler-run failures not in tests/regress/expected_failures.txt. Not in test.
+regress: deps all
+	$(PYTHON) tests/regress/run.py
 
 # Run each fuzz target for FUZZ_TIME seconds from its seed corpus (tests/fuzz/corpus, read
 # only; what the run finds goes to build/fuzz/corpus). A crash, leak, UB or an assertion of
