@@ -86,7 +86,7 @@ Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 """
 EXPECTED_FAILURES = os.path.join(HERE, "expected_failures.txt")
-POOLER_BIN = os.environ.get("POOLER_BIN", os.path.join(ROOT, "build", "pooler"))
+POOLER_BIN = os.path.abspath(os.environ.get("POOLER_BIN", os.path.join(ROOT, "build", "pooler")))
 TIMEOUT = int(os.environ.get("REGRESS_TIMEOUT", "900"))
 TX_POOL_SIZE = int(os.environ.get("REGRESS_TX_POOL_SIZE", "10"))
 MODES = ("direct", "session", "transaction")
