@@ -157,7 +157,11 @@ static size_t restore_login_values(struct client *c, struct server *s, size_t st
 	char last = 0;
 	struct buf sql, q;
 
-	if (b->resets == RESETS_NONE || c->retry_batch != NULL || s->guard)
+	if (b->resets == RESETS_NONE)
+		return 0;
+	/* the bookkeeping below assumes the batch commits: a rollback would undo the RESET */
+	s->needs_restore = true;
+	if (c->retry_batch != NULL || s->guard)
 		return 0;
 	for (size_t at = start; at + 5 <= end; at += 5 + h.len) {
 		if (proto_read_header(buf_head(&c->conn.in) + at, end - at, PROTO_MAX_MESSAGE, &h) !=
