@@ -27,6 +27,7 @@ struct stmt_names {
 struct batch {
 	bool complete;     /* the whole batch is in the buffer */
 	bool read_only;    /* every statement in it may run on a replica */
+	bool wal;          /* something in it may write: the client's reads must see it after */
 	bool begin;        /* opens a transaction block */
 	bool begin_ro;     /* ...a READ ONLY one */
 	bool terminate;    /* the client said goodbye */

@@ -38,6 +38,8 @@ enum reset_kind { RESETS_NONE, RESETS_NAMED, RESETS_ALL };
 
 struct verdict {
 	bool read_only;       /* every statement only reads: a replica may run it */
+	bool wal;             /* may write (WAL): moves the client's read-your-writes position;
+	                       * SET, SHOW, LISTEN, BEGIN and the like do not */
 	bool begin;           /* starts a transaction block (BEGIN / START TRANSACTION) */
 	bool begin_read_only; /* ...declared READ ONLY */
 	bool ends;            /* COMMIT / ROLLBACK / END / ABORT */
@@ -80,7 +82,8 @@ struct classify_catalog {
 	size_t n_setters;
 };
 void classify_set_catalog(struct classifier *cl, const struct classify_catalog *cat);
-/* Forget cached verdicts (after the function lists changed). */
+/* Forget cached verdicts, learned ones too (after the function lists changed: reload).
+ * A new catalog (classify_set_catalog) keeps the learned ones. */
 void classify_clear_cache(struct classifier *cl);
 
 /* Classify the text of a Query or Parse message (len bytes, not necessarily terminated). */

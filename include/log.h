@@ -15,6 +15,12 @@ const char *log_level_name(enum log_level level);
 
 void log_write(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* A libpq notice processor (PQsetNoticeProcessor): what a server says on the pooler's own
+ * connections (probes, logins, auth_query), such as PostgreSQL's warning after a crash
+ * restart, becomes one log line at warning level. arg is a label that outlives the
+ * connection (a node's name, "server login", "auth_query"), or NULL. */
+void log_pq_notice(void *arg, const char *message);
+
 #define log_enabled(level) ((level) <= log_min_level)
 #define log_error(...) log_write(LOG_ERROR, __VA_ARGS__)
 #define log_warning(...) log_write(LOG_WARNING, __VA_ARGS__)

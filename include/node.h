@@ -124,8 +124,11 @@ void node_take_catalog(struct node *n); /* frees the rows after on_probe used th
 /* The server's own connection limit, as a probe read it: the budget never exceeds it. */
 void node_set_server_limit(struct node *n, int limit);
 
-/* Judge a replica's health from its lag against the primary's position. */
-void node_update_health(struct node *n, uint64_t primary_lsn);
+/* Judge a replica's health from its lag against the primary's position. pending_us is
+ * how long WAL the replica has not replayed has existed on the primary (0: none pending;
+ * UINT64_MAX: longer than the pooler remembers): the replica's own replay time counts
+ * only up to it. */
+void node_update_health(struct node *n, uint64_t primary_lsn, uint64_t pending_us);
 
 /* "16/B374D848" -> 64-bit position; 0 when malformed. */
 uint64_t node_parse_lsn(const char *s);

@@ -4,7 +4,7 @@
  * out of recovery, or the configured primary until a probe answers. Reads go to a usable
  * replica, chosen by fewest in-flight transactions per unit of weight, and only to one
  * that has replayed min_lsn when the client must read its own writes. The primary takes
- * its share of reads too, by its weight (weight = 0 keeps reads off it). */
+ * reads only when no replica may serve them, unless the operator gives it a weight. */
 #ifndef POOLER_ROUTER_H
 #define POOLER_ROUTER_H
 
@@ -24,6 +24,10 @@ struct node *router_primary(struct worker *w, const struct db_conf *db);
  * when none qualifies. */
 struct node *router_reader(struct worker *w, const struct db_conf *db, uint64_t min_lsn,
                            bool with_primary);
+
+/* A node's share of reads: its weight, or for weight = auto 1 on a replica and 0 on the
+ * primary. */
+int router_read_weight(const struct node *n);
 
 /* The worker's node for a configured node. */
 struct node *router_node(struct worker *w, const struct node_conf *nc);

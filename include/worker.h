@@ -35,6 +35,10 @@ struct worker {
 	struct metrics metrics;        /* counters and histograms of this worker */
 	uint64_t replica_refusals;     /* reads a replica refused as writes, rerun on the primary */
 	unsigned rr;                   /* rotates ties between equally loaded nodes */
+	struct {
+		uint64_t lsn, us;      /* the primary's WAL position, and when a probe read it */
+	} wal_seen[64];                /* ring of recent primary positions, for replica lag */
+	unsigned wal_seen_n;           /* positions recorded so far (the ring wraps) */
 	unsigned cfg_gen;              /* bumped on reload: cached config pointers are stale */
 	struct list dead_clients;      /* closed, freed before the loop sleeps */
 	struct list dead_servers;      /* closed, freed before the loop sleeps */

@@ -500,7 +500,7 @@ static void show_nodes(struct worker *w, struct buf *out)
 		        n->name, n->host, n->port, n->probed ? role_name(n->role) : "unknown",
 		        role_name(n->conf_role), n->up ? "yes" : "no", n->usable ? "yes" : "no",
 		        (unsigned long long)n->lag_bytes, (long long)n->lag_ms, n->inflight,
-		        (unsigned long long)n->transactions, n->weight,
+		        (unsigned long long)n->transactions, router_read_weight(n),
 		        (unsigned long long)n->probes_ok, (unsigned long long)n->probes_failed,
 		        n->last_error, breaker_state_name(n->breaker.state));
 	}

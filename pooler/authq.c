@@ -328,6 +328,8 @@ struct authq_lookup *authq_lookup(struct authq *q, const struct authq_target *t,
 		keys[k] = "password", vals[k++] = t->password;
 	keys[k] = NULL, vals[k] = NULL;
 	l->pg = PQconnectStartParams(keys, vals, 0);
+	if (l->pg != NULL)
+		PQsetNoticeProcessor(l->pg, log_pq_notice, (void *)"auth_query");
 	if (l->pg == NULL || PQstatus(l->pg) == CONNECTION_BAD) {
 		/* report from the loop, never from inside the caller */
 		ev_timer_init(&l->deadline, on_start_failed, 0, 0);

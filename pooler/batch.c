@@ -59,6 +59,7 @@ static void merge(struct batch *b, const struct verdict *v)
 	if (v->resets > b->resets)
 		b->resets = v->resets;
 	b->restore = b->restore || v->restore;
+	b->wal = b->wal || v->wal;
 }
 
 bool batch_may_reset(const uint8_t *p, size_t n)
@@ -90,7 +91,7 @@ void batch_scan(struct classifier *cl, const uint8_t *p, size_t n, struct stmt_n
 	for (;;) {
 		struct proto_header h;
 		if (off >= BATCH_LOOKAHEAD) {
-			b->read_only = false;
+			b->read_only = false, b->wal = true;
 			b->complete = true;
 			b->end = off;
 			return;
@@ -100,7 +101,7 @@ void batch_scan(struct classifier *cl, const uint8_t *p, size_t n, struct stmt_n
 			if (n - off >= 5 && h.len > BATCH_LOOKAHEAD) {
 				/* a huge message: no need to see it to know it's not for a replica
 				 */
-				b->read_only = false;
+				b->read_only = false, b->wal = true;
 				b->complete = true;
 				b->end = off;
 			}
@@ -114,7 +115,7 @@ void batch_scan(struct classifier *cl, const uint8_t *p, size_t n, struct stmt_n
 		case 'Q': {
 			const char *sql = proto_get_str(&r);
 			if (r.err) {
-				b->read_only = false;
+				b->read_only = false, b->wal = true;
 			} else {
 				struct verdict v = classify_sql(cl, sql, strlen(sql));
 				merge(b, &v);
@@ -127,7 +128,7 @@ void batch_scan(struct classifier *cl, const uint8_t *p, size_t n, struct stmt_n
 			const char *name = proto_get_str(&r);
 			const char *sql = proto_get_str(&r);
 			if (r.err) {
-				b->read_only = false;
+				b->read_only = false, b->wal = true;
 				break;
 			}
 			struct verdict v = classify_sql(cl, sql, strlen(sql));
@@ -144,7 +145,7 @@ void batch_scan(struct classifier *cl, const uint8_t *p, size_t n, struct stmt_n
 			const char *stmt = proto_get_str(&r);
 			bool restore = false;
 			if (r.err || !recall(names, stmt, &restore))
-				b->read_only = false;
+				b->read_only = false, b->wal = true;
 			b->restore = b->restore || restore;
 			break;
 		}
@@ -165,7 +166,7 @@ void batch_scan(struct classifier *cl, const uint8_t *p, size_t n, struct stmt_n
 		default:
 			/* FunctionCall, COPY data, or garbage the relay will refuse: no replica,
 			 * and nothing to wait for */
-			b->read_only = false;
+			b->read_only = false, b->wal = true;
 			b->complete = true;
 			b->end = off;
 			return;

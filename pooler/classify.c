@@ -91,6 +91,7 @@ struct cache_entry {
 	uint64_t hash;
 	uint64_t used; /* tick of the last hit; 0 = empty */
 	char *key;
+	bool learned; /* a replica refused it: kept when the catalog is read again */
 	struct verdict v;
 };
 
@@ -181,12 +182,19 @@ struct classifier *classify_new(size_t cache_slots)
 	return cl;
 }
 
-void classify_clear_cache(struct classifier *cl)
+static void clear_cache(struct classifier *cl, bool keep_learned)
 {
 	for (size_t i = 0; i < cl->n_buckets * WAYS; i++) {
+		if (keep_learned && cl->cache[i].learned)
+			continue;
 		free(cl->cache[i].key);
 		memset(&cl->cache[i], 0, sizeof(cl->cache[i]));
 	}
+}
+
+void classify_clear_cache(struct classifier *cl)
+{
+	clear_cache(cl, false);
 }
 
 void classify_free(struct classifier *cl)
@@ -227,7 +235,8 @@ void classify_set_catalog(struct classifier *cl, const struct classify_catalog *
 	for (size_t i = 0; i < cat->n_setters; i++)
 		set_add(&cl->setters, cat->setter_names[i]);
 	cl->have_catalog = true;
-	classify_clear_cache(cl);
+	/* what a replica refused stays a write: no catalog change makes it a read */
+	clear_cache(cl, true);
 }
 
 const struct classify_stats *classify_stats(const struct classifier *cl)
@@ -652,6 +661,7 @@ static bool classify_kind(struct classifier *cl, const PgQuery__Node *n, const s
 		/* Procedural code may change anything: the server is restored afterwards, and
 		 * code that visibly sets something keeps the client on it, as SET does. */
 		v->read_only = false;
+		v->wal = true;
 		v->restore = true;
 		for (size_t i = 0; i < n->do_stmt->n_args; i++) {
 			const PgQuery__Node *a = n->do_stmt->args[i];
@@ -682,12 +692,13 @@ static bool classify_kind(struct classifier *cl, const PgQuery__Node *n, const s
 		    0x0020) /* CURSOR_OPT_HOLD in PostgreSQL 14+ */
 			v->pins = PIN_HOLD_CURSOR;
 		v->read_only = false;
+		v->wal = v->wal || w->writes; /* FOR UPDATE locks rows */
 		return true;
 	case PG_QUERY__NODE__NODE_SELECT_STMT:
 	case PG_QUERY__NODE__NODE_EXPLAIN_STMT:
 	case PG_QUERY__NODE__NODE_VARIABLE_SHOW_STMT:
 		if (w->writes)
-			v->read_only = false;
+			v->read_only = false, v->wal = true;
 		return true;
 	case PG_QUERY__NODE__NODE_TRANSACTION_STMT: {
 		const PgQuery__TransactionStmt *t = n->transaction_stmt;
@@ -709,7 +720,8 @@ static bool classify_kind(struct classifier *cl, const PgQuery__Node *n, const s
 		case PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_ROLLBACK_TO:
 			return true;
 		default:
-			v->read_only = false;
+			v->read_only = false; /* PREPARE TRANSACTION, COMMIT PREPARED ... */
+			v->wal = true;
 			return true;
 		}
 	}
@@ -755,6 +767,7 @@ static bool classify_kind(struct classifier *cl, const PgQuery__Node *n, const s
 	}
 	default:
 		v->read_only = false;
+		v->wal = true;
 		return true;
 	}
 }
@@ -769,6 +782,7 @@ static struct verdict parse_verdict(struct classifier *cl, const char *sql, bool
 		/* not cached: a broken text can share its key with a valid one */
 		*cacheable = false;
 		v.read_only = false;
+		v.wal = true;
 		v.parse_error = true;
 		pg_query_free_protobuf_parse_result(r);
 		return v;
@@ -778,6 +792,7 @@ static struct verdict parse_verdict(struct classifier *cl, const char *sql, bool
 	pg_query_free_protobuf_parse_result(r);
 	if (tree == NULL) {
 		v.read_only = false;
+		v.wal = true;
 		return v;
 	}
 	if (tree->n_stmts == 0)
@@ -854,6 +869,7 @@ static void cache_put(struct classifier *cl, struct cache_entry *bucket, const c
 	victim->key = util_strdup(key);
 	victim->hash = h;
 	victim->used = ++cl->tick;
+	victim->learned = false;
 	victim->v = *v;
 	victim->v.hint = HINT_NONE;
 }
@@ -862,12 +878,22 @@ void classify_learn_write(struct classifier *cl, const char *sql, size_t len)
 {
 	char key[KEY_MAX];
 	size_t klen = classify_normalize(sql, len, key, sizeof(key));
-	struct verdict v = {.read_only = false, .session_ro = -1};
+	struct verdict v = {.read_only = false, .wal = true, .session_ro = -1};
 
 	if (klen == 0 || cl->n_buckets == 0)
 		return;
 	uint64_t h = hash_bytes(key, klen);
-	cache_put(cl, &cl->cache[(h % cl->n_buckets) * WAYS], key, h, &v);
+	struct cache_entry *bucket = &cl->cache[(h % cl->n_buckets) * WAYS];
+	for (int i = 0; i < WAYS; i++)
+		if (bucket[i].used && bucket[i].hash == h && strcmp(bucket[i].key, key) == 0) {
+			v = bucket[i].v; /* keep what else is known of it: pins, settings */
+			v.read_only = false;
+			v.wal = true;
+		}
+	cache_put(cl, bucket, key, h, &v);
+	for (int i = 0; i < WAYS; i++)
+		if (bucket[i].used && bucket[i].hash == h && strcmp(bucket[i].key, key) == 0)
+			bucket[i].learned = true;
 	cl->stats.learned++;
 }
 
@@ -899,7 +925,7 @@ struct verdict classify_sql(struct classifier *cl, const char *sql, size_t len)
 	/* The parser wants a terminated string. */
 	char *text = malloc(len + 1);
 	if (text == NULL)
-		return (struct verdict){.read_only = false, .session_ro = -1, .hint = hint};
+		return (struct verdict){.read_only = false, .wal = true, .session_ro = -1, .hint = hint};
 	memcpy(text, sql, len);
 	text[len] = '\0';
 	v = parse_verdict(cl, text, &cacheable);

@@ -323,11 +323,18 @@ static bool watch_session(struct client *c, const uint8_t *p, size_t avail)
 	bool moves = c->pinned == PIN_NONE && c->pool->mode != POOL_MODE_SESSION;
 	struct batch b;
 
-	if (!moves && !batch_may_reset(p, avail))
-		return true;
+	if (!moves) {
+		c->tx_wrote = true; /* not judged: may write */
+		if (!batch_may_reset(p, avail))
+			return true;
+	}
 	batch_scan(c->w->classifier, p, avail, client_names(c), &b);
-	if (!b.complete)
+	if (!b.complete) {
+		c->tx_wrote = true;
 		return avail >= BATCH_LOOKAHEAD;
+	}
+	if (b.wal)
+		c->tx_wrote = true;
 	if (moves) {
 		if (b.session_ro >= 0)
 			c->session_ro = b.session_ro;
@@ -361,11 +368,8 @@ static bool check_batch(struct client *c, char type)
 		return true;
 	if (!c->on_replica && c->retry_batch != NULL && !give_up_retry(c))
 		return false;
-	if (!c->on_replica) {
-		if (type == 'Q' || type == 'P')
-			c->tx_wrote = true;
+	if (!c->on_replica)
 		return (type != 'Q' && type != 'P') || watch_session(c, p, avail);
-	}
 	if (c->ro_tx)
 		return true;
 	if (c->retry_batch != NULL) {
@@ -701,8 +705,9 @@ static struct node *route(struct client *c, const struct db_conf *db)
 	}
 	if (binds_named(c, b.end))
 		keep_for_retry(c, b.end);
-	c->tx_wrote = !(b.read_only && b.complete);
-	if (c->tx_wrote)
+	/* only what may write moves the read-your-writes position: not SET, SHOW, BEGIN */
+	c->tx_wrote = b.wal || !b.complete;
+	if (!(b.read_only && b.complete))
 		c->w->metrics.routed_primary_write++;
 	else
 		c->w->metrics.routed_primary_read++;

@@ -173,7 +173,9 @@ static const struct key node_keys[] = {
     {"host", K_STR, N(host), "127.0.0.1", 0, 0, NULL, false, "server address"},
     {"port", K_INT, N(port), "5432", 1, 65535, NULL, false, "server port"},
     {"role", K_ENUM, N(role), "auto", 0, 0, roles, false, "primary | replica | auto"},
-    {"weight", K_INT, N(weight), "1", 0, 1000, NULL, false, "share of reads among replicas"},
+    {"weight", K_AUTO_INT, N(weight), "auto", 0, 1000, NULL, false,
+     "share of reads; auto = 1 on a replica, 0 on the primary (reads only when no replica may "
+     "serve them)"},
     {"cores", K_AUTO_INT, N(cores), "auto", 1, 4096, NULL, false,
      "the server's cores for pool sizing; auto = this machine's"},
     {"effective_spindle_count", K_INT, N(spindles), "1", 0, 1000, NULL, false,
@@ -348,7 +350,7 @@ static bool set_key(struct parse_state *ps, const char *section, void *obj, cons
 	case K_INT:
 	case K_AUTO_INT:
 		if (k->type == K_AUTO_INT && strcasecmp(value, "auto") == 0) {
-			*(int *)field = 0;
+			*(int *)field = (int)k->min - 1; /* auto: just below the range */
 			return true;
 		}
 		if (!util_parse_int(value, k->min, k->max, &v))
@@ -847,7 +849,7 @@ static void format_value(const struct key *k, const void *obj, char *out, size_t
 		snprintf(out, cap, "%d", v);
 		return;
 	case K_AUTO_INT:
-		if (v == 0)
+		if (v == k->min - 1)
 			snprintf(out, cap, "auto");
 		else
 			snprintf(out, cap, "%d", v);

@@ -116,3 +116,13 @@ void log_write(enum log_level level, const char *fmt, ...)
 		/* nowhere left to report it */
 	}
 }
+
+void log_pq_notice(void *arg, const char *message)
+{
+	int len = (int)strlen(message);
+
+	while (len > 0 && (message[len - 1] == '\n' || message[len - 1] == ' '))
+		len--;
+	log_warning("notice on the pooler's own connection (%s): %.*s",
+	            arg ? (const char *)arg : "server", len, message);
+}

@@ -422,6 +422,7 @@ static bool reload(struct daemon *d, char *err, size_t errlen)
 		tls_ctx_free(tls_ctx);
 		goto fail;
 	}
+	classify_clear_cache(d->w.classifier); /* learned verdicts too: a reload starts afresh */
 	add_functions(d->w.classifier, cfg->read_only_functions, false);
 	add_functions(d->w.classifier, cfg->write_functions, true);
 	apply_nodes(d, cfg);

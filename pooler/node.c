@@ -273,6 +273,7 @@ static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
 		probe_failed(n, n->pg ? PQerrorMessage(n->pg) : "out of memory");
 		return;
 	}
+	PQsetNoticeProcessor(n->pg, log_pq_notice, n->name);
 	n->probe_sent_us = util_now_us();
 	connect_step(n);
 }
@@ -376,7 +377,7 @@ void node_take_catalog(struct node *n)
 	free_catalog(n);
 }
 
-void node_update_health(struct node *n, uint64_t primary_lsn)
+void node_update_health(struct node *n, uint64_t primary_lsn, uint64_t pending_us)
 {
 	bool healthy;
 
@@ -391,6 +392,14 @@ void node_update_health(struct node *n, uint64_t primary_lsn)
 		return;
 	}
 	n->lag_bytes = primary_lsn > n->lsn ? primary_lsn - n->lsn : 0;
+	/* The replica's figure (now - its last replayed commit) says how old that commit is,
+	 * not how far behind it is: after a quiet minute a checkpoint record in flight made a
+	 * healthy replica look 59 s behind. Lag is time only while WAL is pending, and no more
+	 * than the primary has had that WAL. */
+	if (primary_lsn != 0 && n->lag_bytes == 0)
+		n->lag_ms = 0;
+	else if (pending_us != UINT64_MAX && (int64_t)(pending_us / 1000) < n->lag_ms)
+		n->lag_ms = (int64_t)(pending_us / 1000);
 	healthy = n->lag_bytes <= n->probe.max_lag_bytes && n->lag_ms <= n->probe.max_lag_ms;
 	if (!healthy) {
 		if (n->usable)

@@ -37,6 +37,13 @@ struct node *router_primary(struct worker *w, const struct db_conf *db)
 	return configured;
 }
 
+int router_read_weight(const struct node *n)
+{
+	if (n->weight >= 0)
+		return n->weight;
+	return n->role == NODE_ROLE_REPLICA ? 1 : 0; /* auto */
+}
+
 struct node *router_reader(struct worker *w, const struct db_conf *db, uint64_t min_lsn,
                            bool with_primary)
 {
@@ -47,7 +54,8 @@ struct node *router_reader(struct worker *w, const struct db_conf *db, uint64_t 
 
 	for (int k = 0; k < db->n_nodes; k++) {
 		struct node *n = router_node(w, db->node_list[(start + k) % db->n_nodes]);
-		if (n == NULL || !n->usable || n->weight == 0)
+		int weight = n == NULL ? 0 : router_read_weight(n);
+		if (weight == 0 || !n->usable)
 			continue;
 		if (n->role == NODE_ROLE_REPLICA) {
 			if (min_lsn != 0 && n->lsn < min_lsn)
@@ -56,7 +64,7 @@ struct node *router_reader(struct worker *w, const struct db_conf *db, uint64_t 
 			continue;
 		}
 		/* fewest in-flight per unit of weight; scaled to stay in integers */
-		long score = (long)n->inflight * 1000 / n->weight;
+		long score = (long)n->inflight * 1000 / weight;
 		if (best == NULL || score < best_score) {
 			best = n;
 			best_score = score;
@@ -74,21 +82,54 @@ uint64_t router_primary_lsn_since(struct worker *w, const struct db_conf *db, ui
 	return p->lsn;
 }
 
+#define WAL_SEEN_LEN ARRAY_LEN(((struct worker *)0)->wal_seen)
+
+/* Remember the primary's position when it moved, with the time its probe read it. */
+static void note_primary_wal(struct worker *w, uint64_t lsn, uint64_t at_us)
+{
+	unsigned last = (w->wal_seen_n - 1) % WAL_SEEN_LEN;
+
+	if (lsn == 0 || (w->wal_seen_n > 0 && w->wal_seen[last].lsn >= lsn))
+		return;
+	unsigned i = w->wal_seen_n++ % WAL_SEEN_LEN;
+	w->wal_seen[i].lsn = lsn;
+	w->wal_seen[i].us = at_us;
+}
+
+/* How long WAL past replayed has existed on the primary: since the first remembered
+ * primary position beyond it. 0 when none is; UINT64_MAX when even the oldest one
+ * remembered is beyond it. */
+static uint64_t wal_pending_us(const struct worker *w, uint64_t replayed, uint64_t now)
+{
+	unsigned n = w->wal_seen_n < WAL_SEEN_LEN ? w->wal_seen_n : (unsigned)WAL_SEEN_LEN;
+
+	for (unsigned k = 0; k < n; k++) {
+		unsigned i = (w->wal_seen_n - n + k) % WAL_SEEN_LEN;
+		if (w->wal_seen[i].lsn > replayed)
+			return k == 0 && w->wal_seen_n > WAL_SEEN_LEN
+			           ? UINT64_MAX
+			           : (now > w->wal_seen[i].us ? now - w->wal_seen[i].us : 0);
+	}
+	return 0;
+}
+
 void router_on_probe(struct node *n, void *arg)
 {
 	struct worker *w = arg;
-	uint64_t primary_lsn = 0;
+	uint64_t primary_lsn = 0, now = util_now_us();
 
 	for (int i = 0; i < w->n_nodes; i++)
 		if (w->nodes[i]->up && w->nodes[i]->role == NODE_ROLE_PRIMARY &&
-		    w->nodes[i]->lsn > primary_lsn)
+		    w->nodes[i]->lsn > primary_lsn) {
 			primary_lsn = w->nodes[i]->lsn;
+			note_primary_wal(w, primary_lsn, w->nodes[i]->lsn_as_of_us);
+		}
 	for (int i = 0; i < w->n_nodes; i++)
-		node_update_health(w->nodes[i], primary_lsn);
+		node_update_health(w->nodes[i], primary_lsn,
+		                   wal_pending_us(w, w->nodes[i]->lsn, now));
 	/* Probes count for the node's circuit like connects do. A probe that answers is a
 	 * trial that worked: the node takes connections again at once, without waiting out
 	 * the recovery time. */
-	uint64_t now = util_now_us();
 	if (!n->up) {
 		if (breaker_failure(&n->breaker, now))
 			log_warning("node %s: circuit open after %u failures in a row", n->name,

@@ -157,6 +157,7 @@ bool server_connect(struct server *s, struct ev_loop *loop, const struct server_
 	s->pg = PQconnectStartParams(keys, vals, 0);
 	if (s->pg == NULL)
 		return false;
+	PQsetNoticeProcessor(s->pg, log_pq_notice, (void *)"server login");
 	ev_init(&s->login_io, on_login_io);
 	s->login_io.data = s;
 	ev_timer_init(&s->timer, on_login_timeout, l->timeout_ms / 1000.0, 0);

@@ -20,7 +20,7 @@ def test_psycopg_auto_prepared_statements_on_a_shared_server(pooler):
 def test_prepared_statement_survives_moving_to_another_server(pooler):
     """Transaction pooling: a statement asyncpg prepared on one server keeps working
     when the next transaction of that client runs on a different server."""
-    p = pooler(pool_size=2)
+    p = pooler(pool_size=2, with_replica=False)  # both clients' servers on one node
 
     async def main():
         a = await p.aconnect()               # default statement cache: named statements

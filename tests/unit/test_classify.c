@@ -300,6 +300,35 @@ static void test_settings(void **state)
 	classify_free(cl);
 }
 
+/* What may write moves read-your-writes; learned writes outlive a new catalog. */
+static void test_wal_and_learned(void **state)
+{
+	struct classifier *cl = new_classifier();
+	static const char *const names[] = {"count", "my_stable"};
+	struct classify_catalog cat = {.names = names, .n_names = 2};
+	(void)state;
+
+	assert_false(run(cl, "set application_name = 'x'").wal);
+	assert_false(run(cl, "show work_mem").wal);
+	assert_false(run(cl, "begin").wal);
+	assert_false(run(cl, "listen ch").wal);
+	assert_false(run(cl, "select 1").wal);
+	assert_true(run(cl, "insert into t values (1)").wal);
+	assert_true(run(cl, "select nextval('s')").wal);
+	assert_true(run(cl, "select * from t for update").wal);
+	assert_true(run(cl, "create table t2 (a int)").wal);
+	assert_true(run(cl, "this is not sql").wal);
+	assert_true(run(cl, "select my_stable()").read_only);
+	classify_learn_write(cl, "select my_stable()", 18);
+	assert_false(run(cl, "select my_stable()").read_only);
+	classify_set_catalog(cl, &cat); /* read again: still a write */
+	assert_false(run(cl, "select my_stable()").read_only);
+	assert_true(run(cl, "select my_stable()").wal);
+	classify_clear_cache(cl); /* a reload forgets it */
+	assert_true(run(cl, "select my_stable()").read_only);
+	classify_free(cl);
+}
+
 static void test_normalize(void **state)
 {
 	char out[128];
@@ -325,6 +354,7 @@ int main(void)
 	    cmocka_unit_test(test_cache_keys_what_the_parser_saw),
 	    cmocka_unit_test(test_pins),
 	    cmocka_unit_test(test_settings),
+	    cmocka_unit_test(test_wal_and_learned),
 	    cmocka_unit_test(test_normalize),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

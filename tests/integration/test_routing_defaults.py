@@ -1,0 +1,160 @@
+"""Routing defaults, round two: reads go to the replicas unless none may serve them, a SET is
+not a write, a statement a replica refused stays known as a write, and a quiet replica is not
+reported behind."""
+import time
+
+import psycopg
+
+from conftest import wait_for
+from test_limits import await_metric
+
+HEALTH = {"health_interval": "100ms"}
+
+
+def port(conn, sql="select inet_server_port()"):
+    return conn.execute(sql).fetchone()[0]
+
+
+def wait_replica_reads(p, cluster):
+    def ok():
+        with p.connect(prepare_threshold=None) as c:
+            return port(c) == cluster.replica_port
+    wait_for(ok, timeout=15, interval=0.1, what="reads to reach the replica")
+
+
+def test_reads_go_to_the_replica_by_default(pooler, cluster):
+    """weight = auto: the primary takes no reads while the replica may serve them."""
+    p = pooler(extra_pooler=dict(HEALTH, read_your_writes="off"))
+    wait_replica_reads(p, cluster)
+    with p.connect(prepare_threshold=None) as c:
+        ports = [port(c) for _ in range(30)]
+    assert set(ports) == {cluster.replica_port}, ports
+
+
+def test_a_weighted_primary_shares_reads(pooler, cluster):
+    p = pooler(node_overrides={"primary": {"weight": 1}},
+               extra_pooler=dict(HEALTH, read_your_writes="off"))
+    wait_replica_reads(p, cluster)
+    conns = [p.connect(prepare_threshold=None) for _ in range(4)]
+    try:
+        ports = set()
+        for _ in range(20):  # in-flight ties rotate over both nodes
+            ports.update(port(c) for c in conns)
+    finally:
+        for c in conns:
+            c.close()
+    assert ports == {cluster.primary_port, cluster.replica_port}, ports
+
+
+def test_set_and_show_do_not_count_as_writes(pooler, cluster):
+    """read_your_writes = window (30 s): only a transaction that may write keeps the
+    client's reads on the primary; SET, SHOW and an empty transaction do not."""
+    cluster.psql(cluster.primary_port, "create table if not exists rd_t(a int)", user="app")
+    cluster.wait_replay()
+    p = pooler(extra_pooler=dict(HEALTH, read_your_writes="window",
+                                 read_your_writes_window="30s"))
+    wait_replica_reads(p, cluster)
+    with p.connect(prepare_threshold=None) as c:
+        c.execute("set application_name = 'rd_app'")
+        assert port(c) == cluster.replica_port
+        c.execute("show work_mem")
+        c.execute("begin")
+        c.execute("commit")
+        assert port(c) == cluster.replica_port
+        c.execute("set default_transaction_read_only = on")
+        assert port(c) == cluster.replica_port
+        c.execute("set default_transaction_read_only = off")
+        c.execute("insert into rd_t values (1)")  # a write: reads stay on the primary now
+        assert port(c) == cluster.primary_port
+
+
+def test_learned_write_survives_a_catalog_refresh(pooler, cluster):
+    """A statement the replica refused (a function wrongly marked STABLE that writes) is
+    learned as a write; reading the function catalog again (every 60 probes) keeps that."""
+    cluster.psql(cluster.primary_port,
+                 "create sequence if not exists rd_seq;"
+                 " create or replace function rd_sneaky() returns bigint language sql stable"
+                 " as $$ select nextval('rd_seq') $$", user="app")
+    cluster.wait_replay()
+    p = pooler(node_overrides={"primary": {"weight": 0}},
+               extra_pooler=dict(HEALTH, read_your_writes="off"))
+    wait_for(lambda: "function catalog" in p.log(), timeout=10, what="the function catalog")
+    wait_replica_reads(p, cluster)
+    with psycopg.connect(p.dsn(), autocommit=True, prepare_threshold=None) as c:
+        cur = psycopg.ClientCursor(c)  # simple protocol: the safety net reruns it
+        cur.execute("select rd_sneaky() is not null, inet_server_port()")
+        assert cur.fetchone() == (True, cluster.primary_port)
+        # 60 probes at 100 ms: the catalog is read again
+        wait_for(lambda: p.log().count("function catalog from node") >= 2, timeout=15,
+                 interval=0.2, what="a second read of the function catalog")
+        for _ in range(3):
+            cur.execute("select rd_sneaky() is not null, inet_server_port()")
+            assert cur.fetchone() == (True, cluster.primary_port)
+    assert p.log().count("a replica refused a statement") == 1, p.log_tail(30)
+    await_metric(p, "pooler_replica_refusals_total", lambda v: v == 1)
+
+
+def test_quiet_replica_is_not_reported_behind(pooler, cluster):
+    """After a quiet spell, WAL without commits (checkpoints, segment switches) reaches the
+    replica: its last replayed commit is old, but it is not behind, and stays in rotation."""
+    p = pooler(node_overrides={"primary": {"weight": 0}},
+               extra_pooler=dict(HEALTH, read_your_writes="off", max_replica_lag="1s",
+                                 max_replica_lag_bytes=1 << 30))  # a switch jumps 16 MB
+    wait_replica_reads(p, cluster)
+    cluster.psql(cluster.primary_port, "create table if not exists rd_q(a int);"
+                 " insert into rd_q values (1)", user="app")
+    time.sleep(2.5)  # no commit from here on
+    deadline = time.monotonic() + 4
+    with p.connect(prepare_threshold=None) as c:
+        while time.monotonic() < deadline:
+            cluster.psql(cluster.primary_port, "checkpoint", db="postgres")
+            cluster.psql(cluster.primary_port, "select pg_switch_wal()", db="postgres")
+            assert port(c) == cluster.replica_port
+            time.sleep(0.1)
+    assert "leaves the read rotation" not in p.log(), p.log_tail(20)
+
+
+def test_delayed_replica_lag_is_the_delay_not_the_quiet_time(pooler, cluster):
+    """A replica that applies commits 2 s late, after 6 s without commits: while a new
+    commit waits, its lag is about 2 s (how long the primary has had that WAL), not the 6 s
+    since the last commit it replayed; with max_replica_lag = 4s it stays in rotation."""
+    p = pooler(node_overrides={"primary": {"weight": 0}},
+               extra_pooler=dict(HEALTH, read_your_writes="off", max_replica_lag="4s"))
+    wait_replica_reads(p, cluster)
+    cluster.psql(cluster.primary_port, "create table if not exists rd_d(a int)", user="app")
+    cluster.wait_replay()
+    def set_delay(value):
+        cluster.psql(cluster.replica_port,
+                     "alter system set recovery_min_apply_delay = '%s'" % value, db="postgres")
+        cluster.psql(cluster.replica_port, "select pg_reload_conf()", db="postgres")
+
+    set_delay("2s")
+    try:
+        time.sleep(6)  # quiet: the replica's last replayed commit grows old
+        cluster.psql(cluster.primary_port, "insert into rd_d values (1)", user="app")
+        deadline = time.monotonic() + 3.5
+        with p.connect(prepare_threshold=None) as c:
+            while time.monotonic() < deadline:
+                assert port(c) == cluster.replica_port, p.log_tail(10)
+                time.sleep(0.1)
+    finally:
+        set_delay("0")
+        cluster.wait_replay()
+    assert "leaves the read rotation" not in p.log(), p.log_tail(20)
+
+
+def test_notices_on_probe_connections_go_to_the_log(pooler, cluster):
+    """What a server says on the pooler's own connections (here DEBUG messages, since the
+    probe's role has client_min_messages = debug5) becomes logfmt lines, never raw
+    stderr."""
+    cluster.psql(cluster.primary_port,
+                 "do $$ begin if not exists (select from pg_roles where rolname = 'rd_noisy')"
+                 " then create role rd_noisy login; end if; end $$;"
+                 " alter role rd_noisy set client_min_messages = 'debug5'", db="postgres")
+    cluster.wait_replay()
+    p = pooler(with_replica=False,
+               extra_pooler=dict(HEALTH, health_user="rd_noisy", health_dbname="app"))
+    wait_for(lambda: "notice on the pooler's own connection (primary)" in p.log(), timeout=10,
+             what="a probe notice in the log")
+    raw = [line for line in p.log().splitlines() if line and not line.startswith("ts=")]
+    assert raw == [], raw[:5]
