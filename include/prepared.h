@@ -88,7 +88,9 @@ enum reply_kind {
 	REPLY_CLOSE_EVICT, /* the pooler closed a cached statement: drop CloseComplete */
 };
 
-#define REPLY_QUEUE_LEN 512
+/* Answers a server may owe at once: grows as needed up to this, far beyond any real
+ * pipeline (the client's socket buffers bound what is in flight long before). */
+#define REPLY_QUEUE_MAX (1u << 20)
 
 struct reply_entry {
 	uint64_t hash;    /* the statement it is about; 0 for the unnamed one */
@@ -98,12 +100,13 @@ struct reply_entry {
 };
 
 struct reply_queue {
-	struct reply_entry items[REPLY_QUEUE_LEN];
-	unsigned head, len;
+	struct reply_entry *items; /* ring of cap entries, grown by doubling */
+	unsigned head, len, cap;
 };
 
 bool reply_queue_push(struct reply_queue *q, char type, uint64_t hash, uint32_t segment,
                       uint8_t kind) __attribute__((warn_unused_result));
+void reply_queue_free(struct reply_queue *q);
 /* The oldest entry, removed into *out; false when empty. */
 bool reply_queue_pop(struct reply_queue *q, struct reply_entry *out);
 /* The oldest entry, if any, left in place. */

@@ -181,9 +181,21 @@ void stmt_cache_free(struct stmt_cache *s)
 bool reply_queue_push(struct reply_queue *q, char type, uint64_t hash, uint32_t segment,
                       uint8_t kind)
 {
-	if (q->len == REPLY_QUEUE_LEN)
-		return false;
-	struct reply_entry *e = &q->items[(q->head + q->len++) % REPLY_QUEUE_LEN];
+	if (q->len == q->cap) {
+		if (q->cap >= REPLY_QUEUE_MAX)
+			return false;
+		unsigned cap = q->cap ? q->cap * 2 : 64;
+		struct reply_entry *items = malloc(sizeof(*items) * cap);
+		if (items == NULL)
+			return false;
+		for (unsigned i = 0; i < q->len; i++) /* unwrap the ring */
+			items[i] = q->items[(q->head + i) % q->cap];
+		free(q->items);
+		q->items = items;
+		q->head = 0;
+		q->cap = cap;
+	}
+	struct reply_entry *e = &q->items[(q->head + q->len++) % q->cap];
 	e->hash = hash;
 	e->segment = segment;
 	e->kind = kind;
@@ -191,12 +203,20 @@ bool reply_queue_push(struct reply_queue *q, char type, uint64_t hash, uint32_t 
 	return true;
 }
 
+void reply_queue_free(struct reply_queue *q)
+{
+	if (q == NULL)
+		return;
+	free(q->items);
+	free(q);
+}
+
 bool reply_queue_pop(struct reply_queue *q, struct reply_entry *out)
 {
 	if (q->len == 0)
 		return false;
 	*out = q->items[q->head];
-	q->head = (q->head + 1) % REPLY_QUEUE_LEN;
+	q->head = (q->head + 1) % q->cap;
 	q->len--;
 	return true;
 }

@@ -601,6 +601,6 @@ void server_free(struct server *s)
 	conn_free(&s->conn);
 	params_free(&s->params);
 	stmt_cache_free(&s->prepared);
-	free(s->replies);
+	reply_queue_free(s->replies);
 	free(s);
 }

@@ -80,3 +80,14 @@ def test_simple_queries_sent_back_to_back(pooler):
             assert len(rows) == 1 and not [m for m in msgs if m[0] == "E"], msgs
             got.append(int(rows[0][1][6:].decode()))
         assert got == list(range(10))
+
+
+def test_psycopg_pipeline_of_5000_statements_before_one_sync(pooler):
+    """psycopg's pipeline mode sends every Parse/Bind/Execute before one Sync: no count of
+    outstanding answers ends the session; memory is bounded by the sockets' backpressure."""
+    p = pooler(pool_size=2, with_replica=False)
+    with p.connect(prepare_threshold=None) as conn:
+        with conn.pipeline():
+            curs = [conn.execute("select %s::int + 1", (i,)) for i in range(5000)]
+        assert [c.fetchone()[0] for c in curs] == list(range(1, 5001))
+        assert conn.execute("select 41 + 1").fetchone() == (42,)
