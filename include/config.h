@@ -90,6 +90,7 @@ struct config {
 	int stats_period_ms; /* 0: no summary */
 	int workers;
 	int max_client_conn;
+	int max_packet_size; /* length field of a client message, at most */
 	char *server_reset_query;
 	int server_connect_timeout_ms;
 	int query_wait_timeout_ms;

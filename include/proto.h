@@ -14,7 +14,9 @@
 #define PROTO_GSSENC_REQUEST 80877104u
 #define PROTO_CANCEL_REQUEST 80877102u
 #define PROTO_MAX_STARTUP 10000u      /* PostgreSQL's own limit on a startup packet */
-#define PROTO_MAX_MESSAGE 0x40000000u /* 1 GiB, as the server allows */
+/* Body bytes of the largest message PostgreSQL reads: its limit on the length field is
+ * MaxAllocSize - 1 (0x3ffffffe), and the field counts its own 4 bytes. */
+#define PROTO_MAX_MESSAGE (0x3ffffffeu - 4u)
 #define PROTO_MAX_PARAMS 64
 
 /* SQLSTATEs the pooler itself raises. */

@@ -6,6 +6,13 @@
 
 /* ---- relaying ---------------------------------------------------------------------- */
 
+/* The largest message body this client may send (max_packet_size counts the length
+ * field too): a longer one is refused from its header, before any body byte is read. */
+static uint32_t client_max_body(const struct client *c)
+{
+	return (uint32_t)c->w->cfg->max_packet_size - 4;
+}
+
 /* Append s as the body of a single-quoted SQL literal. */
 static void put_quoted(struct buf *sql, const char *s)
 {
@@ -411,8 +418,8 @@ void client_relay(struct client *c)
 			c->remain -= (uint32_t)n;
 			continue;
 		}
-		enum proto_status st =
-		    proto_read_header(buf_head(&cn->in) + cn->fwd, avail, PROTO_MAX_MESSAGE, &h);
+		enum proto_status st = proto_read_header(buf_head(&cn->in) + cn->fwd, avail,
+		                                         client_max_body(c), &h);
 		if (st == PROTO_INCOMPLETE)
 			break;
 		if (st == PROTO_BAD) {
@@ -720,7 +727,7 @@ void client_start_transaction(struct client *c)
 {
 	struct proto_header h;
 	enum proto_status st =
-	    proto_read_header(buf_head(&c->conn.in), buf_len(&c->conn.in), PROTO_MAX_MESSAGE, &h);
+	    proto_read_header(buf_head(&c->conn.in), buf_len(&c->conn.in), client_max_body(c), &h);
 	if (st == PROTO_INCOMPLETE)
 		return;
 	if (st == PROTO_BAD) {

@@ -91,6 +91,9 @@ static const struct key pooler_keys[] = {
     {"workers", K_AUTO_INT, P(workers), "1", 1, 1, NULL, false, "event-loop threads (1 for now)"},
     {"max_client_conn", K_INT, P(max_client_conn), "10000", 1, 1000000, NULL, false,
      "client connections accepted at most; more get SQLSTATE 53300"},
+    {"max_packet_size", K_INT, P(max_packet_size), "1073741822", 1024, 1073741822, NULL, false,
+     "largest client message (length field) let through; longer ones close the client "
+     "with 08P01 before their body is read (default and most: PostgreSQL's own limit)"},
     {"server_reset_query", K_STR, P(server_reset_query), "DISCARD ALL", 0, 0, NULL, false,
      "run on a server before another client gets it, in session mode"},
     {"server_connect_timeout", K_MS, P(server_connect_timeout_ms), "5s", 100, 3600000, NULL, false,

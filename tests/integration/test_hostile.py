@@ -221,6 +221,9 @@ def logged_in(p):
     pytest.param(b"Q" + U32(3), id="length-3"),
     pytest.param(b"Q" + U32(0), id="length-0"),
     pytest.param(b"S" + U32(2), id="sync-length-2"),
+    # one past PostgreSQL's own limit (MaxAllocSize - 1): refused from the header alone
+    pytest.param(b"Q" + U32(0x40000000) + b"select", id="length-1GiB"),
+    pytest.param(b"Q" + U32(0x3FFFFFFF) + b"select", id="length-1GiB-minus-1"),
 ])
 def test_absurd_message_length_after_login(trust, blob):
     with GoodClient(trust):
@@ -804,3 +807,19 @@ def test_replica_row_larger_than_the_read_buffer_limit(pooler, cluster, size):
                     "select repeat('x', %d), inet_server_port()" % size)
                 assert not errors, errors
                 assert len(rows[0][0]) == size and rows[0][1] == str(cluster.replica_port)
+
+
+def test_max_packet_size_refuses_a_longer_message_before_its_body(pooler):
+    """max_packet_size = 64 kB: a 100 kB Query is refused (08P01) as soon as its header
+    arrives, while one of 60 kB runs."""
+    p = pooler(auth_type="trust", pool_size=2, with_replica=False,
+               extra_pooler={"max_packet_size": 65536})
+    with logged_in(p) as c:
+        sql = "select length('%s')" % ("x" * 60000)
+        _, tags, errors = c.simple_query(sql)
+        assert not errors and tags == ["SELECT 1"], (tags, errors)
+    with logged_in(p) as c:
+        send_quietly(c.sock, b"Q" + U32(100000 + 4) + b"select")  # the header is enough
+        fields = expect_error(c.sock, {"08P01"})
+        assert "length" in fields.get("M", ""), fields
+    assert p.alive()
