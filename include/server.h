@@ -57,10 +57,11 @@ struct server_ops {
 	/* A query the pooler issued failed (its ReadyForQuery still follows). */
 	void (*query_error)(struct server *s, const char *sqlstate, const char *message);
 	/* Under guard, before anything reached the client, the batch failed with sqlstate:
-	 * 25006 (a write in a read-only transaction) or 0A000 (a prepared statement's
-	 * result type changed). True when the owner runs the batch again: its replies are
-	 * then dropped up to ReadyForQuery. */
-	bool (*refused)(struct server *s, const char *sqlstate);
+	 * 25006 (a write in a read-only transaction), 0A000 with stale set (a prepared
+	 * statement's result type changed), or another 0A000 (what a standby cannot do:
+	 * serializable, unlogged tables). True when the owner runs the batch again: its
+	 * replies are then dropped up to ReadyForQuery. */
+	bool (*refused)(struct server *s, const char *sqlstate, bool stale);
 };
 
 struct server {

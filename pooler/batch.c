@@ -146,7 +146,7 @@ void batch_scan(struct classifier *cl, const uint8_t *p, size_t n, struct stmt_n
 			bool restore = false;
 			if (r.err || !recall(names, stmt, &restore))
 				b->read_only = false, b->wal = true;
-			b->restore = b->restore || restore;
+			b->restore |= restore;
 			break;
 		}
 		case 'D':

@@ -178,9 +178,9 @@ static void drop_retry(struct client *c)
 	c->retry_now = false;
 }
 
-/* A replica refused the kept batch as a write: run it on the primary and remember its
- * shape as a write. */
-static void rerun_on_primary(struct client *c, struct server *s)
+/* A replica refused the kept batch (a write, or what a standby cannot do): run it on the
+ * primary and remember its shape as a write. */
+static void rerun_on_primary(struct client *c, struct server *s, const char *sqlstate)
 {
 	const char *sql = (const char *)c->retry_batch + 5;
 	const char *end = (const char *)c->retry_batch + c->retry_len;
@@ -192,21 +192,21 @@ static void rerun_on_primary(struct client *c, struct server *s)
 	c->retry_now = true;
 	c->w->replica_refusals++;
 	classify_learn_write(c->w->classifier, sql, strnlen(sql, (size_t)(end - sql)));
-	log_warning("c=%llu s=%llu a replica refused a statement classified as a read (25006); "
+	log_warning("c=%llu s=%llu a replica refused a statement classified as a read (%s); "
 	            "running it on the primary: %.120s",
-	            (unsigned long long)c->id, (unsigned long long)s->id, sql);
+	            (unsigned long long)c->id, (unsigned long long)s->id, sqlstate, sql);
 }
 
-static bool on_server_refused(struct server *s, const char *sqlstate)
+static bool on_server_refused(struct server *s, const char *sqlstate, bool stale)
 {
 	struct client *c = s->owner;
 
 	if (c->retry_batch == NULL || c->retry_now || c->retry_stale)
 		return false;
-	if (strcmp(sqlstate, "25006") == 0) {
+	if (!stale) {
 		if (!c->on_replica)
 			return false; /* the primary means it */
-		rerun_on_primary(c, s);
+		rerun_on_primary(c, s, sqlstate);
 		return true;
 	}
 	/* a stale prepared statement: once, on this server, with everything prepared anew */
@@ -361,9 +361,22 @@ static void on_grant(struct pool_waiter *wt, struct server *s)
 		client_relay(c);
 }
 
+/* No server for the waiting client. An outage (the node cannot be reached, its circuit is
+ * open) is an error, not a disconnect, for a client between transactions: it hears why and
+ * keeps its connection, as its application's own pool expects. Anything else, or a client
+ * still logging in, is closed. */
 static void on_wait_failed(struct pool_waiter *wt, const char *sqlstate, const char *message)
 {
-	client_fatal(container_of(wt, struct client, waiter), sqlstate, message);
+	struct client *c = container_of(wt, struct client, waiter);
+	bool outage = strcmp(sqlstate, SQLSTATE_CONNECTION_FAILURE) == 0 ||
+	              strcmp(sqlstate, SQLSTATE_CANNOT_CONNECT_NOW) == 0;
+
+	if (outage && client_refuse_waiting(c, sqlstate, message)) {
+		if (!c->acquiring && buf_len(&c->conn.in) > 0)
+			client_process(c); /* pipelined batches; inside pool_acquire the caller loops */
+		return;
+	}
+	client_fatal(c, sqlstate, message);
 }
 
 /* The pool this client waited on retired (reload): route its transaction again. Nothing

@@ -116,6 +116,7 @@ struct client {
 	struct pool_waiter waiter;
 	uint64_t last_read_us; /* client bytes last arrived (or a server was linked) */
 	bool query_cancelled;  /* query_timeout sent a cancel for the running query */
+	bool acquiring;        /* inside pool_acquire: a refusal is answered by the caller's loop */
 	ev_timer timer;        /* login timeout, query_wait_timeout, then the session limits */
 	struct conn conn;
 };
@@ -137,6 +138,7 @@ void client_relay(struct client *c);
 void client_start_transaction(struct client *c);
 void client_requeue_batch(struct client *c);
 void client_first_batch_linked(struct client *c, struct server *s);
+bool client_refuse_waiting(struct client *c, const char *sqlstate, const char *message);
 
 /* client_stmts.c */
 /* Rename, prepare ahead or answer the message at the relay position: 1 to go on, 0 to

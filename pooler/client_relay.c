@@ -648,9 +648,7 @@ static struct node *route(struct client *c, const struct db_conf *db)
 		if (!allowed(c, db, &b))
 			return NULL;
 		pin(c, b.pins);
-		c->first.restore = b.restore;
-		c->first.resets = b.resets;
-		c->first.end = b.end;
+		c->first.restore = b.restore, c->first.resets = b.resets, c->first.end = b.end;
 	}
 	if (db->pool_mode != POOL_MODE_SESSION && has_replicas(db) && c->pinned == PIN_NONE) {
 		uint8_t hint = b.hint != HINT_NONE ? b.hint : c->forced_route;
@@ -722,10 +720,35 @@ static struct node *route(struct client *c, const struct db_conf *db)
 	return n;
 }
 
+bool client_refuse_waiting(struct client *c, const char *sqlstate, const char *message)
+{
+	const uint8_t *in = buf_head(&c->conn.in);
+	size_t end = c->first.end;
+
+	if (c->state != CLIENT_WAITING || end < 5 || end > buf_len(&c->conn.in) ||
+	    (in[0] != 'Q' && in[end - 5] != 'S'))
+		return false; /* logging in, session mode, or no Sync the client waits on */
+	ev_timer_stop(c->w->loop, &c->timer);
+	free(c->retry_batch);
+	c->retry_batch = NULL;
+	c->retry_len = 0;
+	c->first.end = 0;
+	client_set_state(c, CLIENT_IDLE);
+	log_info("c=%llu user=%s db=%s error %s: %s", (unsigned long long)c->id, c->user, c->db,
+	         sqlstate, message);
+	buf_consume(&c->conn.in, end);
+	proto_write_error(&c->conn.out, "ERROR", sqlstate, message);
+	proto_write_ready(&c->conn.out, 'I');
+	client_flush(c);
+	client_arm_timer(c);
+	return true;
+}
+
 /* Between transactions: the first bytes of the next one ask for a server. */
 void client_start_transaction(struct client *c)
 {
 	struct proto_header h;
+again:;
 	enum proto_status st =
 	    proto_read_header(buf_head(&c->conn.in), buf_len(&c->conn.in), client_max_body(c), &h);
 	if (st == PROTO_INCOMPLETE)
@@ -759,7 +782,11 @@ void client_start_transaction(struct client *c)
 	c->pool = pool_for(c, db, n);
 	client_set_state(c, CLIENT_WAITING);
 	ev_timer_stop(c->w->loop, &c->timer); /* the session limits pause while it queues */
+	c->acquiring = true;
 	pool_acquire(c->pool, &c->waiter);
+	c->acquiring = false;
+	if (c->state == CLIENT_IDLE && c->conn.fd >= 0 && buf_len(&c->conn.in) > 0)
+		goto again; /* refused at once (an outage): the next batch, without recursion */
 	/* Only a client that really queues needs its wait timed. */
 	if (c->state == CLIENT_WAITING && c->w->cfg->query_wait_timeout_ms > 0) {
 		ev_timer_set(&c->timer, c->w->cfg->query_wait_timeout_ms / 1000.0, 0);

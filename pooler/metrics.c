@@ -389,7 +389,8 @@ void metrics_render(struct worker *w, const struct client_counts *cc, struct buf
 	out(b, "pooler_routing_decisions_total{target=\"none\",reason=\"no_replica\"} %llu\n",
 	    (unsigned long long)m->routed_refused);
 	family(b, "pooler_replica_refusals_total", "counter",
-	       "Reads a replica refused as writes (25006), rerun on the primary.");
+	       "Reads a replica refused (25006: a write; 0A000: what a standby cannot do, such as "
+	       "an unlogged table), rerun on the primary.");
 	out(b, "pooler_replica_refusals_total %llu\n", (unsigned long long)w->replica_refusals);
 	pinning(b, m);
 	prepared(b, m);

@@ -529,9 +529,10 @@ static void on_query_error(struct server *s, const char *sqlstate, const char *m
 	pool_discard(s->pool, s, "reset query failed");
 }
 
-static bool on_refused(struct server *s, const char *sqlstate)
+static bool on_refused(struct server *s, const char *sqlstate, bool stale)
 {
 	(void)sqlstate;
+	(void)stale;
 	pool_discard(s->pool, s, "unexpected refusal with no client");
 	return false;
 }

@@ -424,9 +424,9 @@ static bool guard_message(struct server *s, char type, const uint8_t *body, uint
 		return true;
 	case 'E':
 		if (!proto_parse_error(body, len, &e) || e.sqlstate == NULL ||
-		    (strcmp(e.sqlstate, "25006") != 0 && !stale_plan(&e)))
+		    (strcmp(e.sqlstate, "25006") != 0 && strcmp(e.sqlstate, "0A000") != 0))
 			break;
-		if (!s->ops->refused(s, e.sqlstate)) {
+		if (!s->ops->refused(s, e.sqlstate, stale_plan(&e))) {
 			if (s->state == SERVER_CLOSED)
 				return false;
 			break; /* the client sees the error */
@@ -482,12 +482,11 @@ void server_scan(struct server *s)
 		if ((relay || s->dropping) && s->replies != NULL && s->replies->len > 0 &&
 		    track_reply(s, h.type, h.len, at, relay))
 			continue; /* the pooler's own answer: cut */
-		if (relay && s->restore_seg != 0) {
-			int r = restore_step(s, &h, at, avail);
-			if (r < 0)
+		int cut = relay && s->restore_seg != 0 ? restore_step(s, &h, at, avail) : 0;
+		if (cut != 0) {
+			if (cut < 0)
 				break;
-			if (r > 0)
-				continue;
+			continue;
 		}
 		bool whole = !relay || s->guard || h.type == 'Z' || h.type == 'S' ||
 		             (h.type == 'E' && h.len <= SERVER_MAX_INSPECTED);

@@ -112,3 +112,35 @@ def test_open_circuit_fails_clients_at_once(pooler):
         assert "circuit open" in str(e), str(e)
     assert time.monotonic() - t0 < 1.0, "an open circuit must answer at once"
     assert "circuit open" in p.log()
+
+
+def test_an_outage_is_an_error_not_a_disconnect(cluster, pooler):
+    """A logged-in client whose next transaction cannot get a server (the node went away,
+    then its circuit opened) gets an ErrorResponse with the reason and keeps its
+    connection: its application's pool does not lose it."""
+    proxy = FlakyProxy(cluster.primary_port, drops=0)
+    p = pooler(with_replica=False, node_overrides={"primary": {"port": proxy.port}},
+               extra_pooler={"retry_base": "10ms", "retry_max": "50ms", "retry_max_tries": "2",
+                             "health_interval": "100ms", "breaker_failure_threshold": "3",
+                             "breaker_recovery": "30s"})
+    with p.connect() as c:
+        assert c.execute("select 1").fetchone() == (1,)
+        proxy.close()
+        for a, b in proxy.links:  # the server connections break too
+            for x in (a, b):
+                try:
+                    x.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        time.sleep(0.3)  # the pooler sees its idle server connection end
+        errors = []
+        for _ in range(6):  # connect failures, then the open circuit: errors, no disconnect
+            try:
+                c.execute("select 1")
+            except psycopg.OperationalError as e:
+                errors.append(e)
+                assert e.sqlstate == "08006", e
+            time.sleep(0.1)
+        assert len(errors) >= 5, errors
+        assert not c.closed and c.info.status == psycopg.pq.ConnStatus.OK
+    assert "circuit open" in p.log()

@@ -158,3 +158,21 @@ def test_notices_on_probe_connections_go_to_the_log(pooler, cluster):
              what="a probe notice in the log")
     raw = [line for line in p.log().splitlines() if line and not line.startswith("ts=")]
     assert raw == [], raw[:5]
+
+
+def test_unlogged_table_read_reruns_on_the_primary_and_is_learned(pooler, cluster):
+    """A standby cannot read an unlogged table (0A000): the autocommit read is rerun on the
+    primary before anything reached the client, and its shape is learned."""
+    cluster.psql(cluster.primary_port, "drop table if exists rd_unlogged;"
+                 " create unlogged table rd_unlogged(a int); insert into rd_unlogged values (7)",
+                 user="app")
+    cluster.wait_replay()
+    p = pooler(node_overrides={"primary": {"weight": 0}},
+               extra_pooler=dict(HEALTH, read_your_writes="off"))
+    wait_replica_reads(p, cluster)
+    with psycopg.connect(p.dsn(), autocommit=True, prepare_threshold=None) as c:
+        cur = psycopg.ClientCursor(c)  # simple protocol, as the safety net needs
+        for _ in range(3):
+            cur.execute("select sum(a), inet_server_port() from rd_unlogged")
+            assert cur.fetchone() == (7, cluster.primary_port)
+    assert p.log().count("a replica refused a statement classified as a read (0A000)") == 1
