@@ -402,6 +402,14 @@ static bool inspect(struct server *s, char type, const uint8_t *body, uint32_t l
 	}
 }
 
+/* The guard ends: what it held, and extra bytes after it, go to the client. */
+static void let_go(struct server *s, size_t extra)
+{
+	s->conn.fwd += s->held + extra;
+	s->held = 0;
+	s->guard = false;
+}
+
 /* Under guard: decide on one complete reply message. Returns false when the server
  * failed. The guard ends with the first row, completion or other error; a 25006 refusal
  * or a stale prepared statement before that may drop everything held, when the owner
@@ -439,9 +447,7 @@ static bool guard_message(struct server *s, char type, const uint8_t *body, uint
 	default:
 		break;
 	}
-	c->fwd += s->held + 5 + len;
-	s->held = 0;
-	s->guard = false;
+	let_go(s, 5 + len);
 	return true;
 }
 
@@ -473,21 +479,16 @@ void server_scan(struct server *s)
 			fail(s, "malformed message length from server");
 			return;
 		}
-		if (relay && s->guard && h.len > SERVER_MAX_INSPECTED) {
-			/* too big to hold: let it and everything held go */
-			c->fwd += s->held;
-			s->held = 0;
-			s->guard = false;
-		}
+		if (relay && s->guard && h.len > SERVER_MAX_INSPECTED)
+			let_go(s, 0); /* too big to hold: it and everything held go */
 		if ((relay || s->dropping) && s->replies != NULL && s->replies->len > 0 &&
 		    track_reply(s, h.type, h.len, at, relay))
 			continue; /* the pooler's own answer: cut */
 		int cut = relay && s->restore_seg != 0 ? restore_step(s, &h, at, avail) : 0;
-		if (cut != 0) {
-			if (cut < 0)
-				break;
+		if (cut < 0)
+			break;
+		if (cut > 0)
 			continue;
-		}
 		bool whole = !relay || s->guard || h.type == 'Z' || h.type == 'S' ||
 		             (h.type == 'E' && h.len <= SERVER_MAX_INSPECTED);
 		if (!whole) {
