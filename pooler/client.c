@@ -361,6 +361,16 @@ static void on_grant(struct pool_waiter *wt, struct server *s)
 		client_relay(c);
 }
 
+/* A waiting client goes back to idle, its transaction not begun, to be routed again. */
+void client_unqueue(struct client *c)
+{
+	ev_timer_stop(c->w->loop, &c->timer);
+	free(c->retry_batch);
+	c->retry_batch = NULL;
+	c->retry_len = 0;
+	client_set_state(c, CLIENT_IDLE);
+}
+
 /* No server for the waiting client. An outage (the node cannot be reached, its circuit is
  * open) is an error, not a disconnect, for a client between transactions: it hears why and
  * keeps its connection, as its application's own pool expects. Anything else, or a client
@@ -371,6 +381,19 @@ static void on_wait_failed(struct pool_waiter *wt, const char *sqlstate, const c
 	bool outage = strcmp(sqlstate, SQLSTATE_CONNECTION_FAILURE) == 0 ||
 	              strcmp(sqlstate, SQLSTATE_CANNOT_CONNECT_NOW) == 0;
 
+	if (outage && c->state == CLIENT_WAITING && c->pool->backend->role == NODE_ROLE_REPLICA &&
+	    c->w->cfg->replica_fallback == FALLBACK_PRIMARY && c->route_once == HINT_NONE) {
+		/* a replica that cannot be reached: the read runs on the primary at once, not
+		 * after the probes have noticed */
+		log_info("c=%llu user=%s db=%s replica %s unreachable (%s): reading from the primary",
+		         (unsigned long long)c->id, c->user, c->db, c->pool->backend->name, message);
+		c->route_once = HINT_PRIMARY;
+		c->w->metrics.replica_fallbacks++;
+		client_unqueue(c);
+		if (!c->acquiring) /* inside pool_acquire the caller routes it again */
+			client_process(c);
+		return;
+	}
 	if (outage && client_refuse_waiting(c, sqlstate, message)) {
 		if (!c->acquiring && buf_len(&c->conn.in) > 0)
 			client_process(c); /* pipelined batches; inside pool_acquire the caller loops */
@@ -389,11 +412,7 @@ static void on_wait_retry(struct pool_waiter *wt)
 		client_fatal(c, SQLSTATE_ADMIN_SHUTDOWN, "the database changed during login");
 		return;
 	}
-	ev_timer_stop(c->w->loop, &c->timer);
-	free(c->retry_batch);
-	c->retry_batch = NULL;
-	c->retry_len = 0;
-	client_set_state(c, CLIENT_IDLE);
+	client_unqueue(c);
 	client_process(c);
 }
 

@@ -132,6 +132,7 @@ bool client_param_server_owned(const char *name);
 void client_process(struct client *c);
 bool client_rate_exempt(const struct client *c, char *host, size_t len);
 void client_arm_timer(struct client *c);
+void client_unqueue(struct client *c);
 
 /* client_relay.c */
 void client_relay(struct client *c);

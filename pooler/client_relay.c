@@ -728,12 +728,8 @@ bool client_refuse_waiting(struct client *c, const char *sqlstate, const char *m
 	if (c->state != CLIENT_WAITING || end < 5 || end > buf_len(&c->conn.in) ||
 	    (in[0] != 'Q' && in[end - 5] != 'S'))
 		return false; /* logging in, session mode, or no Sync the client waits on */
-	ev_timer_stop(c->w->loop, &c->timer);
-	free(c->retry_batch);
-	c->retry_batch = NULL;
-	c->retry_len = 0;
+	client_unqueue(c);
 	c->first.end = 0;
-	client_set_state(c, CLIENT_IDLE);
 	log_info("c=%llu user=%s db=%s error %s: %s", (unsigned long long)c->id, c->user, c->db,
 	         sqlstate, message);
 	buf_consume(&c->conn.in, end);

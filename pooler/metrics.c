@@ -333,6 +333,10 @@ static void pinning(struct buf *b, const struct metrics *m)
 	       "Client RESET, RESET ALL or DISCARD ALL followed by the client's login settings.");
 	out(b, "pooler_login_settings_restored_total %llu\n",
 	    (unsigned long long)m->login_restores);
+	family(b, "pooler_replica_connect_fallbacks_total", "counter",
+	       "Reads that waited on a replica that could not be reached and ran on the primary.");
+	out(b, "pooler_replica_connect_fallbacks_total %llu\n",
+	    (unsigned long long)m->replica_fallbacks);
 	family(b, "pooler_unnamed_statement_replays_total", "counter",
 	       "Unnamed statements prepared again on the server that runs their Bind or Describe.");
 	out(b, "pooler_unnamed_statement_replays_total %llu\n",

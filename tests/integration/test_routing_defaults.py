@@ -1,6 +1,7 @@
 """Routing defaults, round two: reads go to the replicas unless none may serve them, a SET is
 not a write, a statement a replica refused stays known as a write, and a quiet replica is not
 reported behind."""
+import socket
 import time
 
 import psycopg
@@ -176,3 +177,28 @@ def test_unlogged_table_read_reruns_on_the_primary_and_is_learned(pooler, cluste
             cur.execute("select sum(a), inet_server_port() from rd_unlogged")
             assert cur.fetchone() == (7, cluster.primary_port)
     assert p.log().count("a replica refused a statement classified as a read (0A000)") == 1
+
+
+def test_reads_fall_back_to_the_primary_at_once_when_a_replica_goes(pooler, cluster):
+    """replica_fallback = primary: a replica that stops answering (here a proxy in front of
+    it closes) sends its reads to the primary at once, before the probes notice."""
+    from test_resilience import FlakyProxy
+    proxy = FlakyProxy(cluster.replica_port, drops=0)
+    p = pooler(node_overrides={"replica1": {"port": proxy.port}},
+               extra_pooler={"health_interval": "3s", "read_your_writes": "off",
+                             "retry_base": "10ms", "retry_max": "20ms", "retry_max_tries": "1"})
+    wait_replica_reads(p, cluster)
+    proxy.close()
+    for a, b in proxy.links:
+        for x in (a, b):
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+    time.sleep(0.2)  # the pooler sees its replica connections end
+    t0 = time.monotonic()
+    with p.connect(prepare_threshold=None) as c:
+        ports = [port(c) for _ in range(10)]
+    assert set(ports) == {cluster.primary_port}, ports
+    assert time.monotonic() - t0 < 2.5, "the probes noticed first: no fallback at once"
+    await_metric(p, "pooler_replica_connect_fallbacks_total", lambda v: v >= 1)
