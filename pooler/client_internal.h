@@ -1,7 +1,7 @@
 /* client_internal: what the files of the client module share (client.c: lifecycle and
  * server events; client_login.c: startup, authentication, the admin console login;
- * client_relay.c: relaying, routing; client_stmts.c: named statements and carried SETs). Private to
- * those files: other modules use include/client.h. */
+ * client_relay.c: relaying, routing; client_stmts.c: statements, carried settings, RESET).
+ * Private to those files: other modules use include/client.h. */
 #ifndef POOLER_CLIENT_INTERNAL_H
 #define POOLER_CLIENT_INTERNAL_H
 
@@ -138,7 +138,6 @@ void client_unqueue(struct client *c);
 void client_relay(struct client *c);
 void client_start_transaction(struct client *c);
 void client_requeue_batch(struct client *c);
-void client_first_batch_linked(struct client *c, struct server *s);
 bool client_refuse_waiting(struct client *c, const char *sqlstate, const char *message);
 
 /* client_stmts.c */
@@ -149,6 +148,11 @@ bool client_deallocate_own(struct client *c, char tx_status);
 void client_forget_stale_statements(struct server *s);
 bool client_carry_set(struct client *c, size_t end);
 void client_sync_params(struct client *c, struct server *s);
+void client_first_batch_linked(struct client *c, struct server *s);
+/* After a batch at [start, start + b->end) that RESETs: the client's login values again,
+ * by a query of the pooler's spliced in behind it. Returns the bytes added. */
+size_t client_restore_login_values(struct client *c, struct server *s, size_t start,
+                                   const struct batch *b);
 
 /* client_login.c */
 void client_send_welcome(struct client *c);

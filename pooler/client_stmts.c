@@ -1,8 +1,9 @@
-/* client_stmts: the client's statements on their way to a server. Named prepared
- * statements get their shared server-side names, a server lacking one gets its Parse
- * first, its cache stays bounded; a DEALLOCATE of a client's own statement is answered
- * here; a SET the pooler can carry is remembered. See include/prepared.h for the scheme
- * and client.c for the states. */
+/* client_stmts: the client's statements and settings on their way to a server. Named
+ * prepared statements get their shared server-side names, a server lacking one (or the
+ * client's unnamed statement) gets its Parse first, its cache stays bounded; a DEALLOCATE
+ * of a client's own statement is answered here; a SET the pooler can carry is remembered;
+ * each server gets the client's parameters, and a RESET gives back its login values. See
+ * include/prepared.h for the scheme and client.c for the states. */
 #include "client_internal.h"
 
 /* Write a new length into the message header at offset off of the client's buffer. */
@@ -491,4 +492,206 @@ bool client_carry_set(struct client *c, size_t batch_end)
 			return true;
 		}
 	return false;
+}
+
+/* ---- settings: the client's parameters on each server, its login values after RESET ---- */
+
+/* Append s as the body of a single-quoted SQL literal. */
+static void put_quoted(struct buf *sql, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\'')
+			buf_put_u8(sql, '\'');
+		buf_put_u8(sql, (uint8_t)*s);
+	}
+}
+
+static void put_text(struct buf *sql, const char *s)
+{
+	buf_put(sql, s, strlen(s));
+}
+
+/* Append a statement that sets name to value for the session. set_config reads the value
+ * as a startup packet's is read, so a list such as search_path = a,b stays a list (SET
+ * would take the quoted text for one name). */
+static void put_set(struct buf *sql, const char *name, const char *value)
+{
+	put_text(sql, "SELECT pg_catalog.set_config('");
+	put_quoted(sql, name);
+	put_text(sql, "', '");
+	put_quoted(sql, value);
+	put_text(sql, "', false);");
+}
+
+/* Make the server's parameters what this client expects: its own settings, and the
+ * server's defaults for whatever an earlier client changed. One pooler query, whose reply
+ * is swallowed, precedes the client's bytes on the same socket. The query grows with the
+ * parameters: a startup packet may carry values of up to 10000 bytes. */
+void client_sync_params(struct client *c, struct server *s)
+{
+	struct buf sql;
+
+	/* Most clients of a pool ask for the same things: then there is nothing to do. */
+	if (s->synced_fp == params_fingerprint(&c->wants))
+		return;
+	buf_init(&sql);
+	for (int i = 0; i < c->wants.n; i++) {
+		const struct param *want = &c->wants.items[i];
+		const char *have = params_get(&s->params, want->name);
+		if (have != NULL && strcmp(have, want->value) == 0)
+			continue;
+		put_set(&sql, want->name, want->value);
+		params_set(&s->params, want->name, want->value);
+	}
+	for (int i = 0; i < s->params.n; i++) {
+		struct param *p = &s->params.items[i];
+		if (params_find(&c->wants, p->name) != NULL || client_param_server_owned(p->name))
+			continue;
+		if (p->base != NULL && strcmp(p->base, p->value) == 0)
+			continue;
+		put_text(&sql, "RESET ");
+		put_text(&sql, p->name);
+		put_text(&sql, ";");
+		if (p->base == NULL) {
+			params_remove(&s->params, p->name);
+			i--;
+		} else {
+			params_set(&s->params, p->name, p->base);
+		}
+	}
+	s->synced_fp = params_fingerprint(&c->wants);
+	if (buf_len(&sql) > 0) {
+		buf_put_u8(&sql, '\0');
+		log_debug("c=%llu s=%llu %.200s", (unsigned long long)c->id,
+		          (unsigned long long)s->id, (const char *)buf_head(&sql));
+		server_query(s, (const char *)buf_head(&sql));
+	}
+	buf_free(&sql);
+}
+
+/* One setting a client's RESET (or SET ... TO DEFAULT) took back: the client's login value
+ * returns, by a SET the pooler adds to sql; for a setting it did not log in with, the
+ * server's own default stands and the client's value is forgotten. */
+static void restore_setting(struct client *c, struct server *s, const char *name, struct buf *sql)
+{
+	struct param *want = params_find(&c->wants, name);
+	struct param *have = params_find(&s->params, name);
+
+	if (want != NULL && want->base != NULL) {
+		put_set(sql, want->name, want->base);
+		params_set(&s->params, want->name, want->base);
+		params_set(&c->wants, want->name, want->base);
+		return;
+	}
+	if (want != NULL)
+		params_remove(&c->wants, name);
+	if (have != NULL && have->base == NULL)
+		params_remove(&s->params, name);
+	else if (have != NULL)
+		params_set(&s->params, name, have->base);
+}
+
+struct reset_names {
+	struct client *c;
+	struct server *s;
+	struct buf *sql;
+};
+
+static void on_reset_name(void *arg, const char *name)
+{
+	struct reset_names *x = arg;
+	restore_setting(x->c, x->s, name, x->sql);
+}
+
+/* The SQL that gives back the login values a batch [start, end) took back, and the
+ * bookkeeping of both sides to match. */
+static void login_values_sql(struct client *c, struct server *s, uint8_t resets, size_t start,
+                             size_t end, struct buf *sql)
+{
+	const uint8_t *in = buf_head(&c->conn.in);
+	struct proto_header h;
+
+	if (resets == RESETS_ALL) {
+		server_forget_settings(s);
+		for (int i = c->wants.n - 1; i >= 0; i--)
+			restore_setting(c, s, c->wants.items[i].name, sql);
+	} else {
+		struct reset_names x = {c, s, sql};
+		for (size_t at = start; at + 5 <= end; at += 5 + h.len) {
+			if (proto_read_header(in + at, end - at, PROTO_MAX_MESSAGE, &h) != PROTO_OK)
+				break;
+			const char *text = (const char *)in + at + 5;
+			size_t len = h.len;
+			if (in[at] == 'P') { /* after the statement name */
+				size_t skip = strnlen(text, len) + 1;
+				text += skip;
+				len = len > skip ? len - skip : 0;
+			}
+			if (in[at] == 'Q' || in[at] == 'P')
+				classify_reset_names(text, len, on_reset_name, &x);
+		}
+	}
+	s->synced_fp = params_fingerprint(&c->wants);
+}
+
+/* The batch at [start, start + b->end) RESETs settings, RESET ALL or DISCARD ALL: PostgreSQL
+ * brings back what the client logged in with, the server would bring back its own login's.
+ * A query of the pooler's right behind the batch sets the client's values again; the client
+ * sees its ParameterStatus and one ReadyForQuery (server_restore_after_next). Returns the
+ * bytes put into the client's buffer. */
+size_t client_restore_login_values(struct client *c, struct server *s, size_t start,
+                                   const struct batch *b)
+{
+	struct proto_header h;
+	size_t end = start + b->end;
+	char last = 0;
+	struct buf sql, q;
+
+	if (b->resets == RESETS_NONE)
+		return 0;
+	/* the bookkeeping below assumes the batch commits: a rollback would undo the RESET */
+	s->needs_restore = true;
+	if (c->retry_batch != NULL || s->guard)
+		return 0;
+	for (size_t at = start; at + 5 <= end; at += 5 + h.len) {
+		if (proto_read_header(buf_head(&c->conn.in) + at, end - at, PROTO_MAX_MESSAGE, &h) !=
+		    PROTO_OK)
+			return 0;
+		last = h.type;
+	}
+	if (last != 'Q' && last != 'S')
+		return 0; /* no ReadyForQuery to stand in for */
+	buf_init(&sql);
+	login_values_sql(c, s, b->resets, start, end, &sql);
+	size_t len = 0;
+	if (buf_len(&sql) > 0) {
+		buf_put_u8(&sql, '\0');
+		buf_init(&q);
+		proto_write_query(&q, (const char *)buf_head(&sql));
+		if (buf_splice(&c->conn.in, end, 0, buf_head(&q), buf_len(&q))) {
+			len = buf_len(&q);
+			server_restore_after_next(s);
+			c->w->metrics.login_restores++;
+			log_debug("c=%llu s=%llu login settings back: %.200s", (unsigned long long)c->id,
+			          (unsigned long long)s->id, (const char *)buf_head(&sql));
+		}
+		buf_free(&q);
+	}
+	buf_free(&sql);
+	return len;
+}
+
+/* Facts of the batch that opened the transaction, for the server that runs it: settings
+ * it may change unseen, login values to give back after it. Called once linked; the
+ * batch is still at the head of the client's buffer. */
+void client_first_batch_linked(struct client *c, struct server *s)
+{
+	if (c->first.restore)
+		s->needs_restore = true;
+	if (c->first.resets != RESETS_NONE) {
+		struct batch b = {.resets = c->first.resets, .end = c->first.end};
+		c->approved += client_restore_login_values(c, s, 0, &b);
+	}
+	c->first.restore = false;
+	c->first.resets = RESETS_NONE;
 }
