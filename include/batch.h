@@ -36,10 +36,16 @@ struct batch {
 	uint8_t pins;      /* enum pin_reason: session state that binds the client to its server */
 	uint8_t resets;    /* enum reset_kind: login settings to bring back after it */
 	bool restore;      /* may change settings unseen: restore the server after it */
+	char last;         /* type of its last message when complete: 'Q', 'S', 'H', 'X', other */
 	size_t end;        /* bytes from the start of the buffer to the end of the batch */
 };
 
 struct classifier;
+
+/* The SQL text of a whole Query or Parse message (type, body of len bytes): *text_len
+ * bytes from the returned pointer (a Parse's statement name skipped). NULL for other
+ * messages, or a Parse without its name's end. */
+const char *batch_sql_text(char type, const uint8_t *body, size_t len, size_t *text_len);
 
 /* Whether the batch at p[0, n) may take settings back (RESET, DISCARD ALL): a look at the
  * first message's text only, for clients whose batches are otherwise not scanned. True

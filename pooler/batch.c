@@ -62,23 +62,33 @@ static void merge(struct batch *b, const struct verdict *v)
 	b->wal = b->wal || v->wal;
 }
 
+const char *batch_sql_text(char type, const uint8_t *body, size_t len, size_t *text_len)
+{
+	const char *text = (const char *)body;
+
+	if (type == 'P') {
+		size_t skip = strnlen(text, len) + 1; /* the statement name */
+		if (skip > len)
+			return NULL;
+		text += skip;
+		len -= skip;
+	} else if (type != 'Q') {
+		return NULL;
+	}
+	*text_len = len;
+	return text;
+}
+
 bool batch_may_reset(const uint8_t *p, size_t n)
 {
 	struct proto_header h;
+	size_t len;
 
 	if (proto_read_header(p, n, PROTO_MAX_MESSAGE, &h) != PROTO_OK || n - 5 < h.len)
 		return true;
-	const char *text = (const char *)p + 5;
-	size_t len = h.len;
-	if (h.type == 'P') {
-		size_t skip = strnlen(text, len) + 1;
-		if (skip > len)
-			return true;
-		text += skip;
-		len -= skip;
-	} else if (h.type != 'Q') {
-		return false;
-	}
+	const char *text = batch_sql_text(h.type, p + 5, h.len, &len);
+	if (text == NULL)
+		return h.type == 'P'; /* a broken Parse: let the full scan judge it */
 	return classify_may_reset(text, len);
 }
 
@@ -93,7 +103,7 @@ void batch_scan(struct classifier *cl, const uint8_t *p, size_t n, struct stmt_n
 		if (off >= BATCH_LOOKAHEAD) {
 			b->read_only = false, b->wal = true;
 			b->complete = true;
-			b->end = off;
+			b->end = off; /* last stays 0: cut short, not a message's end */
 			return;
 		}
 		if (proto_read_header(p + off, n - off, PROTO_MAX_MESSAGE, &h) != PROTO_OK ||
@@ -121,6 +131,7 @@ void batch_scan(struct classifier *cl, const uint8_t *p, size_t n, struct stmt_n
 				merge(b, &v);
 			}
 			b->complete = true;
+			b->last = h.type;
 			b->end = off;
 			return;
 		}
@@ -156,11 +167,13 @@ void batch_scan(struct classifier *cl, const uint8_t *p, size_t n, struct stmt_n
 		case 'S':
 		case 'H':
 			b->complete = true;
+			b->last = h.type;
 			b->end = off;
 			return;
 		case 'X':
 			b->terminate = true;
 			b->complete = true;
+			b->last = h.type;
 			b->end = off;
 			return;
 		default:
@@ -168,6 +181,7 @@ void batch_scan(struct classifier *cl, const uint8_t *p, size_t n, struct stmt_n
 			 * and nothing to wait for */
 			b->read_only = false, b->wal = true;
 			b->complete = true;
+			b->last = h.type;
 			b->end = off;
 			return;
 		}

@@ -182,19 +182,23 @@ static void drop_retry(struct client *c)
  * primary and remember its shape as a write. */
 static void rerun_on_primary(struct client *c, struct server *s, const char *sqlstate)
 {
-	const char *sql = (const char *)c->retry_batch + 5;
-	const char *end = (const char *)c->retry_batch + c->retry_len;
+	struct proto_header h;
+	const char *sql = NULL;
+	size_t len = 0;
 
-	if (c->retry_batch[0] == 'P') /* skip the statement name */
-		sql += strnlen(sql, (size_t)(end - sql)) + 1;
-	if (sql >= end)
-		sql = end - 1;
+	if (proto_read_header(c->retry_batch, c->retry_len, PROTO_MAX_MESSAGE, &h) == PROTO_OK &&
+	    5 + (size_t)h.len <= c->retry_len)
+		sql = batch_sql_text(h.type, c->retry_batch + 5, h.len, &len);
+	if (sql == NULL)
+		sql = "", len = 0;
+	len = strnlen(sql, len);
 	c->retry_now = true;
 	c->w->replica_refusals++;
-	classify_learn_write(c->w->classifier, sql, strnlen(sql, (size_t)(end - sql)));
+	classify_learn_write(c->w->classifier, sql, len);
 	log_warning("c=%llu s=%llu a replica refused a statement classified as a read (%s); "
-	            "running it on the primary: %.120s",
-	            (unsigned long long)c->id, (unsigned long long)s->id, sqlstate, sql);
+	            "running it on the primary: %.*s",
+	            (unsigned long long)c->id, (unsigned long long)s->id, sqlstate,
+	            (int)(len < 120 ? len : 120), sql);
 }
 
 static bool on_server_refused(struct server *s, const char *sqlstate, bool stale)

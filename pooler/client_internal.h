@@ -89,11 +89,8 @@ struct client {
 	uint64_t min_lsn;          /* replicas must have replayed this far to serve our reads */
 	struct stmt_names *names;  /* verdicts of Parsed statements, for later Binds; lazily */
 	struct client_stmts stmts; /* named statements, prepared again wherever needed */
-	struct {
-		bool restore;   /* may change settings unseen: restore the server after */
-		uint8_t resets; /* enum reset_kind: login values to give back after it */
-		size_t end;     /* its bytes */
-	} first;                   /* the batch that opened the transaction, until linked */
+	struct batch first;        /* the batch that opened the transaction (transaction and
+	                            * statement mode): its facts, for the server that runs it */
 	uint8_t *retry_batch;      /* a replica-routed autocommit Query, kept until it runs */
 	size_t retry_len;
 	bool retry_now;      /* the replica refused it: run it again on the primary */

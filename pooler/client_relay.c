@@ -448,7 +448,7 @@ static struct node *route(struct client *c, const struct db_conf *db)
 		if (!allowed(c, db, &b))
 			return NULL;
 		pin(c, b.pins);
-		c->first.restore = b.restore, c->first.resets = b.resets, c->first.end = b.end;
+		c->first = b;
 	}
 	if (db->pool_mode != POOL_MODE_SESSION && has_replicas(db) && c->pinned == PIN_NONE) {
 		uint8_t hint = b.hint != HINT_NONE ? b.hint : c->forced_route;
@@ -522,11 +522,10 @@ static struct node *route(struct client *c, const struct db_conf *db)
 
 bool client_refuse_waiting(struct client *c, const char *sqlstate, const char *message)
 {
-	const uint8_t *in = buf_head(&c->conn.in);
 	size_t end = c->first.end;
 
-	if (c->state != CLIENT_WAITING || end < 5 || end > buf_len(&c->conn.in) ||
-	    (in[0] != 'Q' && in[end - 5] != 'S'))
+	if (c->state != CLIENT_WAITING || end == 0 || end > buf_len(&c->conn.in) ||
+	    (c->first.last != 'Q' && c->first.last != 'S'))
 		return false; /* logging in, session mode, or no Sync the client waits on */
 	client_unqueue(c);
 	c->first.end = 0;

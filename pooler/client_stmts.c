@@ -617,17 +617,12 @@ static void login_values_sql(struct client *c, struct server *s, uint8_t resets,
 			restore_setting(c, s, c->wants.items[i].name, sql);
 	} else {
 		struct reset_names x = {c, s, sql};
+		size_t len;
 		for (size_t at = start; at + 5 <= end; at += 5 + h.len) {
 			if (proto_read_header(in + at, end - at, PROTO_MAX_MESSAGE, &h) != PROTO_OK)
 				break;
-			const char *text = (const char *)in + at + 5;
-			size_t len = h.len;
-			if (in[at] == 'P') { /* after the statement name */
-				size_t skip = strnlen(text, len) + 1;
-				text += skip;
-				len = len > skip ? len - skip : 0;
-			}
-			if (in[at] == 'Q' || in[at] == 'P')
+			const char *text = batch_sql_text(h.type, in + at + 5, h.len, &len);
+			if (text != NULL)
 				classify_reset_names(text, len, on_reset_name, &x);
 		}
 	}
@@ -642,25 +637,15 @@ static void login_values_sql(struct client *c, struct server *s, uint8_t resets,
 size_t client_restore_login_values(struct client *c, struct server *s, size_t start,
                                    const struct batch *b)
 {
-	struct proto_header h;
 	size_t end = start + b->end;
-	char last = 0;
 	struct buf sql, q;
 
 	if (b->resets == RESETS_NONE)
 		return 0;
 	/* the bookkeeping below assumes the batch commits: a rollback would undo the RESET */
 	s->needs_restore = true;
-	if (c->retry_batch != NULL || s->guard)
-		return 0;
-	for (size_t at = start; at + 5 <= end; at += 5 + h.len) {
-		if (proto_read_header(buf_head(&c->conn.in) + at, end - at, PROTO_MAX_MESSAGE, &h) !=
-		    PROTO_OK)
-			return 0;
-		last = h.type;
-	}
-	if (last != 'Q' && last != 'S')
-		return 0; /* no ReadyForQuery to stand in for */
+	if (c->retry_batch != NULL || s->guard || (b->last != 'Q' && b->last != 'S'))
+		return 0; /* a kept batch, or no ReadyForQuery to stand in for */
 	buf_init(&sql);
 	login_values_sql(c, s, b->resets, start, end, &sql);
 	size_t len = 0;
@@ -688,10 +673,7 @@ void client_first_batch_linked(struct client *c, struct server *s)
 {
 	if (c->first.restore)
 		s->needs_restore = true;
-	if (c->first.resets != RESETS_NONE) {
-		struct batch b = {.resets = c->first.resets, .end = c->first.end};
-		c->approved += client_restore_login_values(c, s, 0, &b);
-	}
+	c->approved += client_restore_login_values(c, s, 0, &c->first);
 	c->first.restore = false;
 	c->first.resets = RESETS_NONE;
 }
