@@ -36,14 +36,13 @@ struct stats_window {
 	struct stats_totals avg;
 };
 
+#define METRICS_ROUTE_REASONS 16 /* room for router.h's enum route_reason */
+
 struct metrics {
 	struct histogram client_wait;      /* from wanting a server to having one */
 	struct histogram transaction_time; /* from having a server to giving it back */
 	struct conn_bytes client_bytes;    /* read from / written to clients */
-	uint64_t routed_replica;           /* transactions sent to a replica */
-	uint64_t routed_primary_write;     /* ...to the primary because they may write */
-	uint64_t routed_primary_read;      /* ...reads the primary took (its share, or fallback) */
-	uint64_t routed_refused;           /* reads refused: no replica and fallback = error */
+	uint64_t routed[METRICS_ROUTE_REASONS]; /* by enum route_reason (router.h) */
 	uint64_t rejected[REJECT_REASONS]; /* clients turned away, by reason */
 	uint64_t server_login_failures;
 	uint64_t config_reloads_ok;

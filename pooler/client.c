@@ -114,7 +114,7 @@ static void release_server(struct client *c)
 	histogram_observe(&c->w->metrics.transaction_time, util_now_us() - c->linked_us);
 	p->xact_us += util_now_us() - c->linked_us;
 	if (!mid_message && server_is_clean(s)) {
-		if (c->pinned != PIN_NONE)
+		if (c->route.pinned != PIN_NONE)
 			pool_reset(p, s,
 			           p->reset_query[0] != '\0' ? p->reset_query : "DISCARD ALL");
 		else if (p->mode == POOL_MODE_SESSION && p->reset_query[0] != '\0')
@@ -208,7 +208,7 @@ static bool on_server_refused(struct server *s, const char *sqlstate, bool stale
 	if (c->retry_batch == NULL || c->retry_now || c->retry_stale)
 		return false;
 	if (!stale) {
-		if (!c->on_replica)
+		if (!c->route.on_replica)
 			return false; /* the primary means it */
 		rerun_on_primary(c, s, sqlstate);
 		return true;
@@ -230,7 +230,7 @@ static void rerun_stale(struct client *c, struct server *s)
 	c->w->metrics.prepared_retries++;
 	client_forget_stale_statements(s);
 	client_requeue_batch(c);
-	c->approved = c->on_replica ? c->retry_len : 0;
+	c->approved = c->route.on_replica ? c->retry_len : 0;
 	drop_retry(c);
 	c->held = false;
 	s->guard = false;
@@ -245,7 +245,7 @@ static void on_server_ready(struct server *s)
 		rerun_stale(c, s);
 		return;
 	}
-	if ((c->pool->mode == POOL_MODE_SESSION || c->pinned != PIN_NONE) && !c->w->shutting_down) {
+	if ((c->pool->mode == POOL_MODE_SESSION || c->route.pinned != PIN_NONE) && !c->w->shutting_down) {
 		/* the server stays: what waited behind a kept batch goes on now */
 		if (c->retry_batch != NULL) {
 			drop_retry(c);
@@ -257,8 +257,7 @@ static void on_server_ready(struct server *s)
 			on_server_tx_idle(s);
 		return;
 	}
-	if (!c->on_replica && c->tx_wrote)
-		c->ryw_since_us = util_now_us();
+	router_tx_done(&c->route);
 	histogram_observe(&c->w->metrics.transaction_time, util_now_us() - c->linked_us);
 	c->pool->xact_us += util_now_us() - c->linked_us;
 	c->server = NULL;
@@ -268,7 +267,7 @@ static void on_server_ready(struct server *s)
 	client_arm_timer(c);
 	if (c->retry_now) {
 		client_requeue_batch(c);
-		c->route_once = HINT_PRIMARY;
+		router_primary_once(&c->route, ROUTE_REPLICA_REFUSED);
 	}
 	drop_retry(c);
 	if (c->w->shutting_down) {
@@ -308,7 +307,7 @@ static void on_server_param(struct server *s, const char *name, const char *valu
 	if (client_param_server_owned(name))
 		return;
 	if (relayed && strcasecmp(name, "default_transaction_read_only") == 0)
-		c->session_ro = strcmp(value, "on") == 0;
+		c->route.session_ro = strcmp(value, "on") == 0;
 	/* The client changed it (relayed) or the server normalised what we set for it. */
 	if (relayed || params_find(&c->wants, name) != NULL) {
 		params_set(&c->wants, name, value);
@@ -385,14 +384,11 @@ static void on_wait_failed(struct pool_waiter *wt, const char *sqlstate, const c
 	bool outage = strcmp(sqlstate, SQLSTATE_CONNECTION_FAILURE) == 0 ||
 	              strcmp(sqlstate, SQLSTATE_CANNOT_CONNECT_NOW) == 0;
 
-	if (outage && c->state == CLIENT_WAITING && c->pool->backend->role == NODE_ROLE_REPLICA &&
-	    c->w->cfg->replica_fallback == FALLBACK_PRIMARY && c->route_once == HINT_NONE) {
-		/* a replica that cannot be reached: the read runs on the primary at once, not
-		 * after the probes have noticed */
+	if (outage && c->state == CLIENT_WAITING &&
+	    router_replica_unreachable(c->w, &c->route, c->pool->backend)) {
+		/* the read runs on the primary at once, not after the probes have noticed */
 		log_info("c=%llu user=%s db=%s replica %s unreachable (%s): reading from the primary",
 		         (unsigned long long)c->id, c->user, c->db, c->pool->backend->name, message);
-		c->route_once = HINT_PRIMARY;
-		c->w->metrics.replica_fallbacks++;
 		client_unqueue(c);
 		if (!c->acquiring) /* inside pool_acquire the caller routes it again */
 			client_process(c);
@@ -709,7 +705,7 @@ void client_foreach(struct worker *w, void (*fn)(const struct client_info *ci, v
 		    .request_us = c->waiter.since_us ? c->waiter.since_us : c->connect_us,
 		    .wait_us = c->state == CLIENT_WAITING ? util_now_us() - c->waiter.since_us : 0,
 		    .server_id = c->server ? c->server->id : 0,
-		    .pinned = c->pinned != PIN_NONE ? classify_pin_name(c->pinned) : NULL,
+		    .pinned = c->route.pinned != PIN_NONE ? classify_pin_name(c->route.pinned) : NULL,
 		    .application_name = params_get(&c->wants, "application_name"),
 		    .node = c->server ? c->pool->backend->name : NULL,
 		    .fd = c->conn.fd,

@@ -78,15 +78,9 @@ struct client {
 	/* routing */
 	char *server_user; /* what the pooler logs in as for this client */
 	char *server_password;
-	bool on_replica;           /* the current transaction runs on a replica */
-	bool ro_tx;                /* ...inside READ ONLY: nothing in it can write, no checks */
+	struct route_session route; /* the router's: where its transactions go */
 	bool held;                 /* a batch that writes waits for the replica to be let go */
-	bool tx_wrote;             /* the current primary transaction may have written */
-	int8_t session_ro;         /* default_transaction_read_only of the session (0/1) */
-	uint8_t forced_route;      /* enum route_hint from the startup option pooler.route */
 	size_t approved;           /* bytes from fwd on already judged fit for the replica */
-	uint64_t ryw_since_us;     /* a write committed then; reads wait for replicas to catch up */
-	uint64_t min_lsn;          /* replicas must have replayed this far to serve our reads */
 	struct stmt_names *names;  /* verdicts of Parsed statements, for later Binds; lazily */
 	struct client_stmts stmts; /* named statements, prepared again wherever needed */
 	struct batch first;        /* the batch that opened the transaction (transaction and
@@ -95,8 +89,6 @@ struct client {
 	size_t retry_len;
 	bool retry_now;      /* the replica refused it: run it again on the primary */
 	bool retry_stale;    /* a prepared statement in it went stale: run it again here */
-	uint8_t route_once;  /* enum route_hint for the next transaction only */
-	uint8_t pinned;      /* enum pin_reason: keeps its server for the whole session */
 	uint64_t linked_us;  /* when the current server was linked */
 	uint64_t connect_us; /* accepted at */
 	bool asked_ssl;      /* startup: an SSLRequest was answered (one is allowed) */

@@ -176,7 +176,7 @@ static void auth_ok(struct client *c)
 	c->server_password = server_password ? util_strdup(server_password) : NULL;
 	client_auth_done(c);
 	const char *ro = params_get(&c->wants, "default_transaction_read_only");
-	c->session_ro = ro != NULL && (!strcasecmp(ro, "on") || !strcasecmp(ro, "true") ||
+	c->route.session_ro = ro != NULL && (!strcasecmp(ro, "on") || !strcasecmp(ro, "true") ||
 	                               !strcasecmp(ro, "1") || !strcasecmp(ro, "yes"));
 	struct node *node = router_primary(c->w, db);
 	if (node == NULL)
@@ -530,11 +530,11 @@ static bool pooler_param(struct client *c, const char *name, const char *value, 
 	if (strcasecmp(name, "pooler.route") != 0)
 		return false;
 	if (strcasecmp(value, "primary") == 0)
-		c->forced_route = HINT_PRIMARY;
+		c->route.forced_route = HINT_PRIMARY;
 	else if (strcasecmp(value, "replica") == 0)
-		c->forced_route = HINT_REPLICA;
+		c->route.forced_route = HINT_REPLICA;
 	else if (strcasecmp(value, "auto") == 0 || value[0] == '\0')
-		c->forced_route = HINT_NONE;
+		c->route.forced_route = HINT_NONE;
 	else
 		*ok = false;
 	return true;

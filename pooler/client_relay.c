@@ -13,26 +13,23 @@ static uint32_t client_max_body(const struct client *c)
 	return (uint32_t)c->w->cfg->max_packet_size - 4;
 }
 
-/* Session state the pooler cannot carry: keep this server until the client leaves. In
- * session mode every client keeps its server anyway: nothing to say. */
-static void pin(struct client *c, uint8_t reason)
+static void log_pinned(const struct client *c, uint8_t reason)
 {
-	if (reason == PIN_NONE || c->pinned != PIN_NONE || c->pool->mode == POOL_MODE_SESSION)
-		return;
-	c->pinned = reason;
-	c->w->metrics.pinned[reason]++;
 	log_info("c=%llu user=%s db=%s keeps its server connection for the rest of the session "
 	         "(%s)",
 	         (unsigned long long)c->id, c->user, c->db, classify_pin_name(reason));
 }
 
-/* With pin_action = error, what a statement that would pin is told. */
-static void pin_refusal_message(uint8_t reason, char *out, size_t len)
+/* Session state the pooler cannot carry, met inside a transaction: keep this server until
+ * the client leaves. In session mode every client keeps its server anyway: nothing to
+ * say. */
+static void pin(struct client *c, uint8_t reason)
 {
-	snprintf(out, len,
-	         "this statement would tie the session to one server connection (%s), which "
-	         "pin_action = error forbids for this database",
-	         classify_pin_name(reason));
+	if (reason == PIN_NONE || c->route.pinned != PIN_NONE || c->pool->mode == POOL_MODE_SESSION)
+		return;
+	c->route.pinned = reason;
+	c->w->metrics.pinned[reason]++;
+	log_pinned(c, reason);
 }
 
 /* pin_action = error, inside a transaction: the batch at fwd (end bytes) becomes a query
@@ -44,7 +41,7 @@ static bool refuse_pin_in_transaction(struct client *c, uint8_t reason, size_t e
 	char sql[400];
 	struct buf q;
 
-	pin_refusal_message(reason, msg, sizeof(msg));
+	router_pin_refusal(reason, msg, sizeof(msg));
 	if (buf_head(&c->conn.in)[c->conn.fwd + end - 5] == 'H') {
 		client_fatal(c, SQLSTATE_FEATURE_NOT_SUPPORTED, msg); /* no Sync to answer */
 		return false;
@@ -71,7 +68,7 @@ static const struct db_conf *client_db(struct client *c);
  * statement left a transaction open. */
 static bool statement_mode_violated(struct client *c)
 {
-	if (c->pool->mode != POOL_MODE_STATEMENT || c->pinned != PIN_NONE ||
+	if (c->pool->mode != POOL_MODE_STATEMENT || c->route.pinned != PIN_NONE ||
 	    c->server->tx_status == 'I')
 		return false;
 	c->w->metrics.statement_mode_refused++;
@@ -127,24 +124,19 @@ static bool give_up_retry(struct client *c)
  * for the rest of the batch, or when the batch was refused. */
 static bool watch_session(struct client *c, const uint8_t *p, size_t avail)
 {
-	bool moves = c->pinned == PIN_NONE && c->pool->mode != POOL_MODE_SESSION;
+	bool moves = c->route.pinned == PIN_NONE && c->pool->mode != POOL_MODE_SESSION;
 	struct batch b;
 
 	if (!moves) {
-		c->tx_wrote = true; /* not judged: may write */
+		router_note_batch(&c->route, NULL); /* not judged: may write */
 		if (!batch_may_reset(p, avail))
 			return true;
 	}
 	batch_scan(c->w->classifier, p, avail, client_names(c), &b);
-	if (!b.complete) {
-		c->tx_wrote = true;
+	router_note_batch(&c->route, &b);
+	if (!b.complete)
 		return avail >= BATCH_LOOKAHEAD;
-	}
-	if (b.wal)
-		c->tx_wrote = true;
 	if (moves) {
-		if (b.session_ro >= 0)
-			c->session_ro = b.session_ro;
 		const struct db_conf *db = client_db(c);
 		if (b.pins != PIN_NONE && db != NULL && db->pin_action == PIN_ACTION_ERROR)
 			return refuse_pin_in_transaction(c, b.pins, b.end);
@@ -173,12 +165,12 @@ static bool check_batch(struct client *c, char type)
 		return false;
 	if (type == 'Q' && may_answer(c) && client_deallocate_own(c, c->server->tx_status))
 		return true;
-	if (!c->on_replica && c->retry_batch != NULL && !give_up_retry(c))
+	if (!c->route.on_replica && c->retry_batch != NULL && !give_up_retry(c))
 		return false;
-	if (!c->on_replica)
+	if (!c->route.on_replica)
 		return (type != 'Q' && type != 'P') || watch_session(c, p, avail);
-	if (c->ro_tx)
-		return true;
+	if (c->route.ro_tx)
+		return true; /* nothing in it can write */
 	if (c->retry_batch != NULL) {
 		/* keep the order: nothing overtakes a statement that may be run again */
 		c->held = true;
@@ -189,7 +181,7 @@ static bool check_batch(struct client *c, char type)
 		return false;
 	if (b.restore)
 		c->server->needs_restore = true;
-	if (!b.read_only || b.begin || b.hint == HINT_PRIMARY || b.session_ro >= 0) {
+	if (!router_fits_replica(&c->route, &b)) {
 		c->held = true;
 		log_debug("c=%llu holds a batch for the primary until the replica is free",
 		          (unsigned long long)c->id);
@@ -218,8 +210,8 @@ void client_relay(struct client *c)
 			c->remain -= (uint32_t)n;
 			continue;
 		}
-		enum proto_status st = proto_read_header(buf_head(&cn->in) + cn->fwd, avail,
-		                                         client_max_body(c), &h);
+		enum proto_status st =
+		    proto_read_header(buf_head(&cn->in) + cn->fwd, avail, client_max_body(c), &h);
 		if (st == PROTO_INCOMPLETE)
 			break;
 		if (st == PROTO_BAD) {
@@ -324,14 +316,6 @@ static struct pool *pool_for(struct client *c, const struct db_conf *db, struct 
 	return p;
 }
 
-static bool has_replicas(const struct db_conf *db)
-{
-	for (int i = 0; i < db->n_nodes; i++)
-		if (db->node_list[i]->role != NODE_ROLE_PRIMARY)
-			return true;
-	return false;
-}
-
 /* Answer a batch the pooler will not run with an ordinary error, so the session goes on;
  * FATAL when the batch has no end the client waits on. */
 static void refuse_batch(struct client *c, const struct batch *b, const char *sqlstate,
@@ -347,51 +331,6 @@ static void refuse_batch(struct client *c, const struct batch *b, const char *sq
 	proto_write_error(&c->conn.out, "ERROR", sqlstate, message);
 	proto_write_ready(&c->conn.out, 'I');
 	client_flush(c);
-}
-
-/* Refuse, before it runs anywhere, a first batch that statement mode or pin_action =
- * error forbids. Nothing of it has run: the client stays outside a transaction. */
-static bool allowed(struct client *c, const struct db_conf *db, const struct batch *b)
-{
-	char msg[200];
-
-	if (db->pool_mode == POOL_MODE_STATEMENT && b->begin && c->pinned == PIN_NONE) {
-		c->w->metrics.statement_mode_refused++;
-		refuse_batch(c, b, SQLSTATE_FEATURE_NOT_SUPPORTED,
-		             "transaction blocks not allowed in statement pooling mode");
-		return false;
-	}
-	if (b->pins != PIN_NONE && c->pinned == PIN_NONE && db->pin_action == PIN_ACTION_ERROR) {
-		c->w->metrics.pin_refused[b->pins]++;
-		pin_refusal_message(b->pins, msg, sizeof(msg));
-		refuse_batch(c, b, SQLSTATE_FEATURE_NOT_SUPPORTED, msg);
-		return false;
-	}
-	return true;
-}
-
-/* Whether reads may go to a replica yet after this client's last write. */
-static bool caught_up(struct client *c, const struct db_conf *db)
-{
-	const struct config *cfg = c->w->cfg;
-
-	if (c->ryw_since_us == 0 || cfg->read_your_writes == RYW_OFF)
-		return true;
-	if (cfg->read_your_writes == RYW_WINDOW) {
-		if (util_now_us() <
-		    c->ryw_since_us + (uint64_t)cfg->read_your_writes_window_ms * 1000)
-			return false;
-		c->ryw_since_us = 0;
-		return true;
-	}
-	/* lsn: a primary probe sent after the commit knows a position covering it */
-	uint64_t lsn = router_primary_lsn_since(c->w, db, c->ryw_since_us);
-	if (lsn == 0)
-		return false;
-	if (lsn > c->min_lsn)
-		c->min_lsn = lsn;
-	c->ryw_since_us = 0;
-	return true;
 }
 
 /* Keep a copy of the batch's first end bytes until it has run, to run it again. */
@@ -428,15 +367,14 @@ static bool binds_named(struct client *c, size_t end)
 	return false;
 }
 
-/* Choose the node for the transaction whose first bytes wait in the buffer. Returns NULL
- * when it must wait for more bytes or has answered the client itself. */
+/* Scan the transaction whose first bytes wait in the buffer and have the router choose
+ * its node. Returns NULL when it must wait for more bytes or the client was answered. */
 static struct node *route(struct client *c, const struct db_conf *db)
 {
 	struct batch b = {.read_only = false, .session_ro = -1};
-	bool want_replica = false;
-	struct node *n = NULL;
+	struct route_decision d;
 
-	c->on_replica = c->ro_tx = c->held = false;
+	c->held = false;
 	c->approved = 0;
 	if (db->pool_mode != POOL_MODE_SESSION) {
 		batch_scan(c->w->classifier, buf_head(&c->conn.in), buf_len(&c->conn.in),
@@ -445,79 +383,29 @@ static struct node *route(struct client *c, const struct db_conf *db)
 			return NULL; /* the rest of the batch is on its way */
 		if (b.pins == PIN_SET && client_carry_set(c, b.end))
 			b.pins = PIN_NONE;
-		if (!allowed(c, db, &b))
-			return NULL;
-		pin(c, b.pins);
 		c->first = b;
 	}
-	if (db->pool_mode != POOL_MODE_SESSION && has_replicas(db) && c->pinned == PIN_NONE) {
-		uint8_t hint = b.hint != HINT_NONE ? b.hint : c->forced_route;
-		if (c->route_once != HINT_NONE) {
-			hint = c->route_once;
-			c->route_once = HINT_NONE;
-		}
-		if (hint != HINT_NONE)
-			want_replica = hint == HINT_REPLICA;
-		else if (c->session_ro == 1)
-			want_replica = b.session_ro != 0; /* every transaction is read-only */
-		else
-			want_replica = b.read_only;
-		if (b.session_ro >= 0)
-			c->session_ro = b.session_ro;
-		if (want_replica && hint != HINT_REPLICA && !caught_up(c, db))
-			want_replica = false;
-	}
-	if (want_replica) {
-		/* What asked for a replica by name (hint, pooler.route, READ ONLY) gets one
-		 * while any is usable; plain reads share the load with the primary. */
-		bool explicit = b.hint == HINT_REPLICA || c->forced_route == HINT_REPLICA ||
-		                b.begin_ro || c->session_ro == 1;
-		bool with_primary = c->w->cfg->replica_fallback == FALLBACK_PRIMARY;
-		n = router_reader(c->w, db, c->min_lsn, with_primary && !explicit);
-		if (n == NULL && explicit && with_primary)
-			n = router_reader(c->w, db, c->min_lsn, true);
-		if (n == NULL && c->w->cfg->replica_fallback == FALLBACK_ERROR) {
-			refuse_batch(
-			    c, &b, SQLSTATE_CANNOT_CONNECT_NOW,
-			    "no replica is available for this read (replica_fallback = error)");
-			return NULL;
-		}
-	}
-	if (n != NULL && n->role == NODE_ROLE_PRIMARY) {
-		c->w->metrics.routed_primary_read++;
-		c->tx_wrote = false;
-		c->approved = b.end;
-		return n;
-	}
-	if (n != NULL) {
-		c->w->metrics.routed_replica++;
-		c->on_replica = true;
-		c->ro_tx = b.begin_ro || c->session_ro == 1 || b.hint == HINT_REPLICA ||
-		           c->forced_route == HINT_REPLICA;
-		c->approved = b.end;
-		/* An autocommit Query the classifier let through: keep a copy, so that if the
-		 * replica refuses it as a write (25006) it runs on the primary instead. */
-		const uint8_t *in = buf_head(&c->conn.in);
-		if (!c->ro_tx && b.end >= 5 &&
-		    (in[0] == 'Q' || (in[0] == 'P' && in[b.end - 5] == 'S')))
-			keep_for_retry(c, b.end);
-		return n;
-	}
-	n = router_primary(c->w, db);
-	if (n == NULL) {
-		refuse_batch(c, &b, SQLSTATE_CANNOT_CONNECT_NOW, "no primary server is available");
+	router_route(c->w, db, &b, &c->route, &d);
+	if (d.pinned != PIN_NONE)
+		log_pinned(c, d.pinned);
+	if (d.node == NULL) {
+		refuse_batch(c, &b, d.sqlstate, d.message);
 		return NULL;
 	}
-	if (binds_named(c, b.end))
-		keep_for_retry(c, b.end);
-	/* only what may write moves the read-your-writes position: not SET, SHOW, BEGIN */
-	c->tx_wrote = b.wal || !b.complete;
-	if (!(b.read_only && b.complete))
-		c->w->metrics.routed_primary_write++;
-	else
-		c->w->metrics.routed_primary_read++;
 	c->approved = b.end;
-	return n;
+	/* An autocommit read on a replica: keep a copy, so that if the replica refuses it (a
+	 * write the classifier let through, or what a standby cannot do) it runs on the
+	 * primary instead. On the primary, a batch binding named statements is kept to be
+	 * prepared again if DDL changed their result type. */
+	const uint8_t *in = buf_head(&c->conn.in);
+	if (d.reason == ROUTE_REPLICA) {
+		if (!c->route.ro_tx && b.end >= 5 &&
+		    (in[0] == 'Q' || (in[0] == 'P' && in[b.end - 5] == 'S')))
+			keep_for_retry(c, b.end);
+	} else if (binds_named(c, b.end)) {
+		keep_for_retry(c, b.end);
+	}
+	return d.node;
 }
 
 bool client_refuse_waiting(struct client *c, const char *sqlstate, const char *message)

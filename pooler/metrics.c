@@ -9,6 +9,7 @@
 #include "classify.h"
 #include "node.h"
 #include "pool.h"
+#include "router.h"
 #include "server.h"
 #include "worker.h"
 
@@ -384,14 +385,11 @@ void metrics_render(struct worker *w, const struct client_counts *cc, struct buf
 	node_traffic(w, b);
 	family(b, "pooler_routing_decisions_total", "counter",
 	       "Where transactions were sent, and why.");
-	out(b, "pooler_routing_decisions_total{target=\"replica\",reason=\"read\"} %llu\n",
-	    (unsigned long long)m->routed_replica);
-	out(b, "pooler_routing_decisions_total{target=\"primary\",reason=\"write\"} %llu\n",
-	    (unsigned long long)m->routed_primary_write);
-	out(b, "pooler_routing_decisions_total{target=\"primary\",reason=\"read\"} %llu\n",
-	    (unsigned long long)m->routed_primary_read);
-	out(b, "pooler_routing_decisions_total{target=\"none\",reason=\"no_replica\"} %llu\n",
-	    (unsigned long long)m->routed_refused);
+	for (int r = 0; r < ROUTE_REASON_COUNT; r++)
+		if (router_reason_target(r) != NULL)
+			out(b, "pooler_routing_decisions_total{target=\"%s\",reason=\"%s\"} %llu\n",
+			    router_reason_target(r), router_reason_label(r),
+			    (unsigned long long)m->routed[r]);
 	family(b, "pooler_replica_refusals_total", "counter",
 	       "Reads a replica refused (25006: a write; 0A000: what a standby cannot do, such as "
 	       "an unlogged table), rerun on the primary.");

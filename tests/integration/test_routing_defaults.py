@@ -7,7 +7,7 @@ import time
 import psycopg
 
 from conftest import wait_for
-from test_limits import await_metric
+from test_limits import await_metric, metric
 
 HEALTH = {"health_interval": "100ms"}
 
@@ -202,3 +202,44 @@ def test_reads_fall_back_to_the_primary_at_once_when_a_replica_goes(pooler, clus
     assert set(ports) == {cluster.primary_port}, ports
     assert time.monotonic() - t0 < 2.5, "the probes noticed first: no fallback at once"
     await_metric(p, "pooler_replica_connect_fallbacks_total", lambda v: v >= 1)
+
+
+def routed(p, reason, target="primary"):
+    return metric(p, "pooler_routing_decisions_total", target=target, reason=reason)
+
+
+def test_routing_metrics_say_why_a_read_went_to_the_primary(pooler, cluster):
+    """pooler_routing_decisions_total names the reason: a hint, the client's own recent
+    write (read_your_writes), the primary's weight, a session that keeps its server; a
+    write counts as write and a replica read as read."""
+    cluster.psql(cluster.primary_port, "create table if not exists rd_m(a int)", user="app")
+    cluster.wait_replay()
+    p = pooler(extra_pooler=dict(HEALTH, read_your_writes="window",
+                                 read_your_writes_window="30s"))
+    wait_replica_reads(p, cluster)
+    with p.connect(prepare_threshold=None) as c:
+        assert port(c) == cluster.replica_port
+        assert port(c, "/* pooler:primary */ select inet_server_port()") == \
+            cluster.primary_port
+        c.execute("insert into rd_m values (1)")
+        assert port(c) == cluster.primary_port  # its own write is not on the replica yet
+        c.execute("create temp table rd_tmp(a int)")  # pins: a write, then pinned reads
+    await_metric(p, "pooler_routing_decisions_total", lambda v: v >= 1, target="primary",
+                 reason="hint")
+    assert routed(p, "hint") == 1
+    assert routed(p, "read_your_writes") == 1
+    assert routed(p, "write") == 2
+    assert routed(p, "read", target="replica") >= 2
+    assert routed(p, "weight") == 0
+    assert routed(p, "no_replica", target="none") == 0
+
+    p2 = pooler(node_overrides={"primary": {"weight": 1000}},
+                extra_pooler=dict(HEALTH, read_your_writes="off"))
+    wait_replica_reads(p2, cluster)
+    with p2.connect(prepare_threshold=None) as c:
+        for _ in range(10):
+            port(c)
+    await_metric(p2, "pooler_routing_decisions_total", lambda v: v >= 1, target="primary",
+                 reason="weight")
+    assert routed(p2, "read_your_writes") == 0
+    assert routed(p2, "hint") == 0
