@@ -103,6 +103,31 @@ bool classify_may_reset(const char *sql, size_t len);
 void classify_reset_names(const char *sql, size_t len, void (*fn)(void *arg, const char *name),
                           void *arg);
 
+/* ---- facts read from the text alone (classify_text.c) ---- */
+
+/* What the pooler knows of a parameter name. */
+enum param_kind {
+	PARAM_OTHER,
+	PARAM_SERVER_OWNED,     /* set by the server alone (server_version, is_superuser...) */
+	PARAM_REPORTED,         /* reported by ParameterStatus: carried from server to server */
+	PARAM_CARRIED_BY_VALUE, /* not reported, but carried from a plain SET of it */
+};
+/* The kind of name (any case); *canonical, when given, gets the table's spelling. */
+enum param_kind classify_param(const char *name, const char **canonical);
+
+/* Whether a statement of q (n bytes) drops every prepared statement of the session:
+ * DISCARD ALL, DEALLOCATE [PREPARE] ALL. */
+bool classify_drops_statements(const char *q, size_t n);
+
+/* The statement name of "DEALLOCATE [PREPARE] name" into out (unquoted names folded to
+ * lower case, as PostgreSQL does); false for anything else, DEALLOCATE ALL included. */
+bool classify_deallocate_name(const char *q, size_t n, char *out, size_t cap);
+
+/* name and value of "SET [SESSION] name {= | TO} value" with a plain value, alone in q;
+ * false for anything else. */
+bool classify_plain_set(const char *q, size_t n, char *name, size_t name_cap, char *value,
+                        size_t value_cap);
+
 /* A replica refused this statement as a write: remember its shape as one. */
 void classify_learn_write(struct classifier *cl, const char *sql, size_t len);
 

@@ -38,17 +38,7 @@ static bool session_advisory(const char *name)
  * from server to server, so setting them needs no pin. */
 static bool carried_param(const char *name)
 {
-	static const char *const names[] = {"application_name",
-	                                    "client_encoding",
-	                                    "datestyle",
-	                                    "default_transaction_read_only",
-	                                    "intervalstyle",
-	                                    "timezone",
-	                                    "standard_conforming_strings"};
-	for (size_t i = 0; i < ARRAY_LEN(names); i++)
-		if (strcasecmp(names[i], name) == 0)
-			return true;
-	return false;
+	return classify_param(name, NULL) == PARAM_REPORTED;
 }
 
 /* ---- settings changed without SET ---------------------------------------------------- */

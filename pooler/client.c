@@ -3,7 +3,9 @@
  * A client moves STARTUP -> AUTH -> (LOGIN) -> IDLE, then IDLE -> WAITING -> ACTIVE -> IDLE
  * once per transaction (once per session in session mode), and finally CLOSED. Every
  * client is on worker->clients until it closes; a WAITING or LOGIN client is also on its
- * pool's waiting list through its waiter. Only client_set_state writes the state.
+ * pool's waiting list through its waiter. Only client_set_state writes the state, and it
+ * does the entry and exit work of each (its timer, the pool's queue, a kept batch) from the
+ * table `states`, asserting that the move is one the table allows.
  *
  * While ACTIVE, bytes from the client are scanned for message boundaries only: a Query,
  * Sync or FunctionCall means one more ReadyForQuery is due, an extended-protocol message
@@ -16,27 +18,71 @@ static const struct server_ops client_server_ops;
 static void on_conn_read(struct conn *cn);
 
 /* Server parameters a client cannot set; reports of them are not client wishes. */
-static const char *const server_owned[] = {"server_version",    "server_encoding",
-                                           "integer_datetimes", "in_hot_standby",
-                                           "is_superuser",      "session_authorization"};
-
 bool client_param_server_owned(const char *name)
 {
-	for (size_t i = 0; i < ARRAY_LEN(server_owned); i++)
-		if (strcasecmp(server_owned[i], name) == 0)
-			return true;
-	return false;
+	return classify_param(name, NULL) == PARAM_SERVER_OWNED;
 }
+
+/* The kept batch has run (or will be routed afresh): forget it. */
+void client_retry_drop(struct client *c)
+{
+	free(c->retry_batch);
+	c->retry_batch = NULL;
+	c->retry_len = 0;
+	c->retry = RETRY_NONE;
+}
+
+/* What entering a state does to the client's one timer. */
+enum state_timer {
+	TIMER_KEEP,    /* login: client_login_timeout runs on */
+	TIMER_STOP,    /* no limit applies here (waiting sets its own after queueing) */
+	TIMER_SESSION, /* the session limits: idle, idle in transaction, lifetime */
+};
+
+#define FROM(st) (1u << (st))
+#define LOGGING_IN (FROM(CLIENT_STARTUP) | FROM(CLIENT_AUTH))
+
+/* The client state machine: each state's label (SHOW CLIENTS), the states it may be
+ * entered from, and its timer. client_set_state does all entry and exit work. */
+static const struct {
+	const char *label;
+	unsigned from;
+	uint8_t timer; /* enum state_timer */
+} states[] = {
+    [CLIENT_STARTUP] = {"login", 0, TIMER_KEEP},
+    [CLIENT_AUTH] = {"login", FROM(CLIENT_STARTUP), TIMER_KEEP},
+    [CLIENT_LOGIN] = {"login", LOGGING_IN, TIMER_KEEP},
+    [CLIENT_IDLE] = {"idle",
+                     LOGGING_IN | FROM(CLIENT_LOGIN) | FROM(CLIENT_WAITING) | FROM(CLIENT_ACTIVE),
+                     TIMER_SESSION},
+    [CLIENT_WAITING] = {"waiting", FROM(CLIENT_IDLE), TIMER_STOP},
+    [CLIENT_ACTIVE] = {"active", FROM(CLIENT_WAITING), TIMER_SESSION},
+    [CLIENT_ADMIN] = {"admin", LOGGING_IN, TIMER_STOP},
+    [CLIENT_CLOSED] = {"closed", ~FROM(CLIENT_CLOSED), TIMER_STOP},
+};
+_Static_assert(ARRAY_LEN(states) == CLIENT_CLOSED + 1, "a row for every client state");
 
 void client_set_state(struct client *c, enum client_state st)
 {
-	assert(c->state != CLIENT_CLOSED);
+	assert(states[st].from & FROM(c->state));
+	if (c->state == CLIENT_WAITING) {
+		/* leaving the queue: served (ACTIVE), or sent back to be routed again */
+		pool_unwait(c->pool, &c->waiter);
+		if (st != CLIENT_ACTIVE)
+			client_retry_drop(c);
+	}
 	if (st == CLIENT_CLOSED) {
+		if (c->pool != NULL)
+			pool_unwait(c->pool, &c->waiter); /* LOGIN waits too */
 		list_del(&c->node);
 		list_append(&c->w->dead_clients, &c->node);
 		c->w->n_clients--;
 	}
 	c->state = st;
+	if (states[st].timer == TIMER_STOP)
+		ev_timer_stop(c->w->loop, &c->timer);
+	else if (states[st].timer == TIMER_SESSION)
+		client_arm_timer(c);
 }
 
 void client_auth_done(struct client *c)
@@ -77,11 +123,8 @@ void client_close(struct client *c, const char *why)
 		return;
 	log_debug("c=%llu user=%s db=%s closing: %s", (unsigned long long)c->id,
 	          c->user ? c->user : "", c->db ? c->db : "", why);
-	if (c->pool)
-		pool_unwait(c->pool, &c->waiter);
 	if (c->server)
 		release_server(c);
-	ev_timer_stop(c->w->loop, &c->timer);
 	conn_close(&c->conn);
 	client_auth_done(c);
 	client_set_state(c, CLIENT_CLOSED);
@@ -136,7 +179,7 @@ static void attach(struct client *c, struct server *s)
 	s->ops = &client_server_ops;
 	s->pending = 0;
 	s->unsynced = false;
-	s->guard = c->retry_batch != NULL;
+	s->guard = c->retry != RETRY_NONE;
 	c->linked_us = util_now_us();
 	histogram_observe(&c->w->metrics.client_wait, c->linked_us - c->waiter.since_us);
 	c->pool->backend->transactions++;
@@ -145,10 +188,9 @@ static void attach(struct client *c, struct server *s)
 	if (s->replies != NULL)
 		s->replies->len = 0; /* a clean server owes no answers */
 	conn_link(&c->conn, &s->conn);
-	client_set_state(c, CLIENT_ACTIVE);
 	c->last_read_us = c->linked_us;
 	c->query_cancelled = false;
-	client_arm_timer(c);
+	client_set_state(c, CLIENT_ACTIVE);
 	log_debug("c=%llu s=%llu linked", (unsigned long long)c->id, (unsigned long long)s->id);
 	s->restore_seg = 0;
 	s->restoring = false;
@@ -169,14 +211,6 @@ static void on_server_tx_idle(struct server *s)
 		client_close(c, "client said goodbye");
 }
 
-/* The kept batch has run: forget it. */
-static void drop_retry(struct client *c)
-{
-	free(c->retry_batch);
-	c->retry_batch = NULL;
-	c->retry_len = 0;
-	c->retry_now = false;
-}
 
 /* A replica refused the kept batch (a write, or what a standby cannot do): run it on the
  * primary and remember its shape as a write. */
@@ -192,7 +226,7 @@ static void rerun_on_primary(struct client *c, struct server *s, const char *sql
 	if (sql == NULL)
 		sql = "", len = 0;
 	len = strnlen(sql, len);
-	c->retry_now = true;
+	c->retry = RETRY_ON_PRIMARY;
 	c->w->replica_refusals++;
 	classify_learn_write(c->w->classifier, sql, len);
 	log_warning("c=%llu s=%llu a replica refused a statement classified as a read (%s); "
@@ -205,7 +239,7 @@ static bool on_server_refused(struct server *s, const char *sqlstate, bool stale
 {
 	struct client *c = s->owner;
 
-	if (c->retry_batch == NULL || c->retry_now || c->retry_stale)
+	if (c->retry != RETRY_KEPT)
 		return false;
 	if (!stale) {
 		if (!c->route.on_replica)
@@ -214,7 +248,7 @@ static bool on_server_refused(struct server *s, const char *sqlstate, bool stale
 		return true;
 	}
 	/* a stale prepared statement: once, on this server, with everything prepared anew */
-	c->retry_stale = true;
+	c->retry = RETRY_STALE;
 	log_info("c=%llu s=%llu a prepared statement's result type changed; preparing it again "
 	         "and retrying the batch",
 	         (unsigned long long)c->id, (unsigned long long)s->id);
@@ -226,12 +260,11 @@ static bool on_server_refused(struct server *s, const char *sqlstate, bool stale
  * use afresh. */
 static void rerun_stale(struct client *c, struct server *s)
 {
-	c->retry_stale = false;
 	c->w->metrics.prepared_retries++;
 	client_forget_stale_statements(s);
 	client_requeue_batch(c);
 	c->approved = c->route.on_replica ? c->retry_len : 0;
-	drop_retry(c);
+	client_retry_drop(c);
 	c->held = false;
 	s->guard = false;
 	client_relay(c);
@@ -241,14 +274,14 @@ static void on_server_ready(struct server *s)
 {
 	struct client *c = s->owner;
 
-	if (c->retry_stale) {
+	if (c->retry == RETRY_STALE) {
 		rerun_stale(c, s);
 		return;
 	}
 	if ((c->pool->mode == POOL_MODE_SESSION || c->route.pinned != PIN_NONE) && !c->w->shutting_down) {
 		/* the server stays: what waited behind a kept batch goes on now */
-		if (c->retry_batch != NULL) {
-			drop_retry(c);
+		if (c->retry != RETRY_NONE) {
+			client_retry_drop(c);
 			c->held = false;
 			if (buf_len(&c->conn.in) > 0)
 				client_relay(c);
@@ -264,12 +297,11 @@ static void on_server_ready(struct server *s)
 	conn_unlink(&c->conn);
 	pool_release(c->pool, s);
 	client_set_state(c, CLIENT_IDLE);
-	client_arm_timer(c);
-	if (c->retry_now) {
+	if (c->retry == RETRY_ON_PRIMARY) {
 		client_requeue_batch(c);
 		router_primary_once(&c->route, ROUTE_REPLICA_REFUSED);
 	}
-	drop_retry(c);
+	client_retry_drop(c);
 	if (c->w->shutting_down) {
 		client_fatal(c, SQLSTATE_ADMIN_SHUTDOWN,
 		             "terminating connection due to administrator command");
@@ -367,10 +399,6 @@ static void on_grant(struct pool_waiter *wt, struct server *s)
 /* A waiting client goes back to idle, its transaction not begun, to be routed again. */
 void client_unqueue(struct client *c)
 {
-	ev_timer_stop(c->w->loop, &c->timer);
-	free(c->retry_batch);
-	c->retry_batch = NULL;
-	c->retry_len = 0;
 	client_set_state(c, CLIENT_IDLE);
 }
 
@@ -685,9 +713,6 @@ void client_shutdown_idle(struct worker *w)
 	}
 }
 
-static const char *const state_names[] = {"login",   "login",  "login", "idle",
-                                          "waiting", "active", "admin", "closed"};
-
 void client_foreach(struct worker *w, void (*fn)(const struct client_info *ci, void *arg),
                     void *arg)
 {
@@ -699,7 +724,7 @@ void client_foreach(struct worker *w, void (*fn)(const struct client_info *ci, v
 		    .id = c->id,
 		    .user = c->user,
 		    .db = c->db,
-		    .state = state_names[c->state],
+		    .state = states[c->state].label,
 		    .addr = c->addr,
 		    .connect_us = c->connect_us,
 		    .request_us = c->waiter.since_us ? c->waiter.since_us : c->connect_us,

@@ -42,6 +42,16 @@ enum client_state {
 	CLIENT_CLOSED,  /* worker->dead_clients: freed before the loop sleeps */
 };
 
+/* A first batch kept until it has run, to run it again: the one place a transaction may
+ * start over. KEPT -> ON_PRIMARY or STALE when its server refuses it before the client saw
+ * anything, -> NONE once it ran (or the client left the queue). */
+enum retry_state {
+	RETRY_NONE,
+	RETRY_KEPT,       /* kept: an autocommit read on a replica, or Binds of named statements */
+	RETRY_ON_PRIMARY, /* a replica refused it: it runs again on the primary, next */
+	RETRY_STALE,      /* a prepared statement in it went stale: it runs again here */
+};
+
 enum auth_step { STEP_LOOKUP, STEP_MD5, STEP_SASL_INITIAL, STEP_SASL_FINAL };
 
 /* What only the login needs; freed once the client is in, so that idle clients stay
@@ -85,10 +95,9 @@ struct client {
 	struct client_stmts stmts; /* named statements, prepared again wherever needed */
 	struct batch first;        /* the batch that opened the transaction (transaction and
 	                            * statement mode): its facts, for the server that runs it */
-	uint8_t *retry_batch;      /* a replica-routed autocommit Query, kept until it runs */
+	uint8_t retry;             /* enum retry_state */
+	uint8_t *retry_batch;      /* the kept batch, while retry != RETRY_NONE */
 	size_t retry_len;
-	bool retry_now;      /* the replica refused it: run it again on the primary */
-	bool retry_stale;    /* a prepared statement in it went stale: run it again here */
 	uint64_t linked_us;  /* when the current server was linked */
 	uint64_t connect_us; /* accepted at */
 	bool asked_ssl;      /* startup: an SSLRequest was answered (one is allowed) */
@@ -122,6 +131,7 @@ void client_process(struct client *c);
 bool client_rate_exempt(const struct client *c, char *host, size_t len);
 void client_arm_timer(struct client *c);
 void client_unqueue(struct client *c);
+void client_retry_drop(struct client *c);
 
 /* client_relay.c */
 void client_relay(struct client *c);

@@ -30,9 +30,8 @@ void client_send_welcome(struct client *c)
 	}
 	proto_write_key(&c->conn.out, c->cancel_pid, c->cancel_key);
 	proto_write_ready(&c->conn.out, 'I');
-	client_set_state(c, CLIENT_IDLE);
 	c->last_read_us = util_now_us();
-	client_arm_timer(c);
+	client_set_state(c, CLIENT_IDLE);
 	log_info("c=%llu user=%s db=%s addr=%s login", (unsigned long long)c->id, c->user, c->db,
 	         c->addr);
 	client_flush(c);
@@ -66,7 +65,6 @@ static void admin_login(struct client *c)
 		proto_write_param(&c->conn.out, params[i][0], params[i][1]);
 	proto_write_key(&c->conn.out, c->cancel_pid, c->cancel_key);
 	proto_write_ready(&c->conn.out, 'I');
-	ev_timer_stop(c->w->loop, &c->timer);
 	client_set_state(c, CLIENT_ADMIN);
 	log_info("c=%llu user=%s addr=%s admin console login", (unsigned long long)c->id, c->user,
 	         c->addr);

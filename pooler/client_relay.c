@@ -90,7 +90,7 @@ static bool may_answer(const struct client *c)
 {
 	const struct server *s = c->server;
 	return s->pending == 0 && s->swallow == 0 && s->conn.fwd == 0 && s->held == 0 &&
-	       s->tx_status != 'E' && c->retry_batch == NULL && c->remain == 0;
+	       s->tx_status != 'E' && c->retry == RETRY_NONE && c->remain == 0;
 }
 
 /* Another batch follows one kept to be rerun on a stale statement. Once its stale error
@@ -101,13 +101,11 @@ static bool give_up_retry(struct client *c)
 {
 	struct server *s = c->server;
 
-	if (c->retry_stale) {
+	if (c->retry == RETRY_STALE) {
 		c->held = true;
 		return false;
 	}
-	free(c->retry_batch);
-	c->retry_batch = NULL;
-	c->retry_len = 0;
+	client_retry_drop(c);
 	if (s->guard) {
 		s->conn.fwd += s->held;
 		s->held = 0;
@@ -165,13 +163,13 @@ static bool check_batch(struct client *c, char type)
 		return false;
 	if (type == 'Q' && may_answer(c) && client_deallocate_own(c, c->server->tx_status))
 		return true;
-	if (!c->route.on_replica && c->retry_batch != NULL && !give_up_retry(c))
+	if (!c->route.on_replica && c->retry != RETRY_NONE && !give_up_retry(c))
 		return false;
 	if (!c->route.on_replica)
 		return (type != 'Q' && type != 'P') || watch_session(c, p, avail);
 	if (c->route.ro_tx)
 		return true; /* nothing in it can write */
-	if (c->retry_batch != NULL) {
+	if (c->retry != RETRY_NONE) {
 		/* keep the order: nothing overtakes a statement that may be run again */
 		c->held = true;
 		return false;
@@ -341,6 +339,7 @@ static void keep_for_retry(struct client *c, size_t end)
 		return; /* no retry then: the client sees the error */
 	memcpy(c->retry_batch, buf_head(&c->conn.in), end);
 	c->retry_len = end;
+	c->retry = RETRY_KEPT;
 }
 
 /* Whether the first batch (end bytes, alone in the buffer) ends with Sync and binds a
@@ -423,7 +422,6 @@ bool client_refuse_waiting(struct client *c, const char *sqlstate, const char *m
 	proto_write_error(&c->conn.out, "ERROR", sqlstate, message);
 	proto_write_ready(&c->conn.out, 'I');
 	client_flush(c);
-	client_arm_timer(c);
 	return true;
 }
 
@@ -463,8 +461,7 @@ again:;
 	if (n == NULL)
 		return;
 	c->pool = pool_for(c, db, n);
-	client_set_state(c, CLIENT_WAITING);
-	ev_timer_stop(c->w->loop, &c->timer); /* the session limits pause while it queues */
+	client_set_state(c, CLIENT_WAITING); /* the session limits pause while it queues */
 	c->acquiring = true;
 	pool_acquire(c->pool, &c->waiter);
 	c->acquiring = false;

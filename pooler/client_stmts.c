@@ -97,71 +97,6 @@ static bool rewrite(struct client *c, struct proto_header *h, size_t off, size_t
 	return true;
 }
 
-/* Whether a simple Query drops every prepared statement of the session behind the
- * pooler's back: DISCARD ALL, DEALLOCATE [PREPARE] ALL. */
-static bool drops_statements(const uint8_t *q, size_t n)
-{
-	static const char *const forms[] = {"discard all", "deallocate all",
-	                                    "deallocate prepare all"};
-	char text[32];
-	size_t len = 0;
-
-	for (size_t i = 0; i < n && q[i] != '\0' && len < sizeof(text) - 1; i++) {
-		bool space = q[i] == ' ' || q[i] == '\t' || q[i] == '\n' || q[i] == '\r';
-		if (space && (len == 0 || text[len - 1] == ' '))
-			continue;
-		text[len++] = space ? ' ' : (char)(q[i] | 0x20);
-	}
-	while (len > 0 && (text[len - 1] == ' ' || text[len - 1] == ';'))
-		len--;
-	text[len] = '\0';
-	for (size_t i = 0; i < ARRAY_LEN(forms); i++)
-		if (strcmp(text, forms[i]) == 0)
-			return true;
-	return false;
-}
-
-/* The statement name of a simple Query "DEALLOCATE [PREPARE] name", into out; false for
- * anything else (DEALLOCATE ALL included). Unquoted names fold to lower case, as in
- * PostgreSQL. */
-static bool deallocate_name(const uint8_t *q, size_t n, char *out, size_t cap)
-{
-	const char *p = (const char *)q, *end = p + strnlen(p, n);
-	size_t len = 0;
-
-#define SKIP_SPACE()                                                                               \
-	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))                   \
-	p++
-	SKIP_SPACE();
-	if (end - p < 11 || strncasecmp(p, "deallocate", 10) != 0 || !isspace((unsigned char)p[10]))
-		return false;
-	p += 10;
-	SKIP_SPACE();
-	if (end - p > 8 && strncasecmp(p, "prepare", 7) == 0 && isspace((unsigned char)p[7])) {
-		p += 7;
-		SKIP_SPACE();
-	}
-	if (p < end && *p == '"') {
-		for (p++; p < end && *p != '"' && len + 1 < cap; p++)
-			out[len++] = *p;
-		if (p >= end || *p != '"')
-			return false;
-		p++;
-	} else {
-		for (; p < end && (isalnum((unsigned char)*p) || *p == '_' || *p == '$') &&
-		       len + 1 < cap;
-		     p++)
-			out[len++] = (char)tolower((unsigned char)*p);
-	}
-	out[len] = '\0';
-	SKIP_SPACE();
-	if (p < end && *p == ';')
-		p++;
-	SKIP_SPACE();
-#undef SKIP_SPACE
-	return len > 0 && p == end && strcmp(out, "all") != 0;
-}
-
 static void put_complete(struct buf *out, const char *tag)
 {
 	buf_put_u8(out, 'C');
@@ -224,7 +159,8 @@ bool client_deallocate_own(struct client *c, char tx_status)
 	if (c->stmts.n == 0)
 		return false;
 	const uint8_t *text = one_statement_batch(m, buf_len(&cn->in) - cn->fwd, &len, &text_len);
-	if (text == NULL || !deallocate_name(text, text_len, name, sizeof(name)) ||
+	if (text == NULL ||
+	    !classify_deallocate_name((const char *)text, text_len, name, sizeof(name)) ||
 	    pstmts_find(&c->stmts, name) == NULL)
 		return false;
 	pstmts_remove(&c->stmts, name);
@@ -357,7 +293,7 @@ int client_named_statements(struct client *c, struct server *s, struct proto_hea
 		return 1; /* prepared_statement_cache_size = 0: not tracked */
 	switch (h->type) {
 	case 'Q':
-		if (drops_statements(body, have))
+		if (classify_drops_statements((const char *)body, have))
 			stmt_cache_clear(&s->prepared);
 		return 1;
 	case 'P': {
@@ -367,7 +303,7 @@ int client_named_statements(struct client *c, struct server *s, struct proto_hea
 		if (nlen == h->len)
 			return 1; /* malformed: the server will say so */
 		if (nlen == 0) {
-			if (drops_statements(body + 1, h->len - 1))
+			if (classify_drops_statements((const char *)body + 1, h->len - 1))
 				stmt_cache_clear(&s->prepared);
 			return expect_reply(c, s, '1', 0, REPLY_PASS) ? 1 : -1;
 		}
@@ -432,66 +368,24 @@ void client_forget_stale_statements(struct server *s)
 	server_query(s, "DEALLOCATE ALL");
 }
 
-/* Settings clients SET right after login (pgjdbc: extra_float_digits) that hold one
- * plain value the pooler can read from the statement itself: carried from server to
- * server like startup parameters, rather than pinning the client. */
-static const char *const carried_by_value[] = {"extra_float_digits"};
-
-/* Next word of a SET statement at *p: "=", letters, digits, _ . - +, or a quoted literal
- * without quotes inside. */
-static size_t set_word(const char **p, const char *end, char *out, size_t cap)
-{
-	size_t len = 0;
-	while (*p < end && isspace((unsigned char)**p))
-		(*p)++;
-	if (*p < end && **p == '=') {
-		(*p)++;
-		return (size_t)snprintf(out, cap, "=");
-	}
-	bool quoted = *p < end && **p == '\'';
-	if (quoted)
-		(*p)++;
-	while (*p < end && len + 1 < cap &&
-	       (quoted ? **p != '\'' : (isalnum((unsigned char)**p) || strchr("_.-+", **p))))
-		out[len++] = *(*p)++;
-	if (quoted && (*p >= end || *(*p)++ != '\''))
-		return 0;
-	out[len] = '\0';
-	return len;
-}
-
 /* A first batch (batch_end bytes) that is just "SET [SESSION] name {= | TO} value" of a
- * carried_by_value setting: remember the value as the client's wish, so that it follows
+ * setting carried by value (classify_param: extra_float_digits): remember the value as the client's wish, so that it follows
  * the client to every server connection and is reset for the next client. */
 bool client_carry_set(struct client *c, size_t batch_end)
 {
 	size_t len, text_len;
-	char word[64], name[64], value[64];
+	char name[64], value[64];
+	const char *canonical;
 	const uint8_t *text =
 	    one_statement_batch(buf_head(&c->conn.in), batch_end, &len, &text_len);
 
-	if (text == NULL || len != batch_end)
+	if (text == NULL || len != batch_end ||
+	    !classify_plain_set((const char *)text, text_len, name, sizeof(name), value,
+	                        sizeof(value)) ||
+	    classify_param(name, &canonical) != PARAM_CARRIED_BY_VALUE)
 		return false;
-	const char *p = (const char *)text, *end = p + strnlen(p, text_len);
-	if (!set_word(&p, end, word, sizeof(word)) || strcasecmp(word, "set") != 0 ||
-	    !set_word(&p, end, name, sizeof(name)))
-		return false;
-	if (strcasecmp(name, "session") == 0 && !set_word(&p, end, name, sizeof(name)))
-		return false;
-	if (!set_word(&p, end, word, sizeof(word)) ||
-	    (strcmp(word, "=") != 0 && strcasecmp(word, "to") != 0) ||
-	    !set_word(&p, end, value, sizeof(value)))
-		return false;
-	while (p < end && (isspace((unsigned char)*p) || *p == ';'))
-		p++;
-	if (p != end)
-		return false;
-	for (size_t i = 0; i < ARRAY_LEN(carried_by_value); i++)
-		if (strcasecmp(name, carried_by_value[i]) == 0) {
-			params_set(&c->wants, carried_by_value[i], value);
-			return true;
-		}
-	return false;
+	params_set(&c->wants, canonical, value);
+	return true;
 }
 
 /* ---- settings: the client's parameters on each server, its login values after RESET ---- */
@@ -644,7 +538,7 @@ size_t client_restore_login_values(struct client *c, struct server *s, size_t st
 		return 0;
 	/* the bookkeeping below assumes the batch commits: a rollback would undo the RESET */
 	s->needs_restore = true;
-	if (c->retry_batch != NULL || s->guard || (b->last != 'Q' && b->last != 'S'))
+	if (c->retry != RETRY_NONE || s->guard || (b->last != 'Q' && b->last != 'S'))
 		return 0; /* a kept batch, or no ReadyForQuery to stand in for */
 	buf_init(&sql);
 	login_values_sql(c, s, b->resets, start, end, &sql);

@@ -346,6 +346,47 @@ static void test_normalize(void **state)
 	assert_int_equal(classify_normalize("select 1", 8, out, 4), 0); /* does not fit */
 }
 
+#define TXT(s) (s), strlen(s)
+
+static void test_text_facts(void **state)
+{
+	char name[64], value[64];
+	const char *canonical = NULL;
+	(void)state;
+
+	assert_true(classify_drops_statements(TXT("DISCARD ALL")));
+	assert_true(classify_drops_statements(TXT("  deallocate\n  prepare ALL ; ")));
+	assert_true(classify_drops_statements(TXT("SET a = 1; DISCARD ALL"))); /* a list */
+	assert_false(classify_drops_statements(TXT("DISCARD PLANS")));
+	assert_false(classify_drops_statements(TXT("select 'discard'")));
+	assert_false(classify_drops_statements("DISCARD ALL", 7)); /* only n bytes count */
+
+	assert_true(classify_deallocate_name(TXT(" DEALLOCATE PREPARE \"My\" ;"), name, 64));
+	assert_string_equal(name, "My");
+	assert_true(classify_deallocate_name(TXT("deallocate S_1"), name, 64));
+	assert_string_equal(name, "s_1"); /* folded, as PostgreSQL folds it */
+	assert_true(classify_deallocate_name(TXT("deallocate prepare"), name, 64));
+	assert_string_equal(name, "prepare"); /* a statement called prepare */
+	assert_false(classify_deallocate_name(TXT("DEALLOCATE ALL"), name, 64));
+	assert_false(classify_deallocate_name(TXT("DEALLOCATE a; select 1"), name, 64));
+	assert_false(classify_deallocate_name(TXT("deallocated a"), name, 64));
+
+	assert_true(classify_plain_set(TXT("SET extra_float_digits = 3"), name, 64, value, 64));
+	assert_string_equal(name, "extra_float_digits");
+	assert_string_equal(value, "3");
+	assert_true(classify_plain_set(TXT("set session x TO 'a b';"), name, 64, value, 64));
+	assert_string_equal(name, "x");
+	assert_string_equal(value, "a b");
+	assert_false(classify_plain_set(TXT("SET LOCAL x = 1"), name, 64, value, 64));
+	assert_false(classify_plain_set(TXT("SET x = 1; SET y = 2"), name, 64, value, 64));
+
+	assert_int_equal(classify_param("Server_Version", NULL), PARAM_SERVER_OWNED);
+	assert_int_equal(classify_param("TimeZone", &canonical), PARAM_REPORTED);
+	assert_string_equal(canonical, "timezone");
+	assert_int_equal(classify_param("EXTRA_FLOAT_DIGITS", NULL), PARAM_CARRIED_BY_VALUE);
+	assert_int_equal(classify_param("work_mem", NULL), PARAM_OTHER);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -359,6 +400,7 @@ int main(void)
 	    cmocka_unit_test(test_settings),
 	    cmocka_unit_test(test_wal_and_learned),
 	    cmocka_unit_test(test_normalize),
+	    cmocka_unit_test(test_text_facts),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
