@@ -4,11 +4,13 @@ reads it, e.g. `host = /var/run/postgresql`) is reached over the socket
 health probe alike. The test cluster's servers listen on loopback TCP and on a Unix
 socket in `cluster.socket_dir`; its pg_hba.conf trusts every local connection."""
 
+import threading
+import time
+
 import psycopg
 import pytest
 
 from conftest import wait_for
-from test_admin import admin, rows
 
 
 def server_side(cluster, port=None):
@@ -18,6 +20,16 @@ def server_side(cluster, port=None):
         "select client_addr::text, application_name from pg_stat_activity"
         " where usename = 'app' and backend_type = 'client backend'"
         " and pid <> pg_backend_pid()", port=port, db="postgres")
+
+
+def admin_rows(p, sql):
+    """The rows of an admin console command, as dicts."""
+    with psycopg.connect(p.dsn(user="admin", dbname="pooler"), autocommit=True,
+                         prepare_threshold=None) as conn:
+        cur = psycopg.ClientCursor(conn)   # the console speaks the simple protocol
+        cur.execute(sql)
+        cols = [d.name for d in cur.description]
+        return [dict(zip(cols, r)) for r in cur.fetchall()]
 
 
 def test_queries_reach_the_primary_over_its_unix_socket(cluster, pooler):
@@ -44,16 +56,14 @@ def test_admin_console_shows_the_socket_directory(cluster, pooler):
     p = pooler(with_replica=False, node_overrides={"primary": {"host": cluster.socket_dir}})
     with p.connect() as conn:
         conn.execute("select 1")
-        with admin(p) as a:
-            cols, servers = rows(a, "SHOW SERVERS")
-            ncols, nodes = rows(a, "SHOW NODES")
-    servers = [dict(zip(cols, r)) for r in servers]
+        servers = admin_rows(p, "SHOW SERVERS")
+        nodes = admin_rows(p, "SHOW NODES")
     assert servers, "SHOW SERVERS lists no server connection"
     for s in servers:
         assert s["addr"] == cluster.socket_dir, s
         assert int(s["port"]) == cluster.primary_port, s
         assert s["local_addr"] == "unix" and int(s["local_port"]) == 0, s
-    node = [dict(zip(ncols, r)) for r in nodes if r[0] == "primary"][0]
+    node = [n for n in nodes if n["name"] == "primary"][0]
     assert node["host"] == cluster.socket_dir, node
     assert node["role"] == "primary", node
 
@@ -75,13 +85,30 @@ def test_reads_go_to_the_replica_over_its_unix_socket(cluster, pooler):
     assert all(addr is None for addr, _ in server_side(cluster, cluster.replica_port))
 
 
+def test_cancel_reaches_a_backend_behind_the_socket(cluster, pooler):
+    """The pooler forwards a client's CancelRequest over the same socket."""
+    p = pooler(with_replica=False, node_overrides={"primary": {"host": cluster.socket_dir}})
+    with p.connect() as conn:
+        timer = threading.Timer(0.5, conn.cancel)
+        t0 = time.monotonic()
+        timer.start()
+        try:
+            with pytest.raises(psycopg.errors.QueryCanceled):
+                conn.execute("select pg_sleep(10)")
+        finally:
+            timer.cancel()
+        assert time.monotonic() - t0 < 3.0
+        assert conn.execute("select 'still usable'").fetchone() == ("still usable",)
+
+
 def test_a_missing_socket_directory_fails_the_client_quickly(cluster, pooler, tmp_path):
-    """No server socket there: the client gets an error (not a hang), and the log says
-    which node and why."""
+    """No server socket there: the client gets an error naming the socket (not a hang),
+    and the log says which node and why."""
     missing = str(tmp_path / "no-such-dir")
     p = pooler(with_replica=False, node_overrides={"primary": {"host": missing}},
                extra_pooler={"server_connect_timeout": 2})
-    with pytest.raises(psycopg.OperationalError):
+    with pytest.raises(psycopg.OperationalError) as ei:
         with p.connect() as conn:
             conn.execute("select 1")
+    assert "%s/.s.PGSQL.%d" % (missing, cluster.primary_port) in str(ei.value)
     wait_for(lambda: missing in p.log(), timeout=5, what="the directory in the pooler log")
