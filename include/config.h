@@ -21,6 +21,7 @@ enum read_your_writes { RYW_OFF, RYW_LSN, RYW_WINDOW };
 enum tls_mode { TLS_DISABLE, TLS_ALLOW, TLS_PREFER, TLS_REQUIRE, TLS_VERIFY_CA, TLS_VERIFY_FULL };
 
 struct node_conf {
+	int index; /* its place in config.nodes, and its node's in worker.nodes */
 	char *name;
 	char *host;
 	int port;

@@ -28,6 +28,9 @@ struct pool_waiter {
 	bool queued;
 };
 
+/* Settings: pool_configure copies each one the pool uses from the config, at creation and
+ * on every reload; nothing here reads the worker's config live, so a pool acts on one
+ * generation of settings at a time. */
 struct pool {
 	struct list node; /* worker->pools */
 	struct worker *w;
@@ -39,6 +42,12 @@ struct pool {
 	int min_size;
 	int reserve;               /* reserve_pool_size */
 	int max_db_connections;    /* of its database, per node; 0 = no limit */
+	int max_user_connections;  /* of its user, per node; 0 = no limit */
+	int reserve_timeout_ms;    /* reserve_pool_timeout */
+	int stmt_cache_size;       /* prepared_statement_cache_size of servers it opens */
+	int lifetime_ms;           /* server_lifetime; 0 = unlimited */
+	int idle_timeout_ms;       /* server_idle_timeout; 0 = unlimited */
+	int retry_max_tries;       /* connect retries while clients wait */
 	char *reset_query;         /* session mode only; empty: none */
 	struct server_login login; /* strings owned by the pool */
 	struct list connecting;    /* SERVER_CONNECTING */
@@ -83,8 +92,9 @@ void pool_reset(struct pool *p, struct server *s, const char *sql);
 void pool_discard(struct pool *p, struct server *s, const char *why);
 
 /* Take new settings (at creation and after a reload): size from the node's budget and the
- * database's share, minimum, reserve, caps, mode, reset query, timeouts. Servers above a
- * smaller size are closed as they come back idle. */
+ * database's share, minimum, reserve, caps, mode, reset query, timeouts, retries, statement
+ * cache size: every setting the pool acts on. Servers above a smaller size are closed as
+ * they come back idle. */
 void pool_configure(struct pool *p, const struct db_conf *db, const struct config *cfg);
 
 /* The pool's node or database target left the config (reload): idle servers close now,

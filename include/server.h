@@ -31,6 +31,21 @@ enum server_state {
 	SERVER_RESET,      /* pool->active: running ROLLBACK or the reset query, no client */
 	SERVER_CLOSED,     /* worker->dead_servers: freed before the loop sleeps */
 };
+#define SERVER_N_STATES (SERVER_CLOSED + 1) /* SERVER_CLOSED stays last */
+
+/* A state's name in SHOW SERVERS and logs (PgBouncer's words where it has the state). */
+static inline const char *server_state_name(enum server_state st)
+{
+	static const char *const names[] = {
+	    "login",  /* SERVER_CONNECTING */
+	    "idle",   /* SERVER_IDLE */
+	    "active", /* SERVER_ACTIVE */
+	    "tested", /* SERVER_RESET */
+	    "closed", /* SERVER_CLOSED */
+	};
+	_Static_assert(ARRAY_LEN(names) == SERVER_N_STATES, "one name per server state");
+	return names[st];
+}
 
 struct server;
 struct node_tls;

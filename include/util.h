@@ -1,4 +1,5 @@
-/* util: intrusive lists, a cached clock, small string helpers and a jittered RNG.
+/* util: intrusive lists, a cached clock, small string helpers (list parsing among them) and
+ * a jittered RNG.
  * Layer 0: depends on nothing else in the project. */
 #ifndef POOLER_UTIL_H
 #define POOLER_UTIL_H
@@ -73,6 +74,11 @@ uint64_t util_rand64(uint64_t *state);
 
 /* Fill buf with cryptographically strong random bytes; false when the kernel refuses. */
 bool util_random_bytes(void *buf, size_t len) MUST_USE;
+
+/* Call fn on each name of a list written "a, b c" (commas, spaces and tabs separate; empty
+ * names are skipped), in order. Stops at the first fn that returns false and returns false;
+ * true when fn took every name, or there was none. */
+bool util_split(const char *list, bool (*fn)(const char *name, void *arg), void *arg);
 
 /* strdup that aborts on allocation failure (config and login paths only). */
 char *util_strdup(const char *s);

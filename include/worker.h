@@ -29,20 +29,22 @@ struct worker {
 	struct authq *authq;          /* auth_query lookups and their cache */
 	struct list clients;          /* every client connection, any state */
 	struct list pools;            /* struct pool, created on first use */
-	struct node **nodes;          /* one per [node.NAME], probed on this loop */
+	struct node **nodes;          /* nodes[i] runs cfg->nodes[i]: the table reload rebuilds */
 	int n_nodes;
+	struct node **retired_nodes; /* left the config; freed at exit, after their pools */
+	int n_retired_nodes;
 	struct classifier *classifier; /* routing verdicts and their cache */
 	struct metrics metrics;        /* counters and histograms of this worker */
 	uint64_t replica_refusals;     /* reads a replica refused as writes, rerun on the primary */
 	unsigned rr;                   /* rotates ties between equally loaded nodes */
 	struct {
-		uint64_t lsn, us;      /* the primary's WAL position, and when a probe read it */
-	} wal_seen[64];                /* ring of recent primary positions, for replica lag */
-	unsigned wal_seen_n;           /* positions recorded so far (the ring wraps) */
-	unsigned cfg_gen;              /* bumped on reload: cached config pointers are stale */
-	struct list dead_clients;      /* closed, freed before the loop sleeps */
-	struct list dead_servers;      /* closed, freed before the loop sleeps */
-	ev_prepare reaper;             /* frees the dead lists */
+		uint64_t lsn, us;       /* the primary's WAL position, and when a probe read it */
+	} wal_seen[64];                 /* ring of recent primary positions, for replica lag */
+	unsigned wal_seen_n;            /* positions recorded so far (the ring wraps) */
+	unsigned cfg_gen;               /* bumped on reload: cached config pointers are stale */
+	struct list dead_clients;       /* closed, freed before the loop sleeps */
+	struct list dead_servers;       /* closed, freed before the loop sleeps */
+	ev_prepare reaper;              /* frees the dead lists */
 	struct ratelimit connect_limit; /* client_rate_limit, per source address */
 	struct ratelimit auth_limit;    /* auth_failure_limit, per source address */
 	uint64_t rng;                   /* xorshift state for cancel keys and jitter */

@@ -437,8 +437,9 @@ static void *find_or_add_section(struct parse_state *ps, const char *section, in
 		cfg->nodes = realloc(cfg->nodes, sizeof(*cfg->nodes) * (size_t)(cfg->n_nodes + 1));
 		if (cfg->nodes == NULL)
 			abort();
-		struct node_conf *n = &cfg->nodes[cfg->n_nodes++];
+		struct node_conf *n = &cfg->nodes[cfg->n_nodes];
 		memset(n, 0, sizeof(*n));
+		n->index = cfg->n_nodes++;
 		n->name = util_strdup(name);
 		n->line = ps->line;
 		apply_defaults(ps, section, n, node_keys, ARRAY_LEN(node_keys));
@@ -575,24 +576,15 @@ const char *config_tls_mode_name(int mode)
 	return tls_modes[mode];
 }
 
+static bool differs(const char *name, void *arg)
+{
+	return strcmp(name, arg) != 0;
+}
+
 bool config_list_has(const char *list, const char *name)
 {
-	size_t n = strlen(name);
-	const char *p = list;
-
-	if (list == NULL)
-		return false;
-	while (*p) {
-		while (*p == ' ' || *p == ',' || *p == '\t')
-			p++;
-		const char *e = p;
-		while (*e && *e != ',' && *e != ' ' && *e != '\t')
-			e++;
-		if ((size_t)(e - p) == n && strncmp(p, name, n) == 0)
-			return true;
-		p = e;
-	}
-	return false;
+	/* util_split stops, false, at the first name that does not differ */
+	return list != NULL && !util_split(list, differs, (void *)name);
 }
 
 /* The node's connection budget: pool_size as written, or the core-count formula. */
@@ -633,6 +625,29 @@ int config_pool_size(const struct db_conf *d, const struct node_conf *n, char *s
 	return size;
 }
 
+/* A database's nodes list being resolved. */
+struct db_nodes {
+	struct parse_state *ps;
+	struct db_conf *d;
+};
+
+/* One name of a nodes list: its section joins the database's node_list. */
+static bool add_db_node(const char *name, void *arg)
+{
+	struct db_nodes *dn = arg;
+	const struct config *cfg = dn->ps->cfg;
+	struct node_conf *found = NULL;
+
+	for (int i = 0; i < cfg->n_nodes; i++)
+		if (strcmp(cfg->nodes[i].name, name) == 0)
+			found = &cfg->nodes[i];
+	if (found == NULL)
+		return fail(dn->ps, "[database.%s] nodes: no section [node.%s]", dn->d->name, name);
+	if (dn->d->n_nodes < cfg->n_nodes)
+		dn->d->node_list[dn->d->n_nodes++] = found;
+	return true;
+}
+
 static bool resolve_db(struct parse_state *ps, struct db_conf *d)
 {
 	struct config *cfg = ps->cfg;
@@ -646,22 +661,9 @@ static bool resolve_db(struct parse_state *ps, struct db_conf *d)
 		for (int i = 0; i < cfg->n_nodes; i++)
 			d->node_list[d->n_nodes++] = &cfg->nodes[i];
 	} else {
-		char *copy = util_strdup(d->nodes), *save = NULL;
-		for (char *tok = strtok_r(copy, ", \t", &save); tok;
-		     tok = strtok_r(NULL, ", \t", &save)) {
-			struct node_conf *found = NULL;
-			for (int i = 0; i < cfg->n_nodes; i++)
-				if (strcmp(cfg->nodes[i].name, tok) == 0)
-					found = &cfg->nodes[i];
-			if (found == NULL) {
-				fail(ps, "[database.%s] nodes: no section [node.%s]", d->name, tok);
-				free(copy);
-				return false;
-			}
-			if (d->n_nodes < cfg->n_nodes)
-				d->node_list[d->n_nodes++] = found;
-		}
-		free(copy);
+		struct db_nodes dn = {ps, d};
+		if (!util_split(d->nodes, add_db_node, &dn))
+			return false;
 	}
 	for (int i = 0; i < d->n_nodes; i++)
 		if (d->node_list[i]->role != NODE_ROLE_REPLICA)

@@ -166,23 +166,35 @@ static bool open_unix(struct listeners *ls, struct worker *w, const char *dir, i
 	return true;
 }
 
+/* What opening each address of listen_addr needs. */
+struct tcp_open {
+	struct listeners *ls;
+	struct worker *w;
+	int port;
+	char *err;
+	size_t errlen;
+};
+
+static bool open_tcp_each(const char *addr, void *arg)
+{
+	struct tcp_open *o = arg;
+	return open_tcp(o->ls, o->w, addr, o->port, o->err, o->errlen);
+}
+
 struct listeners *listener_open(struct worker *w, const struct config *cfg, char *err,
                                 size_t errlen)
 {
 	struct listeners *ls = util_calloc(1, sizeof(*ls));
-	char *copy = util_strdup(cfg->listen_addr), *save = NULL;
+	struct tcp_open o = {ls, w, cfg->listen_port, err, errlen};
 
 	/* The Unix socket first: whoever sees the TCP port answer can use both. */
 	if (cfg->unix_socket_dir[0] != '\0' &&
 	    !open_unix(ls, w, cfg->unix_socket_dir, cfg->listen_port, err, errlen))
 		goto fail;
-	for (char *tok = strtok_r(copy, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save))
-		if (!open_tcp(ls, w, tok, cfg->listen_port, err, errlen))
-			goto fail;
-	free(copy);
+	if (!util_split(cfg->listen_addr, open_tcp_each, &o))
+		goto fail;
 	return ls;
 fail:
-	free(copy);
 	listener_close(ls);
 	return NULL;
 }

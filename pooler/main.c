@@ -21,20 +21,28 @@
 #include "log.h"
 #include "node.h"
 #include "pool.h"
+#include "reload.h"
 #include "router.h"
 #include "tls.h"
 #include "worker.h"
 
 enum log_level log_min_level = LOG_INFO;
 
-struct daemon {
-	struct worker w;
+/* The config and the files it names: loaded, swapped and freed as a whole. */
+struct snapshot {
 	struct config *cfg;
 	struct auth_file *auth;
 	struct hba *hba;            /* NULL without auth_hba_file */
 	struct ssl_ctx_st *tls_ctx; /* NULL with client_tls_sslmode = disable */
+};
+
+struct daemon {
+	struct worker w;
+	struct snapshot files; /* the running ones */
 	struct listeners *listeners;
 	const char *config_path;
+	bool check_only; /* --check-config */
+	bool logging;    /* stderr is set up (log_file): errors go to the log */
 	ev_signal sigterm, sigint, sighup;
 	ev_timer shutdown_check;
 	ev_timer publish; /* refreshes the HTTP endpoint's snapshot */
@@ -43,8 +51,6 @@ struct daemon {
 	int stderr_fd; /* the original stderr, for when log_file is unset again */
 	struct http *http;
 	uint64_t shutdown_deadline_us;
-	struct node **retired; /* removed by reloads; freed at exit, after their pools */
-	int n_retired;
 };
 
 static struct daemon daemon_state;
@@ -72,11 +78,11 @@ static bool ready(struct daemon *d, char *reason, size_t len)
 		snprintf(reason, len, "shutting down");
 		return false;
 	}
-	for (int i = 0; i < d->cfg->n_dbs; i++) {
-		const struct node *p = router_primary(w, &d->cfg->dbs[i]);
+	for (int i = 0; i < d->files.cfg->n_dbs; i++) {
+		const struct node *p = router_primary(w, &d->files.cfg->dbs[i]);
 		if (p == NULL || !p->probed || !p->up) {
 			snprintf(reason, len, "database %s: no reachable primary",
-			         d->cfg->dbs[i].name);
+			         d->files.cfg->dbs[i].name);
 			return false;
 		}
 	}
@@ -122,7 +128,7 @@ static void on_stats(struct ev_loop *loop, ev_timer *t, int revents)
 
 static void start_stats(struct daemon *d)
 {
-	double period = d->cfg->stats_period_ms / 1000.0;
+	double period = d->files.cfg->stats_period_ms / 1000.0;
 
 	if (ev_is_active(&d->stats) && d->stats.repeat == period)
 		return;
@@ -204,10 +210,11 @@ static void on_sigterm(struct ev_loop *loop, ev_signal *sig, int revents)
 	if (d->w.shutting_down)
 		return;
 	log_info("SIGTERM: no new clients; waiting up to %d ms for running transactions",
-	         d->cfg->shutdown_timeout_ms);
+	         d->files.cfg->shutdown_timeout_ms);
 	d->w.shutting_down = true;
 	publish(d); /* /ready says so at once */
-	d->shutdown_deadline_us = util_now_us() + (uint64_t)d->cfg->shutdown_timeout_ms * 1000;
+	d->shutdown_deadline_us =
+	    util_now_us() + (uint64_t)d->files.cfg->shutdown_timeout_ms * 1000;
 	listener_close(d->listeners);
 	d->listeners = NULL;
 	client_shutdown_idle(&d->w);
@@ -224,152 +231,6 @@ static void on_sigint(struct ev_loop *loop, ev_signal *sig, int revents)
 	(void)revents;
 	log_info("SIGINT: exiting now");
 	ev_break(loop, EVBREAK_ALL);
-}
-
-static void add_functions(struct classifier *cl, const char *list, bool writes)
-{
-	char *copy = util_strdup(list), *save = NULL;
-	for (char *t = strtok_r(copy, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save)) {
-		if (writes)
-			classify_add_write_function(cl, t);
-		else
-			classify_add_read_function(cl, t);
-	}
-	free(copy);
-}
-
-/* How nodes are probed: the health_* keys, else the first database's dbname and server
- * credentials. */
-static struct node_probe_conf probe_conf(const struct config *cfg)
-{
-	struct node_probe_conf probe = {
-	    .dbname = cfg->health_dbname ? cfg->health_dbname : "postgres",
-	    .user = cfg->health_user ? cfg->health_user : "postgres",
-	    .password = cfg->health_password,
-	    .interval_ms = cfg->health_interval_ms,
-	    .timeout_ms = cfg->health_timeout_ms,
-	    .max_lag_bytes = (uint64_t)cfg->max_replica_lag_bytes,
-	    .max_lag_ms = cfg->max_replica_lag_ms,
-	    .retry_base_ms = (uint32_t)cfg->retry_base_ms,
-	    .retry_max_ms = (uint32_t)cfg->retry_max_ms,
-	    .breaker_threshold = (uint32_t)cfg->breaker_failure_threshold,
-	    .breaker_recovery_ms = (uint32_t)cfg->breaker_recovery_ms,
-	};
-	if (cfg->n_dbs > 0) {
-		const struct db_conf *db = &cfg->dbs[0];
-		if (cfg->health_dbname == NULL)
-			probe.dbname = db->dbname;
-		if (cfg->health_user == NULL && db->server_user != NULL) {
-			probe.user = db->server_user;
-			if (cfg->health_password == NULL)
-				probe.password = db->server_password;
-		}
-	}
-	return probe;
-}
-
-/* Rates of the per-address limits: connections per second (bursts of two seconds' worth)
- * and failed logins per minute. */
-static void configure_limits(struct worker *w, const struct config *cfg)
-{
-	ratelimit_set(&w->connect_limit, cfg->client_rate_limit, 2.0 * cfg->client_rate_limit);
-	ratelimit_set(&w->auth_limit, cfg->auth_failure_limit / 60.0, cfg->auth_failure_limit);
-	for (int i = 0; i < w->n_nodes; i++)
-		for (int j = 0; j < cfg->n_nodes; j++)
-			if (strcmp(w->nodes[i]->name, cfg->nodes[j].name) == 0) {
-				w->nodes[i]->conf_budget = cfg->nodes[j].pool_size;
-				node_set_server_limit(w->nodes[i], w->nodes[i]->server_limit);
-			}
-}
-
-/* Equal settings, where unset (NULL) and empty are the same. */
-static bool same_setting(const char *a, const char *b)
-{
-	return strcmp(a ? a : "", b ? b : "") == 0;
-}
-
-/* The running node that serves nc as it is configured now, or NULL. A node whose address,
- * role or TLS settings changed is a new node: its servers must log in again. */
-static struct node *same_node(struct worker *w, const struct node_conf *nc)
-{
-	for (int i = 0; i < w->n_nodes; i++) {
-		struct node *n = w->nodes[i];
-		if (strcmp(n->name, nc->name) == 0 && strcmp(n->host, nc->host) == 0 &&
-		    n->port == nc->port && n->conf_role == nc->role &&
-		    same_setting(n->tls.sslmode, config_tls_mode_name(nc->sslmode)) &&
-		    same_setting(n->tls.sslrootcert, nc->sslrootcert) &&
-		    same_setting(n->tls.sslcert, nc->sslcert) &&
-		    same_setting(n->tls.sslkey, nc->sslkey) &&
-		    same_setting(n->tls.sslpassword, nc->sslpassword))
-			return n;
-	}
-	return NULL;
-}
-
-/* One node per [node.NAME], each with its health probe on this loop. On reload, nodes
- * whose section is unchanged keep running (with their pools, health and breaker); new
- * ones start; the others stop probing and are kept, retired, until exit, because pools
- * draining their busy servers still point at them. */
-static void apply_nodes(struct daemon *d, const struct config *cfg)
-{
-	struct worker *w = &d->w;
-	struct node_probe_conf probe = probe_conf(cfg);
-	struct node **nodes = util_calloc((size_t)cfg->n_nodes + 1, sizeof(*nodes));
-
-	for (int i = 0; i < cfg->n_nodes; i++) {
-		nodes[i] = same_node(w, &cfg->nodes[i]);
-		if (nodes[i] != NULL) {
-			nodes[i]->weight = cfg->nodes[i].weight;
-			node_set_probe(nodes[i], &probe);
-			continue;
-		}
-		nodes[i] = node_new(&cfg->nodes[i], w->loop, &probe, router_on_probe, w);
-		node_start(nodes[i]);
-		if (w->nodes != NULL)
-			log_info("node %s (%s:%d) added", nodes[i]->name, nodes[i]->host,
-			         nodes[i]->port);
-	}
-	for (int i = 0; i < w->n_nodes; i++) {
-		bool kept = false;
-		for (int k = 0; k < cfg->n_nodes; k++)
-			kept = kept || nodes[k] == w->nodes[i];
-		if (kept)
-			continue;
-		log_info("node %s (%s:%d) removed: its servers close as they go idle",
-		         w->nodes[i]->name, w->nodes[i]->host, w->nodes[i]->port);
-		node_stop(w->nodes[i]);
-		struct node **retired = util_calloc((size_t)d->n_retired + 1, sizeof(*retired));
-		if (d->n_retired > 0)
-			memcpy(retired, d->retired, (size_t)d->n_retired * sizeof(*retired));
-		free(d->retired);
-		d->retired = retired;
-		d->retired[d->n_retired++] = w->nodes[i];
-	}
-	free(w->nodes);
-	w->nodes = nodes;
-	w->n_nodes = cfg->n_nodes;
-}
-
-/* Why a pool cannot serve its database any more (after apply_nodes), or NULL when it
- * still can. */
-static const char *pool_outdated(const struct worker *w, const struct pool *p,
-                                 const struct db_conf *db)
-{
-	bool listed = false, running = false;
-
-	if (db == NULL)
-		return "database removed";
-	for (int i = 0; i < db->n_nodes; i++)
-		listed = listed || strcmp(db->node_list[i]->name, p->backend->name) == 0;
-	for (int i = 0; i < w->n_nodes; i++)
-		running = running || w->nodes[i] == p->backend;
-	if (!listed || !running)
-		return "node no longer serves the database";
-	if (strcmp(db->dbname, p->login.dbname) != 0)
-		return "dbname changed";
-	if (db->server_user != NULL && strcmp(db->server_user, p->login.user) != 0)
-		return "server_user changed";
-	return NULL;
 }
 
 /* The access rules and the client TLS context a config names. False (with err) when a
@@ -392,76 +253,59 @@ static bool load_access(const struct config *cfg, struct hba **hba, struct ssl_c
 	return true;
 }
 
-/* Reload: a new snapshot of config and auth file; a bad file keeps the old ones. Pools
- * take their new settings; nodes come and go (apply_nodes); pools whose node or target
- * changed retire, and the next transaction of their clients gets a new pool. */
+static void snapshot_free(struct snapshot *s)
+{
+	auth_file_free(s->auth);
+	hba_free(s->hba);
+	tls_ctx_free(s->tls_ctx); /* sessions keep a reference to the context they came from */
+	config_free(s->cfg);
+	*s = (struct snapshot){0};
+}
+
+/* Read the config and every file it names. At startup, with auth_type = trust, a missing
+ * auth file is an empty one. False (with err) when any is bad; nothing is left then. */
+static bool snapshot_load(struct snapshot *s, const char *path, bool startup, char *err,
+                          size_t errlen)
+{
+	*s = (struct snapshot){0};
+	s->cfg = config_load(path, err, errlen);
+	if (s->cfg == NULL)
+		return false;
+	s->auth =
+	    startup && s->cfg->auth_type == AUTH_TYPE_TRUST && access(s->cfg->auth_file, R_OK) != 0
+	        ? util_calloc(1, sizeof(struct auth_file))
+	        : auth_file_load(s->cfg->auth_file, err, errlen);
+	if (s->auth == NULL || !load_access(s->cfg, &s->hba, &s->tls_ctx, err, errlen)) {
+		snapshot_free(s);
+		return false;
+	}
+	return true;
+}
+
+/* Reload: a new snapshot of config and files; a bad file keeps the old ones.
+ * reload_apply reconciles nodes, pools and worker settings with the new config. */
 static bool reload(struct daemon *d, char *err, size_t errlen)
 {
-	struct config *cfg;
-	struct auth_file *auth;
-	struct hba *hba = NULL;
-	struct ssl_ctx_st *tls_ctx = NULL;
+	struct snapshot next;
 
-	cfg = config_load(d->config_path, err, errlen);
-	if (cfg == NULL)
-		goto fail;
-	auth = auth_file_load(cfg->auth_file, err, errlen);
-	if (auth == NULL) {
-		config_free(cfg);
-		goto fail;
+	if (!snapshot_load(&next, d->config_path, false, err, errlen) ||
+	    !open_log_file(d, next.cfg, err, errlen)) {
+		snapshot_free(&next);
+		d->w.metrics.config_reloads_failed++;
+		log_error("reload failed, keeping the running config: %s", err);
+		return false;
 	}
-	if (!load_access(cfg, &hba, &tls_ctx, err, errlen)) {
-		config_free(cfg);
-		auth_file_free(auth);
-		goto fail;
-	}
-	if (!open_log_file(d, cfg, err, errlen)) {
-		config_free(cfg);
-		auth_file_free(auth);
-		hba_free(hba);
-		tls_ctx_free(tls_ctx);
-		goto fail;
-	}
-	classify_clear_cache(d->w.classifier); /* learned verdicts too: a reload starts afresh */
-	add_functions(d->w.classifier, cfg->read_only_functions, false);
-	add_functions(d->w.classifier, cfg->write_functions, true);
-	apply_nodes(d, cfg);
-	for (int i = 0; i < d->w.n_nodes; i++)
-		node_request_catalog(d->w.nodes[i]); /* and the catalog, on the next probe */
-	config_free(d->cfg);
-	auth_file_free(d->auth);
-	hba_free(d->hba);
-	tls_ctx_free(d->tls_ctx); /* sessions keep a reference to the context they came from */
-	d->w.cfg_gen++;
-	d->cfg = cfg;
-	d->auth = auth;
-	d->hba = hba;
-	d->tls_ctx = tls_ctx;
-	d->w.cfg = cfg;
-	d->w.auth = auth;
-	configure_limits(&d->w, cfg);
-	d->w.hba = hba;
-	d->w.tls_ctx = tls_ctx;
-	authq_clear(d->w.authq); /* auth_query or its target may have changed */
-	struct list *pos, *tmp;
-	list_for_each_safe (pos, tmp, &d->w.pools) {
-		struct pool *p = container_of(pos, struct pool, node);
-		const struct db_conf *db = config_find_db(cfg, p->db_name);
-		const char *why = pool_outdated(&d->w, p, db);
-		if (why != NULL)
-			pool_retire(p, why);
-		else if (!p->retired)
-			pool_configure(p, db, cfg);
-	}
-	log_min_level = (enum log_level)cfg->log_level;
+	d->w.auth = next.auth;
+	d->w.hba = next.hba;
+	d->w.tls_ctx = next.tls_ctx;
+	reload_apply(&d->w, next.cfg);
+	snapshot_free(&d->files); /* nothing points into the old config any more */
+	d->files = next;
+	log_min_level = (enum log_level)next.cfg->log_level;
 	start_stats(d);
 	d->w.metrics.config_reloads_ok++;
 	log_info("reloaded %s", d->config_path);
 	return true;
-fail:
-	d->w.metrics.config_reloads_failed++;
-	log_error("reload failed, keeping the running config: %s", err);
-	return false;
 }
 
 static bool on_admin_reload(struct worker *w, char *err, size_t errlen)
@@ -483,7 +327,9 @@ static void on_admin_shutdown(struct worker *w)
 	on_sigterm(w->loop, &d->sigterm, 0);
 }
 
-int main(int argc, char **argv)
+/* The command line: -1 to go on, else the exit code (after --help, --version, or a
+ * mistake). */
+static int parse_args(struct daemon *d, int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"config", required_argument, NULL, 'c'},
@@ -492,9 +338,6 @@ int main(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	struct daemon *d = &daemon_state;
-	bool check_only = false;
-	char err[1024];
 	int opt;
 
 	d->config_path = "conf/pooler.ini";
@@ -504,7 +347,7 @@ int main(int argc, char **argv)
 			d->config_path = optarg;
 			break;
 		case 'C':
-			check_only = true;
+			d->check_only = true;
 			break;
 		case 'V':
 			printf("pooler %s\n", POOLER_VERSION);
@@ -522,51 +365,44 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	return -1;
+}
 
-	d->cfg = config_load(d->config_path, err, sizeof(err));
-	if (d->cfg == NULL) {
-		fprintf(stderr, "pooler: %s\n", err);
-		return 1;
-	}
-	log_min_level = (enum log_level)d->cfg->log_level;
-	d->auth = d->cfg->auth_type == AUTH_TYPE_TRUST && access(d->cfg->auth_file, R_OK) != 0
-	              ? util_calloc(1, sizeof(struct auth_file))
-	              : auth_file_load(d->cfg->auth_file, err, sizeof(err));
-	if (d->auth == NULL) {
-		fprintf(stderr, "pooler: %s\n", err);
-		config_free(d->cfg);
-		return 1;
-	}
-	if (!load_access(d->cfg, &d->hba, &d->tls_ctx, err, sizeof(err))) {
-		fprintf(stderr, "pooler: %s\n", err);
-		auth_file_free(d->auth);
-		config_free(d->cfg);
-		return 1;
-	}
-	if (check_only) {
-		config_print(d->cfg, stdout);
-		hba_free(d->hba);
-		tls_ctx_free(d->tls_ctx);
-		printf("; auth_file %s: %d users\n", d->cfg->auth_file, d->auth->n_users);
-		auth_file_free(d->auth);
-		config_free(d->cfg);
-		return 0;
-	}
+/* --check-config: the effective settings, pool sizes and users. */
+static void check_config(const struct daemon *d)
+{
+	config_print(d->files.cfg, stdout);
+	printf("; auth_file %s: %d users\n", d->files.cfg->auth_file, d->files.auth->n_users);
+}
 
+/* Process-wide setup: no SIGPIPE (writes to closed sockets return EPIPE), stderr to
+ * log_file. */
+static bool setup_process(struct daemon *d, char *err, size_t errlen)
+{
 	signal(SIGPIPE, SIG_IGN);
 	d->stderr_fd = dup(STDERR_FILENO);
-	if (!open_log_file(d, d->cfg, err, sizeof(err))) {
-		fprintf(stderr, "pooler: %s\n", err);
-		auth_file_free(d->auth);
-		config_free(d->cfg);
-		return 1;
-	}
+	if (!open_log_file(d, d->files.cfg, err, errlen))
+		return false;
+	d->logging = true;
+	return true;
+}
+
+/* The worker: its loop, caches and limits, then its nodes from the config (reload_apply,
+ * as every reload after it). */
+static bool init_worker(struct daemon *d, char *err, size_t errlen)
+{
 	struct worker *w = &d->w;
+
+	if (!util_random_bytes(w->mock_key, sizeof(w->mock_key))) {
+		snprintf(err, errlen, "no random bytes for the mock SCRAM key");
+		return false;
+	}
+	if (!util_random_bytes(&w->rng, sizeof(w->rng)) || w->rng == 0)
+		w->rng = util_now_us() | 1;
 	w->loop = ev_default_loop(EVFLAG_AUTO);
-	w->cfg = d->cfg;
-	w->auth = d->auth;
-	w->hba = d->hba;
-	w->tls_ctx = d->tls_ctx;
+	w->auth = d->files.auth;
+	w->hba = d->files.hba;
+	w->tls_ctx = d->files.tls_ctx;
 	w->authq = authq_new(w->loop);
 	w->on_idle_client = maybe_exit;
 	w->on_reload = on_admin_reload;
@@ -575,85 +411,105 @@ int main(int argc, char **argv)
 	list_init(&w->pools);
 	list_init(&w->dead_clients);
 	list_init(&w->dead_servers);
-	if (!util_random_bytes(w->mock_key, sizeof(w->mock_key))) {
-		log_error("no random bytes for the mock SCRAM key");
-		return 1;
-	}
-	if (!util_random_bytes(&w->rng, sizeof(w->rng)) || w->rng == 0)
-		w->rng = util_now_us() | 1;
-	w->classifier = classify_new((size_t)d->cfg->classify_cache_size);
+	w->classifier = classify_new((size_t)d->files.cfg->classify_cache_size);
 	ratelimit_init(&w->connect_limit, 4096);
 	ratelimit_init(&w->auth_limit, 4096);
-	add_functions(w->classifier, d->cfg->read_only_functions, false);
-	add_functions(w->classifier, d->cfg->write_functions, true);
-	apply_nodes(d, d->cfg);
-	configure_limits(w, d->cfg);
+	reload_apply(w, d->files.cfg);
 	ev_prepare_init(&w->reaper, reap);
 	w->reaper.data = w;
 	ev_prepare_start(w->loop, &w->reaper);
+	return true;
+}
 
-	d->listeners = listener_open(w, d->cfg, err, sizeof(err));
-	if (d->listeners == NULL) {
-		log_error("%s", err);
-		auth_file_free(d->auth);
-		hba_free(d->hba);
-		tls_ctx_free(d->tls_ctx);
-		config_free(d->cfg);
-		return 1;
-	}
+/* Client listeners, the HTTP endpoint and the timers that feed it and the stats line. */
+static bool open_endpoints(struct daemon *d, char *err, size_t errlen)
+{
+	const struct config *cfg = d->files.cfg;
+
+	d->listeners = listener_open(&d->w, cfg, err, errlen);
+	if (d->listeners == NULL)
+		return false;
 	listener_start(d->listeners);
-	if (d->cfg->metrics_listen[0] != '\0') {
-		d->http = http_start(d->cfg->metrics_listen, err, sizeof(err));
-		if (d->http == NULL) {
-			log_error("%s", err);
-			listener_close(d->listeners);
-			auth_file_free(d->auth);
-			hba_free(d->hba);
-			tls_ctx_free(d->tls_ctx);
-			config_free(d->cfg);
-			return 1;
-		}
+	if (cfg->metrics_listen[0] != '\0') {
+		d->http = http_start(cfg->metrics_listen, err, errlen);
+		if (d->http == NULL)
+			return false;
 		log_info("metrics on http://%s/metrics (port %d), /health, /ready",
-		         d->cfg->metrics_listen, http_port(d->http));
+		         cfg->metrics_listen, http_port(d->http));
 	}
 	ev_timer_init(&d->publish, on_publish, 0.2, 1.0);
 	d->publish.data = d;
-	ev_timer_start(w->loop, &d->publish);
+	ev_timer_start(d->w.loop, &d->publish);
 	ev_init(&d->stats, on_stats);
 	d->stats.data = d;
 	start_stats(d);
+	return true;
+}
+
+static void wire_signals(struct daemon *d)
+{
 	ev_signal_init(&d->sigterm, on_sigterm, SIGTERM);
 	ev_signal_init(&d->sigint, on_sigint, SIGINT);
 	ev_signal_init(&d->sighup, on_sighup, SIGHUP);
 	d->sigterm.data = d->sigint.data = d->sighup.data = d;
-	ev_signal_start(w->loop, &d->sigterm);
-	ev_signal_start(w->loop, &d->sigint);
-	ev_signal_start(w->loop, &d->sighup);
-	log_info("pooler %s started (config %s)", POOLER_VERSION, d->config_path);
+	ev_signal_start(d->w.loop, &d->sigterm);
+	ev_signal_start(d->w.loop, &d->sigint);
+	ev_signal_start(d->w.loop, &d->sighup);
+}
 
-	ev_run(w->loop, 0);
+/* Free whatever startup set up, in reverse order: pools before the nodes they use, the
+ * loop after everything on it. Safe from any point of startup. */
+static void teardown(struct daemon *d)
+{
+	struct worker *w = &d->w;
 
 	listener_close(d->listeners);
 	http_stop(d->http);
-	client_close_all(w);
-	while (!list_empty(&w->pools))
-		pool_free(container_of(w->pools.next, struct pool, node));
-	reap(w->loop, &w->reaper, 0);
-	for (int i = 0; i < w->n_nodes; i++)
-		node_free(w->nodes[i]);
-	for (int i = 0; i < d->n_retired; i++)
-		node_free(d->retired[i]);
-	free(w->nodes);
-	free(d->retired);
-	classify_free(w->classifier);
-	ratelimit_free(&w->connect_limit);
-	ratelimit_free(&w->auth_limit);
-	authq_free(w->authq);
-	ev_loop_destroy(w->loop);
-	auth_file_free(d->auth);
-	hba_free(d->hba);
-	tls_ctx_free(d->tls_ctx);
-	config_free(d->cfg);
+	if (w->loop != NULL) {
+		client_close_all(w);
+		while (!list_empty(&w->pools))
+			pool_free(container_of(w->pools.next, struct pool, node));
+		reap(w->loop, &w->reaper, 0);
+		reload_free_nodes(w);
+		classify_free(w->classifier);
+		ratelimit_free(&w->connect_limit);
+		ratelimit_free(&w->auth_limit);
+		authq_free(w->authq);
+		ev_loop_destroy(w->loop);
+	}
+	snapshot_free(&d->files);
+}
+
+int main(int argc, char **argv)
+{
+	struct daemon *d = &daemon_state;
+	char err[1024];
+	int rc = parse_args(d, argc, argv);
+
+	if (rc >= 0)
+		return rc;
+	if (!snapshot_load(&d->files, d->config_path, true, err, sizeof(err)))
+		goto fail;
+	log_min_level = (enum log_level)d->files.cfg->log_level;
+	if (d->check_only) {
+		check_config(d);
+		teardown(d);
+		return 0;
+	}
+	if (!setup_process(d, err, sizeof(err)) || !init_worker(d, err, sizeof(err)) ||
+	    !open_endpoints(d, err, sizeof(err)))
+		goto fail;
+	wire_signals(d);
+	log_info("pooler %s started (config %s)", POOLER_VERSION, d->config_path);
+	ev_run(d->w.loop, 0);
+	teardown(d);
 	log_info("pooler stopped");
 	return 0;
+fail:
+	if (d->logging)
+		log_error("%s", err);
+	else
+		fprintf(stderr, "pooler: %s\n", err);
+	teardown(d);
+	return 1;
 }

@@ -11,14 +11,22 @@
 
 static const struct server_ops pool_server_ops;
 
-/* The one place a server changes state and list. */
+/* The one place a server changes state and list, and enters or leaves the counts: a new
+ * server (on no list yet) joins the pool connecting, a closed one leaves it. */
 static void pool_set_state(struct pool *p, struct server *s, enum server_state st)
 {
+	bool joining = list_empty(&s->node);
+
 	assert(s->state != SERVER_CLOSED);
-	if (s->state == SERVER_CONNECTING)
+	assert(joining == (st == SERVER_CONNECTING)); /* only launch connects */
+	if (joining) {
+		p->n_servers++;
+		p->backend->n_servers++;
+	} else if (s->state == SERVER_CONNECTING) {
 		p->n_connecting--;
-	if (s->state == SERVER_ACTIVE)
+	} else if (s->state == SERVER_ACTIVE) {
 		p->backend->inflight--;
+	}
 	if (st == SERVER_ACTIVE)
 		p->backend->inflight++;
 	list_del(&s->node);
@@ -52,14 +60,10 @@ static void launch(struct pool *p)
 	s->owner = p;
 	s->ops = &pool_server_ops;
 	s->tally = &p->tally;
-	s->state = SERVER_CONNECTING;
 	/* fixed for the connection's life: its reply tracking must not change midway */
-	s->stmt_cache_size = p->w->cfg->prepared_statement_cache_size;
+	s->stmt_cache_size = p->stmt_cache_size;
 	list_init(&s->node);
-	list_append(&p->connecting, &s->node);
-	p->n_connecting++;
-	p->n_servers++;
-	p->backend->n_servers++;
+	pool_set_state(p, s, SERVER_CONNECTING);
 	p->backend->connect_attempts++;
 	log_debug("s=%llu db=%s user=%s connecting to %s:%d", (unsigned long long)s->id, p->db_name,
 	          p->user, p->login.host, p->login.port);
@@ -101,7 +105,7 @@ static int cap_limit(const struct pool *p, enum cap k)
 	case CAP_DB:
 		return p->max_db_connections;
 	case CAP_USER:
-		return p->w->cfg->max_user_connections;
+		return p->max_user_connections;
 	default:
 		return p->backend->budget;
 	}
@@ -174,7 +178,7 @@ static int pool_limit(const struct pool *p, uint64_t now)
 	if (p->reserve <= 0 || list_empty(&p->waiting))
 		return p->size;
 	head = container_of(p->waiting.next, struct pool_waiter, node);
-	if (now - head->since_us < (uint64_t)p->w->cfg->reserve_pool_timeout_ms * 1000)
+	if (now - head->since_us < (uint64_t)p->reserve_timeout_ms * 1000)
 		return p->size;
 	return p->size + p->reserve;
 }
@@ -189,7 +193,7 @@ static void arm_reserve(struct pool *p)
 	    p->n_servers < p->size)
 		return;
 	head = container_of(p->waiting.next, struct pool_waiter, node);
-	due = head->since_us + (uint64_t)p->w->cfg->reserve_pool_timeout_ms * 1000;
+	due = head->since_us + (uint64_t)p->reserve_timeout_ms * 1000;
 	ev_timer_set(&p->reserve_timer, due > now ? (double)(due - now) / 1e6 : 0, 0);
 	ev_timer_start(p->w->loop, &p->reserve_timer);
 }
@@ -244,7 +248,7 @@ static void fill(struct pool *p)
 			p->w->metrics.reserve_used++;
 			log_info("pool db=%s user=%s: a client waited %d ms; opening reserve "
 			         "connection %d of %d",
-			         p->db_name, p->user, p->w->cfg->reserve_pool_timeout_ms,
+			         p->db_name, p->user, p->reserve_timeout_ms,
 			         p->n_servers - p->size + 1, p->reserve);
 		}
 		launch(p);
@@ -293,7 +297,7 @@ static bool give_way(struct pool *p, struct server *s)
  * once is not recycled all at once. */
 static bool past_lifetime(const struct pool *p, const struct server *s, uint64_t now)
 {
-	uint64_t life = (uint64_t)p->w->cfg->server_lifetime_ms * 1000;
+	uint64_t life = (uint64_t)p->lifetime_ms * 1000;
 
 	if (life == 0)
 		return false;
@@ -419,7 +423,7 @@ static void login_failed(struct pool *p)
 		fail_waiters(p, SQLSTATE_CONNECTION_FAILURE, msg);
 		return;
 	}
-	if (p->tries < p->w->cfg->retry_max_tries) {
+	if (p->tries < p->retry_max_tries) {
 		uint32_t ms = backoff_next(&n->backoff, &p->w->rng);
 		p->tries++;
 		log_debug("pool db=%s user=%s node=%s: retry %d in %u ms", p->db_name, p->user,
@@ -452,7 +456,7 @@ static void on_maintain(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct pool *p = t->data;
 	uint64_t now = util_now_us();
-	uint64_t idle_max = (uint64_t)p->w->cfg->server_idle_timeout_ms * 1000;
+	uint64_t idle_max = (uint64_t)p->idle_timeout_ms * 1000;
 	struct list *pos, *tmp;
 	(void)loop;
 	(void)revents;
@@ -616,14 +620,12 @@ struct pool *pool_get(struct worker *w, const struct db_conf *db, const char *us
 	p->backend = backend;
 	p->paused = db_paused(w, db->name);
 	p->tally.query_time = &backend->query_time;
-	p->reset_query = util_strdup(w->cfg->server_reset_query);
 	p->login.host = util_strdup(backend->host);
 	p->login.port = backend->port;
 	p->login.dbname = util_strdup(db->dbname);
 	p->login.user = util_strdup(server_user);
 	p->login.password = server_password ? util_strdup(server_password) : NULL;
 	p->login.tls = &backend->tls;
-	p->login.timeout_ms = w->cfg->server_connect_timeout_ms;
 	list_init(&p->connecting);
 	list_init(&p->idle);
 	list_init(&p->active);
@@ -670,6 +672,12 @@ void pool_configure(struct pool *p, const struct db_conf *db, const struct confi
 	free(p->reset_query);
 	p->reset_query = util_strdup(cfg->server_reset_query);
 	p->login.timeout_ms = cfg->server_connect_timeout_ms;
+	p->max_user_connections = cfg->max_user_connections;
+	p->reserve_timeout_ms = cfg->reserve_pool_timeout_ms;
+	p->stmt_cache_size = cfg->prepared_statement_cache_size;
+	p->lifetime_ms = cfg->server_lifetime_ms;
+	p->idle_timeout_ms = cfg->server_idle_timeout_ms;
+	p->retry_max_tries = cfg->retry_max_tries;
 	while (p->n_servers > p->size + p->reserve && !list_empty(&p->idle))
 		pool_discard(p, container_of(p->idle.next, struct server, node),
 		             "pool_size lowered");

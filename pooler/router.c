@@ -12,10 +12,11 @@
 
 struct node *router_node(struct worker *w, const struct node_conf *nc)
 {
-	for (int i = 0; i < w->n_nodes; i++)
-		if (strcmp(w->nodes[i]->name, nc->name) == 0)
-			return w->nodes[i];
-	return NULL;
+	/* reload_apply builds w->nodes in the order of w->cfg->nodes: a section's index is its
+	 * node's place. A section of another generation has none. */
+	if (nc->index >= w->n_nodes || nc != &w->cfg->nodes[nc->index])
+		return NULL;
+	return w->nodes[nc->index];
 }
 
 struct node *router_primary(struct worker *w, const struct db_conf *db)

@@ -31,38 +31,46 @@ static const struct {
     {"tlsv1.2", TLS1_2_VERSION}, {"tlsv1.3", TLS1_3_VERSION},
 };
 
+/* The range so far of a client_tls_protocols list; lo is 0 until a name sets it. */
+struct proto_range {
+	int lo, hi;
+};
+
+static bool add_protocol(const char *name, void *arg)
+{
+	struct proto_range *r = arg;
+	int v = 0;
+
+	if (strcasecmp(name, "all") == 0) {
+		r->lo = TLS1_VERSION;
+		r->hi = TLS1_3_VERSION;
+		return true;
+	}
+	if (strcasecmp(name, "secure") == 0) {
+		r->lo = r->lo && r->lo < TLS1_2_VERSION ? r->lo : TLS1_2_VERSION;
+		r->hi = TLS1_3_VERSION;
+		return true;
+	}
+	for (size_t i = 0; i < ARRAY_LEN(versions); i++)
+		if (strcasecmp(name, versions[i].name) == 0)
+			v = versions[i].version;
+	if (v == 0)
+		return false;
+	r->lo = r->lo == 0 || v < r->lo ? v : r->lo;
+	r->hi = v > r->hi ? v : r->hi;
+	return true;
+}
+
 bool tls_parse_protocols(const char *s, int *min_version, int *max_version)
 {
-	char copy[256], *save = NULL;
-	int lo = 0, hi = 0;
+	struct proto_range r = {0, 0};
 
-	if (strlen(s) >= sizeof(copy))
+	if (strlen(s) >= 256) /* the limit this parser always had: no real list comes near */
 		return false;
-	snprintf(copy, sizeof(copy), "%s", s);
-	for (char *tok = strtok_r(copy, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
-		int v = 0;
-		if (strcasecmp(tok, "all") == 0) {
-			lo = TLS1_VERSION;
-			hi = TLS1_3_VERSION;
-			continue;
-		}
-		if (strcasecmp(tok, "secure") == 0) {
-			lo = lo && lo < TLS1_2_VERSION ? lo : TLS1_2_VERSION;
-			hi = TLS1_3_VERSION;
-			continue;
-		}
-		for (size_t i = 0; i < ARRAY_LEN(versions); i++)
-			if (strcasecmp(tok, versions[i].name) == 0)
-				v = versions[i].version;
-		if (v == 0)
-			return false;
-		lo = lo == 0 || v < lo ? v : lo;
-		hi = v > hi ? v : hi;
-	}
-	if (lo == 0)
+	if (!util_split(s, add_protocol, &r) || r.lo == 0)
 		return false;
-	*min_version = lo;
-	*max_version = hi;
+	*min_version = r.lo;
+	*max_version = r.hi;
 	return true;
 }
 

@@ -81,6 +81,17 @@ bool util_random_bytes(void *buf, size_t len)
 	return true;
 }
 
+bool util_split(const char *list, bool (*fn)(const char *name, void *arg), void *arg)
+{
+	char *copy = util_strdup(list), *save = NULL;
+	bool ok = true;
+
+	for (char *t = strtok_r(copy, ", \t", &save); t && ok; t = strtok_r(NULL, ", \t", &save))
+		ok = fn(t, arg);
+	free(copy);
+	return ok;
+}
+
 char *util_strdup(const char *s)
 {
 	char *d = strdup(s);

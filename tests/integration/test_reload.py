@@ -181,3 +181,49 @@ def test_reload_with_new_tls_settings_replaces_the_node(pooler, cluster):
                  what="the old node retired")
         # served by a fresh node; the session was not dropped
         assert c.execute("select 1").fetchone() == (1,)
+
+
+def test_reload_that_reorders_node_sections_keeps_each_database_on_its_nodes(pooler, cluster):
+    """Nodes are looked up by their place in the file: sections written in another order
+    keep their running nodes, and a database still runs on the nodes it names (here only
+    the primary, although a replica is configured)."""
+    p = pooler(with_replica=True, extra_pooler=FAST_PROBES, extra_database={"nodes": "primary"})
+    with p.connect() as c, admin(p) as a:
+        wait_for(lambda: all(n["up"] == "yes" for n in show(a, "NODES")), timeout=10,
+                 what="both nodes probed")
+        assert not reads_reach_replica(c, tries=10)
+        sections = open(p.ini).read().split("\n\n")
+        replica = next(s for s in sections if s.startswith("[node.replica1]"))
+        sections.remove(replica)
+        sections.insert(1, replica)  # right after [pooler], before [node.primary]
+        with open(p.ini, "w") as f:
+            f.write("\n\n".join(sections))
+        psycopg.ClientCursor(a).execute("RELOAD")
+        assert "added" not in p.log() and "removed" not in p.log()  # both nodes kept
+        c.execute("begin")
+        assert c.execute("select pg_is_in_recovery()").fetchone() == (False,)
+        c.execute("commit")
+        assert not reads_reach_replica(c, tries=10)
+        assert {n["name"]: n["role"] for n in show(a, "NODES")} == {
+            "primary": "primary", "replica1": "replica"}
+
+
+def test_a_removed_database_finishes_its_transaction_then_ends_the_session(pooler, cluster):
+    """A database removed by a reload: a transaction running there finishes, the session
+    ends at its next one with a clear error; other databases carry on."""
+    gone = {"dbname": "app", "nodes": "primary", "server_user": "app", "server_password": "app"}
+    p = pooler(with_replica=False, extra_pooler=FAST_PROBES,
+               extra_sections={"database.gone": gone})
+    with p.connect() as stay, p.connect(dbname="gone") as leaving, admin(p) as a:
+        leaving.execute("begin")
+        assert leaving.execute("select current_database()").fetchone() == ("app",)
+        rewrite(p, cluster, with_replica=False)
+        psycopg.ClientCursor(a).execute("RELOAD")
+        assert [d["database"] for d in show(a, "DATABASES")] == ["app"]
+        assert leaving.execute("select 2").fetchone() == (2,)  # same transaction
+        leaving.execute("commit")
+        with pytest.raises(psycopg.Error) as e:
+            leaving.execute("select 3")
+        assert "database was removed from the config" in str(e.value)
+        assert "retired: database removed" in p.log()
+        assert stay.execute("select 1").fetchone() == (1,)

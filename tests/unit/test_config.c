@@ -267,12 +267,62 @@ static void test_list_has(void **state)
 	assert_false(config_list_has(NULL, "admin"));
 }
 
+/* A section's index is its place in cfg->nodes, whatever order a database lists it in:
+ * the worker's node table (router_node) relies on it. */
+static void test_node_index(void **state)
+{
+	char err[256];
+	(void)state;
+	struct config *cfg =
+	    config_load(write_ini("[node.b]\nhost = h\nrole = replica\n[node.a]\nhost = h\n"
+	                          "[node.c]\nhost = h\nrole = replica\n"
+	                          "[database.x]\nnodes = c, a\n[database.y]\n"),
+	                err, sizeof(err));
+	unlink(path);
+	assert_non_null(cfg);
+	assert_int_equal(cfg->n_nodes, 3);
+	for (int i = 0; i < cfg->n_nodes; i++)
+		assert_int_equal(cfg->nodes[i].index, i);
+	const struct db_conf *x = config_find_db(cfg, "x"), *y = config_find_db(cfg, "y");
+	assert_int_equal(x->n_nodes, 2);
+	assert_string_equal(x->node_list[0]->name, "c");
+	assert_int_equal(x->node_list[0]->index, 2);
+	assert_int_equal(x->node_list[1]->index, 1);
+	assert_int_equal(y->n_nodes, 3); /* no nodes key: every node, in file order */
+	assert_int_equal(y->node_list[0]->index, 0);
+	config_free(cfg);
+}
+
+static bool collect(const char *name, void *arg)
+{
+	char *out = arg;
+	strcat(out, name);
+	strcat(out, "|");
+	return strcmp(name, "stop") != 0;
+}
+
+/* util_split: commas, spaces and tabs separate, empty names are skipped, false stops. */
+static void test_split(void **state)
+{
+	char got[64] = "";
+	(void)state;
+	assert_true(util_split(" a,b\t, ,c ", collect, got));
+	assert_string_equal(got, "a|b|c|");
+	got[0] = '\0';
+	assert_false(util_split("a, stop, c", collect, got));
+	assert_string_equal(got, "a|stop|");
+	got[0] = '\0';
+	assert_true(util_split("", collect, got));
+	assert_string_equal(got, "");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_minimal),  cmocka_unit_test(test_sizing_and_units),
-	    cmocka_unit_test(test_errors),   cmocka_unit_test(test_node_budget_and_shares),
-	    cmocka_unit_test(test_list_has), cmocka_unit_test(test_duration_aliases),
+	    cmocka_unit_test(test_minimal),    cmocka_unit_test(test_sizing_and_units),
+	    cmocka_unit_test(test_errors),     cmocka_unit_test(test_node_budget_and_shares),
+	    cmocka_unit_test(test_list_has),   cmocka_unit_test(test_duration_aliases),
+	    cmocka_unit_test(test_node_index), cmocka_unit_test(test_split),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,207 @@
+/* reload: see include/reload.h. */
+#include "reload.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "authq.h"
+#include "classify.h"
+#include "log.h"
+#include "node.h"
+#include "pool.h"
+#include "router.h"
+
+static bool add_read_function(const char *name, void *arg)
+{
+	classify_add_read_function(arg, name);
+	return true;
+}
+
+static bool add_write_function(const char *name, void *arg)
+{
+	classify_add_write_function(arg, name);
+	return true;
+}
+
+/* read_only_functions and write_functions; verdicts learned under the old lists go. */
+static void apply_functions(struct worker *w, const struct config *cfg)
+{
+	classify_clear_cache(w->classifier);
+	util_split(cfg->read_only_functions, add_read_function, w->classifier);
+	util_split(cfg->write_functions, add_write_function, w->classifier);
+}
+
+/* How nodes are probed: the health_* keys, else the first database's dbname and server
+ * credentials. */
+static struct node_probe_conf probe_conf(const struct config *cfg)
+{
+	struct node_probe_conf probe = {
+	    .dbname = cfg->health_dbname ? cfg->health_dbname : "postgres",
+	    .user = cfg->health_user ? cfg->health_user : "postgres",
+	    .password = cfg->health_password,
+	    .interval_ms = cfg->health_interval_ms,
+	    .timeout_ms = cfg->health_timeout_ms,
+	    .max_lag_bytes = (uint64_t)cfg->max_replica_lag_bytes,
+	    .max_lag_ms = cfg->max_replica_lag_ms,
+	    .retry_base_ms = (uint32_t)cfg->retry_base_ms,
+	    .retry_max_ms = (uint32_t)cfg->retry_max_ms,
+	    .breaker_threshold = (uint32_t)cfg->breaker_failure_threshold,
+	    .breaker_recovery_ms = (uint32_t)cfg->breaker_recovery_ms,
+	};
+	if (cfg->n_dbs > 0) {
+		const struct db_conf *db = &cfg->dbs[0];
+		if (cfg->health_dbname == NULL)
+			probe.dbname = db->dbname;
+		if (cfg->health_user == NULL && db->server_user != NULL) {
+			probe.user = db->server_user;
+			if (cfg->health_password == NULL)
+				probe.password = db->server_password;
+		}
+	}
+	return probe;
+}
+
+/* Equal settings, where unset (NULL) and empty are the same. */
+static bool same_setting(const char *a, const char *b)
+{
+	return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+/* The running node that serves nc as it is configured now, or NULL. A node whose address,
+ * role or TLS settings changed is a new node: its servers must log in again. */
+static struct node *same_node(struct worker *w, const struct node_conf *nc)
+{
+	for (int i = 0; i < w->n_nodes; i++) {
+		struct node *n = w->nodes[i];
+		if (strcmp(n->name, nc->name) == 0 && strcmp(n->host, nc->host) == 0 &&
+		    n->port == nc->port && n->conf_role == nc->role &&
+		    same_setting(n->tls.sslmode, config_tls_mode_name(nc->sslmode)) &&
+		    same_setting(n->tls.sslrootcert, nc->sslrootcert) &&
+		    same_setting(n->tls.sslcert, nc->sslcert) &&
+		    same_setting(n->tls.sslkey, nc->sslkey) &&
+		    same_setting(n->tls.sslpassword, nc->sslpassword))
+			return n;
+	}
+	return NULL;
+}
+
+/* A node left the config: no more probes; kept until exit for the pools draining on it. */
+static void retire_node(struct worker *w, struct node *n)
+{
+	struct node **retired;
+
+	log_info("node %s (%s:%d) removed: its servers close as they go idle", n->name, n->host,
+	         n->port);
+	node_stop(n);
+	retired = util_calloc((size_t)w->n_retired_nodes + 1, sizeof(*retired));
+	if (w->n_retired_nodes > 0)
+		memcpy(retired, w->retired_nodes, (size_t)w->n_retired_nodes * sizeof(*retired));
+	free(w->retired_nodes);
+	w->retired_nodes = retired;
+	w->retired_nodes[w->n_retired_nodes++] = n;
+}
+
+/* The node table of cfg: nodes[i] runs cfg->nodes[i], kept when its section is unchanged,
+ * else new (and started); running nodes it leaves out retire. */
+static void apply_nodes(struct worker *w, const struct config *cfg)
+{
+	struct node_probe_conf probe = probe_conf(cfg);
+	struct node **nodes = util_calloc((size_t)cfg->n_nodes + 1, sizeof(*nodes));
+
+	for (int i = 0; i < cfg->n_nodes; i++) {
+		nodes[i] = same_node(w, &cfg->nodes[i]);
+		if (nodes[i] != NULL) {
+			nodes[i]->weight = cfg->nodes[i].weight;
+			node_set_probe(nodes[i], &probe);
+			continue;
+		}
+		nodes[i] = node_new(&cfg->nodes[i], w->loop, &probe, router_on_probe, w);
+		node_start(nodes[i]);
+		if (w->nodes != NULL)
+			log_info("node %s (%s:%d) added", nodes[i]->name, nodes[i]->host,
+			         nodes[i]->port);
+	}
+	for (int i = 0; i < w->n_nodes; i++) {
+		bool kept = false;
+		for (int k = 0; k < cfg->n_nodes; k++)
+			kept = kept || nodes[k] == w->nodes[i];
+		if (!kept)
+			retire_node(w, w->nodes[i]);
+	}
+	free(w->nodes);
+	w->nodes = nodes;
+	w->n_nodes = cfg->n_nodes;
+	for (int i = 0; i < w->n_nodes; i++) {
+		w->nodes[i]->conf_budget = cfg->nodes[i].pool_size;
+		node_set_server_limit(w->nodes[i], w->nodes[i]->server_limit);
+		node_request_catalog(w->nodes[i]); /* the catalog too, on the next probe */
+	}
+}
+
+/* Rates of the per-address limits: connections per second (bursts of two seconds' worth)
+ * and failed logins per minute. */
+static void apply_limits(struct worker *w, const struct config *cfg)
+{
+	ratelimit_set(&w->connect_limit, cfg->client_rate_limit, 2.0 * cfg->client_rate_limit);
+	ratelimit_set(&w->auth_limit, cfg->auth_failure_limit / 60.0, cfg->auth_failure_limit);
+}
+
+/* Why a pool cannot serve its database any more (after the node table changed), or NULL
+ * when it still can. */
+static const char *pool_outdated(struct worker *w, const struct pool *p, const struct db_conf *db)
+{
+	bool serves = false;
+
+	if (db == NULL)
+		return "database removed";
+	for (int i = 0; i < db->n_nodes; i++)
+		serves = serves || router_node(w, db->node_list[i]) == p->backend;
+	if (!serves)
+		return "node no longer serves the database";
+	if (strcmp(db->dbname, p->login.dbname) != 0)
+		return "dbname changed";
+	if (db->server_user != NULL && strcmp(db->server_user, p->login.user) != 0)
+		return "server_user changed";
+	return NULL;
+}
+
+/* Pools whose target changed retire; the others take the new settings. */
+static void apply_pools(struct worker *w, const struct config *cfg)
+{
+	struct list *pos, *tmp;
+
+	list_for_each_safe (pos, tmp, &w->pools) {
+		struct pool *p = container_of(pos, struct pool, node);
+		const struct db_conf *db = config_find_db(cfg, p->db_name);
+		const char *why = pool_outdated(w, p, db);
+		if (why != NULL)
+			pool_retire(p, why);
+		else if (!p->retired)
+			pool_configure(p, db, cfg);
+	}
+}
+
+void reload_apply(struct worker *w, const struct config *cfg)
+{
+	apply_functions(w, cfg);
+	/* the node table and the config it indexes change together: routing between them
+	 * would pair one generation's sections with the other's nodes */
+	apply_nodes(w, cfg);
+	w->cfg = cfg;
+	w->cfg_gen++;
+	apply_limits(w, cfg);
+	authq_clear(w->authq); /* auth_query or its target may have changed */
+	apply_pools(w, cfg);
+}
+
+void reload_free_nodes(struct worker *w)
+{
+	for (int i = 0; i < w->n_nodes; i++)
+		node_free(w->nodes[i]);
+	for (int i = 0; i < w->n_retired_nodes; i++)
+		node_free(w->retired_nodes[i]);
+	free(w->nodes);
+	free(w->retired_nodes);
+	w->nodes = w->retired_nodes = NULL;
+	w->n_nodes = w->n_retired_nodes = 0;
+}
