@@ -81,6 +81,21 @@ bool util_random_bytes(void *buf, size_t len) MUST_USE;
 bool util_split(const char *list, bool (*fn)(const char *name, void *arg), void *arg);
 
 /* strdup that aborts on allocation failure (config and login paths only). */
+/* FNV-1a, the one hash of the daemon: util_fnv1a(UTIL_FNV1A_INIT, p, n) hashes n bytes;
+ * util_fnv1a_step adds one byte to h. */
+#define UTIL_FNV1A_INIT 1469598103934665603ULL
+static inline uint64_t util_fnv1a_step(uint64_t h, uint8_t byte)
+{
+	return (h ^ byte) * 1099511628211ULL;
+}
+static inline uint64_t util_fnv1a(uint64_t h, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	for (size_t i = 0; i < n; i++)
+		h = util_fnv1a_step(h, b[i]);
+	return h;
+}
+
 char *util_strdup(const char *s);
 void *util_calloc(size_t n, size_t size);
 

@@ -12,12 +12,7 @@
 
 uint64_t classify_hash(const char *s, size_t n)
 {
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-	for (size_t i = 0; i < n; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 1099511628211ULL;
-	}
-	return h;
+	return util_fnv1a(UTIL_FNV1A_INIT, s, n);
 }
 
 void classify_lower(char *dst, const char *src, size_t cap)

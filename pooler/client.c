@@ -121,8 +121,7 @@ void client_close(struct client *c, const char *why)
 {
 	if (c->state == CLIENT_CLOSED)
 		return;
-	log_debug("c=%llu user=%s db=%s closing: %s", (unsigned long long)c->id,
-	          c->user ? c->user : "", c->db ? c->db : "", why);
+	log_debug(CLIENT_FMT " closing: %s", CLIENT_ARGS(c), why);
 	if (c->server)
 		release_server(c);
 	conn_close(&c->conn);
@@ -137,8 +136,7 @@ void client_fatal(struct client *c, const char *sqlstate, const char *message)
 {
 	if (c->state == CLIENT_CLOSED)
 		return;
-	log_info("c=%llu user=%s db=%s addr=%s error %s: %s", (unsigned long long)c->id,
-	         c->user ? c->user : "", c->db ? c->db : "", c->addr, sqlstate, message);
+	log_info(CLIENT_FMT " addr=%s error %s: %s", CLIENT_ARGS(c), c->addr, sqlstate, message);
 	if (c->server)
 		release_server(c);
 	proto_write_error(&c->conn.out, "FATAL", sqlstate, message);
@@ -211,7 +209,6 @@ static void on_server_tx_idle(struct server *s)
 		client_close(c, "client said goodbye");
 }
 
-
 /* A replica refused the kept batch (a write, or what a standby cannot do): run it on the
  * primary and remember its shape as a write. */
 static void rerun_on_primary(struct client *c, struct server *s, const char *sqlstate)
@@ -278,7 +275,8 @@ static void on_server_ready(struct server *s)
 		rerun_stale(c, s);
 		return;
 	}
-	if ((c->pool->mode == POOL_MODE_SESSION || c->route.pinned != PIN_NONE) && !c->w->shutting_down) {
+	if ((c->pool->mode == POOL_MODE_SESSION || c->route.pinned != PIN_NONE) &&
+	    !c->w->shutting_down) {
 		/* the server stays: what waited behind a kept batch goes on now */
 		if (c->retry != RETRY_NONE) {
 			client_retry_drop(c);
@@ -415,8 +413,8 @@ static void on_wait_failed(struct pool_waiter *wt, const char *sqlstate, const c
 	if (outage && c->state == CLIENT_WAITING &&
 	    router_replica_unreachable(c->w, &c->route, c->pool->backend)) {
 		/* the read runs on the primary at once, not after the probes have noticed */
-		log_info("c=%llu user=%s db=%s replica %s unreachable (%s): reading from the primary",
-		         (unsigned long long)c->id, c->user, c->db, c->pool->backend->name, message);
+		log_info(CLIENT_FMT " replica %s unreachable (%s): reading from the primary",
+		         CLIENT_ARGS(c), c->pool->backend->name, message);
 		client_unqueue(c);
 		if (!c->acquiring) /* inside pool_acquire the caller routes it again */
 			client_process(c);
@@ -424,7 +422,8 @@ static void on_wait_failed(struct pool_waiter *wt, const char *sqlstate, const c
 	}
 	if (outage && client_refuse_waiting(c, sqlstate, message)) {
 		if (!c->acquiring && buf_len(&c->conn.in) > 0)
-			client_process(c); /* pipelined batches; inside pool_acquire the caller loops */
+			client_process(
+			    c); /* pipelined batches; inside pool_acquire the caller loops */
 		return;
 	}
 	client_fatal(c, sqlstate, message);
@@ -730,7 +729,8 @@ void client_foreach(struct worker *w, void (*fn)(const struct client_info *ci, v
 		    .request_us = c->waiter.since_us ? c->waiter.since_us : c->connect_us,
 		    .wait_us = c->state == CLIENT_WAITING ? util_now_us() - c->waiter.since_us : 0,
 		    .server_id = c->server ? c->server->id : 0,
-		    .pinned = c->route.pinned != PIN_NONE ? classify_pin_name(c->route.pinned) : NULL,
+		    .pinned =
+		        c->route.pinned != PIN_NONE ? classify_pin_name(c->route.pinned) : NULL,
 		    .application_name = params_get(&c->wants, "application_name"),
 		    .node = c->server ? c->pool->backend->name : NULL,
 		    .fd = c->conn.fd,

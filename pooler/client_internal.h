@@ -89,14 +89,14 @@ struct client {
 	char *server_user; /* what the pooler logs in as for this client */
 	char *server_password;
 	struct route_session route; /* the router's: where its transactions go */
-	bool held;                 /* a batch that writes waits for the replica to be let go */
-	size_t approved;           /* bytes from fwd on already judged fit for the replica */
-	struct stmt_names *names;  /* verdicts of Parsed statements, for later Binds; lazily */
-	struct client_stmts stmts; /* named statements, prepared again wherever needed */
-	struct batch first;        /* the batch that opened the transaction (transaction and
-	                            * statement mode): its facts, for the server that runs it */
-	uint8_t retry;             /* enum retry_state */
-	uint8_t *retry_batch;      /* the kept batch, while retry != RETRY_NONE */
+	bool held;                  /* a batch that writes waits for the replica to be let go */
+	size_t approved;            /* bytes from fwd on already judged fit for the replica */
+	struct stmt_names *names;   /* verdicts of Parsed statements, for later Binds; lazily */
+	struct client_stmts stmts;  /* named statements, prepared again wherever needed */
+	struct batch first;         /* the batch that opened the transaction (transaction and
+	                             * statement mode): its facts, for the server that runs it */
+	uint8_t retry;              /* enum retry_state */
+	uint8_t *retry_batch;       /* the kept batch, while retry != RETRY_NONE */
 	size_t retry_len;
 	uint64_t linked_us;  /* when the current server was linked */
 	uint64_t connect_us; /* accepted at */
@@ -118,6 +118,11 @@ struct client {
 	ev_timer timer;        /* login timeout, query_wait_timeout, then the session limits */
 	struct conn conn;
 };
+
+/* The prefix of a client's log lines. */
+#define CLIENT_FMT "c=%llu user=%s db=%s"
+#define CLIENT_ARGS(c)                                                                             \
+	(unsigned long long)(c)->id, (c)->user ? (c)->user : "", (c)->db ? (c)->db : ""
 
 /* client.c */
 void client_set_state(struct client *c, enum client_state st);

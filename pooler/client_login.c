@@ -32,8 +32,7 @@ void client_send_welcome(struct client *c)
 	proto_write_ready(&c->conn.out, 'I');
 	c->last_read_us = util_now_us();
 	client_set_state(c, CLIENT_IDLE);
-	log_info("c=%llu user=%s db=%s addr=%s login", (unsigned long long)c->id, c->user, c->db,
-	         c->addr);
+	log_info(CLIENT_FMT " addr=%s login", CLIENT_ARGS(c), c->addr);
 	client_flush(c);
 	if (c->state == CLIENT_IDLE && buf_len(&c->conn.in) == 0)
 		conn_trim(&c->conn);
@@ -175,7 +174,7 @@ static void auth_ok(struct client *c)
 	client_auth_done(c);
 	const char *ro = params_get(&c->wants, "default_transaction_read_only");
 	c->route.session_ro = ro != NULL && (!strcasecmp(ro, "on") || !strcasecmp(ro, "true") ||
-	                               !strcasecmp(ro, "1") || !strcasecmp(ro, "yes"));
+	                                     !strcasecmp(ro, "1") || !strcasecmp(ro, "yes"));
 	struct node *node = router_primary(c->w, db);
 	if (node == NULL)
 		node = router_node(c->w, db->node_list[0]);

@@ -57,8 +57,8 @@ static bool refuse_pin_in_transaction(struct client *c, uint8_t reason, size_t e
 	if (!ok)
 		client_fatal(c, SQLSTATE_INTERNAL_ERROR, "out of memory");
 	c->w->metrics.pin_refused[reason]++;
-	log_info("c=%llu user=%s db=%s refused (pin_action = error): %s", (unsigned long long)c->id,
-	         c->user, c->db, classify_pin_name(reason));
+	log_info(CLIENT_FMT " refused (pin_action = error): %s", CLIENT_ARGS(c),
+	         classify_pin_name(reason));
 	return ok;
 }
 
@@ -314,6 +314,17 @@ static struct pool *pool_for(struct client *c, const struct db_conf *db, struct 
 	return p;
 }
 
+/* Drop the client's first end bytes, a batch that ends with Sync or is a Query, and answer
+ * it with an ordinary error: the client stays, outside a transaction. */
+static void answer_error(struct client *c, size_t end, const char *sqlstate, const char *message)
+{
+	log_info(CLIENT_FMT " error %s: %s", CLIENT_ARGS(c), sqlstate, message);
+	buf_consume(&c->conn.in, end);
+	proto_write_error(&c->conn.out, "ERROR", sqlstate, message);
+	proto_write_ready(&c->conn.out, 'I');
+	client_flush(c);
+}
+
 /* Answer a batch the pooler will not run with an ordinary error, so the session goes on;
  * FATAL when the batch has no end the client waits on. */
 static void refuse_batch(struct client *c, const struct batch *b, const char *sqlstate,
@@ -323,12 +334,7 @@ static void refuse_batch(struct client *c, const struct batch *b, const char *sq
 		client_fatal(c, sqlstate, message);
 		return;
 	}
-	log_info("c=%llu user=%s db=%s error %s: %s", (unsigned long long)c->id, c->user, c->db,
-	         sqlstate, message);
-	buf_consume(&c->conn.in, b->end);
-	proto_write_error(&c->conn.out, "ERROR", sqlstate, message);
-	proto_write_ready(&c->conn.out, 'I');
-	client_flush(c);
+	answer_error(c, b->end, sqlstate, message);
 }
 
 /* Keep a copy of the batch's first end bytes until it has run, to run it again. */
@@ -416,12 +422,7 @@ bool client_refuse_waiting(struct client *c, const char *sqlstate, const char *m
 		return false; /* logging in, session mode, or no Sync the client waits on */
 	client_unqueue(c);
 	c->first.end = 0;
-	log_info("c=%llu user=%s db=%s error %s: %s", (unsigned long long)c->id, c->user, c->db,
-	         sqlstate, message);
-	buf_consume(&c->conn.in, end);
-	proto_write_error(&c->conn.out, "ERROR", sqlstate, message);
-	proto_write_ready(&c->conn.out, 'I');
-	client_flush(c);
+	answer_error(c, end, sqlstate, message);
 	return true;
 }
 

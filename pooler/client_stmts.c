@@ -369,8 +369,9 @@ void client_forget_stale_statements(struct server *s)
 }
 
 /* A first batch (batch_end bytes) that is just "SET [SESSION] name {= | TO} value" of a
- * setting carried by value (classify_param: extra_float_digits): remember the value as the client's wish, so that it follows
- * the client to every server connection and is reset for the next client. */
+ * setting carried by value (classify_param: extra_float_digits): remember the value as the client's
+ * wish, so that it follows the client to every server connection and is reset for the next client.
+ */
 bool client_carry_set(struct client *c, size_t batch_end)
 {
 	size_t len, text_len;
@@ -551,8 +552,9 @@ size_t client_restore_login_values(struct client *c, struct server *s, size_t st
 			len = buf_len(&q);
 			server_restore_after_next(s);
 			c->w->metrics.login_restores++;
-			log_debug("c=%llu s=%llu login settings back: %.200s", (unsigned long long)c->id,
-			          (unsigned long long)s->id, (const char *)buf_head(&sql));
+			log_debug("c=%llu s=%llu login settings back: %.200s",
+			          (unsigned long long)c->id, (unsigned long long)s->id,
+			          (const char *)buf_head(&sql));
 		}
 		buf_free(&q);
 	}

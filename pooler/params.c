@@ -22,12 +22,11 @@ uint64_t params_fingerprint(struct params *p)
 		return p->fp;
 	uint64_t fp = 0x9e3779b97f4a7c15ULL;
 	for (int i = 0; i < p->n; i++) {
-		uint64_t h = 1469598103934665603ULL;
+		uint64_t h = UTIL_FNV1A_INIT;
 		for (const char *c = p->items[i].name; *c; c++)
-			h = (h ^ (uint64_t)(*c | 0x20)) * 1099511628211ULL;
-		h = (h ^ '=') * 1099511628211ULL;
-		for (const char *c = p->items[i].value; *c; c++)
-			h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+			h = util_fnv1a_step(h, (uint8_t)(*c | 0x20)); /* names ignore case */
+		h = util_fnv1a_step(h, '=');
+		h = util_fnv1a(h, p->items[i].value, strlen(p->items[i].value));
 		fp ^= h * 0xff51afd7ed558ccdULL;
 	}
 	p->fp = fp;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "classify.h"
 #include "log.h"
 #include "proto.h"
 
@@ -366,7 +367,7 @@ void pool_release(struct pool *p, struct server *s)
 
 void pool_reset(struct pool *p, struct server *s, const char *sql)
 {
-	if (strcasestr(sql, "DISCARD ALL") != NULL || strcasestr(sql, "DEALLOCATE ALL") != NULL)
+	if (classify_drops_statements(sql, strlen(sql)))
 		stmt_cache_clear(&s->prepared);
 	conn_unlink(&s->conn);
 	s->owner = p;

@@ -18,9 +18,7 @@ struct pstmt *pstmts_find(const struct client_stmts *cs, const char *name)
 /* FNV-1a over the query text and parameter types; never 0, which means "unnamed". */
 static uint64_t statement_hash(const uint8_t *p, size_t n)
 {
-	uint64_t h = 1469598103934665603ULL;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ p[i]) * 1099511628211ULL;
+	uint64_t h = util_fnv1a(UTIL_FNV1A_INIT, p, n);
 	return h != 0 ? h : 1;
 }
 

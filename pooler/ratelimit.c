@@ -31,10 +31,7 @@ void ratelimit_free(struct ratelimit *rl)
 
 static size_t hash(const char *s)
 {
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-	for (; *s; s++)
-		h = (h ^ (uint8_t)*s) * 1099511628211ULL;
-	return (size_t)h;
+	return (size_t)util_fnv1a(UTIL_FNV1A_INIT, s, strlen(s));
 }
 
 static void refill(const struct ratelimit *rl, struct rl_bucket *b, uint64_t now_us)
