@@ -12,6 +12,7 @@
  *   failed     connecting or the query failed, or the deadline passed. The PGconn is
  *              already closed (PQfinish); why is one line, trimmed (pgconn_trim).
  *
+ * What the server says in notices on these connections goes to the log (log_pq_notice).
  * A callback is the driver's last use of the struct, so the owner may close or free it
  * there, except inside a result that is not NULL. Failures are reported from the loop,
  * never from inside a pgconn_* call, so an owner that starts a connection or a query
