@@ -1,6 +1,6 @@
 /* authq: the verifier of a user missing from the auth file, looked up on the primary with
- * auth_query as auth_user. Layer 3. Each lookup is its own short libpq connection driven
- * by the event loop (never a blocking call); answers, "no such user" included, are cached
+ * auth_query as auth_user. Layer 3. Each lookup is its own short libpq connection (pgconn)
+ * on the event loop (never a blocking call); answers, "no such user" included, are cached
  * for auth_query_cache_ttl so that a burst of logins asks once. Failures to ask are not
  * cached. A valid-until in the past (third column) counts as no such user. */
 #ifndef POOLER_AUTHQ_H
@@ -12,7 +12,7 @@
 
 #include "auth.h"
 
-struct node_tls;
+struct pgconn_tls;
 struct authq;
 struct authq_lookup;
 
@@ -20,7 +20,7 @@ struct authq_lookup;
 struct authq_target {
 	const char *host;
 	int port;
-	const struct node_tls *tls;
+	const struct pgconn_tls *tls;
 	const char *user;
 	const char *password;
 	const char *dbname;

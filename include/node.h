@@ -1,17 +1,16 @@
 /* node: one backend server as the router sees it (role, reachability, WAL position, lag),
  * kept current by a health probe on the event loop. Layer 3.
  *
- * The probe owns one libpq connection per node, driven without blocking
- * (PQconnectStartParams / PQconnectPoll, then PQsendQuery / PQconsumeInput). Every
- * health_interval it asks pg_is_in_recovery(), the WAL position (current on a primary,
- * replayed on a replica) and the replay lag. A replica leaves the read rotation at once
- * when a probe fails or its lag passes the limits, and comes back only after
+ * The probe owns one libpq connection per node, driven without blocking by pgconn and
+ * kept open from one probe to the next (a failed probe closes it, the next opens another).
+ * Every health_interval it asks pg_is_in_recovery(), the WAL position (current on a
+ * primary, replayed on a replica) and the replay lag. A replica leaves the read rotation
+ * at once when a probe fails or its lag passes the limits, and comes back only after
  * NODE_RECOVER_PROBES good probes in a row, so that it does not flap. */
 #ifndef POOLER_NODE_H
 #define POOLER_NODE_H
 
 #include <ev.h>
-#include <libpq-fe.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -19,6 +18,7 @@
 #include "breaker.h"
 #include "config.h"
 #include "histogram.h"
+#include "pgconn.h"
 #include "util.h"
 
 #define NODE_RECOVER_PROBES 2
@@ -40,20 +40,6 @@ struct node_probe_conf {
 /* Called after each probe ends, well or badly; the worker refreshes lag figures. */
 typedef void (*node_probe_cb)(struct node *n, void *arg);
 
-/* TLS to this server ([node.NAME] sslmode, sslrootcert, sslcert, sslkey, sslpassword), as libpq
- * takes them; unset ones are NULL. */
-struct node_tls {
-	char *sslmode;
-	char *sslrootcert;
-	char *sslcert;
-	char *sslkey;
-	char *sslpassword;
-};
-
-/* Append the set TLS keys to a libpq keyword/value list; returns how many were added
- * (at most 5). */
-int node_tls_conninfo(const struct node_tls *t, const char **keys, const char **vals);
-
 struct node {
 	char *name;
 	char *host;
@@ -61,7 +47,7 @@ struct node {
 	int conf_role; /* enum node_role as configured */
 	int role;      /* as the last probe found it; conf_role until then */
 	int weight;
-	struct node_tls tls;    /* for every libpq connection to it: pools and probes */
+	struct pgconn_tls tls;  /* for every libpq connection to it: pools and probes */
 	bool probed;            /* at least one probe answered */
 	bool up;                /* the last probe answered */
 	bool usable;            /* may receive reads (replica) / writes (primary) now */
@@ -91,15 +77,12 @@ struct node {
 	struct node_probe_conf probe;
 	node_probe_cb on_probe;
 	void *cb_arg;
-	PGconn *pg;
-	bool querying;
+	struct pgconn pq; /* the probe's connection, kept open between probes */
 	int result_index; /* results of the probe in flight read so far */
 	bool result_ok;
 	char result_error[200];
 	bool want_catalog; /* the next probe on a primary also reads pg_proc */
-	ev_io io;
 	ev_timer tick;
-	ev_timer deadline;
 	/* catalog rows from the last catalog read, handed over through on_probe */
 	char **cat_names;
 	char **cat_volatile;

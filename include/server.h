@@ -1,11 +1,11 @@
 /* server: one connection to a backend server. Layer 3.
  *
- * libpq does the login without blocking (PQconnectStartParams / PQconnectPoll driven by
- * libev); after that the socket carries raw protocol that the pooler relays. The server
- * scans what it receives only as far as it must: ReadyForQuery (transaction state, and
- * when the connection is clean), ParameterStatus (to keep parameters in step), and the
- * replies to queries the pooler issued itself (swallowed). Everything else passes through
- * to the linked client without being buffered whole.
+ * pgconn does the login with libpq, without blocking; after that the socket carries raw
+ * protocol that the pooler relays. The server scans what it receives only as far as it
+ * must: ReadyForQuery (transaction state, and when the connection is clean),
+ * ParameterStatus (to keep parameters in step), and the replies to queries the pooler
+ * issued itself (swallowed). Everything else passes through to the linked client without
+ * being buffered whole.
  *
  * The server never calls its owner directly: it reports through the ops table it was
  * given, which the pool swaps when a client takes the server over. */
@@ -13,13 +13,13 @@
 #define POOLER_SERVER_H
 
 #include <ev.h>
-#include <libpq-fe.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "conn.h"
 #include "histogram.h"
 #include "params.h"
+#include "pgconn.h"
 #include "prepared.h"
 #include "util.h"
 
@@ -48,7 +48,6 @@ static inline const char *server_state_name(enum server_state st)
 }
 
 struct server;
-struct node_tls;
 
 /* What a pool's servers did, summed by the servers themselves as replies arrive. */
 struct server_tally {
@@ -97,9 +96,9 @@ struct server {
 	bool dropping;   /* discarding a refused statement's replies */
 	size_t held;     /* bytes after conn.fwd scanned but held back by guard */
 
-	uint64_t synced_fp; /* fingerprint of the client parameters it now matches */
-	bool needs_restore; /* ran something that may have changed settings unseen */
-	bool restoring;     /* between the client's ReadyForQuery and the restore's */
+	uint64_t synced_fp;     /* fingerprint of the client parameters it now matches */
+	bool needs_restore;     /* ran something that may have changed settings unseen */
+	bool restoring;         /* between the client's ReadyForQuery and the restore's */
 	uint32_t restore_seg;   /* segment of a restore query behind a client request, or 0 */
 	uint64_t unnamed_owner; /* client id and Parse count of its unnamed statement */
 
@@ -107,9 +106,7 @@ struct server {
 	uint64_t used_us; /* last time it went back to the pool */
 	uint32_t be_pid;  /* the backend's process id, for logs */
 
-	PGconn *pg; /* owns the socket; kept for cancel and PQfinish */
-	ev_io login_io;
-	ev_timer timer;              /* login timeout */
+	struct pgconn pq;            /* logs in; then owns the socket, for cancel and PQfinish */
 	struct params params;        /* ParameterStatus values as the server last reported */
 	struct stmt_cache prepared;  /* pooler-named statements this connection has */
 	struct reply_queue *replies; /* Parse and Close answers due; allocated on first use */
@@ -127,7 +124,7 @@ struct server_login {
 	const char *dbname;
 	const char *user;
 	const char *password;
-	const struct node_tls *tls; /* the node's TLS settings, or NULL for none */
+	const struct pgconn_tls *tls; /* the node's TLS settings, or NULL for none */
 	int timeout_ms;
 };
 

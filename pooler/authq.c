@@ -9,7 +9,7 @@
 #include <time.h>
 
 #include "log.h"
-#include "node.h"
+#include "pgconn.h"
 #include "util.h"
 
 #define AUTHQ_CACHE_MAX 10000
@@ -35,10 +35,8 @@ struct authq_lookup {
 	char *name;
 	char *query;
 	int ttl_ms;
-	PGconn *pg;
-	bool querying;
-	ev_io io;
-	ev_timer deadline;
+	PGresult *answer; /* the query's first result, kept until the query ends */
+	struct pgconn pq;
 };
 
 struct authq *authq_new(struct ev_loop *loop)
@@ -69,11 +67,9 @@ void authq_clear(struct authq *q)
 
 static void lookup_end(struct authq_lookup *l)
 {
-	ev_io_stop(l->q->loop, &l->io);
-	ev_timer_stop(l->q->loop, &l->deadline);
+	pgconn_close(&l->pq);
+	PQclear(l->answer);
 	list_del(&l->node);
-	if (l->pg != NULL)
-		PQfinish(l->pg);
 	free(l->name);
 	free(l->query);
 	free(l);
@@ -194,113 +190,72 @@ static void lookup_answered(struct authq_lookup *l, PGresult *r)
 static void lookup_failed(struct authq_lookup *l, const char *why)
 {
 	char msg[300];
+	char full[sizeof(msg)];
 
-	snprintf(msg, sizeof(msg), "auth_query failed: %s", why);
-	size_t n = strlen(msg);
-	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
-		msg[--n] = '\0';
+	snprintf(full, sizeof(full), "auth_query failed: %s", why);
+	pgconn_trim(msg, sizeof(msg), full);
 	l->cb(l->arg, NULL, msg);
 	lookup_end(l);
 }
 
-static void watch(struct authq_lookup *l, int events)
+static void on_connected(struct pgconn *pc)
 {
-	ev_io_stop(l->q->loop, &l->io);
-	ev_io_set(&l->io, PQsocket(l->pg), events);
-	ev_io_start(l->q->loop, &l->io);
+	struct authq_lookup *l = container_of(pc, struct authq_lookup, pq);
+	const char *params[1] = {l->name};
+
+	pgconn_query(pc, l->query, 1, params);
 }
 
-static void read_result(struct authq_lookup *l)
+/* The first result is the answer; the lookup ends with the query. */
+static void on_result(struct pgconn *pc, PGresult *r)
 {
-	PGresult *r, *answer = NULL;
+	struct authq_lookup *l = container_of(pc, struct authq_lookup, pq);
 
-	while (!PQisBusy(l->pg) && (r = PQgetResult(l->pg)) != NULL) {
-		if (answer == NULL)
-			answer = r;
+	if (r != NULL) {
+		if (l->answer == NULL)
+			l->answer = r;
 		else
 			PQclear(r);
-	}
-	if (PQisBusy(l->pg)) {
-		PQclear(answer);
 		return;
 	}
-	if (answer == NULL || PQresultStatus(answer) != PGRES_TUPLES_OK) {
-		char why[256];
-		snprintf(why, sizeof(why), "%s",
-		         answer ? PQresultErrorMessage(answer) : "no result");
-		PQclear(answer);
-		lookup_failed(l, why);
+	if (l->answer == NULL || PQresultStatus(l->answer) != PGRES_TUPLES_OK) {
+		lookup_failed(l, l->answer ? PQresultErrorMessage(l->answer) : "no result");
 		return;
 	}
-	lookup_answered(l, answer);
-	PQclear(answer);
+	lookup_answered(l, l->answer);
 	lookup_end(l);
 }
 
-static void on_io(struct ev_loop *loop, ev_io *w, int revents)
+static void on_failed(struct pgconn *pc, const char *why)
 {
-	struct authq_lookup *l = w->data;
-	const char *params[1] = {l->name};
-	(void)loop;
-
-	if (!l->querying) {
-		switch (PQconnectPoll(l->pg)) {
-		case PGRES_POLLING_OK:
-			break;
-		case PGRES_POLLING_FAILED:
-			lookup_failed(l, PQerrorMessage(l->pg));
-			return;
-		case PGRES_POLLING_READING:
-			watch(l, EV_READ);
-			return;
-		default:
-			watch(l, EV_WRITE);
-			return;
-		}
-		PQsetnonblocking(l->pg, 1);
-		if (!PQsendQueryParams(l->pg, l->query, 1, NULL, params, NULL, NULL, 0)) {
-			lookup_failed(l, PQerrorMessage(l->pg));
-			return;
-		}
-		l->querying = true;
-		watch(l, PQflush(l->pg) == 1 ? EV_READ | EV_WRITE : EV_READ);
-		return;
-	}
-	if ((revents & EV_WRITE) && PQflush(l->pg) == 0)
-		watch(l, EV_READ);
-	if (revents & EV_READ) {
-		if (!PQconsumeInput(l->pg)) {
-			lookup_failed(l, PQerrorMessage(l->pg));
-			return;
-		}
-		read_result(l);
-	}
+	lookup_failed(container_of(pc, struct authq_lookup, pq), why);
 }
 
-static void on_deadline(struct ev_loop *loop, ev_timer *t, int revents)
-{
-	(void)loop;
-	(void)revents;
-	lookup_failed(t->data, "timed out (server_connect_timeout)");
-}
-
-static void on_start_failed(struct ev_loop *loop, ev_timer *t, int revents)
-{
-	struct authq_lookup *l = t->data;
-	(void)loop;
-	(void)revents;
-	lookup_failed(l, l->pg ? PQerrorMessage(l->pg) : "out of memory");
-}
+static const struct pgconn_ops lookup_ops = {
+    .connected = on_connected,
+    .result = on_result,
+    .failed = on_failed,
+};
 
 struct authq_lookup *authq_lookup(struct authq *q, const struct authq_target *t, const char *name,
                                   authq_cb cb, void *arg)
 {
-	struct authq_lookup *l;
-	const char *keys[16], *vals[16];
-	char port[16];
-	int k = 0;
+	struct authq_lookup *l = util_calloc(1, sizeof(*l));
+	struct pgconn_target target = {
+	    .host = t->host,
+	    .port = t->port,
+	    .dbname = t->dbname,
+	    .user = t->user,
+	    .password = t->password,
+	    .application_name = "pooler auth_query",
+	    /* valid-until must come back in a form authq_expired reads */
+	    .options = "-c DateStyle=ISO -c TimeZone=UTC",
+	    .tls = t->tls,
+	    .notice_label = "auth_query",
+	    .timeout_why = "timed out (server_connect_timeout)",
+	    .timeout_ms = t->timeout_ms,
+	};
 
-	l = util_calloc(1, sizeof(*l));
 	l->q = q;
 	l->cb = cb;
 	l->arg = arg;
@@ -308,35 +263,8 @@ struct authq_lookup *authq_lookup(struct authq *q, const struct authq_target *t,
 	l->query = util_strdup(t->query);
 	l->ttl_ms = t->ttl_ms;
 	list_append(&q->lookups, &l->node);
-	ev_init(&l->io, on_io);
-	l->io.data = l;
-	ev_timer_init(&l->deadline, on_deadline, t->timeout_ms / 1000.0, 0);
-	l->deadline.data = l;
-
-	snprintf(port, sizeof(port), "%d", t->port);
-	keys[k] = "host", vals[k++] = t->host;
-	keys[k] = "port", vals[k++] = port;
-	keys[k] = "dbname", vals[k++] = t->dbname;
-	keys[k] = "user", vals[k++] = t->user;
-	keys[k] = "gssencmode", vals[k++] = "disable";
-	keys[k] = "application_name", vals[k++] = "pooler auth_query";
-	/* valid-until must come back in a form authq_expired reads */
-	keys[k] = "options", vals[k++] = "-c DateStyle=ISO -c TimeZone=UTC";
-	if (t->tls != NULL)
-		k += node_tls_conninfo(t->tls, keys + k, vals + k);
-	if (t->password != NULL)
-		keys[k] = "password", vals[k++] = t->password;
-	keys[k] = NULL, vals[k] = NULL;
-	l->pg = PQconnectStartParams(keys, vals, 0);
-	if (l->pg != NULL)
-		PQsetNoticeProcessor(l->pg, log_pq_notice, (void *)"auth_query");
-	if (l->pg == NULL || PQstatus(l->pg) == CONNECTION_BAD) {
-		/* report from the loop, never from inside the caller */
-		ev_timer_init(&l->deadline, on_start_failed, 0, 0);
-		ev_timer_start(q->loop, &l->deadline);
-		return l;
-	}
-	ev_timer_start(q->loop, &l->deadline);
-	watch(l, EV_WRITE);
+	pgconn_init(&l->pq, q->loop, &lookup_ops);
+	/* every failure, out of memory included, is reported from the loop */
+	(void)pgconn_connect(&l->pq, &target);
 	return l;
 }

@@ -26,8 +26,6 @@ static const char catalog_sql[] =
     "  or prosrc ~* '(^|[;'']|\\m(begin|then|else|loop)\\M)\\s*(re)?set\\M'))"
     " from pg_proc group by proname";
 
-static void on_io(struct ev_loop *loop, ev_io *w, int revents);
-
 uint64_t node_parse_lsn(const char *s)
 {
 	unsigned long hi, lo;
@@ -53,32 +51,16 @@ static void free_catalog(struct node *n)
 	n->n_cat_names = n->n_cat_volatile = n->n_cat_setters = 0;
 }
 
-static void watch(struct node *n, int events)
-{
-	ev_io_stop(n->loop, &n->io);
-	ev_io_set(&n->io, PQsocket(n->pg), events);
-	ev_io_start(n->loop, &n->io);
-}
-
+/* The probe failed (its connection is closed): log it once per new reason. */
 static void probe_failed(struct node *n, const char *why)
 {
 	char msg[sizeof(n->last_error)];
-	size_t len;
 
-	snprintf(msg, sizeof(msg), "%s", why);
-	len = strlen(msg);
-	while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
-		msg[--len] = '\0';
+	pgconn_trim(msg, sizeof(msg), why);
 	if (n->up || !n->probed || strcmp(msg, n->last_error) != 0)
 		log_warning("node %s (%s:%d) probe failed: %s", n->name, n->host, n->port, msg);
 	snprintf(n->last_error, sizeof(n->last_error), "%s", msg);
-	ev_io_stop(n->loop, &n->io);
-	ev_timer_stop(n->loop, &n->deadline);
-	if (n->pg != NULL) {
-		PQfinish(n->pg);
-		n->pg = NULL;
-	}
-	n->querying = false;
+	pgconn_close(&n->pq);
 	n->probed = true;
 	n->up = false;
 	n->usable = false;
@@ -143,35 +125,33 @@ static void probe_answered(struct node *n, PGresult *r)
 	n->probes_ok++;
 }
 
-static void read_results(struct node *n)
+/* One result of the probe query (the probe itself, then the catalog when asked), or NULL
+ * when all are in: the probe succeeded only if every one did. */
+static void on_probe_result(struct pgconn *pc, PGresult *r)
 {
-	PGresult *r;
+	struct node *n = container_of(pc, struct node, pq);
 
-	while (!PQisBusy(n->pg) && (r = PQgetResult(n->pg)) != NULL) {
-		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-			if (n->result_ok)
-				snprintf(n->result_error, sizeof(n->result_error), "%s",
-				         PQresultErrorMessage(r));
-			n->result_ok = false;
-		} else if (n->result_index == 0 && PQntuples(r) == 1 && PQnfields(r) == 4) {
-			probe_answered(n, r);
-		} else if (n->result_index == 1 && PQnfields(r) == 3) {
-			read_catalog(n, r);
+	if (r == NULL) {
+		if (!n->result_ok || n->result_index == 0) {
+			probe_failed(n, n->result_error[0] ? n->result_error
+			                                   : "probe query returned nothing");
+			return;
 		}
-		n->result_index++;
-		PQclear(r);
-	}
-	if (PQisBusy(n->pg))
-		return; /* more to come */
-	ev_io_stop(n->loop, &n->io);
-	ev_timer_stop(n->loop, &n->deadline);
-	n->querying = false;
-	if (!n->result_ok || n->result_index == 0) {
-		probe_failed(n,
-		             n->result_error[0] ? n->result_error : "probe query returned nothing");
+		n->on_probe(n, n->cb_arg);
 		return;
 	}
-	n->on_probe(n, n->cb_arg);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		if (n->result_ok)
+			snprintf(n->result_error, sizeof(n->result_error), "%s",
+			         PQresultErrorMessage(r));
+		n->result_ok = false;
+	} else if (n->result_index == 0 && PQntuples(r) == 1 && PQnfields(r) == 4) {
+		probe_answered(n, r);
+	} else if (n->result_index == 1 && PQnfields(r) == 3) {
+		read_catalog(n, r);
+	}
+	n->result_index++;
+	PQclear(r);
 }
 
 static void send_probe(struct node *n)
@@ -182,122 +162,64 @@ static void send_probe(struct node *n)
 	snprintf(sql, sizeof(sql), "%s%s", probe_sql, catalog ? catalog_sql : "");
 	if (catalog)
 		n->want_catalog = false;
-	if (!PQsendQuery(n->pg, sql)) {
-		probe_failed(n, PQerrorMessage(n->pg));
-		return;
-	}
-	n->querying = true;
 	n->result_index = 0;
 	n->result_ok = true;
 	n->result_error[0] = '\0';
 	n->probe_sent_us = util_now_us();
-	watch(n, PQflush(n->pg) == 1 ? EV_READ | EV_WRITE : EV_READ);
+	pgconn_query(&n->pq, sql, 0, NULL);
 }
 
-static void connect_step(struct node *n)
+static void on_probe_connected(struct pgconn *pc)
 {
-	switch (PQconnectPoll(n->pg)) {
-	case PGRES_POLLING_OK:
-		PQsetnonblocking(n->pg, 1);
-		send_probe(n);
-		return;
-	case PGRES_POLLING_FAILED:
-		probe_failed(n, PQerrorMessage(n->pg));
-		return;
-	case PGRES_POLLING_READING:
-		watch(n, EV_READ);
-		return;
-	default:
-		watch(n, EV_WRITE);
-		return;
-	}
+	send_probe(container_of(pc, struct node, pq));
 }
 
-static void on_io(struct ev_loop *loop, ev_io *w, int revents)
+static void on_probe_failed(struct pgconn *pc, const char *why)
 {
-	struct node *n = w->data;
-	(void)loop;
-
-	if (PQstatus(n->pg) != CONNECTION_OK || !n->querying) {
-		connect_step(n);
-		return;
-	}
-	if ((revents & EV_WRITE) && PQflush(n->pg) == 0)
-		watch(n, EV_READ);
-	if (revents & EV_READ) {
-		if (!PQconsumeInput(n->pg)) {
-			probe_failed(n, PQerrorMessage(n->pg));
-			return;
-		}
-		read_results(n);
-	}
+	probe_failed(container_of(pc, struct node, pq), why);
 }
 
-static void on_deadline(struct ev_loop *loop, ev_timer *t, int revents)
-{
-	(void)loop;
-	(void)revents;
-	probe_failed(t->data, "probe timed out");
-}
+static const struct pgconn_ops probe_ops = {
+    .connected = on_probe_connected,
+    .result = on_probe_result,
+    .failed = on_probe_failed,
+};
 
+/* Every health_interval: probe on the open connection, or open one; one deadline
+ * covers the login and the query. */
 static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct node *n = t->data;
-	char port[16];
 	(void)loop;
 	(void)revents;
 
-	if (n->querying || (n->pg != NULL && PQstatus(n->pg) != CONNECTION_OK))
-		return; /* the deadline timer watches the one in flight */
-	ev_timer_set(&n->deadline, n->probe.timeout_ms / 1000.0, 0);
-	ev_timer_start(n->loop, &n->deadline);
-	if (n->pg != NULL) {
+	if (pgconn_busy(&n->pq))
+		return; /* the deadline watches the one in flight */
+	if (n->pq.state == PGCONN_IDLE) {
+		pgconn_deadline(&n->pq, n->probe.timeout_ms);
 		send_probe(n);
 		return;
 	}
-	const char *keys[14], *vals[14];
-	int k = 0;
-	snprintf(port, sizeof(port), "%d", n->port);
-	keys[k] = "host", vals[k++] = n->host;
-	keys[k] = "port", vals[k++] = port;
-	keys[k] = "dbname", vals[k++] = n->probe.dbname;
-	keys[k] = "user", vals[k++] = n->probe.user;
-	k += node_tls_conninfo(&n->tls, keys + k, vals + k);
-	keys[k] = "gssencmode", vals[k++] = "disable";
-	keys[k] = "application_name", vals[k++] = "pooler health probe";
-	if (n->probe.password != NULL)
-		keys[k] = "password", vals[k++] = n->probe.password;
-	keys[k] = NULL, vals[k] = NULL;
-	n->pg = PQconnectStartParams(keys, vals, 0);
-	if (n->pg == NULL || PQstatus(n->pg) == CONNECTION_BAD) {
-		probe_failed(n, n->pg ? PQerrorMessage(n->pg) : "out of memory");
-		return;
-	}
-	PQsetNoticeProcessor(n->pg, log_pq_notice, n->name);
+	struct pgconn_target target = {
+	    .host = n->host,
+	    .port = n->port,
+	    .dbname = n->probe.dbname,
+	    .user = n->probe.user,
+	    .password = n->probe.password,
+	    .application_name = "pooler health probe",
+	    .tls = &n->tls,
+	    .notice_label = n->name,
+	    .timeout_why = "probe timed out",
+	    .timeout_ms = n->probe.timeout_ms,
+	};
 	n->probe_sent_us = util_now_us();
-	connect_step(n);
+	(void)pgconn_connect(&n->pq, &target); /* out of memory: reported as a failure */
 }
 
 /* Empty means unset: `sslkey =` in the ini must not hand libpq an empty file name. */
 static char *strdup_nonempty(const char *s)
 {
 	return s != NULL && s[0] != '\0' ? util_strdup(s) : NULL;
-}
-
-int node_tls_conninfo(const struct node_tls *t, const char **keys, const char **vals)
-{
-	int k = 0;
-
-	keys[k] = "sslmode", vals[k++] = t->sslmode;
-	if (t->sslrootcert != NULL)
-		keys[k] = "sslrootcert", vals[k++] = t->sslrootcert;
-	if (t->sslcert != NULL)
-		keys[k] = "sslcert", vals[k++] = t->sslcert;
-	if (t->sslkey != NULL)
-		keys[k] = "sslkey", vals[k++] = t->sslkey;
-	if (t->sslpassword != NULL)
-		keys[k] = "sslpassword", vals[k++] = t->sslpassword;
-	return k;
 }
 
 struct node *node_new(const struct node_conf *nc, struct ev_loop *loop,
@@ -331,10 +253,7 @@ struct node *node_new(const struct node_conf *nc, struct ev_loop *loop,
 	/* Until the first probe answers, trust the config: a configured primary takes writes,
 	 * replicas wait for a probe before they take reads. */
 	n->usable = nc->role == NODE_ROLE_PRIMARY;
-	ev_init(&n->io, on_io);
-	n->io.data = n;
-	ev_init(&n->deadline, on_deadline);
-	n->deadline.data = n;
+	pgconn_init(&n->pq, loop, &probe_ops);
 	ev_timer_init(&n->tick, on_tick, 0, probe->interval_ms / 1000.0);
 	n->tick.data = n;
 	return n;
@@ -419,13 +338,8 @@ void node_update_health(struct node *n, uint64_t primary_lsn, uint64_t pending_u
 
 void node_stop(struct node *n)
 {
-	ev_io_stop(n->loop, &n->io);
 	ev_timer_stop(n->loop, &n->tick);
-	ev_timer_stop(n->loop, &n->deadline);
-	if (n->pg != NULL)
-		PQfinish(n->pg);
-	n->pg = NULL;
-	n->querying = false;
+	pgconn_close(&n->pq);
 	n->up = n->usable = false;
 }
 

@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "log.h"
-#include "node.h"
 #include "proto.h"
 
 /* Parameters the server reports (GUC_REPORT in PostgreSQL 15) that a client sees at login. */
@@ -40,12 +39,15 @@ static void fail(struct server *s, const char *why)
 static void on_conn_read(struct conn *c);
 static void on_conn_drain(struct conn *c);
 
-static void login_finished(struct server *s)
+/* Logged in: from now on the pooler relays raw protocol on libpq's socket (through
+ * libpq's TLS session, if any); libpq keeps the connection for cancel and PQfinish. */
+static void on_login_ok(struct pgconn *pc)
 {
-	ev_io_stop(s->conn.loop, &s->login_io);
-	ev_timer_stop(s->conn.loop, &s->timer);
+	struct server *s = container_of(pc, struct server, pq);
+
+	pgconn_stop(pc);
 	for (size_t i = 0; i < ARRAY_LEN(reported_params); i++) {
-		const char *v = PQparameterStatus(s->pg, reported_params[i]);
+		const char *v = PQparameterStatus(pc->pg, reported_params[i]);
 		if (v != NULL) {
 			params_set(&s->params, reported_params[i], v);
 			struct param *p = params_find(&s->params, reported_params[i]);
@@ -53,124 +55,54 @@ static void login_finished(struct server *s)
 			p->base = util_strdup(v);
 		}
 	}
-	s->be_pid = (uint32_t)PQbackendPID(s->pg);
+	s->be_pid = (uint32_t)PQbackendPID(pc->pg);
 	s->tx_status = 'I';
 	struct ev_loop *loop = s->conn.loop;
-	conn_init(&s->conn, loop, PQsocket(s->pg), s, on_conn_read, on_conn_drain);
+	conn_init(&s->conn, loop, PQsocket(pc->pg), s, on_conn_read, on_conn_drain);
 	s->conn.bytes = &s->tally->bytes;
 	s->conn.borrowed = true;
 	/* On TLS the bytes must go through libpq's session; PQfinish still ends it. */
-	if (PQsslInUse(s->pg))
-		conn_tls_borrow(&s->conn, PQsslStruct(s->pg, "OpenSSL"));
+	if (PQsslInUse(pc->pg))
+		conn_tls_borrow(&s->conn, PQsslStruct(pc->pg, "OpenSSL"));
 	conn_start_read(&s->conn);
 	log_debug("s=%llu login done, backend pid %u", (unsigned long long)s->id, s->be_pid);
 	s->ops->login_done(s, NULL);
 }
 
-static void login_failed(struct server *s, const char *why)
+static void on_login_failed(struct pgconn *pc, const char *why)
 {
-	char msg[512];
+	struct server *s = container_of(pc, struct server, pq);
 
-	ev_io_stop(s->conn.loop, &s->login_io);
-	ev_timer_stop(s->conn.loop, &s->timer);
-	snprintf(msg, sizeof(msg), "%s", why);
-	/* libpq messages end with a newline; log lines must not */
-	size_t n = strlen(msg);
-	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
-		msg[--n] = '\0';
-	s->ops->login_done(s, msg);
+	s->ops->login_done(s, why);
 }
 
-static void login_step(struct server *s)
-{
-	PostgresPollingStatusType st = PQconnectPoll(s->pg);
-	int fd = PQsocket(s->pg);
-	int events;
-
-	switch (st) {
-	case PGRES_POLLING_OK:
-		login_finished(s);
-		return;
-	case PGRES_POLLING_FAILED:
-		login_failed(s, PQerrorMessage(s->pg));
-		return;
-	case PGRES_POLLING_READING:
-		events = EV_READ;
-		break;
-	default:
-		events = EV_WRITE;
-		break;
-	}
-	if (fd < 0) {
-		login_failed(s, "libpq lost its socket during login");
-		return;
-	}
-	ev_io_stop(s->conn.loop, &s->login_io);
-	ev_io_set(&s->login_io, fd, events);
-	ev_io_start(s->conn.loop, &s->login_io);
-}
-
-static void on_login_io(struct ev_loop *loop, ev_io *w, int revents)
-{
-	(void)loop;
-	(void)revents;
-	login_step(w->data);
-}
-
-static void on_login_timeout(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	(void)loop;
-	(void)revents;
-	login_failed(w->data, "timed out connecting to the server (server_connect_timeout)");
-}
-
-static void on_login_bad(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	struct server *s = w->data;
-	(void)loop;
-	(void)revents;
-	login_failed(s, PQerrorMessage(s->pg));
-}
+static const struct pgconn_ops login_ops = {
+    .connected = on_login_ok,
+    .failed = on_login_failed,
+};
 
 bool server_connect(struct server *s, struct ev_loop *loop, const struct server_login *l)
 {
-	char port[16];
-	const char *keys[14], *vals[14];
-	int k = 0;
+	struct pgconn_target target = {
+	    .host = l->host,
+	    .port = l->port,
+	    .dbname = l->dbname,
+	    .user = l->user,
+	    .password = l->password,
+	    .tls = l->tls,
+	    .notice_label = "server login",
+	    .timeout_why = "timed out connecting to the server (server_connect_timeout)",
+	    .timeout_ms = l->timeout_ms,
+	};
 
-	snprintf(port, sizeof(port), "%d", l->port);
-	keys[k] = "host", vals[k++] = l->host;
-	keys[k] = "port", vals[k++] = port;
-	keys[k] = "dbname", vals[k++] = l->dbname;
-	keys[k] = "user", vals[k++] = l->user;
-	keys[k] = "gssencmode", vals[k++] = "disable";
-	if (l->tls != NULL)
-		k += node_tls_conninfo(l->tls, keys + k, vals + k);
-	else
-		keys[k] = "sslmode", vals[k++] = "disable";
-	if (l->password != NULL)
-		keys[k] = "password", vals[k++] = l->password;
-	keys[k] = NULL, vals[k] = NULL;
 	conn_init(&s->conn, loop, -1, s, on_conn_read, on_conn_drain);
 	params_init(&s->params);
 	s->created_us = s->used_us = util_now_us();
-	s->pg = PQconnectStartParams(keys, vals, 0);
-	if (s->pg == NULL)
+	pgconn_init(&s->pq, loop, &login_ops);
+	if (!pgconn_connect(&s->pq, &target)) {
+		pgconn_close(&s->pq); /* the caller frees the server: no report may follow */
 		return false;
-	PQsetNoticeProcessor(s->pg, log_pq_notice, (void *)"server login");
-	ev_init(&s->login_io, on_login_io);
-	s->login_io.data = s;
-	ev_timer_init(&s->timer, on_login_timeout, l->timeout_ms / 1000.0, 0);
-	s->timer.data = s;
-	ev_timer_start(loop, &s->timer);
-	if (PQstatus(s->pg) == CONNECTION_BAD) {
-		/* report from the loop, not from inside the caller */
-		ev_timer_stop(loop, &s->timer);
-		ev_timer_init(&s->timer, on_login_bad, 0, 0);
-		ev_timer_start(loop, &s->timer);
-		return true;
 	}
-	login_step(s);
 	return true;
 }
 
@@ -210,8 +142,8 @@ void server_restore_after_next(struct server *s)
  * the message at `at` was cut, 0 when it goes on as usual, -1 when more bytes must come. */
 static int restore_step(struct server *s, const struct proto_header *h, size_t at, size_t avail)
 {
-	bool request_done = h->type == 'Z' && !s->restoring &&
-	                    s->segments_done + 2 == s->restore_seg;
+	bool request_done =
+	    h->type == 'Z' && !s->restoring && s->segments_done + 2 == s->restore_seg;
 
 	if (!request_done && !s->restoring)
 		return 0;
@@ -568,7 +500,7 @@ void server_cancel(struct server *s)
 	pthread_attr_t attr;
 	PGcancel *cancel;
 
-	if (s->pg == NULL || (cancel = PQgetCancel(s->pg)) == NULL)
+	if (s->pq.pg == NULL || (cancel = PQgetCancel(s->pq.pg)) == NULL)
 		return;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -582,17 +514,8 @@ void server_cancel(struct server *s)
 
 void server_close(struct server *s)
 {
-	struct ev_loop *loop = s->conn.loop;
-
-	if (loop != NULL) {
-		ev_io_stop(loop, &s->login_io);
-		ev_timer_stop(loop, &s->timer);
-	}
 	conn_close(&s->conn);
-	if (s->pg != NULL) {
-		PQfinish(s->pg);
-		s->pg = NULL;
-	}
+	pgconn_close(&s->pq);
 }
 
 void server_free(struct server *s)
