@@ -52,6 +52,23 @@ static void free_catalog(struct node *n)
 }
 
 /* The probe failed (its connection is closed): log it once per new reason. */
+/* Probes count for the node's circuit like connects do. A probe that answers is a trial
+ * that worked: the node takes connections again at once, without waiting out the
+ * recovery time. */
+static void probe_counts(struct node *n)
+{
+	if (!n->up) {
+		if (breaker_failure(&n->breaker, util_now_us()))
+			log_warning("node %s: circuit open after %u failures in a row", n->name,
+			            n->breaker.failures);
+		return;
+	}
+	if (n->breaker.state != BREAKER_CLOSED)
+		log_info("node %s: circuit closed", n->name);
+	breaker_success(&n->breaker);
+	backoff_reset(&n->backoff);
+}
+
 static void probe_failed(struct node *n, const char *why)
 {
 	char msg[sizeof(n->last_error)];
@@ -66,6 +83,7 @@ static void probe_failed(struct node *n, const char *why)
 	n->usable = false;
 	n->good_streak = 0;
 	n->probes_failed++;
+	probe_counts(n);
 	n->on_probe(n, n->cb_arg);
 }
 
@@ -137,6 +155,7 @@ static void on_probe_result(struct pgconn *pc, PGresult *r)
 			                                   : "probe query returned nothing");
 			return;
 		}
+		probe_counts(n);
 		n->on_probe(n, n->cb_arg);
 		return;
 	}

@@ -393,19 +393,6 @@ void router_on_probe(struct node *n, void *arg)
 	for (int i = 0; i < w->n_nodes; i++)
 		node_update_health(w->nodes[i], primary_lsn,
 		                   wal_pending_us(w, w->nodes[i]->lsn, now));
-	/* Probes count for the node's circuit like connects do. A probe that answers is a
-	 * trial that worked: the node takes connections again at once, without waiting out
-	 * the recovery time. */
-	if (!n->up) {
-		if (breaker_failure(&n->breaker, now))
-			log_warning("node %s: circuit open after %u failures in a row", n->name,
-			            n->breaker.failures);
-	} else {
-		if (n->breaker.state != BREAKER_CLOSED)
-			log_info("node %s: circuit closed", n->name);
-		breaker_success(&n->breaker);
-		backoff_reset(&n->backoff);
-	}
 	/* functions come and go: read their volatility again every so often */
 	if (n->role == NODE_ROLE_PRIMARY && n->up && n->probes_ok % ROUTER_CATALOG_EVERY == 0)
 		node_request_catalog(n);
