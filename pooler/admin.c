@@ -2,9 +2,10 @@
 #include "admin.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <ctype.h>
+#include <inttypes.h>
 #include <netinet/in.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,45 +20,92 @@
 #include "proto.h"
 #include "router.h"
 
-#define MAX_COLS 24
-#define TEXT_OID 25
-
 /* ---- result building ---------------------------------------------------------------- */
 
-static void row_description(struct buf *out, const char *const *cols)
+/* A column's type, as the OID that RowDescription carries. Numbers go out as int8, as
+ * PgBouncer sends them, so that drivers and exporters read them as numbers. */
+enum col_type {
+	COL_INT8 = 20,
+	COL_TEXT = 25,
+};
+
+/* One column of a SHOW command's answer; each command has a static table of them. */
+struct column {
+	const char *name;
+	enum col_type type;
+};
+
+#define COLUMNS(table) (table), (int)ARRAY_LEN(table)
+
+/* The answer of a SHOW command being written. A row is built from typed cells, each one
+ * DataRow field, so no value (a tab in an application_name, say) can move another; the
+ * cells must follow the columns in number and type. */
+struct result {
+	struct buf *out;
+	const struct column *cols;
+	int n_cols;
+	int cell;   /* cells of the row in progress written so far */
+	size_t row; /* proto_begin mark of that row */
+};
+
+static void result_begin(struct result *r, struct buf *out, const struct column *cols, int n)
 {
-	int n = 0;
-	while (cols[n] != NULL)
-		n++;
+	*r = (struct result){.out = out, .cols = cols, .n_cols = n, .cell = -1};
 	size_t m = proto_begin(out, 'T');
 	buf_put_u16(out, (uint16_t)n);
 	for (int i = 0; i < n; i++) {
-		buf_put_str(out, cols[i]);
+		buf_put_str(out, cols[i].name);
 		buf_put_u32(out, 0); /* table oid */
 		buf_put_u16(out, 0); /* column number */
-		buf_put_u32(out, TEXT_OID);
-		buf_put_u16(out, 0xffff); /* varlena */
-		buf_put_u32(out, 0xffffffff);
-		buf_put_u16(out, 0); /* text format */
+		buf_put_u32(out, cols[i].type);
+		buf_put_u16(out, cols[i].type == COL_INT8 ? 8 : 0xffff); /* typlen; varlena */
+		buf_put_u32(out, 0xffffffff);                            /* typmod */
+		buf_put_u16(out, 0);                                     /* text format */
 	}
 	proto_end(out, m);
 }
 
-/* One row of n text values (NULL for SQL NULL). */
-static void data_row(struct buf *out, int n, const char *const *values)
+static void row_begin(struct result *r)
 {
-	size_t m = proto_begin(out, 'D');
-	buf_put_u16(out, (uint16_t)n);
-	for (int i = 0; i < n; i++) {
-		if (values[i] == NULL) {
-			buf_put_u32(out, 0xffffffff);
-			continue;
-		}
-		size_t len = strlen(values[i]);
-		buf_put_u32(out, (uint32_t)len);
-		buf_put(out, values[i], len);
+	assert(r->cell < 0);
+	r->row = proto_begin(r->out, 'D');
+	buf_put_u16(r->out, (uint16_t)r->n_cols);
+	r->cell = 0;
+}
+
+/* The next cell; asserts that the row has room for it and that its column has this type. */
+static void cell_put(struct result *r, enum col_type type, const char *text, size_t len)
+{
+	assert(r->cell >= 0 && r->cell < r->n_cols && r->cols[r->cell].type == type);
+	r->cell++;
+	buf_put_u32(r->out, (uint32_t)len);
+	buf_put(r->out, text, len);
+}
+
+/* A text cell; NULL is SQL NULL. */
+static void cell_text(struct result *r, const char *s)
+{
+	if (s != NULL) {
+		cell_put(r, COL_TEXT, s, strlen(s));
+		return;
 	}
-	proto_end(out, m);
+	assert(r->cell >= 0 && r->cell < r->n_cols);
+	r->cell++;
+	buf_put_u32(r->out, 0xffffffff);
+}
+
+static void cell_int(struct result *r, int64_t v)
+{
+	char text[24];
+	int n = snprintf(text, sizeof(text), "%" PRId64, v);
+	cell_put(r, COL_INT8, text, (size_t)n);
+}
+
+static void row_end(struct result *r)
+{
+	assert(r->cell == r->n_cols);
+	proto_end(r->out, r->row);
+	r->cell = -1;
 }
 
 static void complete(struct buf *out, const char *tag)
@@ -65,42 +113,6 @@ static void complete(struct buf *out, const char *tag)
 	size_t m = proto_begin(out, 'C');
 	buf_put_str(out, tag);
 	proto_end(out, m);
-}
-
-/* A row from printf-style pieces: fmt holds one %-directive per column separated by
- * '\t'; simplest to format the whole row then split. */
-static void row_fmt(struct buf *out, int n, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void row_fmt(struct buf *out, int n, const char *fmt, ...)
-{
-	char line[2048];
-	const char *vals[MAX_COLS];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	char *p = line;
-	for (int i = 0; i < n; i++) {
-		vals[i] = p;
-		char *tab = strchr(p, '\t');
-		if (tab == NULL) {
-			for (int k = i + 1; k < n; k++)
-				vals[k] = "";
-			break;
-		}
-		*tab = '\0';
-		p = tab + 1;
-	}
-	data_row(out, n, vals);
-}
-
-static const char *role_name(int role)
-{
-	return role == NODE_ROLE_PRIMARY   ? "primary"
-	       : role == NODE_ROLE_REPLICA ? "replica"
-	                                   : "auto";
 }
 
 /* ---- SHOW commands ------------------------------------------------------------------ */
@@ -214,32 +226,55 @@ static void count_pool(struct worker *w, struct pool *p, uint64_t now, struct po
 	snprintf(pc->nodes + n, sizeof(pc->nodes) - n, "%s%s", n > 0 ? "," : "", p->backend->name);
 }
 
-static void pools_view(struct worker *w, struct buf *out, enum group g)
+/* SHOW POOLS and SHOW NODE_POOLS: PgBouncer's columns, then the node (or nodes), its
+ * role and whether the pool is paused. */
+#define POOL_COLS                                                                                  \
+	{"database", COL_TEXT}, {"user", COL_TEXT}, {"cl_active", COL_INT8},                       \
+	    {"cl_waiting", COL_INT8}, {"cl_active_cancel_req", COL_INT8},                          \
+	    {"cl_waiting_cancel_req", COL_INT8}, {"sv_active", COL_INT8},                          \
+	    {"sv_active_cancel", COL_INT8}, {"sv_being_canceled", COL_INT8},                       \
+	    {"sv_idle", COL_INT8}, {"sv_used", COL_INT8}, {"sv_tested", COL_INT8},                 \
+	    {"sv_login", COL_INT8}, {"maxwait", COL_INT8}, {"maxwait_us", COL_INT8},               \
+	{                                                                                          \
+		"pool_mode", COL_TEXT                                                              \
+	}
+
+static const struct column pools_cols[] = {
+    POOL_COLS, {"nodes", COL_TEXT}, {"node_role", COL_TEXT}, {"paused", COL_TEXT}};
+static const struct column node_pools_cols[] = {
+    POOL_COLS, {"node", COL_TEXT}, {"node_role", COL_TEXT}, {"paused", COL_TEXT}};
+
+static void pool_row(struct result *r, const struct pool *p, const struct pool_counts *pc)
 {
-	const char *cols[] = {"database",
-	                      "user",
-	                      "cl_active",
-	                      "cl_waiting",
-	                      "cl_active_cancel_req",
-	                      "cl_waiting_cancel_req",
-	                      "sv_active",
-	                      "sv_active_cancel",
-	                      "sv_being_canceled",
-	                      "sv_idle",
-	                      "sv_used",
-	                      "sv_tested",
-	                      "sv_login",
-	                      "maxwait",
-	                      "maxwait_us",
-	                      "pool_mode",
-	                      g == BY_POOL ? "node" : "nodes",
-	                      "node_role",
-	                      "paused",
-	                      NULL};
+	row_begin(r);
+	cell_text(r, p->db_name);
+	cell_text(r, p->user);
+	cell_int(r, pc->cl_active);
+	cell_int(r, pc->cl_waiting);
+	cell_int(r, 0); /* cl_active_cancel_req */
+	cell_int(r, 0); /* cl_waiting_cancel_req */
+	cell_int(r, pc->sv_active);
+	cell_int(r, 0); /* sv_active_cancel */
+	cell_int(r, 0); /* sv_being_canceled */
+	cell_int(r, pc->sv_idle);
+	cell_int(r, 0); /* sv_used */
+	cell_int(r, pc->sv_tested);
+	cell_int(r, pc->sv_login);
+	cell_int(r, (int64_t)(pc->maxwait / 1000000));
+	cell_int(r, (int64_t)(pc->maxwait % 1000000));
+	cell_text(r, config_pool_mode_name(p->mode));
+	/* a group spanning nodes names them all; their roles differ */
+	cell_text(r, pc->nodes);
+	cell_text(r, pc->pools == 1 ? node_role_name(p->backend->role) : "mixed");
+	cell_text(r, pc->paused ? "yes" : "no");
+	row_end(r);
+}
+
+static void pools_view(struct worker *w, struct result *r, enum group g)
+{
 	struct list *pos, *tmp, *qp, *qt;
 	uint64_t now = util_now_us();
 
-	row_description(out, cols);
 	list_for_each_safe (pos, tmp, &w->pools) {
 		struct pool *p = container_of(pos, struct pool, node);
 		struct pool_counts pc = {.pools = 0};
@@ -250,41 +285,52 @@ static void pools_view(struct worker *w, struct buf *out, enum group g)
 			if (same_group(p, q, g))
 				count_pool(w, q, now, &pc);
 		}
-		/* a group spanning nodes names them all; their roles differ */
-		row_fmt(out, 19,
-		        "%s\t%s\t%d\t%d\t0\t0\t%d\t0\t0\t%d\t0\t%d\t%d\t%llu\t%llu\t%s\t%s\t%s\t%s",
-		        p->db_name, p->user, pc.cl_active, pc.cl_waiting, pc.sv_active, pc.sv_idle,
-		        pc.sv_tested, pc.sv_login, (unsigned long long)(pc.maxwait / 1000000),
-		        (unsigned long long)(pc.maxwait % 1000000), config_pool_mode_name(p->mode),
-		        pc.nodes, pc.pools == 1 ? role_name(p->backend->role) : "mixed",
-		        pc.paused ? "yes" : "no");
+		pool_row(r, p, &pc);
 	}
-	complete(out, "SHOW");
 }
 
-static void show_pools(struct worker *w, struct buf *out)
+static void show_pools(struct worker *w, struct result *r)
 {
-	pools_view(w, out, BY_DB_USER);
+	pools_view(w, r, BY_DB_USER);
 }
 
-static void show_node_pools(struct worker *w, struct buf *out)
+static void show_node_pools(struct worker *w, struct result *r)
 {
-	pools_view(w, out, BY_POOL);
+	pools_view(w, r, BY_POOL);
+}
+
+static const struct column stats_cols[] = {
+    {"database", COL_TEXT},         {"total_xact_count", COL_INT8}, {"total_query_count", COL_INT8},
+    {"total_received", COL_INT8},   {"total_sent", COL_INT8},       {"total_xact_time", COL_INT8},
+    {"total_query_time", COL_INT8}, {"total_wait_time", COL_INT8},  {"avg_xact_count", COL_INT8},
+    {"avg_query_count", COL_INT8},  {"avg_recv", COL_INT8},         {"avg_sent", COL_INT8},
+    {"avg_xact_time", COL_INT8},    {"avg_query_time", COL_INT8},   {"avg_wait_time", COL_INT8}};
+
+/* The totals and the stats_period averages of one database: tot and avg sum its pools. */
+static void stats_row(struct result *r, const char *db, const struct stats_totals *tot,
+                      const struct stats_totals *avg)
+{
+	const uint64_t v[] = {tot->xacts,    tot->queries,  tot->recv,    tot->sent,
+	                      tot->xact_us,  tot->query_us, tot->wait_us, avg->xacts,
+	                      avg->queries,  avg->recv,     avg->sent,    avg->xact_us,
+	                      avg->query_us, avg->wait_us};
+	_Static_assert(ARRAY_LEN(v) + 1 == ARRAY_LEN(stats_cols),
+	               "a SHOW STATS column has no value");
+
+	row_begin(r);
+	cell_text(r, db);
+	for (size_t i = 0; i < ARRAY_LEN(v); i++)
+		cell_int(r, (int64_t)v[i]);
+	row_end(r);
 }
 
 /* Per database, as PgBouncer. Times in microseconds; avg_* cover the last stats_period
  * (see metrics_period), weighted by each pool's transactions or queries. Bytes are
  * measured on the server side of the pools. */
-static void show_stats(struct worker *w, struct buf *out)
+static void show_stats(struct worker *w, struct result *r)
 {
-	static const char *const cols[] = {
-	    "database",       "total_xact_count", "total_query_count", "total_received",
-	    "total_sent",     "total_xact_time",  "total_query_time",  "total_wait_time",
-	    "avg_xact_count", "avg_query_count",  "avg_recv",          "avg_sent",
-	    "avg_xact_time",  "avg_query_time",   "avg_wait_time",     NULL};
 	struct list *pos, *tmp, *qp, *qt;
 
-	row_description(out, cols);
 	list_for_each_safe (pos, tmp, &w->pools) {
 		struct pool *p = container_of(pos, struct pool, node);
 		struct stats_totals tot = {0}, avg = {0};
@@ -314,26 +360,67 @@ static void show_stats(struct worker *w, struct buf *out)
 		avg.xact_us = avg.xacts ? xact_w / avg.xacts : 0;
 		avg.query_us = avg.queries ? query_w / avg.queries : 0;
 		avg.wait_us = avg.xacts ? wait_w / avg.xacts : 0;
-		row_fmt(
-		    out, 15,
-		    "%s\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t"
-		    "%llu\t%llu",
-		    p->db_name, (unsigned long long)tot.xacts, (unsigned long long)tot.queries,
-		    (unsigned long long)tot.recv, (unsigned long long)tot.sent,
-		    (unsigned long long)tot.xact_us, (unsigned long long)tot.query_us,
-		    (unsigned long long)tot.wait_us, (unsigned long long)avg.xacts,
-		    (unsigned long long)avg.queries, (unsigned long long)avg.recv,
-		    (unsigned long long)avg.sent, (unsigned long long)avg.xact_us,
-		    (unsigned long long)avg.query_us, (unsigned long long)avg.wait_us);
+		stats_row(r, p->db_name, &tot, &avg);
 	}
-	complete(out, "SHOW");
 }
 
 /* SHOW SERVERS and SHOW CLIENTS share PgBouncer's columns; ours follow. */
 #define SOCKET_COLS                                                                                \
-	"type", "user", "database", "state", "addr", "port", "local_addr", "local_port",           \
-	    "connect_time", "request_time", "wait", "wait_us", "close_needed", "ptr", "link",      \
-	    "remote_pid", "tls", "application_name"
+	{"type", COL_TEXT}, {"user", COL_TEXT}, {"database", COL_TEXT}, {"state", COL_TEXT},       \
+	    {"addr", COL_TEXT}, {"port", COL_INT8}, {"local_addr", COL_TEXT},                      \
+	    {"local_port", COL_INT8}, {"connect_time", COL_TEXT}, {"request_time", COL_TEXT},      \
+	    {"wait", COL_INT8}, {"wait_us", COL_INT8}, {"close_needed", COL_INT8},                 \
+	    {"ptr", COL_TEXT}, {"link", COL_TEXT}, {"remote_pid", COL_INT8}, {"tls", COL_TEXT},    \
+	{                                                                                          \
+		"application_name", COL_TEXT                                                       \
+	}
+
+static const struct column servers_cols[] = {SOCKET_COLS, {"node", COL_TEXT}, {"id", COL_INT8}};
+static const struct column clients_cols[] = {
+    SOCKET_COLS, {"id", COL_INT8}, {"pinned", COL_TEXT}, {"node", COL_TEXT}};
+
+/* The values of the columns SHOW SERVERS and SHOW CLIENTS share. */
+struct socket_row {
+	const char *type, *user, *db, *state, *addr;
+	int port;
+	int fd;                          /* for the local address */
+	uint64_t connect_us, request_us; /* monotonic */
+	uint64_t wait_us;                /* queued for a server; 0 when not waiting */
+	uint64_t id, link;               /* link: the peer's id, 0 without one */
+	int64_t remote_pid;
+	const char *application_name;
+};
+
+static void socket_cells(struct result *r, const struct socket_row *s, uint64_t now)
+{
+	char connected[40], requested[40], local[64], ptr[24], link[24] = "";
+	int local_port;
+
+	wall_time(s->connect_us, now, connected, sizeof(connected));
+	wall_time(s->request_us, now, requested, sizeof(requested));
+	sock_addr(s->fd, true, local, sizeof(local), &local_port);
+	snprintf(ptr, sizeof(ptr), "%" PRIx64, s->id);
+	if (s->link != 0)
+		snprintf(link, sizeof(link), "%" PRIx64, s->link);
+	cell_text(r, s->type);
+	cell_text(r, s->user);
+	cell_text(r, s->db);
+	cell_text(r, s->state);
+	cell_text(r, s->addr);
+	cell_int(r, s->port);
+	cell_text(r, local);
+	cell_int(r, local_port);
+	cell_text(r, connected);
+	cell_text(r, requested);
+	cell_int(r, (int64_t)(s->wait_us / 1000000));
+	cell_int(r, (int64_t)(s->wait_us % 1000000));
+	cell_int(r, 0); /* close_needed */
+	cell_text(r, ptr);
+	cell_text(r, link);
+	cell_int(r, s->remote_pid);
+	cell_text(r, ""); /* tls */
+	cell_text(r, s->application_name);
+}
 
 /* Which client holds which server, gathered once per SHOW SERVERS. */
 struct links {
@@ -359,78 +446,86 @@ static uint64_t linked_client(const struct links *l, uint64_t server_id)
 	return 0;
 }
 
-static void server_row(struct buf *out, const struct pool *p, const struct server *s,
+/* PgBouncer's names of enum server_state, in its order: SERVER_CLOSED is the last state. */
+static const char *const server_states[] = {"login", "idle", "active", "tested", "closed"};
+_Static_assert(ARRAY_LEN(server_states) == SERVER_CLOSED + 1, "a server state has no label");
+
+static void server_row(struct result *r, const struct pool *p, const struct server *s,
                        const struct links *l, uint64_t now)
 {
-	static const char *const states[] = {"login", "idle", "active", "tested", "closed"};
-	char connected[40], requested[40], local[64], link[24] = "";
-	int local_port;
-	uint64_t client = linked_client(l, s->id);
+	const struct socket_row row = {
+	    .type = "S",
+	    .user = p->login.user,
+	    .db = p->db_name,
+	    .state = server_states[s->state],
+	    .addr = p->login.host,
+	    .port = p->login.port,
+	    .fd = s->conn.fd,
+	    .connect_us = s->created_us,
+	    .request_us = s->used_us,
+	    .id = s->id,
+	    .link = linked_client(l, s->id),
+	    .remote_pid = s->be_pid,
+	    .application_name = "",
+	};
 
-	wall_time(s->created_us, now, connected, sizeof(connected));
-	wall_time(s->used_us, now, requested, sizeof(requested));
-	sock_addr(s->conn.fd, true, local, sizeof(local), &local_port);
-	if (client != 0)
-		snprintf(link, sizeof(link), "%llx", (unsigned long long)client);
-	row_fmt(out, 20,
-	        "S\t%s\t%s\t%s\t%s\t%d\t%s\t%d\t%s\t%s\t0\t0\t0\t%llx\t%s\t%u\t\t\t%s\t%llu",
-	        p->login.user, p->db_name, states[s->state], p->login.host, p->login.port, local,
-	        local_port, connected, requested, (unsigned long long)s->id, link, s->be_pid,
-	        p->backend->name, (unsigned long long)s->id);
+	row_begin(r);
+	socket_cells(r, &row, now);
+	cell_text(r, p->backend->name);
+	cell_int(r, (int64_t)s->id);
+	row_end(r);
 }
 
-static void show_servers(struct worker *w, struct buf *out)
+static void show_servers(struct worker *w, struct result *r)
 {
-	static const char *const cols[] = {SOCKET_COLS, "node", "id", NULL};
 	struct list *pos, *tmp, *sp, *st;
 	struct links links = {.cap = (size_t)w->n_clients};
 	uint64_t now = util_now_us();
 
 	links.pairs = util_calloc(links.cap + 1, sizeof(*links.pairs));
 	client_foreach(w, collect_link, &links);
-	row_description(out, cols);
 	list_for_each_safe (pos, tmp, &w->pools) {
 		struct pool *p = container_of(pos, struct pool, node);
 		struct list *lists[] = {&p->connecting, &p->idle, &p->active};
 		for (int i = 0; i < 3; i++)
 			list_for_each_safe (sp, st, lists[i])
-				server_row(out, p, container_of(sp, struct server, node), &links,
+				server_row(r, p, container_of(sp, struct server, node), &links,
 				           now);
 	}
 	free(links.pairs);
-	complete(out, "SHOW");
 }
 
 static void client_row(const struct client_info *ci, void *arg)
 {
-	struct buf *out = arg;
-	uint64_t now = util_now_us();
-	char connected[40], requested[40], addr[64], local[64], link[24] = "";
-	int port, local_port;
+	struct result *r = arg;
+	char addr[64];
+	struct socket_row row = {
+	    .type = "C",
+	    .user = ci->user ? ci->user : "",
+	    .db = ci->db ? ci->db : "",
+	    .state = ci->state,
+	    .addr = addr,
+	    .fd = ci->fd,
+	    .connect_us = ci->connect_us,
+	    .request_us = ci->request_us,
+	    .wait_us = ci->wait_us,
+	    .id = ci->id,
+	    .link = ci->server_id,
+	    .application_name = ci->application_name ? ci->application_name : "",
+	};
 
-	wall_time(ci->connect_us, now, connected, sizeof(connected));
-	wall_time(ci->request_us, now, requested, sizeof(requested));
-	sock_addr(ci->fd, false, addr, sizeof(addr), &port);
-	sock_addr(ci->fd, true, local, sizeof(local), &local_port);
-	if (ci->server_id != 0)
-		snprintf(link, sizeof(link), "%llx", (unsigned long long)ci->server_id);
-	row_fmt(
-	    out, 21,
-	    "C\t%s\t%s\t%s\t%s\t%d\t%s\t%d\t%s\t%s\t%llu\t%llu\t0\t%llx\t%s\t0\t\t%s\t%llu\t%s\t"
-	    "%s",
-	    ci->user ? ci->user : "", ci->db ? ci->db : "", ci->state, addr, port, local,
-	    local_port, connected, requested, (unsigned long long)(ci->wait_us / 1000000),
-	    (unsigned long long)(ci->wait_us % 1000000), (unsigned long long)ci->id, link,
-	    ci->application_name ? ci->application_name : "", (unsigned long long)ci->id,
-	    ci->pinned ? ci->pinned : "", ci->node ? ci->node : "");
+	sock_addr(ci->fd, false, addr, sizeof(addr), &row.port);
+	row_begin(r);
+	socket_cells(r, &row, util_now_us());
+	cell_int(r, (int64_t)ci->id);
+	cell_text(r, ci->pinned ? ci->pinned : "");
+	cell_text(r, ci->node ? ci->node : "");
+	row_end(r);
 }
 
-static void show_clients(struct worker *w, struct buf *out)
+static void show_clients(struct worker *w, struct result *r)
 {
-	static const char *const cols[] = {SOCKET_COLS, "id", "pinned", "node", NULL};
-	row_description(out, cols);
-	client_foreach(w, client_row, out);
-	complete(out, "SHOW");
+	client_foreach(w, client_row, r);
 }
 
 /* Server connections open for a database, and whether all its pools are paused. */
@@ -451,88 +546,120 @@ static int db_servers(struct worker *w, const char *db, bool *paused)
 	return n;
 }
 
-static void show_databases(struct worker *w, struct buf *out)
+static const struct column databases_cols[] = {{"name", COL_TEXT},
+                                               {"host", COL_TEXT},
+                                               {"port", COL_INT8},
+                                               {"database", COL_TEXT},
+                                               {"force_user", COL_TEXT},
+                                               {"pool_size", COL_INT8},
+                                               {"min_pool_size", COL_INT8},
+                                               {"reserve_pool", COL_INT8},
+                                               {"pool_mode", COL_TEXT},
+                                               {"max_connections", COL_INT8},
+                                               {"current_connections", COL_INT8},
+                                               {"paused", COL_INT8},
+                                               {"disabled", COL_INT8},
+                                               {"nodes", COL_TEXT}};
+
+static void show_databases(struct worker *w, struct result *r)
 {
-	static const char *const cols[] = {"name",
-	                                   "host",
-	                                   "port",
-	                                   "database",
-	                                   "force_user",
-	                                   "pool_size",
-	                                   "min_pool_size",
-	                                   "reserve_pool",
-	                                   "pool_mode",
-	                                   "max_connections",
-	                                   "current_connections",
-	                                   "paused",
-	                                   "disabled",
-	                                   "nodes",
-	                                   NULL};
 	const struct config *cfg = w->cfg;
 
-	row_description(out, cols);
 	for (int i = 0; i < cfg->n_dbs; i++) {
 		const struct db_conf *d = &cfg->dbs[i];
 		const struct node *p = router_primary(w, d);
 		bool paused;
 		int current = db_servers(w, d->name, &paused);
-		row_fmt(out, 14, "%s\t%s\t%d\t%s\t%s\t%d\t%d\t0\t%s\t0\t%d\t%d\t0\t%s", d->name,
-		        p ? p->host : "", p ? p->port : 0, d->dbname,
-		        d->server_user ? d->server_user : "", d->effective_pool_size,
-		        d->min_pool_size, config_pool_mode_name(d->pool_mode), current,
-		        paused ? 1 : 0, d->nodes ? d->nodes : "(all)");
+		row_begin(r);
+		cell_text(r, d->name);
+		cell_text(r, p ? p->host : "");
+		cell_int(r, p ? p->port : 0);
+		cell_text(r, d->dbname);
+		cell_text(r, d->server_user ? d->server_user : "");
+		cell_int(r, d->effective_pool_size);
+		cell_int(r, d->min_pool_size);
+		cell_int(r, 0); /* reserve_pool */
+		cell_text(r, config_pool_mode_name(d->pool_mode));
+		cell_int(r, 0); /* max_connections */
+		cell_int(r, current);
+		cell_int(r, paused ? 1 : 0);
+		cell_int(r, 0); /* disabled */
+		cell_text(r, d->nodes ? d->nodes : "(all)");
+		row_end(r);
 	}
-	complete(out, "SHOW");
 }
 
-static void show_nodes(struct worker *w, struct buf *out)
+static const struct column nodes_cols[] = {{"name", COL_TEXT},
+                                           {"host", COL_TEXT},
+                                           {"port", COL_INT8},
+                                           {"role", COL_TEXT},
+                                           {"configured_role", COL_TEXT},
+                                           {"up", COL_TEXT},
+                                           {"usable", COL_TEXT},
+                                           {"lag_bytes", COL_INT8},
+                                           {"lag_ms", COL_INT8},
+                                           {"in_flight", COL_INT8},
+                                           {"transactions", COL_INT8},
+                                           {"weight", COL_INT8},
+                                           {"probes_ok", COL_INT8},
+                                           {"probes_failed", COL_INT8},
+                                           {"last_error", COL_TEXT},
+                                           {"breaker", COL_TEXT}};
+
+static void show_nodes(struct worker *w, struct result *r)
 {
-	static const char *const cols[] = {
-	    "name",         "host",   "port",      "role",          "configured_role",
-	    "up",           "usable", "lag_bytes", "lag_ms",        "in_flight",
-	    "transactions", "weight", "probes_ok", "probes_failed", "last_error",
-	    "breaker",      NULL};
-	row_description(out, cols);
 	for (int i = 0; i < w->n_nodes; i++) {
 		const struct node *n = w->nodes[i];
-		row_fmt(out, 16,
-		        "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%llu\t%lld\t%d\t%llu\t%d\t%llu\t%llu\t%s\t%s",
-		        n->name, n->host, n->port, n->probed ? role_name(n->role) : "unknown",
-		        role_name(n->conf_role), n->up ? "yes" : "no", n->usable ? "yes" : "no",
-		        (unsigned long long)n->lag_bytes, (long long)n->lag_ms, n->inflight,
-		        (unsigned long long)n->transactions, router_read_weight(n),
-		        (unsigned long long)n->probes_ok, (unsigned long long)n->probes_failed,
-		        n->last_error, breaker_state_name(n->breaker.state));
+		row_begin(r);
+		cell_text(r, n->name);
+		cell_text(r, n->host);
+		cell_int(r, n->port);
+		cell_text(r, n->probed ? node_role_name(n->role) : "unknown");
+		cell_text(r, node_role_name(n->conf_role));
+		cell_text(r, n->up ? "yes" : "no");
+		cell_text(r, n->usable ? "yes" : "no");
+		cell_int(r, (int64_t)n->lag_bytes);
+		cell_int(r, n->lag_ms);
+		cell_int(r, n->inflight);
+		cell_int(r, (int64_t)n->transactions);
+		cell_int(r, router_read_weight(n));
+		cell_int(r, (int64_t)n->probes_ok);
+		cell_int(r, (int64_t)n->probes_failed);
+		cell_text(r, n->last_error);
+		cell_text(r, breaker_state_name(n->breaker.state));
+		row_end(r);
 	}
-	complete(out, "SHOW");
 }
+
+static const struct column config_cols[] = {{"key", COL_TEXT}, {"value", COL_TEXT}};
 
 static void config_row(const char *key, const char *value, void *arg)
 {
-	const char *vals[2] = {key, value};
-	data_row(arg, 2, vals);
+	struct result *r = arg;
+	row_begin(r);
+	cell_text(r, key);
+	cell_text(r, value);
+	row_end(r);
 }
 
-static void show_config(struct worker *w, struct buf *out)
+static void show_config(struct worker *w, struct result *r)
 {
-	static const char *const cols[] = {"key", "value", NULL};
-	row_description(out, cols);
-	config_foreach(w->cfg, config_row, out);
-	complete(out, "SHOW");
+	config_foreach(w->cfg, config_row, r);
 }
 
-static void show_version(struct worker *w, struct buf *out)
+static const struct column version_cols[] = {{"version", COL_TEXT}};
+
+static void show_version(struct worker *w, struct result *r)
 {
-	static const char *const cols[] = {"version", NULL};
-	const char *v[] = {"pooler " POOLER_VERSION};
 	(void)w;
-	row_description(out, cols);
-	data_row(out, 1, v);
-	complete(out, "SHOW");
+	row_begin(r);
+	cell_text(r, "pooler " POOLER_VERSION);
+	row_end(r);
 }
 
-static void show_help(struct worker *w, struct buf *out);
+static const struct column help_cols[] = {{"command", COL_TEXT}, {"description", COL_TEXT}};
 
+static void show_help(struct worker *w, struct result *r);
 /* ---- commands that change things ---------------------------------------------------- */
 
 /* Apply fn to the pools of db (all pools when db is empty); returns how many. */
@@ -632,46 +759,62 @@ struct command {
 	const char *verb;   /* first word */
 	const char *object; /* second word for SHOW, else NULL */
 	bool changes;       /* admin_users only */
-	void (*show)(struct worker *w, struct buf *out);
+	void (*show)(struct worker *w, struct result *r);
+	const struct column *cols; /* of show's rows */
+	int n_cols;
 	void (*act)(struct worker *w, const char *arg, struct buf *out);
 	bool (*act_later)(struct worker *w, const char *arg, struct buf *out, char **wait);
 	const char *help;
 };
 
 static const struct command commands[] = {
-    {"SHOW", "HELP", false, show_help, NULL, NULL, "this list"},
-    {"SHOW", "VERSION", false, show_version, NULL, NULL, "the pooler's version"},
-    {"SHOW", "POOLS", false, show_pools, NULL, NULL,
+    {"SHOW", "HELP", false, show_help, COLUMNS(help_cols), NULL, NULL, "this list"},
+    {"SHOW", "VERSION", false, show_version, COLUMNS(version_cols), NULL, NULL,
+     "the pooler's version"},
+    {"SHOW", "POOLS", false, show_pools, COLUMNS(pools_cols), NULL, NULL,
      "clients and servers per database and user, over all nodes"},
-    {"SHOW", "NODE_POOLS", false, show_node_pools, NULL, NULL,
+    {"SHOW", "NODE_POOLS", false, show_node_pools, COLUMNS(node_pools_cols), NULL, NULL,
      "as SHOW POOLS, one row per database, user and node"},
-    {"SHOW", "STATS", false, show_stats, NULL, NULL, "transactions and waits per database"},
-    {"SHOW", "SERVERS", false, show_servers, NULL, NULL, "every server connection"},
-    {"SHOW", "CLIENTS", false, show_clients, NULL, NULL, "every client connection"},
-    {"SHOW", "DATABASES", false, show_databases, NULL, NULL, "the configured databases"},
-    {"SHOW", "NODES", false, show_nodes, NULL, NULL, "backend servers: role, health, lag"},
-    {"SHOW", "CONFIG", false, show_config, NULL, NULL, "effective settings"},
-    {"PAUSE", NULL, true, NULL, NULL, cmd_pause,
+    {"SHOW", "STATS", false, show_stats, COLUMNS(stats_cols), NULL, NULL,
+     "transactions and waits per database"},
+    {"SHOW", "SERVERS", false, show_servers, COLUMNS(servers_cols), NULL, NULL,
+     "every server connection"},
+    {"SHOW", "CLIENTS", false, show_clients, COLUMNS(clients_cols), NULL, NULL,
+     "every client connection"},
+    {"SHOW", "DATABASES", false, show_databases, COLUMNS(databases_cols), NULL, NULL,
+     "the configured databases"},
+    {"SHOW", "NODES", false, show_nodes, COLUMNS(nodes_cols), NULL, NULL,
+     "backend servers: role, health, lag"},
+    {"SHOW", "CONFIG", false, show_config, COLUMNS(config_cols), NULL, NULL, "effective settings"},
+    {"PAUSE", NULL, true, NULL, NULL, 0, NULL, cmd_pause,
      "[db] hand out no servers until RESUME; answers when running transactions ended"},
-    {"RESUME", NULL, true, NULL, cmd_resume, NULL, "[db] undo PAUSE"},
-    {"KILL", NULL, true, NULL, cmd_kill, NULL, "db: drop its clients and idle servers"},
-    {"RELOAD", NULL, true, NULL, cmd_reload, NULL, "re-read the config and auth file"},
-    {"SHUTDOWN", NULL, true, NULL, cmd_shutdown, NULL, "finish transactions, then exit"},
+    {"RESUME", NULL, true, NULL, NULL, 0, cmd_resume, NULL, "[db] undo PAUSE"},
+    {"KILL", NULL, true, NULL, NULL, 0, cmd_kill, NULL, "db: drop its clients and idle servers"},
+    {"RELOAD", NULL, true, NULL, NULL, 0, cmd_reload, NULL, "re-read the config and auth file"},
+    {"SHUTDOWN", NULL, true, NULL, NULL, 0, cmd_shutdown, NULL, "finish transactions, then exit"},
 };
 
-static void show_help(struct worker *w, struct buf *out)
+static void show_help(struct worker *w, struct result *r)
 {
-	static const char *const cols[] = {"command", "description", NULL};
 	char name[64];
 	(void)w;
-	row_description(out, cols);
 	for (size_t i = 0; i < ARRAY_LEN(commands); i++) {
 		snprintf(name, sizeof(name), "%s%s%s", commands[i].verb,
 		         commands[i].object ? " " : "",
 		         commands[i].object ? commands[i].object : "");
-		const char *v[] = {name, commands[i].help};
-		data_row(out, 2, v);
+		row_begin(r);
+		cell_text(r, name);
+		cell_text(r, commands[i].help);
+		row_end(r);
 	}
+}
+
+/* A SHOW command's answer: its columns, its rows, CommandComplete. */
+static void run_show(struct worker *w, const struct command *c, struct buf *out)
+{
+	struct result r;
+	result_begin(&r, out, c->cols, c->n_cols);
+	c->show(w, &r);
 	complete(out, "SHOW");
 }
 
@@ -729,7 +872,7 @@ bool admin_run(struct worker *w, const char *sql, bool may_change, struct buf *o
 				proto_write_error(out, "ERROR", "42601", "SHOW takes no argument");
 				return true;
 			}
-			c->show(w, out);
+			run_show(w, c, out);
 		} else if (c->act_later != NULL) {
 			return c->act_later(w, arg, out, wait);
 		} else {
