@@ -2,7 +2,6 @@
 #include "admin.h"
 
 #include <arpa/inet.h>
-#include <assert.h>
 #include <ctype.h>
 #include <inttypes.h>
 #include <netinet/in.h>
@@ -18,102 +17,8 @@
 #include "node.h"
 #include "pool.h"
 #include "proto.h"
+#include "result.h"
 #include "router.h"
-
-/* ---- result building ---------------------------------------------------------------- */
-
-/* A column's type, as the OID that RowDescription carries. Numbers go out as int8, as
- * PgBouncer sends them, so that drivers and exporters read them as numbers. */
-enum col_type {
-	COL_INT8 = 20,
-	COL_TEXT = 25,
-};
-
-/* One column of a SHOW command's answer; each command has a static table of them. */
-struct column {
-	const char *name;
-	enum col_type type;
-};
-
-#define COLUMNS(table) (table), (int)ARRAY_LEN(table)
-
-/* The answer of a SHOW command being written. A row is built from typed cells, each one
- * DataRow field, so no value (a tab in an application_name, say) can move another; the
- * cells must follow the columns in number and type. */
-struct result {
-	struct buf *out;
-	const struct column *cols;
-	int n_cols;
-	int cell;   /* cells of the row in progress written so far */
-	size_t row; /* proto_begin mark of that row */
-};
-
-static void result_begin(struct result *r, struct buf *out, const struct column *cols, int n)
-{
-	*r = (struct result){.out = out, .cols = cols, .n_cols = n, .cell = -1};
-	size_t m = proto_begin(out, 'T');
-	buf_put_u16(out, (uint16_t)n);
-	for (int i = 0; i < n; i++) {
-		buf_put_str(out, cols[i].name);
-		buf_put_u32(out, 0); /* table oid */
-		buf_put_u16(out, 0); /* column number */
-		buf_put_u32(out, cols[i].type);
-		buf_put_u16(out, cols[i].type == COL_INT8 ? 8 : 0xffff); /* typlen; varlena */
-		buf_put_u32(out, 0xffffffff);                            /* typmod */
-		buf_put_u16(out, 0);                                     /* text format */
-	}
-	proto_end(out, m);
-}
-
-static void row_begin(struct result *r)
-{
-	assert(r->cell < 0);
-	r->row = proto_begin(r->out, 'D');
-	buf_put_u16(r->out, (uint16_t)r->n_cols);
-	r->cell = 0;
-}
-
-/* The next cell; asserts that the row has room for it and that its column has this type. */
-static void cell_put(struct result *r, enum col_type type, const char *text, size_t len)
-{
-	assert(r->cell >= 0 && r->cell < r->n_cols && r->cols[r->cell].type == type);
-	r->cell++;
-	buf_put_u32(r->out, (uint32_t)len);
-	buf_put(r->out, text, len);
-}
-
-/* A text cell; NULL is SQL NULL. */
-static void cell_text(struct result *r, const char *s)
-{
-	if (s != NULL) {
-		cell_put(r, COL_TEXT, s, strlen(s));
-		return;
-	}
-	assert(r->cell >= 0 && r->cell < r->n_cols);
-	r->cell++;
-	buf_put_u32(r->out, 0xffffffff);
-}
-
-static void cell_int(struct result *r, int64_t v)
-{
-	char text[24];
-	int n = snprintf(text, sizeof(text), "%" PRId64, v);
-	cell_put(r, COL_INT8, text, (size_t)n);
-}
-
-static void row_end(struct result *r)
-{
-	assert(r->cell == r->n_cols);
-	proto_end(r->out, r->row);
-	r->cell = -1;
-}
-
-static void complete(struct buf *out, const char *tag)
-{
-	size_t m = proto_begin(out, 'C');
-	buf_put_str(out, tag);
-	proto_end(out, m);
-}
 
 /* ---- SHOW commands ------------------------------------------------------------------ */
 
@@ -229,45 +134,45 @@ static void count_pool(struct worker *w, struct pool *p, uint64_t now, struct po
 /* SHOW POOLS and SHOW NODE_POOLS: PgBouncer's columns, then the node (or nodes), its
  * role and whether the pool is paused. */
 #define POOL_COLS                                                                                  \
-	{"database", COL_TEXT}, {"user", COL_TEXT}, {"cl_active", COL_INT8},                       \
-	    {"cl_waiting", COL_INT8}, {"cl_active_cancel_req", COL_INT8},                          \
-	    {"cl_waiting_cancel_req", COL_INT8}, {"sv_active", COL_INT8},                          \
-	    {"sv_active_cancel", COL_INT8}, {"sv_being_canceled", COL_INT8},                       \
-	    {"sv_idle", COL_INT8}, {"sv_used", COL_INT8}, {"sv_tested", COL_INT8},                 \
-	    {"sv_login", COL_INT8}, {"maxwait", COL_INT8}, {"maxwait_us", COL_INT8},               \
+	{"database", RESULT_TEXT}, {"user", RESULT_TEXT}, {"cl_active", RESULT_INT8},              \
+	    {"cl_waiting", RESULT_INT8}, {"cl_active_cancel_req", RESULT_INT8},                    \
+	    {"cl_waiting_cancel_req", RESULT_INT8}, {"sv_active", RESULT_INT8},                    \
+	    {"sv_active_cancel", RESULT_INT8}, {"sv_being_canceled", RESULT_INT8},                 \
+	    {"sv_idle", RESULT_INT8}, {"sv_used", RESULT_INT8}, {"sv_tested", RESULT_INT8},        \
+	    {"sv_login", RESULT_INT8}, {"maxwait", RESULT_INT8}, {"maxwait_us", RESULT_INT8},      \
 	{                                                                                          \
-		"pool_mode", COL_TEXT                                                              \
+		"pool_mode", RESULT_TEXT                                                           \
 	}
 
-static const struct column pools_cols[] = {
-    POOL_COLS, {"nodes", COL_TEXT}, {"node_role", COL_TEXT}, {"paused", COL_TEXT}};
-static const struct column node_pools_cols[] = {
-    POOL_COLS, {"node", COL_TEXT}, {"node_role", COL_TEXT}, {"paused", COL_TEXT}};
+static const struct result_column pools_cols[] = {
+    POOL_COLS, {"nodes", RESULT_TEXT}, {"node_role", RESULT_TEXT}, {"paused", RESULT_TEXT}};
+static const struct result_column node_pools_cols[] = {
+    POOL_COLS, {"node", RESULT_TEXT}, {"node_role", RESULT_TEXT}, {"paused", RESULT_TEXT}};
 
 static void pool_row(struct result *r, const struct pool *p, const struct pool_counts *pc)
 {
-	row_begin(r);
-	cell_text(r, p->db_name);
-	cell_text(r, p->user);
-	cell_int(r, pc->cl_active);
-	cell_int(r, pc->cl_waiting);
-	cell_int(r, 0); /* cl_active_cancel_req */
-	cell_int(r, 0); /* cl_waiting_cancel_req */
-	cell_int(r, pc->sv_active);
-	cell_int(r, 0); /* sv_active_cancel */
-	cell_int(r, 0); /* sv_being_canceled */
-	cell_int(r, pc->sv_idle);
-	cell_int(r, 0); /* sv_used */
-	cell_int(r, pc->sv_tested);
-	cell_int(r, pc->sv_login);
-	cell_int(r, (int64_t)(pc->maxwait / 1000000));
-	cell_int(r, (int64_t)(pc->maxwait % 1000000));
-	cell_text(r, config_pool_mode_name(p->mode));
+	result_row(r);
+	result_text(r, p->db_name);
+	result_text(r, p->user);
+	result_int(r, pc->cl_active);
+	result_int(r, pc->cl_waiting);
+	result_int(r, 0); /* cl_active_cancel_req */
+	result_int(r, 0); /* cl_waiting_cancel_req */
+	result_int(r, pc->sv_active);
+	result_int(r, 0); /* sv_active_cancel */
+	result_int(r, 0); /* sv_being_canceled */
+	result_int(r, pc->sv_idle);
+	result_int(r, 0); /* sv_used */
+	result_int(r, pc->sv_tested);
+	result_int(r, pc->sv_login);
+	result_int(r, (int64_t)(pc->maxwait / 1000000));
+	result_int(r, (int64_t)(pc->maxwait % 1000000));
+	result_text(r, config_pool_mode_name(p->mode));
 	/* a group spanning nodes names them all; their roles differ */
-	cell_text(r, pc->nodes);
-	cell_text(r, pc->pools == 1 ? node_role_name(p->backend->role) : "mixed");
-	cell_text(r, pc->paused ? "yes" : "no");
-	row_end(r);
+	result_text(r, pc->nodes);
+	result_text(r, pc->pools == 1 ? node_role_name(p->backend->role) : "mixed");
+	result_text(r, pc->paused ? "yes" : "no");
+	result_row_end(r);
 }
 
 static void pools_view(struct worker *w, struct result *r, enum group g)
@@ -299,12 +204,15 @@ static void show_node_pools(struct worker *w, struct result *r)
 	pools_view(w, r, BY_POOL);
 }
 
-static const struct column stats_cols[] = {
-    {"database", COL_TEXT},         {"total_xact_count", COL_INT8}, {"total_query_count", COL_INT8},
-    {"total_received", COL_INT8},   {"total_sent", COL_INT8},       {"total_xact_time", COL_INT8},
-    {"total_query_time", COL_INT8}, {"total_wait_time", COL_INT8},  {"avg_xact_count", COL_INT8},
-    {"avg_query_count", COL_INT8},  {"avg_recv", COL_INT8},         {"avg_sent", COL_INT8},
-    {"avg_xact_time", COL_INT8},    {"avg_query_time", COL_INT8},   {"avg_wait_time", COL_INT8}};
+static const struct result_column stats_cols[] = {
+    {"database", RESULT_TEXT},          {"total_xact_count", RESULT_INT8},
+    {"total_query_count", RESULT_INT8}, {"total_received", RESULT_INT8},
+    {"total_sent", RESULT_INT8},        {"total_xact_time", RESULT_INT8},
+    {"total_query_time", RESULT_INT8},  {"total_wait_time", RESULT_INT8},
+    {"avg_xact_count", RESULT_INT8},    {"avg_query_count", RESULT_INT8},
+    {"avg_recv", RESULT_INT8},          {"avg_sent", RESULT_INT8},
+    {"avg_xact_time", RESULT_INT8},     {"avg_query_time", RESULT_INT8},
+    {"avg_wait_time", RESULT_INT8}};
 
 /* The totals and the stats_period averages of one database: tot and avg sum its pools. */
 static void stats_row(struct result *r, const char *db, const struct stats_totals *tot,
@@ -317,11 +225,11 @@ static void stats_row(struct result *r, const char *db, const struct stats_total
 	_Static_assert(ARRAY_LEN(v) + 1 == ARRAY_LEN(stats_cols),
 	               "a SHOW STATS column has no value");
 
-	row_begin(r);
-	cell_text(r, db);
+	result_row(r);
+	result_text(r, db);
 	for (size_t i = 0; i < ARRAY_LEN(v); i++)
-		cell_int(r, (int64_t)v[i]);
-	row_end(r);
+		result_int(r, (int64_t)v[i]);
+	result_row_end(r);
 }
 
 /* Per database, as PgBouncer. Times in microseconds; avg_* cover the last stats_period
@@ -366,18 +274,20 @@ static void show_stats(struct worker *w, struct result *r)
 
 /* SHOW SERVERS and SHOW CLIENTS share PgBouncer's columns; ours follow. */
 #define SOCKET_COLS                                                                                \
-	{"type", COL_TEXT}, {"user", COL_TEXT}, {"database", COL_TEXT}, {"state", COL_TEXT},       \
-	    {"addr", COL_TEXT}, {"port", COL_INT8}, {"local_addr", COL_TEXT},                      \
-	    {"local_port", COL_INT8}, {"connect_time", COL_TEXT}, {"request_time", COL_TEXT},      \
-	    {"wait", COL_INT8}, {"wait_us", COL_INT8}, {"close_needed", COL_INT8},                 \
-	    {"ptr", COL_TEXT}, {"link", COL_TEXT}, {"remote_pid", COL_INT8}, {"tls", COL_TEXT},    \
+	{"type", RESULT_TEXT}, {"user", RESULT_TEXT}, {"database", RESULT_TEXT},                   \
+	    {"state", RESULT_TEXT}, {"addr", RESULT_TEXT}, {"port", RESULT_INT8},                  \
+	    {"local_addr", RESULT_TEXT}, {"local_port", RESULT_INT8},                              \
+	    {"connect_time", RESULT_TEXT}, {"request_time", RESULT_TEXT}, {"wait", RESULT_INT8},   \
+	    {"wait_us", RESULT_INT8}, {"close_needed", RESULT_INT8}, {"ptr", RESULT_TEXT},         \
+	    {"link", RESULT_TEXT}, {"remote_pid", RESULT_INT8}, {"tls", RESULT_TEXT},              \
 	{                                                                                          \
-		"application_name", COL_TEXT                                                       \
+		"application_name", RESULT_TEXT                                                    \
 	}
 
-static const struct column servers_cols[] = {SOCKET_COLS, {"node", COL_TEXT}, {"id", COL_INT8}};
-static const struct column clients_cols[] = {
-    SOCKET_COLS, {"id", COL_INT8}, {"pinned", COL_TEXT}, {"node", COL_TEXT}};
+static const struct result_column servers_cols[] = {
+    SOCKET_COLS, {"node", RESULT_TEXT}, {"id", RESULT_INT8}};
+static const struct result_column clients_cols[] = {
+    SOCKET_COLS, {"id", RESULT_INT8}, {"pinned", RESULT_TEXT}, {"node", RESULT_TEXT}};
 
 /* The values of the columns SHOW SERVERS and SHOW CLIENTS share. */
 struct socket_row {
@@ -402,24 +312,24 @@ static void socket_cells(struct result *r, const struct socket_row *s, uint64_t 
 	snprintf(ptr, sizeof(ptr), "%" PRIx64, s->id);
 	if (s->link != 0)
 		snprintf(link, sizeof(link), "%" PRIx64, s->link);
-	cell_text(r, s->type);
-	cell_text(r, s->user);
-	cell_text(r, s->db);
-	cell_text(r, s->state);
-	cell_text(r, s->addr);
-	cell_int(r, s->port);
-	cell_text(r, local);
-	cell_int(r, local_port);
-	cell_text(r, connected);
-	cell_text(r, requested);
-	cell_int(r, (int64_t)(s->wait_us / 1000000));
-	cell_int(r, (int64_t)(s->wait_us % 1000000));
-	cell_int(r, 0); /* close_needed */
-	cell_text(r, ptr);
-	cell_text(r, link);
-	cell_int(r, s->remote_pid);
-	cell_text(r, ""); /* tls */
-	cell_text(r, s->application_name);
+	result_text(r, s->type);
+	result_text(r, s->user);
+	result_text(r, s->db);
+	result_text(r, s->state);
+	result_text(r, s->addr);
+	result_int(r, s->port);
+	result_text(r, local);
+	result_int(r, local_port);
+	result_text(r, connected);
+	result_text(r, requested);
+	result_int(r, (int64_t)(s->wait_us / 1000000));
+	result_int(r, (int64_t)(s->wait_us % 1000000));
+	result_int(r, 0); /* close_needed */
+	result_text(r, ptr);
+	result_text(r, link);
+	result_int(r, s->remote_pid);
+	result_text(r, ""); /* tls */
+	result_text(r, s->application_name);
 }
 
 /* Which client holds which server, gathered once per SHOW SERVERS. */
@@ -469,11 +379,11 @@ static void server_row(struct result *r, const struct pool *p, const struct serv
 	    .application_name = "",
 	};
 
-	row_begin(r);
+	result_row(r);
 	socket_cells(r, &row, now);
-	cell_text(r, p->backend->name);
-	cell_int(r, (int64_t)s->id);
-	row_end(r);
+	result_text(r, p->backend->name);
+	result_int(r, (int64_t)s->id);
+	result_row_end(r);
 }
 
 static void show_servers(struct worker *w, struct result *r)
@@ -515,12 +425,12 @@ static void client_row(const struct client_info *ci, void *arg)
 	};
 
 	sock_addr(ci->fd, false, addr, sizeof(addr), &row.port);
-	row_begin(r);
+	result_row(r);
 	socket_cells(r, &row, util_now_us());
-	cell_int(r, (int64_t)ci->id);
-	cell_text(r, ci->pinned ? ci->pinned : "");
-	cell_text(r, ci->node ? ci->node : "");
-	row_end(r);
+	result_int(r, (int64_t)ci->id);
+	result_text(r, ci->pinned ? ci->pinned : "");
+	result_text(r, ci->node ? ci->node : "");
+	result_row_end(r);
 }
 
 static void show_clients(struct worker *w, struct result *r)
@@ -546,20 +456,20 @@ static int db_servers(struct worker *w, const char *db, bool *paused)
 	return n;
 }
 
-static const struct column databases_cols[] = {{"name", COL_TEXT},
-                                               {"host", COL_TEXT},
-                                               {"port", COL_INT8},
-                                               {"database", COL_TEXT},
-                                               {"force_user", COL_TEXT},
-                                               {"pool_size", COL_INT8},
-                                               {"min_pool_size", COL_INT8},
-                                               {"reserve_pool", COL_INT8},
-                                               {"pool_mode", COL_TEXT},
-                                               {"max_connections", COL_INT8},
-                                               {"current_connections", COL_INT8},
-                                               {"paused", COL_INT8},
-                                               {"disabled", COL_INT8},
-                                               {"nodes", COL_TEXT}};
+static const struct result_column databases_cols[] = {{"name", RESULT_TEXT},
+                                                      {"host", RESULT_TEXT},
+                                                      {"port", RESULT_INT8},
+                                                      {"database", RESULT_TEXT},
+                                                      {"force_user", RESULT_TEXT},
+                                                      {"pool_size", RESULT_INT8},
+                                                      {"min_pool_size", RESULT_INT8},
+                                                      {"reserve_pool", RESULT_INT8},
+                                                      {"pool_mode", RESULT_TEXT},
+                                                      {"max_connections", RESULT_INT8},
+                                                      {"current_connections", RESULT_INT8},
+                                                      {"paused", RESULT_INT8},
+                                                      {"disabled", RESULT_INT8},
+                                                      {"nodes", RESULT_TEXT}};
 
 static void show_databases(struct worker *w, struct result *r)
 {
@@ -570,76 +480,76 @@ static void show_databases(struct worker *w, struct result *r)
 		const struct node *p = router_primary(w, d);
 		bool paused;
 		int current = db_servers(w, d->name, &paused);
-		row_begin(r);
-		cell_text(r, d->name);
-		cell_text(r, p ? p->host : "");
-		cell_int(r, p ? p->port : 0);
-		cell_text(r, d->dbname);
-		cell_text(r, d->server_user ? d->server_user : "");
-		cell_int(r, d->effective_pool_size);
-		cell_int(r, d->min_pool_size);
-		cell_int(r, 0); /* reserve_pool */
-		cell_text(r, config_pool_mode_name(d->pool_mode));
-		cell_int(r, 0); /* max_connections */
-		cell_int(r, current);
-		cell_int(r, paused ? 1 : 0);
-		cell_int(r, 0); /* disabled */
-		cell_text(r, d->nodes ? d->nodes : "(all)");
-		row_end(r);
+		result_row(r);
+		result_text(r, d->name);
+		result_text(r, p ? p->host : "");
+		result_int(r, p ? p->port : 0);
+		result_text(r, d->dbname);
+		result_text(r, d->server_user ? d->server_user : "");
+		result_int(r, d->effective_pool_size);
+		result_int(r, d->min_pool_size);
+		result_int(r, 0); /* reserve_pool */
+		result_text(r, config_pool_mode_name(d->pool_mode));
+		result_int(r, 0); /* max_connections */
+		result_int(r, current);
+		result_int(r, paused ? 1 : 0);
+		result_int(r, 0); /* disabled */
+		result_text(r, d->nodes ? d->nodes : "(all)");
+		result_row_end(r);
 	}
 }
 
-static const struct column nodes_cols[] = {{"name", COL_TEXT},
-                                           {"host", COL_TEXT},
-                                           {"port", COL_INT8},
-                                           {"role", COL_TEXT},
-                                           {"configured_role", COL_TEXT},
-                                           {"up", COL_TEXT},
-                                           {"usable", COL_TEXT},
-                                           {"lag_bytes", COL_INT8},
-                                           {"lag_ms", COL_INT8},
-                                           {"in_flight", COL_INT8},
-                                           {"transactions", COL_INT8},
-                                           {"weight", COL_INT8},
-                                           {"probes_ok", COL_INT8},
-                                           {"probes_failed", COL_INT8},
-                                           {"last_error", COL_TEXT},
-                                           {"breaker", COL_TEXT}};
+static const struct result_column nodes_cols[] = {{"name", RESULT_TEXT},
+                                                  {"host", RESULT_TEXT},
+                                                  {"port", RESULT_INT8},
+                                                  {"role", RESULT_TEXT},
+                                                  {"configured_role", RESULT_TEXT},
+                                                  {"up", RESULT_TEXT},
+                                                  {"usable", RESULT_TEXT},
+                                                  {"lag_bytes", RESULT_INT8},
+                                                  {"lag_ms", RESULT_INT8},
+                                                  {"in_flight", RESULT_INT8},
+                                                  {"transactions", RESULT_INT8},
+                                                  {"weight", RESULT_INT8},
+                                                  {"probes_ok", RESULT_INT8},
+                                                  {"probes_failed", RESULT_INT8},
+                                                  {"last_error", RESULT_TEXT},
+                                                  {"breaker", RESULT_TEXT}};
 
 static void show_nodes(struct worker *w, struct result *r)
 {
 	for (int i = 0; i < w->n_nodes; i++) {
 		const struct node *n = w->nodes[i];
-		row_begin(r);
-		cell_text(r, n->name);
-		cell_text(r, n->host);
-		cell_int(r, n->port);
-		cell_text(r, n->probed ? node_role_name(n->role) : "unknown");
-		cell_text(r, node_role_name(n->conf_role));
-		cell_text(r, n->up ? "yes" : "no");
-		cell_text(r, n->usable ? "yes" : "no");
-		cell_int(r, (int64_t)n->lag_bytes);
-		cell_int(r, n->lag_ms);
-		cell_int(r, n->inflight);
-		cell_int(r, (int64_t)n->transactions);
-		cell_int(r, router_read_weight(n));
-		cell_int(r, (int64_t)n->probes_ok);
-		cell_int(r, (int64_t)n->probes_failed);
-		cell_text(r, n->last_error);
-		cell_text(r, breaker_state_name(n->breaker.state));
-		row_end(r);
+		result_row(r);
+		result_text(r, n->name);
+		result_text(r, n->host);
+		result_int(r, n->port);
+		result_text(r, n->probed ? node_role_name(n->role) : "unknown");
+		result_text(r, node_role_name(n->conf_role));
+		result_text(r, n->up ? "yes" : "no");
+		result_text(r, n->usable ? "yes" : "no");
+		result_int(r, (int64_t)n->lag_bytes);
+		result_int(r, n->lag_ms);
+		result_int(r, n->inflight);
+		result_int(r, (int64_t)n->transactions);
+		result_int(r, router_read_weight(n));
+		result_int(r, (int64_t)n->probes_ok);
+		result_int(r, (int64_t)n->probes_failed);
+		result_text(r, n->last_error);
+		result_text(r, breaker_state_name(n->breaker.state));
+		result_row_end(r);
 	}
 }
 
-static const struct column config_cols[] = {{"key", COL_TEXT}, {"value", COL_TEXT}};
+static const struct result_column config_cols[] = {{"key", RESULT_TEXT}, {"value", RESULT_TEXT}};
 
 static void config_row(const char *key, const char *value, void *arg)
 {
 	struct result *r = arg;
-	row_begin(r);
-	cell_text(r, key);
-	cell_text(r, value);
-	row_end(r);
+	result_row(r);
+	result_text(r, key);
+	result_text(r, value);
+	result_row_end(r);
 }
 
 static void show_config(struct worker *w, struct result *r)
@@ -647,20 +557,28 @@ static void show_config(struct worker *w, struct result *r)
 	config_foreach(w->cfg, config_row, r);
 }
 
-static const struct column version_cols[] = {{"version", COL_TEXT}};
+static const struct result_column version_cols[] = {{"version", RESULT_TEXT}};
 
 static void show_version(struct worker *w, struct result *r)
 {
 	(void)w;
-	row_begin(r);
-	cell_text(r, "pooler " POOLER_VERSION);
-	row_end(r);
+	result_row(r);
+	result_text(r, "pooler " POOLER_VERSION);
+	result_row_end(r);
 }
 
-static const struct column help_cols[] = {{"command", COL_TEXT}, {"description", COL_TEXT}};
+static const struct result_column help_cols[] = {{"command", RESULT_TEXT},
+                                                 {"description", RESULT_TEXT}};
 
 static void show_help(struct worker *w, struct result *r);
 /* ---- commands that change things ---------------------------------------------------- */
+
+static void complete(struct buf *out, const char *tag)
+{
+	size_t m = proto_begin(out, 'C');
+	buf_put_str(out, tag);
+	proto_end(out, m);
+}
 
 /* Apply fn to the pools of db (all pools when db is empty); returns how many. */
 static int each_pool(struct worker *w, const char *db, void (*fn)(struct pool *p))
@@ -760,7 +678,7 @@ struct command {
 	const char *object; /* second word for SHOW, else NULL */
 	bool changes;       /* admin_users only */
 	void (*show)(struct worker *w, struct result *r);
-	const struct column *cols; /* of show's rows */
+	const struct result_column *cols; /* of show's rows */
 	int n_cols;
 	void (*act)(struct worker *w, const char *arg, struct buf *out);
 	bool (*act_later)(struct worker *w, const char *arg, struct buf *out, char **wait);
@@ -768,24 +686,25 @@ struct command {
 };
 
 static const struct command commands[] = {
-    {"SHOW", "HELP", false, show_help, COLUMNS(help_cols), NULL, NULL, "this list"},
-    {"SHOW", "VERSION", false, show_version, COLUMNS(version_cols), NULL, NULL,
+    {"SHOW", "HELP", false, show_help, RESULT_COLUMNS(help_cols), NULL, NULL, "this list"},
+    {"SHOW", "VERSION", false, show_version, RESULT_COLUMNS(version_cols), NULL, NULL,
      "the pooler's version"},
-    {"SHOW", "POOLS", false, show_pools, COLUMNS(pools_cols), NULL, NULL,
+    {"SHOW", "POOLS", false, show_pools, RESULT_COLUMNS(pools_cols), NULL, NULL,
      "clients and servers per database and user, over all nodes"},
-    {"SHOW", "NODE_POOLS", false, show_node_pools, COLUMNS(node_pools_cols), NULL, NULL,
+    {"SHOW", "NODE_POOLS", false, show_node_pools, RESULT_COLUMNS(node_pools_cols), NULL, NULL,
      "as SHOW POOLS, one row per database, user and node"},
-    {"SHOW", "STATS", false, show_stats, COLUMNS(stats_cols), NULL, NULL,
+    {"SHOW", "STATS", false, show_stats, RESULT_COLUMNS(stats_cols), NULL, NULL,
      "transactions and waits per database"},
-    {"SHOW", "SERVERS", false, show_servers, COLUMNS(servers_cols), NULL, NULL,
+    {"SHOW", "SERVERS", false, show_servers, RESULT_COLUMNS(servers_cols), NULL, NULL,
      "every server connection"},
-    {"SHOW", "CLIENTS", false, show_clients, COLUMNS(clients_cols), NULL, NULL,
+    {"SHOW", "CLIENTS", false, show_clients, RESULT_COLUMNS(clients_cols), NULL, NULL,
      "every client connection"},
-    {"SHOW", "DATABASES", false, show_databases, COLUMNS(databases_cols), NULL, NULL,
+    {"SHOW", "DATABASES", false, show_databases, RESULT_COLUMNS(databases_cols), NULL, NULL,
      "the configured databases"},
-    {"SHOW", "NODES", false, show_nodes, COLUMNS(nodes_cols), NULL, NULL,
+    {"SHOW", "NODES", false, show_nodes, RESULT_COLUMNS(nodes_cols), NULL, NULL,
      "backend servers: role, health, lag"},
-    {"SHOW", "CONFIG", false, show_config, COLUMNS(config_cols), NULL, NULL, "effective settings"},
+    {"SHOW", "CONFIG", false, show_config, RESULT_COLUMNS(config_cols), NULL, NULL,
+     "effective settings"},
     {"PAUSE", NULL, true, NULL, NULL, 0, NULL, cmd_pause,
      "[db] hand out no servers until RESUME; answers when running transactions ended"},
     {"RESUME", NULL, true, NULL, NULL, 0, cmd_resume, NULL, "[db] undo PAUSE"},
@@ -802,10 +721,10 @@ static void show_help(struct worker *w, struct result *r)
 		snprintf(name, sizeof(name), "%s%s%s", commands[i].verb,
 		         commands[i].object ? " " : "",
 		         commands[i].object ? commands[i].object : "");
-		row_begin(r);
-		cell_text(r, name);
-		cell_text(r, commands[i].help);
-		row_end(r);
+		result_row(r);
+		result_text(r, name);
+		result_text(r, commands[i].help);
+		result_row_end(r);
 	}
 }
 
