@@ -472,6 +472,8 @@ static void write_node_queries(struct buf *b, const struct family *f, const stru
 	}
 }
 
+_Static_assert(METRICS_PIN_REASONS == PIN_ROLE + 1, "METRICS_PIN_REASONS: enum pin_reason");
+
 /* A uint64_t array of the worker indexed by enum pin_reason (0, none, left out). */
 static void write_by_pin_reason(struct buf *b, const struct family *f, const struct scrape *s)
 {
