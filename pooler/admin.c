@@ -22,6 +22,16 @@
 
 /* ---- SHOW commands ------------------------------------------------------------------ */
 
+/* Entries of the column tables. */
+#define TEXT_COL(name)                                                                             \
+	{                                                                                          \
+		(name), RESULT_TEXT                                                                \
+	}
+#define INT8_COL(name)                                                                             \
+	{                                                                                          \
+		(name), RESULT_INT8                                                                \
+	}
+
 /* Wall-clock text of a monotonic timestamp, as PgBouncer prints its times. */
 static void wall_time(uint64_t mono_us, uint64_t now_us, char *text, size_t len)
 {
@@ -134,20 +144,16 @@ static void count_pool(struct worker *w, struct pool *p, uint64_t now, struct po
 /* SHOW POOLS and SHOW NODE_POOLS: PgBouncer's columns, then the node (or nodes), its
  * role and whether the pool is paused. */
 #define POOL_COLS                                                                                  \
-	{"database", RESULT_TEXT}, {"user", RESULT_TEXT}, {"cl_active", RESULT_INT8},              \
-	    {"cl_waiting", RESULT_INT8}, {"cl_active_cancel_req", RESULT_INT8},                    \
-	    {"cl_waiting_cancel_req", RESULT_INT8}, {"sv_active", RESULT_INT8},                    \
-	    {"sv_active_cancel", RESULT_INT8}, {"sv_being_canceled", RESULT_INT8},                 \
-	    {"sv_idle", RESULT_INT8}, {"sv_used", RESULT_INT8}, {"sv_tested", RESULT_INT8},        \
-	    {"sv_login", RESULT_INT8}, {"maxwait", RESULT_INT8}, {"maxwait_us", RESULT_INT8},      \
-	{                                                                                          \
-		"pool_mode", RESULT_TEXT                                                           \
-	}
+	TEXT_COL("database"), TEXT_COL("user"), INT8_COL("cl_active"), INT8_COL("cl_waiting"),     \
+	    INT8_COL("cl_active_cancel_req"), INT8_COL("cl_waiting_cancel_req"),                   \
+	    INT8_COL("sv_active"), INT8_COL("sv_active_cancel"), INT8_COL("sv_being_canceled"),    \
+	    INT8_COL("sv_idle"), INT8_COL("sv_used"), INT8_COL("sv_tested"), INT8_COL("sv_login"), \
+	    INT8_COL("maxwait"), INT8_COL("maxwait_us"), TEXT_COL("pool_mode")
 
-static const struct result_column pools_cols[] = {
-    POOL_COLS, {"nodes", RESULT_TEXT}, {"node_role", RESULT_TEXT}, {"paused", RESULT_TEXT}};
-static const struct result_column node_pools_cols[] = {
-    POOL_COLS, {"node", RESULT_TEXT}, {"node_role", RESULT_TEXT}, {"paused", RESULT_TEXT}};
+static const struct result_column pools_cols[] = {POOL_COLS, TEXT_COL("nodes"),
+                                                  TEXT_COL("node_role"), TEXT_COL("paused")};
+static const struct result_column node_pools_cols[] = {POOL_COLS, TEXT_COL("node"),
+                                                       TEXT_COL("node_role"), TEXT_COL("paused")};
 
 static void pool_row(struct result *r, const struct pool *p, const struct pool_counts *pc)
 {
@@ -205,14 +211,11 @@ static void show_node_pools(struct worker *w, struct result *r)
 }
 
 static const struct result_column stats_cols[] = {
-    {"database", RESULT_TEXT},          {"total_xact_count", RESULT_INT8},
-    {"total_query_count", RESULT_INT8}, {"total_received", RESULT_INT8},
-    {"total_sent", RESULT_INT8},        {"total_xact_time", RESULT_INT8},
-    {"total_query_time", RESULT_INT8},  {"total_wait_time", RESULT_INT8},
-    {"avg_xact_count", RESULT_INT8},    {"avg_query_count", RESULT_INT8},
-    {"avg_recv", RESULT_INT8},          {"avg_sent", RESULT_INT8},
-    {"avg_xact_time", RESULT_INT8},     {"avg_query_time", RESULT_INT8},
-    {"avg_wait_time", RESULT_INT8}};
+    TEXT_COL("database"),         INT8_COL("total_xact_count"), INT8_COL("total_query_count"),
+    INT8_COL("total_received"),   INT8_COL("total_sent"),       INT8_COL("total_xact_time"),
+    INT8_COL("total_query_time"), INT8_COL("total_wait_time"),  INT8_COL("avg_xact_count"),
+    INT8_COL("avg_query_count"),  INT8_COL("avg_recv"),         INT8_COL("avg_sent"),
+    INT8_COL("avg_xact_time"),    INT8_COL("avg_query_time"),   INT8_COL("avg_wait_time")};
 
 /* The totals and the stats_period averages of one database: tot and avg sum its pools. */
 static void stats_row(struct result *r, const char *db, const struct stats_totals *tot,
@@ -274,20 +277,15 @@ static void show_stats(struct worker *w, struct result *r)
 
 /* SHOW SERVERS and SHOW CLIENTS share PgBouncer's columns; ours follow. */
 #define SOCKET_COLS                                                                                \
-	{"type", RESULT_TEXT}, {"user", RESULT_TEXT}, {"database", RESULT_TEXT},                   \
-	    {"state", RESULT_TEXT}, {"addr", RESULT_TEXT}, {"port", RESULT_INT8},                  \
-	    {"local_addr", RESULT_TEXT}, {"local_port", RESULT_INT8},                              \
-	    {"connect_time", RESULT_TEXT}, {"request_time", RESULT_TEXT}, {"wait", RESULT_INT8},   \
-	    {"wait_us", RESULT_INT8}, {"close_needed", RESULT_INT8}, {"ptr", RESULT_TEXT},         \
-	    {"link", RESULT_TEXT}, {"remote_pid", RESULT_INT8}, {"tls", RESULT_TEXT},              \
-	{                                                                                          \
-		"application_name", RESULT_TEXT                                                    \
-	}
+	TEXT_COL("type"), TEXT_COL("user"), TEXT_COL("database"), TEXT_COL("state"),               \
+	    TEXT_COL("addr"), INT8_COL("port"), TEXT_COL("local_addr"), INT8_COL("local_port"),    \
+	    TEXT_COL("connect_time"), TEXT_COL("request_time"), INT8_COL("wait"),                  \
+	    INT8_COL("wait_us"), INT8_COL("close_needed"), TEXT_COL("ptr"), TEXT_COL("link"),      \
+	    INT8_COL("remote_pid"), TEXT_COL("tls"), TEXT_COL("application_name")
 
-static const struct result_column servers_cols[] = {
-    SOCKET_COLS, {"node", RESULT_TEXT}, {"id", RESULT_INT8}};
-static const struct result_column clients_cols[] = {
-    SOCKET_COLS, {"id", RESULT_INT8}, {"pinned", RESULT_TEXT}, {"node", RESULT_TEXT}};
+static const struct result_column servers_cols[] = {SOCKET_COLS, TEXT_COL("node"), INT8_COL("id")};
+static const struct result_column clients_cols[] = {SOCKET_COLS, INT8_COL("id"), TEXT_COL("pinned"),
+                                                    TEXT_COL("node")};
 
 /* The values of the columns SHOW SERVERS and SHOW CLIENTS share. */
 struct socket_row {
@@ -456,20 +454,20 @@ static int db_servers(struct worker *w, const char *db, bool *paused)
 	return n;
 }
 
-static const struct result_column databases_cols[] = {{"name", RESULT_TEXT},
-                                                      {"host", RESULT_TEXT},
-                                                      {"port", RESULT_INT8},
-                                                      {"database", RESULT_TEXT},
-                                                      {"force_user", RESULT_TEXT},
-                                                      {"pool_size", RESULT_INT8},
-                                                      {"min_pool_size", RESULT_INT8},
-                                                      {"reserve_pool", RESULT_INT8},
-                                                      {"pool_mode", RESULT_TEXT},
-                                                      {"max_connections", RESULT_INT8},
-                                                      {"current_connections", RESULT_INT8},
-                                                      {"paused", RESULT_INT8},
-                                                      {"disabled", RESULT_INT8},
-                                                      {"nodes", RESULT_TEXT}};
+static const struct result_column databases_cols[] = {TEXT_COL("name"),
+                                                      TEXT_COL("host"),
+                                                      INT8_COL("port"),
+                                                      TEXT_COL("database"),
+                                                      TEXT_COL("force_user"),
+                                                      INT8_COL("pool_size"),
+                                                      INT8_COL("min_pool_size"),
+                                                      INT8_COL("reserve_pool"),
+                                                      TEXT_COL("pool_mode"),
+                                                      INT8_COL("max_connections"),
+                                                      INT8_COL("current_connections"),
+                                                      INT8_COL("paused"),
+                                                      INT8_COL("disabled"),
+                                                      TEXT_COL("nodes")};
 
 static void show_databases(struct worker *w, struct result *r)
 {
@@ -499,22 +497,22 @@ static void show_databases(struct worker *w, struct result *r)
 	}
 }
 
-static const struct result_column nodes_cols[] = {{"name", RESULT_TEXT},
-                                                  {"host", RESULT_TEXT},
-                                                  {"port", RESULT_INT8},
-                                                  {"role", RESULT_TEXT},
-                                                  {"configured_role", RESULT_TEXT},
-                                                  {"up", RESULT_TEXT},
-                                                  {"usable", RESULT_TEXT},
-                                                  {"lag_bytes", RESULT_INT8},
-                                                  {"lag_ms", RESULT_INT8},
-                                                  {"in_flight", RESULT_INT8},
-                                                  {"transactions", RESULT_INT8},
-                                                  {"weight", RESULT_INT8},
-                                                  {"probes_ok", RESULT_INT8},
-                                                  {"probes_failed", RESULT_INT8},
-                                                  {"last_error", RESULT_TEXT},
-                                                  {"breaker", RESULT_TEXT}};
+static const struct result_column nodes_cols[] = {TEXT_COL("name"),
+                                                  TEXT_COL("host"),
+                                                  INT8_COL("port"),
+                                                  TEXT_COL("role"),
+                                                  TEXT_COL("configured_role"),
+                                                  TEXT_COL("up"),
+                                                  TEXT_COL("usable"),
+                                                  INT8_COL("lag_bytes"),
+                                                  INT8_COL("lag_ms"),
+                                                  INT8_COL("in_flight"),
+                                                  INT8_COL("transactions"),
+                                                  INT8_COL("weight"),
+                                                  INT8_COL("probes_ok"),
+                                                  INT8_COL("probes_failed"),
+                                                  TEXT_COL("last_error"),
+                                                  TEXT_COL("breaker")};
 
 static void show_nodes(struct worker *w, struct result *r)
 {
@@ -541,7 +539,7 @@ static void show_nodes(struct worker *w, struct result *r)
 	}
 }
 
-static const struct result_column config_cols[] = {{"key", RESULT_TEXT}, {"value", RESULT_TEXT}};
+static const struct result_column config_cols[] = {TEXT_COL("key"), TEXT_COL("value")};
 
 static void config_row(const char *key, const char *value, void *arg)
 {
@@ -557,7 +555,7 @@ static void show_config(struct worker *w, struct result *r)
 	config_foreach(w->cfg, config_row, r);
 }
 
-static const struct result_column version_cols[] = {{"version", RESULT_TEXT}};
+static const struct result_column version_cols[] = {TEXT_COL("version")};
 
 static void show_version(struct worker *w, struct result *r)
 {
@@ -567,8 +565,7 @@ static void show_version(struct worker *w, struct result *r)
 	result_row_end(r);
 }
 
-static const struct result_column help_cols[] = {{"command", RESULT_TEXT},
-                                                 {"description", RESULT_TEXT}};
+static const struct result_column help_cols[] = {TEXT_COL("command"), TEXT_COL("description")};
 
 static void show_help(struct worker *w, struct result *r);
 /* ---- commands that change things ---------------------------------------------------- */
