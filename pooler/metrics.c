@@ -99,15 +99,11 @@ enum kind {
 	K_HISTOGRAM, /* struct histogram: its _bucket, _sum and _count series */
 };
 
-struct field {
-	size_t at; /* offsetof in the struct the family's scope names */
-	enum kind kind;
-};
-
-/* One series of a family: its own labels (NULL for none) and its value. */
+/* One series of a family: its own labels (NULL for none) and where its value is. */
 struct series {
 	const char *labels;
-	struct field value;
+	size_t at; /* offsetof in the struct the family's scope names */
+	enum kind kind;
 };
 
 /* Whose fields a family's offsets point into, and which labels that brings. */
@@ -143,27 +139,13 @@ struct family {
 #define GAUGE "gauge"
 #define COUNTER "counter"
 #define HISTOGRAM "histogram"
-#define WORKER(f)                                                                                  \
-	{                                                                                          \
-		offsetof(struct worker, f), K_U64                                                  \
-	}
-#define METRIC(f) WORKER(metrics.f)
-#define NODE(f, kind)                                                                              \
-	{                                                                                          \
-		offsetof(struct node, f), kind                                                     \
-	}
-#define POOL(f, kind)                                                                              \
-	{                                                                                          \
-		offsetof(struct pool, f), kind                                                     \
-	}
-#define CLIENTS(f)                                                                                 \
-	{                                                                                          \
-		offsetof(struct client_counts, f), K_INT                                           \
-	}
-#define CLASSIFY(f)                                                                                \
-	{                                                                                          \
-		offsetof(struct classify_stats, f), K_U64                                          \
-	}
+/* The offset and kind of a series' value, by the struct it is in. */
+#define WORKER(f, kind) offsetof(struct worker, f), kind
+#define METRIC(f) WORKER(metrics.f, K_U64)
+#define NODE(f, kind) offsetof(struct node, f), kind
+#define POOL(f, kind) offsetof(struct pool, f), kind
+#define CLIENTS(f) offsetof(struct client_counts, f), K_INT
+#define CLASSIFY(f) offsetof(struct classify_stats, f), K_U64
 
 _Static_assert(sizeof(((struct node *)0)->breaker.state) == sizeof(int), "breaker state: K_INT");
 
@@ -252,7 +234,7 @@ static const struct family families[] = {
     {"pooler_replica_refusals_total", COUNTER,
      "Reads a replica refused (25006: a write; 0A000: what a standby cannot do, such as an "
      "unlogged table), rerun on the primary.",
-     OF_WORKER, .series = {{NULL, WORKER(replica_refusals)}}},
+     OF_WORKER, .series = {{NULL, WORKER(replica_refusals, K_U64)}}},
     /* session state */
     {"pooler_pinned_clients_total", COUNTER,
      "Clients that kept a server connection for session state, by reason.", COMPUTED,
@@ -298,10 +280,10 @@ static const struct family families[] = {
                 {"result=\"miss\"", CLASSIFY(misses)},
                 {"result=\"uncacheable\"", CLASSIFY(uncacheable)}}},
     {"pooler_client_wait_seconds", HISTOGRAM, "Time clients waited for a server.", OF_WORKER,
-     .series = {{NULL, {offsetof(struct worker, metrics.client_wait), K_HISTOGRAM}}}},
+     .series = {{NULL, WORKER(metrics.client_wait, K_HISTOGRAM)}}},
     {"pooler_transaction_duration_seconds", HISTOGRAM,
      "Time a client held a server (one transaction, or one session).", OF_WORKER,
-     .series = {{NULL, {offsetof(struct worker, metrics.transaction_time), K_HISTOGRAM}}}},
+     .series = {{NULL, WORKER(metrics.transaction_time, K_HISTOGRAM)}}},
     /* budgets, reserves, recycling, session time limits and rate limits */
     {"pooler_node_connection_budget", GAUGE,
      "Server connections the pools may open to the node in all (its pool_size, capped by the "
@@ -373,7 +355,7 @@ static void write_series(struct buf *b, const struct family *f, const char *labe
 		const struct series *s = &f->series[i];
 		const char *own = s->labels ? s->labels : "";
 		snprintf(all, sizeof(all), "%s%s%s", labels, labels[0] && own[0] ? "," : "", own);
-		write_value(b, f->name, all, (const char *)base + s->value.at, s->value.kind);
+		write_value(b, f->name, all, (const char *)base + s->at, s->kind);
 	}
 }
 
@@ -477,7 +459,7 @@ _Static_assert(METRICS_PIN_REASONS == PIN_ROLE + 1, "METRICS_PIN_REASONS: enum p
 /* A uint64_t array of the worker indexed by enum pin_reason (0, none, left out). */
 static void write_by_pin_reason(struct buf *b, const struct family *f, const struct scrape *s)
 {
-	const uint64_t *v = (const uint64_t *)((const char *)s->w + f->series[0].value.at);
+	const uint64_t *v = (const uint64_t *)((const char *)s->w + f->series[0].at);
 
 	for (int r = 1; r < METRICS_PIN_REASONS; r++)
 		out(b, "%s{reason=\"%s\"} %llu\n", f->name, classify_pin_name(r),
@@ -487,7 +469,7 @@ static void write_by_pin_reason(struct buf *b, const struct family *f, const str
 /* A uint64_t array of the worker indexed by enum reject_reason. */
 static void write_by_reject_reason(struct buf *b, const struct family *f, const struct scrape *s)
 {
-	const uint64_t *v = (const uint64_t *)((const char *)s->w + f->series[0].value.at);
+	const uint64_t *v = (const uint64_t *)((const char *)s->w + f->series[0].at);
 
 	for (int r = 0; r < REJECT_REASONS; r++)
 		out(b, "%s{reason=\"%s\"} %llu\n", f->name, reject_names[r],
