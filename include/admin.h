@@ -1,7 +1,8 @@
 /* admin: the admin console, a pseudo-database (admin_db, default "pooler") that psql
  * reaches like any other. Layer 5. Commands and their columns come from tables; where
  * PgBouncer has the same command, the columns carry its names in its order, with ours
- * after, so tools written for it keep working. */
+ * after, and numbers go out as int8 as PgBouncer sends them, so tools written for it keep
+ * working. Rows are written cell by cell (result.h), never printed to text and split. */
 #ifndef POOLER_ADMIN_H
 #define POOLER_ADMIN_H
 

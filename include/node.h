@@ -113,6 +113,14 @@ void node_set_server_limit(struct node *n, int limit);
  * only up to it. */
 void node_update_health(struct node *n, uint64_t primary_lsn, uint64_t pending_us);
 
+/* The name of an enum node_role, as the config spells it. */
+static inline const char *node_role_name(int role)
+{
+	return role == NODE_ROLE_PRIMARY   ? "primary"
+	       : role == NODE_ROLE_REPLICA ? "replica"
+	                                   : "auto";
+}
+
 /* "16/B374D848" -> 64-bit position; 0 when malformed. */
 uint64_t node_parse_lsn(const char *s);
 

@@ -3,8 +3,8 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <inttypes.h>
 #include <netinet/in.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,93 +17,20 @@
 #include "node.h"
 #include "pool.h"
 #include "proto.h"
+#include "result.h"
 #include "router.h"
 
-#define MAX_COLS 24
-#define TEXT_OID 25
-
-/* ---- result building ---------------------------------------------------------------- */
-
-static void row_description(struct buf *out, const char *const *cols)
-{
-	int n = 0;
-	while (cols[n] != NULL)
-		n++;
-	size_t m = proto_begin(out, 'T');
-	buf_put_u16(out, (uint16_t)n);
-	for (int i = 0; i < n; i++) {
-		buf_put_str(out, cols[i]);
-		buf_put_u32(out, 0); /* table oid */
-		buf_put_u16(out, 0); /* column number */
-		buf_put_u32(out, TEXT_OID);
-		buf_put_u16(out, 0xffff); /* varlena */
-		buf_put_u32(out, 0xffffffff);
-		buf_put_u16(out, 0); /* text format */
-	}
-	proto_end(out, m);
-}
-
-/* One row of n text values (NULL for SQL NULL). */
-static void data_row(struct buf *out, int n, const char *const *values)
-{
-	size_t m = proto_begin(out, 'D');
-	buf_put_u16(out, (uint16_t)n);
-	for (int i = 0; i < n; i++) {
-		if (values[i] == NULL) {
-			buf_put_u32(out, 0xffffffff);
-			continue;
-		}
-		size_t len = strlen(values[i]);
-		buf_put_u32(out, (uint32_t)len);
-		buf_put(out, values[i], len);
-	}
-	proto_end(out, m);
-}
-
-static void complete(struct buf *out, const char *tag)
-{
-	size_t m = proto_begin(out, 'C');
-	buf_put_str(out, tag);
-	proto_end(out, m);
-}
-
-/* A row from printf-style pieces: fmt holds one %-directive per column separated by
- * '\t'; simplest to format the whole row then split. */
-static void row_fmt(struct buf *out, int n, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void row_fmt(struct buf *out, int n, const char *fmt, ...)
-{
-	char line[2048];
-	const char *vals[MAX_COLS];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	char *p = line;
-	for (int i = 0; i < n; i++) {
-		vals[i] = p;
-		char *tab = strchr(p, '\t');
-		if (tab == NULL) {
-			for (int k = i + 1; k < n; k++)
-				vals[k] = "";
-			break;
-		}
-		*tab = '\0';
-		p = tab + 1;
-	}
-	data_row(out, n, vals);
-}
-
-static const char *role_name(int role)
-{
-	return role == NODE_ROLE_PRIMARY   ? "primary"
-	       : role == NODE_ROLE_REPLICA ? "replica"
-	                                   : "auto";
-}
-
 /* ---- SHOW commands ------------------------------------------------------------------ */
+
+/* Entries of the column tables. */
+#define TEXT_COL(name)                                                                             \
+	{                                                                                          \
+		(name), RESULT_TEXT                                                                \
+	}
+#define INT8_COL(name)                                                                             \
+	{                                                                                          \
+		(name), RESULT_INT8                                                                \
+	}
 
 /* Wall-clock text of a monotonic timestamp, as PgBouncer prints its times. */
 static void wall_time(uint64_t mono_us, uint64_t now_us, char *text, size_t len)
@@ -214,32 +141,51 @@ static void count_pool(struct worker *w, struct pool *p, uint64_t now, struct po
 	snprintf(pc->nodes + n, sizeof(pc->nodes) - n, "%s%s", n > 0 ? "," : "", p->backend->name);
 }
 
-static void pools_view(struct worker *w, struct buf *out, enum group g)
+/* SHOW POOLS and SHOW NODE_POOLS: PgBouncer's columns, then the node (or nodes), its
+ * role and whether the pool is paused. */
+#define POOL_COLS                                                                                  \
+	TEXT_COL("database"), TEXT_COL("user"), INT8_COL("cl_active"), INT8_COL("cl_waiting"),     \
+	    INT8_COL("cl_active_cancel_req"), INT8_COL("cl_waiting_cancel_req"),                   \
+	    INT8_COL("sv_active"), INT8_COL("sv_active_cancel"), INT8_COL("sv_being_canceled"),    \
+	    INT8_COL("sv_idle"), INT8_COL("sv_used"), INT8_COL("sv_tested"), INT8_COL("sv_login"), \
+	    INT8_COL("maxwait"), INT8_COL("maxwait_us"), TEXT_COL("pool_mode")
+
+static const struct result_column pools_cols[] = {POOL_COLS, TEXT_COL("nodes"),
+                                                  TEXT_COL("node_role"), TEXT_COL("paused")};
+static const struct result_column node_pools_cols[] = {POOL_COLS, TEXT_COL("node"),
+                                                       TEXT_COL("node_role"), TEXT_COL("paused")};
+
+static void pool_row(struct result *r, const struct pool *p, const struct pool_counts *pc)
 {
-	const char *cols[] = {"database",
-	                      "user",
-	                      "cl_active",
-	                      "cl_waiting",
-	                      "cl_active_cancel_req",
-	                      "cl_waiting_cancel_req",
-	                      "sv_active",
-	                      "sv_active_cancel",
-	                      "sv_being_canceled",
-	                      "sv_idle",
-	                      "sv_used",
-	                      "sv_tested",
-	                      "sv_login",
-	                      "maxwait",
-	                      "maxwait_us",
-	                      "pool_mode",
-	                      g == BY_POOL ? "node" : "nodes",
-	                      "node_role",
-	                      "paused",
-	                      NULL};
+	result_row(r);
+	result_text(r, p->db_name);
+	result_text(r, p->user);
+	result_int(r, pc->cl_active);
+	result_int(r, pc->cl_waiting);
+	result_int(r, 0); /* cl_active_cancel_req */
+	result_int(r, 0); /* cl_waiting_cancel_req */
+	result_int(r, pc->sv_active);
+	result_int(r, 0); /* sv_active_cancel */
+	result_int(r, 0); /* sv_being_canceled */
+	result_int(r, pc->sv_idle);
+	result_int(r, 0); /* sv_used */
+	result_int(r, pc->sv_tested);
+	result_int(r, pc->sv_login);
+	result_int(r, (int64_t)(pc->maxwait / 1000000));
+	result_int(r, (int64_t)(pc->maxwait % 1000000));
+	result_text(r, config_pool_mode_name(p->mode));
+	/* a group spanning nodes names them all; their roles differ */
+	result_text(r, pc->nodes);
+	result_text(r, pc->pools == 1 ? node_role_name(p->backend->role) : "mixed");
+	result_text(r, pc->paused ? "yes" : "no");
+	result_row_end(r);
+}
+
+static void pools_view(struct worker *w, struct result *r, enum group g)
+{
 	struct list *pos, *tmp, *qp, *qt;
 	uint64_t now = util_now_us();
 
-	row_description(out, cols);
 	list_for_each_safe (pos, tmp, &w->pools) {
 		struct pool *p = container_of(pos, struct pool, node);
 		struct pool_counts pc = {.pools = 0};
@@ -250,41 +196,52 @@ static void pools_view(struct worker *w, struct buf *out, enum group g)
 			if (same_group(p, q, g))
 				count_pool(w, q, now, &pc);
 		}
-		/* a group spanning nodes names them all; their roles differ */
-		row_fmt(out, 19,
-		        "%s\t%s\t%d\t%d\t0\t0\t%d\t0\t0\t%d\t0\t%d\t%d\t%llu\t%llu\t%s\t%s\t%s\t%s",
-		        p->db_name, p->user, pc.cl_active, pc.cl_waiting, pc.sv_active, pc.sv_idle,
-		        pc.sv_tested, pc.sv_login, (unsigned long long)(pc.maxwait / 1000000),
-		        (unsigned long long)(pc.maxwait % 1000000), config_pool_mode_name(p->mode),
-		        pc.nodes, pc.pools == 1 ? role_name(p->backend->role) : "mixed",
-		        pc.paused ? "yes" : "no");
+		pool_row(r, p, &pc);
 	}
-	complete(out, "SHOW");
 }
 
-static void show_pools(struct worker *w, struct buf *out)
+static void show_pools(struct worker *w, struct result *r)
 {
-	pools_view(w, out, BY_DB_USER);
+	pools_view(w, r, BY_DB_USER);
 }
 
-static void show_node_pools(struct worker *w, struct buf *out)
+static void show_node_pools(struct worker *w, struct result *r)
 {
-	pools_view(w, out, BY_POOL);
+	pools_view(w, r, BY_POOL);
+}
+
+static const struct result_column stats_cols[] = {
+    TEXT_COL("database"),         INT8_COL("total_xact_count"), INT8_COL("total_query_count"),
+    INT8_COL("total_received"),   INT8_COL("total_sent"),       INT8_COL("total_xact_time"),
+    INT8_COL("total_query_time"), INT8_COL("total_wait_time"),  INT8_COL("avg_xact_count"),
+    INT8_COL("avg_query_count"),  INT8_COL("avg_recv"),         INT8_COL("avg_sent"),
+    INT8_COL("avg_xact_time"),    INT8_COL("avg_query_time"),   INT8_COL("avg_wait_time")};
+
+/* The totals and the stats_period averages of one database: tot and avg sum its pools. */
+static void stats_row(struct result *r, const char *db, const struct stats_totals *tot,
+                      const struct stats_totals *avg)
+{
+	const uint64_t v[] = {tot->xacts,    tot->queries,  tot->recv,    tot->sent,
+	                      tot->xact_us,  tot->query_us, tot->wait_us, avg->xacts,
+	                      avg->queries,  avg->recv,     avg->sent,    avg->xact_us,
+	                      avg->query_us, avg->wait_us};
+	_Static_assert(ARRAY_LEN(v) + 1 == ARRAY_LEN(stats_cols),
+	               "a SHOW STATS column has no value");
+
+	result_row(r);
+	result_text(r, db);
+	for (size_t i = 0; i < ARRAY_LEN(v); i++)
+		result_int(r, (int64_t)v[i]);
+	result_row_end(r);
 }
 
 /* Per database, as PgBouncer. Times in microseconds; avg_* cover the last stats_period
  * (see metrics_period), weighted by each pool's transactions or queries. Bytes are
  * measured on the server side of the pools. */
-static void show_stats(struct worker *w, struct buf *out)
+static void show_stats(struct worker *w, struct result *r)
 {
-	static const char *const cols[] = {
-	    "database",       "total_xact_count", "total_query_count", "total_received",
-	    "total_sent",     "total_xact_time",  "total_query_time",  "total_wait_time",
-	    "avg_xact_count", "avg_query_count",  "avg_recv",          "avg_sent",
-	    "avg_xact_time",  "avg_query_time",   "avg_wait_time",     NULL};
 	struct list *pos, *tmp, *qp, *qt;
 
-	row_description(out, cols);
 	list_for_each_safe (pos, tmp, &w->pools) {
 		struct pool *p = container_of(pos, struct pool, node);
 		struct stats_totals tot = {0}, avg = {0};
@@ -314,26 +271,64 @@ static void show_stats(struct worker *w, struct buf *out)
 		avg.xact_us = avg.xacts ? xact_w / avg.xacts : 0;
 		avg.query_us = avg.queries ? query_w / avg.queries : 0;
 		avg.wait_us = avg.xacts ? wait_w / avg.xacts : 0;
-		row_fmt(
-		    out, 15,
-		    "%s\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t"
-		    "%llu\t%llu",
-		    p->db_name, (unsigned long long)tot.xacts, (unsigned long long)tot.queries,
-		    (unsigned long long)tot.recv, (unsigned long long)tot.sent,
-		    (unsigned long long)tot.xact_us, (unsigned long long)tot.query_us,
-		    (unsigned long long)tot.wait_us, (unsigned long long)avg.xacts,
-		    (unsigned long long)avg.queries, (unsigned long long)avg.recv,
-		    (unsigned long long)avg.sent, (unsigned long long)avg.xact_us,
-		    (unsigned long long)avg.query_us, (unsigned long long)avg.wait_us);
+		stats_row(r, p->db_name, &tot, &avg);
 	}
-	complete(out, "SHOW");
 }
 
 /* SHOW SERVERS and SHOW CLIENTS share PgBouncer's columns; ours follow. */
 #define SOCKET_COLS                                                                                \
-	"type", "user", "database", "state", "addr", "port", "local_addr", "local_port",           \
-	    "connect_time", "request_time", "wait", "wait_us", "close_needed", "ptr", "link",      \
-	    "remote_pid", "tls", "application_name"
+	TEXT_COL("type"), TEXT_COL("user"), TEXT_COL("database"), TEXT_COL("state"),               \
+	    TEXT_COL("addr"), INT8_COL("port"), TEXT_COL("local_addr"), INT8_COL("local_port"),    \
+	    TEXT_COL("connect_time"), TEXT_COL("request_time"), INT8_COL("wait"),                  \
+	    INT8_COL("wait_us"), INT8_COL("close_needed"), TEXT_COL("ptr"), TEXT_COL("link"),      \
+	    INT8_COL("remote_pid"), TEXT_COL("tls"), TEXT_COL("application_name")
+
+static const struct result_column servers_cols[] = {SOCKET_COLS, TEXT_COL("node"), INT8_COL("id")};
+static const struct result_column clients_cols[] = {SOCKET_COLS, INT8_COL("id"), TEXT_COL("pinned"),
+                                                    TEXT_COL("node")};
+
+/* The values of the columns SHOW SERVERS and SHOW CLIENTS share. */
+struct socket_row {
+	const char *type, *user, *db, *state, *addr;
+	int port;
+	int fd;                          /* for the local address */
+	uint64_t connect_us, request_us; /* monotonic */
+	uint64_t wait_us;                /* queued for a server; 0 when not waiting */
+	uint64_t id, link;               /* link: the peer's id, 0 without one */
+	int64_t remote_pid;
+	const char *application_name;
+};
+
+static void socket_cells(struct result *r, const struct socket_row *s, uint64_t now)
+{
+	char connected[40], requested[40], local[64], ptr[24], link[24] = "";
+	int local_port;
+
+	wall_time(s->connect_us, now, connected, sizeof(connected));
+	wall_time(s->request_us, now, requested, sizeof(requested));
+	sock_addr(s->fd, true, local, sizeof(local), &local_port);
+	snprintf(ptr, sizeof(ptr), "%" PRIx64, s->id);
+	if (s->link != 0)
+		snprintf(link, sizeof(link), "%" PRIx64, s->link);
+	result_text(r, s->type);
+	result_text(r, s->user);
+	result_text(r, s->db);
+	result_text(r, s->state);
+	result_text(r, s->addr);
+	result_int(r, s->port);
+	result_text(r, local);
+	result_int(r, local_port);
+	result_text(r, connected);
+	result_text(r, requested);
+	result_int(r, (int64_t)(s->wait_us / 1000000));
+	result_int(r, (int64_t)(s->wait_us % 1000000));
+	result_int(r, 0); /* close_needed */
+	result_text(r, ptr);
+	result_text(r, link);
+	result_int(r, s->remote_pid);
+	result_text(r, ""); /* tls */
+	result_text(r, s->application_name);
+}
 
 /* Which client holds which server, gathered once per SHOW SERVERS. */
 struct links {
@@ -359,78 +354,86 @@ static uint64_t linked_client(const struct links *l, uint64_t server_id)
 	return 0;
 }
 
-static void server_row(struct buf *out, const struct pool *p, const struct server *s,
+/* PgBouncer's names of enum server_state, in its order: SERVER_CLOSED is the last state. */
+static const char *const server_states[] = {"login", "idle", "active", "tested", "closed"};
+_Static_assert(ARRAY_LEN(server_states) == SERVER_CLOSED + 1, "a server state has no label");
+
+static void server_row(struct result *r, const struct pool *p, const struct server *s,
                        const struct links *l, uint64_t now)
 {
-	static const char *const states[] = {"login", "idle", "active", "tested", "closed"};
-	char connected[40], requested[40], local[64], link[24] = "";
-	int local_port;
-	uint64_t client = linked_client(l, s->id);
+	const struct socket_row row = {
+	    .type = "S",
+	    .user = p->login.user,
+	    .db = p->db_name,
+	    .state = server_states[s->state],
+	    .addr = p->login.host,
+	    .port = p->login.port,
+	    .fd = s->conn.fd,
+	    .connect_us = s->created_us,
+	    .request_us = s->used_us,
+	    .id = s->id,
+	    .link = linked_client(l, s->id),
+	    .remote_pid = s->be_pid,
+	    .application_name = "",
+	};
 
-	wall_time(s->created_us, now, connected, sizeof(connected));
-	wall_time(s->used_us, now, requested, sizeof(requested));
-	sock_addr(s->conn.fd, true, local, sizeof(local), &local_port);
-	if (client != 0)
-		snprintf(link, sizeof(link), "%llx", (unsigned long long)client);
-	row_fmt(out, 20,
-	        "S\t%s\t%s\t%s\t%s\t%d\t%s\t%d\t%s\t%s\t0\t0\t0\t%llx\t%s\t%u\t\t\t%s\t%llu",
-	        p->login.user, p->db_name, states[s->state], p->login.host, p->login.port, local,
-	        local_port, connected, requested, (unsigned long long)s->id, link, s->be_pid,
-	        p->backend->name, (unsigned long long)s->id);
+	result_row(r);
+	socket_cells(r, &row, now);
+	result_text(r, p->backend->name);
+	result_int(r, (int64_t)s->id);
+	result_row_end(r);
 }
 
-static void show_servers(struct worker *w, struct buf *out)
+static void show_servers(struct worker *w, struct result *r)
 {
-	static const char *const cols[] = {SOCKET_COLS, "node", "id", NULL};
 	struct list *pos, *tmp, *sp, *st;
 	struct links links = {.cap = (size_t)w->n_clients};
 	uint64_t now = util_now_us();
 
 	links.pairs = util_calloc(links.cap + 1, sizeof(*links.pairs));
 	client_foreach(w, collect_link, &links);
-	row_description(out, cols);
 	list_for_each_safe (pos, tmp, &w->pools) {
 		struct pool *p = container_of(pos, struct pool, node);
 		struct list *lists[] = {&p->connecting, &p->idle, &p->active};
 		for (int i = 0; i < 3; i++)
 			list_for_each_safe (sp, st, lists[i])
-				server_row(out, p, container_of(sp, struct server, node), &links,
+				server_row(r, p, container_of(sp, struct server, node), &links,
 				           now);
 	}
 	free(links.pairs);
-	complete(out, "SHOW");
 }
 
 static void client_row(const struct client_info *ci, void *arg)
 {
-	struct buf *out = arg;
-	uint64_t now = util_now_us();
-	char connected[40], requested[40], addr[64], local[64], link[24] = "";
-	int port, local_port;
+	struct result *r = arg;
+	char addr[64];
+	struct socket_row row = {
+	    .type = "C",
+	    .user = ci->user ? ci->user : "",
+	    .db = ci->db ? ci->db : "",
+	    .state = ci->state,
+	    .addr = addr,
+	    .fd = ci->fd,
+	    .connect_us = ci->connect_us,
+	    .request_us = ci->request_us,
+	    .wait_us = ci->wait_us,
+	    .id = ci->id,
+	    .link = ci->server_id,
+	    .application_name = ci->application_name ? ci->application_name : "",
+	};
 
-	wall_time(ci->connect_us, now, connected, sizeof(connected));
-	wall_time(ci->request_us, now, requested, sizeof(requested));
-	sock_addr(ci->fd, false, addr, sizeof(addr), &port);
-	sock_addr(ci->fd, true, local, sizeof(local), &local_port);
-	if (ci->server_id != 0)
-		snprintf(link, sizeof(link), "%llx", (unsigned long long)ci->server_id);
-	row_fmt(
-	    out, 21,
-	    "C\t%s\t%s\t%s\t%s\t%d\t%s\t%d\t%s\t%s\t%llu\t%llu\t0\t%llx\t%s\t0\t\t%s\t%llu\t%s\t"
-	    "%s",
-	    ci->user ? ci->user : "", ci->db ? ci->db : "", ci->state, addr, port, local,
-	    local_port, connected, requested, (unsigned long long)(ci->wait_us / 1000000),
-	    (unsigned long long)(ci->wait_us % 1000000), (unsigned long long)ci->id, link,
-	    ci->application_name ? ci->application_name : "", (unsigned long long)ci->id,
-	    ci->pinned ? ci->pinned : "", ci->node ? ci->node : "");
+	sock_addr(ci->fd, false, addr, sizeof(addr), &row.port);
+	result_row(r);
+	socket_cells(r, &row, util_now_us());
+	result_int(r, (int64_t)ci->id);
+	result_text(r, ci->pinned ? ci->pinned : "");
+	result_text(r, ci->node ? ci->node : "");
+	result_row_end(r);
 }
 
-static void show_clients(struct worker *w, struct buf *out)
+static void show_clients(struct worker *w, struct result *r)
 {
-	static const char *const cols[] = {SOCKET_COLS, "id", "pinned", "node", NULL};
-	row_description(out, cols);
-	client_foreach(w, client_row, out);
-	complete(out, "SHOW");
+	client_foreach(w, client_row, r);
 }
 
 /* Server connections open for a database, and whether all its pools are paused. */
@@ -451,89 +454,128 @@ static int db_servers(struct worker *w, const char *db, bool *paused)
 	return n;
 }
 
-static void show_databases(struct worker *w, struct buf *out)
+static const struct result_column databases_cols[] = {TEXT_COL("name"),
+                                                      TEXT_COL("host"),
+                                                      INT8_COL("port"),
+                                                      TEXT_COL("database"),
+                                                      TEXT_COL("force_user"),
+                                                      INT8_COL("pool_size"),
+                                                      INT8_COL("min_pool_size"),
+                                                      INT8_COL("reserve_pool"),
+                                                      TEXT_COL("pool_mode"),
+                                                      INT8_COL("max_connections"),
+                                                      INT8_COL("current_connections"),
+                                                      INT8_COL("paused"),
+                                                      INT8_COL("disabled"),
+                                                      TEXT_COL("nodes")};
+
+static void show_databases(struct worker *w, struct result *r)
 {
-	static const char *const cols[] = {"name",
-	                                   "host",
-	                                   "port",
-	                                   "database",
-	                                   "force_user",
-	                                   "pool_size",
-	                                   "min_pool_size",
-	                                   "reserve_pool",
-	                                   "pool_mode",
-	                                   "max_connections",
-	                                   "current_connections",
-	                                   "paused",
-	                                   "disabled",
-	                                   "nodes",
-	                                   NULL};
 	const struct config *cfg = w->cfg;
 
-	row_description(out, cols);
 	for (int i = 0; i < cfg->n_dbs; i++) {
 		const struct db_conf *d = &cfg->dbs[i];
 		const struct node *p = router_primary(w, d);
 		bool paused;
 		int current = db_servers(w, d->name, &paused);
-		row_fmt(out, 14, "%s\t%s\t%d\t%s\t%s\t%d\t%d\t0\t%s\t0\t%d\t%d\t0\t%s", d->name,
-		        p ? p->host : "", p ? p->port : 0, d->dbname,
-		        d->server_user ? d->server_user : "", d->effective_pool_size,
-		        d->min_pool_size, config_pool_mode_name(d->pool_mode), current,
-		        paused ? 1 : 0, d->nodes ? d->nodes : "(all)");
+		result_row(r);
+		result_text(r, d->name);
+		result_text(r, p ? p->host : "");
+		result_int(r, p ? p->port : 0);
+		result_text(r, d->dbname);
+		result_text(r, d->server_user ? d->server_user : "");
+		result_int(r, d->effective_pool_size);
+		result_int(r, d->min_pool_size);
+		result_int(r, 0); /* reserve_pool */
+		result_text(r, config_pool_mode_name(d->pool_mode));
+		result_int(r, 0); /* max_connections */
+		result_int(r, current);
+		result_int(r, paused ? 1 : 0);
+		result_int(r, 0); /* disabled */
+		result_text(r, d->nodes ? d->nodes : "(all)");
+		result_row_end(r);
 	}
-	complete(out, "SHOW");
 }
 
-static void show_nodes(struct worker *w, struct buf *out)
+static const struct result_column nodes_cols[] = {TEXT_COL("name"),
+                                                  TEXT_COL("host"),
+                                                  INT8_COL("port"),
+                                                  TEXT_COL("role"),
+                                                  TEXT_COL("configured_role"),
+                                                  TEXT_COL("up"),
+                                                  TEXT_COL("usable"),
+                                                  INT8_COL("lag_bytes"),
+                                                  INT8_COL("lag_ms"),
+                                                  INT8_COL("in_flight"),
+                                                  INT8_COL("transactions"),
+                                                  INT8_COL("weight"),
+                                                  INT8_COL("probes_ok"),
+                                                  INT8_COL("probes_failed"),
+                                                  TEXT_COL("last_error"),
+                                                  TEXT_COL("breaker")};
+
+static void show_nodes(struct worker *w, struct result *r)
 {
-	static const char *const cols[] = {
-	    "name",         "host",   "port",      "role",          "configured_role",
-	    "up",           "usable", "lag_bytes", "lag_ms",        "in_flight",
-	    "transactions", "weight", "probes_ok", "probes_failed", "last_error",
-	    "breaker",      NULL};
-	row_description(out, cols);
 	for (int i = 0; i < w->n_nodes; i++) {
 		const struct node *n = w->nodes[i];
-		row_fmt(out, 16,
-		        "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%llu\t%lld\t%d\t%llu\t%d\t%llu\t%llu\t%s\t%s",
-		        n->name, n->host, n->port, n->probed ? role_name(n->role) : "unknown",
-		        role_name(n->conf_role), n->up ? "yes" : "no", n->usable ? "yes" : "no",
-		        (unsigned long long)n->lag_bytes, (long long)n->lag_ms, n->inflight,
-		        (unsigned long long)n->transactions, router_read_weight(n),
-		        (unsigned long long)n->probes_ok, (unsigned long long)n->probes_failed,
-		        n->last_error, breaker_state_name(n->breaker.state));
+		result_row(r);
+		result_text(r, n->name);
+		result_text(r, n->host);
+		result_int(r, n->port);
+		result_text(r, n->probed ? node_role_name(n->role) : "unknown");
+		result_text(r, node_role_name(n->conf_role));
+		result_text(r, n->up ? "yes" : "no");
+		result_text(r, n->usable ? "yes" : "no");
+		result_int(r, (int64_t)n->lag_bytes);
+		result_int(r, n->lag_ms);
+		result_int(r, n->inflight);
+		result_int(r, (int64_t)n->transactions);
+		result_int(r, router_read_weight(n));
+		result_int(r, (int64_t)n->probes_ok);
+		result_int(r, (int64_t)n->probes_failed);
+		result_text(r, n->last_error);
+		result_text(r, breaker_state_name(n->breaker.state));
+		result_row_end(r);
 	}
-	complete(out, "SHOW");
 }
+
+static const struct result_column config_cols[] = {TEXT_COL("key"), TEXT_COL("value")};
 
 static void config_row(const char *key, const char *value, void *arg)
 {
-	const char *vals[2] = {key, value};
-	data_row(arg, 2, vals);
+	struct result *r = arg;
+	result_row(r);
+	result_text(r, key);
+	result_text(r, value);
+	result_row_end(r);
 }
 
-static void show_config(struct worker *w, struct buf *out)
+static void show_config(struct worker *w, struct result *r)
 {
-	static const char *const cols[] = {"key", "value", NULL};
-	row_description(out, cols);
-	config_foreach(w->cfg, config_row, out);
-	complete(out, "SHOW");
+	config_foreach(w->cfg, config_row, r);
 }
 
-static void show_version(struct worker *w, struct buf *out)
+static const struct result_column version_cols[] = {TEXT_COL("version")};
+
+static void show_version(struct worker *w, struct result *r)
 {
-	static const char *const cols[] = {"version", NULL};
-	const char *v[] = {"pooler " POOLER_VERSION};
 	(void)w;
-	row_description(out, cols);
-	data_row(out, 1, v);
-	complete(out, "SHOW");
+	result_row(r);
+	result_text(r, "pooler " POOLER_VERSION);
+	result_row_end(r);
 }
 
-static void show_help(struct worker *w, struct buf *out);
+static const struct result_column help_cols[] = {TEXT_COL("command"), TEXT_COL("description")};
 
+static void show_help(struct worker *w, struct result *r);
 /* ---- commands that change things ---------------------------------------------------- */
+
+static void complete(struct buf *out, const char *tag)
+{
+	size_t m = proto_begin(out, 'C');
+	buf_put_str(out, tag);
+	proto_end(out, m);
+}
 
 /* Apply fn to the pools of db (all pools when db is empty); returns how many. */
 static int each_pool(struct worker *w, const char *db, void (*fn)(struct pool *p))
@@ -632,46 +674,63 @@ struct command {
 	const char *verb;   /* first word */
 	const char *object; /* second word for SHOW, else NULL */
 	bool changes;       /* admin_users only */
-	void (*show)(struct worker *w, struct buf *out);
+	void (*show)(struct worker *w, struct result *r);
+	const struct result_column *cols; /* of show's rows */
+	int n_cols;
 	void (*act)(struct worker *w, const char *arg, struct buf *out);
 	bool (*act_later)(struct worker *w, const char *arg, struct buf *out, char **wait);
 	const char *help;
 };
 
 static const struct command commands[] = {
-    {"SHOW", "HELP", false, show_help, NULL, NULL, "this list"},
-    {"SHOW", "VERSION", false, show_version, NULL, NULL, "the pooler's version"},
-    {"SHOW", "POOLS", false, show_pools, NULL, NULL,
+    {"SHOW", "HELP", false, show_help, RESULT_COLUMNS(help_cols), NULL, NULL, "this list"},
+    {"SHOW", "VERSION", false, show_version, RESULT_COLUMNS(version_cols), NULL, NULL,
+     "the pooler's version"},
+    {"SHOW", "POOLS", false, show_pools, RESULT_COLUMNS(pools_cols), NULL, NULL,
      "clients and servers per database and user, over all nodes"},
-    {"SHOW", "NODE_POOLS", false, show_node_pools, NULL, NULL,
+    {"SHOW", "NODE_POOLS", false, show_node_pools, RESULT_COLUMNS(node_pools_cols), NULL, NULL,
      "as SHOW POOLS, one row per database, user and node"},
-    {"SHOW", "STATS", false, show_stats, NULL, NULL, "transactions and waits per database"},
-    {"SHOW", "SERVERS", false, show_servers, NULL, NULL, "every server connection"},
-    {"SHOW", "CLIENTS", false, show_clients, NULL, NULL, "every client connection"},
-    {"SHOW", "DATABASES", false, show_databases, NULL, NULL, "the configured databases"},
-    {"SHOW", "NODES", false, show_nodes, NULL, NULL, "backend servers: role, health, lag"},
-    {"SHOW", "CONFIG", false, show_config, NULL, NULL, "effective settings"},
-    {"PAUSE", NULL, true, NULL, NULL, cmd_pause,
+    {"SHOW", "STATS", false, show_stats, RESULT_COLUMNS(stats_cols), NULL, NULL,
+     "transactions and waits per database"},
+    {"SHOW", "SERVERS", false, show_servers, RESULT_COLUMNS(servers_cols), NULL, NULL,
+     "every server connection"},
+    {"SHOW", "CLIENTS", false, show_clients, RESULT_COLUMNS(clients_cols), NULL, NULL,
+     "every client connection"},
+    {"SHOW", "DATABASES", false, show_databases, RESULT_COLUMNS(databases_cols), NULL, NULL,
+     "the configured databases"},
+    {"SHOW", "NODES", false, show_nodes, RESULT_COLUMNS(nodes_cols), NULL, NULL,
+     "backend servers: role, health, lag"},
+    {"SHOW", "CONFIG", false, show_config, RESULT_COLUMNS(config_cols), NULL, NULL,
+     "effective settings"},
+    {"PAUSE", NULL, true, NULL, NULL, 0, NULL, cmd_pause,
      "[db] hand out no servers until RESUME; answers when running transactions ended"},
-    {"RESUME", NULL, true, NULL, cmd_resume, NULL, "[db] undo PAUSE"},
-    {"KILL", NULL, true, NULL, cmd_kill, NULL, "db: drop its clients and idle servers"},
-    {"RELOAD", NULL, true, NULL, cmd_reload, NULL, "re-read the config and auth file"},
-    {"SHUTDOWN", NULL, true, NULL, cmd_shutdown, NULL, "finish transactions, then exit"},
+    {"RESUME", NULL, true, NULL, NULL, 0, cmd_resume, NULL, "[db] undo PAUSE"},
+    {"KILL", NULL, true, NULL, NULL, 0, cmd_kill, NULL, "db: drop its clients and idle servers"},
+    {"RELOAD", NULL, true, NULL, NULL, 0, cmd_reload, NULL, "re-read the config and auth file"},
+    {"SHUTDOWN", NULL, true, NULL, NULL, 0, cmd_shutdown, NULL, "finish transactions, then exit"},
 };
 
-static void show_help(struct worker *w, struct buf *out)
+static void show_help(struct worker *w, struct result *r)
 {
-	static const char *const cols[] = {"command", "description", NULL};
 	char name[64];
 	(void)w;
-	row_description(out, cols);
 	for (size_t i = 0; i < ARRAY_LEN(commands); i++) {
 		snprintf(name, sizeof(name), "%s%s%s", commands[i].verb,
 		         commands[i].object ? " " : "",
 		         commands[i].object ? commands[i].object : "");
-		const char *v[] = {name, commands[i].help};
-		data_row(out, 2, v);
+		result_row(r);
+		result_text(r, name);
+		result_text(r, commands[i].help);
+		result_row_end(r);
 	}
+}
+
+/* A SHOW command's answer: its columns, its rows, CommandComplete. */
+static void run_show(struct worker *w, const struct command *c, struct buf *out)
+{
+	struct result r;
+	result_begin(&r, out, c->cols, c->n_cols);
+	c->show(w, &r);
 	complete(out, "SHOW");
 }
 
@@ -729,7 +788,7 @@ bool admin_run(struct worker *w, const char *sql, bool may_change, struct buf *o
 				proto_write_error(out, "ERROR", "42601", "SHOW takes no argument");
 				return true;
 			}
-			c->show(w, out);
+			run_show(w, c, out);
 		} else if (c->act_later != NULL) {
 			return c->act_later(w, arg, out, wait);
 		} else {

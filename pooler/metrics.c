@@ -1,8 +1,13 @@
 /* metrics: see include/metrics.h. Names carry their unit; labels are database, user,
- * node and role, as the operators' dashboards expect. */
+ * node and role, as the operators' dashboards expect.
+ *
+ * The exposition is one table, `families`, written in its order: each family's name, type
+ * and help, and where its values are (offsets into the worker, a node, a pool, the client
+ * counts or the verdict cache's figures), or a function for the few that are computed. */
 #include "metrics.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -26,11 +31,6 @@ static void out(struct buf *b, const char *fmt, ...)
 		buf_put(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }
 
-static void family(struct buf *b, const char *name, const char *type, const char *help)
-{
-	out(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
 /* One histogram's series; labels is "" or `name="value",...` without braces. */
 static void histogram_series(struct buf *b, const char *name, const char *labels,
                              const struct histogram *h)
@@ -52,17 +52,11 @@ static void histogram_series(struct buf *b, const char *name, const char *labels
 	out(b, "%s_sum %.6f\n%s_count %llu\n", name, h->sum, name, (unsigned long long)h->count);
 }
 
-static void histogram(struct buf *b, const char *name, const char *help, const struct histogram *h)
+/* The role label of a node: as its last probe found it, "unknown" while an auto node has
+ * not been probed. */
+static const char *role_label(const struct node *n)
 {
-	family(b, name, "histogram", help);
-	histogram_series(b, name, "", h);
-}
-
-static const char *role_name(int role)
-{
-	return role == NODE_ROLE_PRIMARY   ? "primary"
-	       : role == NODE_ROLE_REPLICA ? "replica"
-	                                   : "unknown";
+	return n->role == NODE_ROLE_AUTO ? "unknown" : node_role_name(n->role);
 }
 
 static const char *const reject_names[] = {
@@ -75,7 +69,8 @@ _Static_assert(ARRAY_LEN(reject_names) == REJECT_REASONS, "a reject reason has n
 /* Server connection states as PgBouncer names them: login, idle, active, tested (a reset
  * query runs between clients). */
 enum { SV_LOGIN, SV_IDLE, SV_ACTIVE, SV_TESTED, SV_STATES };
-static const char *const sv_state_names[SV_STATES] = {"login", "idle", "active", "tested"};
+static const char *const sv_state_names[] = {"login", "idle", "active", "tested"};
+_Static_assert(ARRAY_LEN(sv_state_names) == SV_STATES, "a server state has no label");
 
 static void count_servers(const struct pool *p, int counts[SV_STATES])
 {
@@ -94,332 +89,401 @@ static void count_servers(const struct pool *p, int counts[SV_STATES])
 #define POOL_LABELS "database=\"%s\",user=\"%s\",node=\"%s\""
 #define POOL_VALUES(p) (p)->db_name, (p)->user, (p)->backend->name
 
-/* One line per pool of a gauge or counter: the value is read by get. */
-static void per_pool(struct worker *w, struct buf *b, const char *name, const char *type,
-                     const char *help, uint64_t (*get)(const struct pool *p))
-{
-	struct list *pos;
+/* ---- the table ---------------------------------------------------------------------- */
 
-	family(b, name, type, help);
-	for (pos = w->pools.next; pos != &w->pools; pos = pos->next) {
-		const struct pool *p = container_of(pos, struct pool, node);
-		out(b, "%s{" POOL_LABELS "} %llu\n", name, POOL_VALUES(p),
-		    (unsigned long long)get(p));
+/* The C type of a field, which says how it reads and prints. */
+enum kind {
+	K_U64,       /* uint64_t */
+	K_INT,       /* int (or an enum) */
+	K_BOOL,      /* bool, as 0 or 1 */
+	K_MS,        /* int64_t milliseconds, printed as seconds */
+	K_HISTOGRAM, /* struct histogram: its _bucket, _sum and _count series */
+};
+
+/* One series of a family: its own labels (NULL for none) and where its value is. */
+struct series {
+	const char *labels;
+	size_t at; /* offsetof in the struct the family's scope names */
+	enum kind kind;
+};
+
+/* Whose fields a family's offsets point into, and which labels that brings. */
+enum scope {
+	OF_WORKER,     /* struct worker */
+	OF_CLIENTS,    /* struct client_counts */
+	OF_CLASSIFY,   /* struct classify_stats */
+	PER_POOL,      /* struct pool, each pool: database, user and node */
+	PER_NODE,      /* struct node, each node: node */
+	PER_NODE_ROLE, /* each node: node and role */
+	PER_REPLICA,   /* each node that is a replica now: node */
+	COMPUTED,      /* write() works the values out */
+};
+
+/* What one scrape reads. */
+struct scrape {
+	struct worker *w;
+	const struct client_counts *clients;
+	const struct classify_stats *classify;
+};
+
+#define MAX_SERIES 4
+
+struct family {
+	const char *name;
+	const char *type;
+	const char *help;
+	enum scope scope;
+	struct series series[MAX_SERIES]; /* [0], then each one with labels */
+	void (*write)(struct buf *b, const struct family *f, const struct scrape *s);
+};
+
+#define GAUGE "gauge"
+#define COUNTER "counter"
+#define HISTOGRAM "histogram"
+/* The offset and kind of a series' value, by the struct it is in. */
+#define WORKER(f, kind) offsetof(struct worker, f), kind
+#define METRIC(f) WORKER(metrics.f, K_U64)
+#define NODE(f, kind) offsetof(struct node, f), kind
+#define POOL(f, kind) offsetof(struct pool, f), kind
+#define CLIENTS(f) offsetof(struct client_counts, f), K_INT
+#define CLASSIFY(f) offsetof(struct classify_stats, f), K_U64
+
+_Static_assert(sizeof(((struct node *)0)->breaker.state) == sizeof(int), "breaker state: K_INT");
+
+static void write_up(struct buf *b, const struct family *f, const struct scrape *s);
+static void write_server_states(struct buf *b, const struct family *f, const struct scrape *s);
+static void write_node_queries(struct buf *b, const struct family *f, const struct scrape *s);
+static void write_by_pin_reason(struct buf *b, const struct family *f, const struct scrape *s);
+static void write_by_reject_reason(struct buf *b, const struct family *f, const struct scrape *s);
+static void write_by_route_reason(struct buf *b, const struct family *f, const struct scrape *s);
+
+static const struct family families[] = {
+    {"pooler_up", GAUGE, "1 while the pooler serves.", COMPUTED, .write = write_up},
+    {"pooler_clients", GAUGE, "Client connections by state.", OF_CLIENTS,
+     .series = {{"state=\"login\"", CLIENTS(login)},
+                {"state=\"idle\"", CLIENTS(idle)},
+                {"state=\"waiting\"", CLIENTS(waiting)},
+                {"state=\"active\"", CLIENTS(active)}}},
+    {"pooler_client_received_bytes_total", COUNTER, "Bytes read from clients.", OF_WORKER,
+     .series = {{NULL, METRIC(client_bytes.in)}}},
+    {"pooler_client_sent_bytes_total", COUNTER, "Bytes written to clients.", OF_WORKER,
+     .series = {{NULL, METRIC(client_bytes.out)}}},
+    /* pools */
+    {"pooler_server_connections", GAUGE,
+     "Server connections by state (login, idle, active, tested: running a reset).", COMPUTED,
+     .write = write_server_states},
+    {"pooler_pool_size", GAUGE,
+     "Most server connections a pool may open (pool_size, auto computed).", PER_POOL,
+     .series = {{NULL, POOL(size, K_INT)}}},
+    {"pooler_pool_servers", GAUGE, "Server connections a pool has open now.", PER_POOL,
+     .series = {{NULL, POOL(n_servers, K_INT)}}},
+    {"pooler_clients_waiting", GAUGE, "Clients queued for a server, by pool.", PER_POOL,
+     .series = {{NULL, POOL(n_waiting, K_INT)}}},
+    {"pooler_pool_transactions_total", COUNTER,
+     "Server hand-outs of the pool (transactions, or sessions in session mode).", PER_POOL,
+     .series = {{NULL, POOL(xact_count, K_U64)}}},
+    {"pooler_pool_queries_total", COUNTER,
+     "Requests (Query, or extended batches up to Sync) the pool's servers answered.", PER_POOL,
+     .series = {{NULL, POOL(tally.queries, K_U64)}}},
+    {"pooler_server_received_bytes_total", COUNTER,
+     "Bytes read from the pool's server connections.", PER_POOL,
+     .series = {{NULL, POOL(tally.bytes.in, K_U64)}}},
+    {"pooler_server_sent_bytes_total", COUNTER, "Bytes written to the pool's server connections.",
+     PER_POOL, .series = {{NULL, POOL(tally.bytes.out, K_U64)}}},
+    /* nodes */
+    {"pooler_node_up", GAUGE, "1 when the node's last health probe answered.", PER_NODE_ROLE,
+     .series = {{NULL, NODE(up, K_BOOL)}}},
+    {"pooler_node_usable", GAUGE,
+     "1 when the node takes its role's work now (replicas: healthy and within lag).", PER_NODE_ROLE,
+     .series = {{NULL, NODE(usable, K_BOOL)}}},
+    {"pooler_replica_lag_bytes", GAUGE, "WAL bytes a replica is behind the primary.", PER_REPLICA,
+     .series = {{NULL, NODE(lag_bytes, K_U64)}}},
+    {"pooler_replica_lag_seconds", GAUGE, "Replay delay of a replica.", PER_REPLICA,
+     .series = {{NULL, NODE(lag_ms, K_MS)}}},
+    {"pooler_node_transactions_in_flight", GAUGE, "Transactions running on the node now.",
+     PER_NODE_ROLE, .series = {{NULL, NODE(inflight, K_INT)}}},
+    {"pooler_node_transactions_total", COUNTER, "Transactions run on the node.", PER_NODE_ROLE,
+     .series = {{NULL, NODE(transactions, K_U64)}}},
+    {"pooler_breaker_state", GAUGE, "Circuit breaker of the node: 0 closed, 1 open, 2 half-open.",
+     PER_NODE, .series = {{NULL, NODE(breaker.state, K_INT)}}},
+    {"pooler_breaker_transitions_total", COUNTER, "Circuit breaker state changes.", PER_NODE,
+     .series = {{NULL, NODE(breaker.transitions, K_U64)}}},
+    {"pooler_health_probes_total", COUNTER, "Health probes by result.", PER_NODE,
+     .series = {{"result=\"ok\"", NODE(probes_ok, K_U64)},
+                {"result=\"failed\"", NODE(probes_failed, K_U64)}}},
+    /* node traffic */
+    {"pooler_node_queries_total", COUNTER,
+     "Requests answered by the node (Query, or extended batches up to Sync).", COMPUTED,
+     .write = write_node_queries},
+    {"pooler_query_duration_seconds", HISTOGRAM,
+     "From relaying a request to its ReadyForQuery, by node.", PER_NODE_ROLE,
+     .series = {{NULL, NODE(query_time, K_HISTOGRAM)}}},
+    {"pooler_server_connect_attempts_total", COUNTER,
+     "Server connections the pooler started to open.", PER_NODE,
+     .series = {{NULL, NODE(connect_attempts, K_U64)}}},
+    {"pooler_server_connect_failures_total", COUNTER,
+     "Server connections that failed to connect or log in.", PER_NODE,
+     .series = {{NULL, NODE(connect_failures, K_U64)}}},
+    {"pooler_server_connect_duration_seconds", HISTOGRAM,
+     "From starting a server connection to its login being done.", PER_NODE,
+     .series = {{NULL, NODE(connect_time, K_HISTOGRAM)}}},
+    /* routing */
+    {"pooler_routing_decisions_total", COUNTER,
+     "Where transactions were sent, and why (the router's reason).", COMPUTED,
+     .write = write_by_route_reason},
+    {"pooler_replica_refusals_total", COUNTER,
+     "Reads a replica refused (25006: a write; 0A000: what a standby cannot do, such as an "
+     "unlogged table), rerun on the primary.",
+     OF_WORKER, .series = {{NULL, WORKER(replica_refusals, K_U64)}}},
+    /* session state */
+    {"pooler_pinned_clients_total", COUNTER,
+     "Clients that kept a server connection for session state, by reason.", COMPUTED,
+     .series = {{NULL, METRIC(pinned)}}, write_by_pin_reason},
+    {"pooler_pin_refusals_total", COUNTER,
+     "Statements refused because they would pin (pin_action = error), by reason.", COMPUTED,
+     .series = {{NULL, METRIC(pin_refused)}}, write_by_pin_reason},
+    {"pooler_servers_restored_total", COUNTER,
+     "Server connections whose settings were restored (RESET ALL) before reuse, because a DO "
+     "block, CALL or function may have changed them unseen.",
+     OF_WORKER, .series = {{NULL, METRIC(servers_restored)}}},
+    {"pooler_login_settings_restored_total", COUNTER,
+     "Client RESET, RESET ALL or DISCARD ALL followed by the client's login settings.", OF_WORKER,
+     .series = {{NULL, METRIC(login_restores)}}},
+    {"pooler_replica_connect_fallbacks_total", COUNTER,
+     "Reads that waited on a replica that could not be reached and ran on the primary.", OF_WORKER,
+     .series = {{NULL, METRIC(replica_fallbacks)}}},
+    {"pooler_unnamed_statement_replays_total", COUNTER,
+     "Unnamed statements prepared again on the server that runs their Bind or Describe.", OF_WORKER,
+     .series = {{NULL, METRIC(unnamed_replays)}}},
+    {"pooler_statement_mode_refusals_total", COUNTER,
+     "Transaction blocks refused in statement pooling mode.", OF_WORKER,
+     .series = {{NULL, METRIC(statement_mode_refused)}}},
+    {"pooler_prepared_statements_total", COUNTER,
+     "Protocol-level prepared statements: prepared on a server, shared by a client Parse, "
+     "closed to bound a server's cache, or prepared anew and retried after its result type "
+     "changed.",
+     OF_WORKER,
+     .series = {{"event=\"prepared\"", METRIC(prepared_parses)},
+                {"event=\"shared\"", METRIC(prepared_shared)},
+                {"event=\"evicted\"", METRIC(prepared_evictions)},
+                {"event=\"retried\"", METRIC(prepared_retries)}}},
+    /* logins, reloads, the verdict cache */
+    {"pooler_clients_rejected_total", COUNTER, "Clients turned away, by reason.", COMPUTED,
+     .series = {{NULL, METRIC(rejected)}}, write_by_reject_reason},
+    {"pooler_server_login_failures_total", COUNTER, "Failed server logins.", OF_WORKER,
+     .series = {{NULL, METRIC(server_login_failures)}}},
+    {"pooler_config_reloads_total", COUNTER, "Config reloads by result.", OF_WORKER,
+     .series = {{"result=\"ok\"", METRIC(config_reloads_ok)},
+                {"result=\"failed\"", METRIC(config_reloads_failed)}}},
+    {"pooler_classify_cache_total", COUNTER, "Routing verdict cache lookups.", OF_CLASSIFY,
+     .series = {{"result=\"hit\"", CLASSIFY(hits)},
+                {"result=\"miss\"", CLASSIFY(misses)},
+                {"result=\"uncacheable\"", CLASSIFY(uncacheable)}}},
+    {"pooler_client_wait_seconds", HISTOGRAM, "Time clients waited for a server.", OF_WORKER,
+     .series = {{NULL, WORKER(metrics.client_wait, K_HISTOGRAM)}}},
+    {"pooler_transaction_duration_seconds", HISTOGRAM,
+     "Time a client held a server (one transaction, or one session).", OF_WORKER,
+     .series = {{NULL, WORKER(metrics.transaction_time, K_HISTOGRAM)}}},
+    /* budgets, reserves, recycling, session time limits and rate limits */
+    {"pooler_node_connection_budget", GAUGE,
+     "Server connections the pools may open to the node in all (its pool_size, capped by the "
+     "server's max_connections).",
+     PER_NODE, .series = {{NULL, NODE(budget, K_INT)}}},
+    {"pooler_node_server_connections", GAUGE,
+     "Server connections open or opening to the node, over all pools.", PER_NODE,
+     .series = {{NULL, NODE(n_servers, K_INT)}}},
+    {"pooler_reserve_connections_opened_total", COUNTER,
+     "Reserve connections opened for pools whose clients waited reserve_pool_timeout.", OF_WORKER,
+     .series = {{NULL, METRIC(reserve_used)}}},
+    {"pooler_servers_evicted_total", COUNTER,
+     "Server connections closed to give room to another pool under the same cap.", OF_WORKER,
+     .series = {{NULL, METRIC(servers_evicted)}}},
+    {"pooler_servers_closed_total", COUNTER,
+     "Server connections closed by a time limit, by reason.", OF_WORKER,
+     .series = {{"reason=\"server_idle_timeout\"", METRIC(servers_idle_closed)},
+                {"reason=\"server_lifetime\"", METRIC(servers_recycled)}}},
+    {"pooler_clients_timed_out_total", COUNTER,
+     "Clients closed by a session time limit, by reason.", OF_WORKER,
+     .series = {{"reason=\"client_idle_timeout\"", METRIC(clients_idle_timeout)},
+                {"reason=\"idle_transaction_timeout\"", METRIC(clients_idle_tx_timeout)}}},
+    {"pooler_queries_cancelled_total", COUNTER, "Queries cancelled by query_timeout.", OF_WORKER,
+     .series = {{NULL, METRIC(queries_timed_out)}}},
+    {"pooler_clients_throttled_total", COUNTER,
+     "Connections refused by a per-address rate limit, by limit.", OF_WORKER,
+     .series = {{"reason=\"client_rate_limit\"", METRIC(clients_throttled)},
+                {"reason=\"auth_failure_limit\"", METRIC(logins_throttled)}}},
+};
+
+/* ---- writing ------------------------------------------------------------------------ */
+
+/* One series: name{labels} value, or a histogram's series. */
+static void write_value(struct buf *b, const char *name, const char *labels, const void *p,
+                        enum kind kind)
+{
+	char v[32];
+
+	switch (kind) {
+	case K_HISTOGRAM:
+		histogram_series(b, name, labels, p);
+		return;
+	case K_U64:
+		snprintf(v, sizeof(v), "%llu", (unsigned long long)*(const uint64_t *)p);
+		break;
+	case K_INT:
+		snprintf(v, sizeof(v), "%d", *(const int *)p);
+		break;
+	case K_BOOL:
+		snprintf(v, sizeof(v), "%d", *(const bool *)p ? 1 : 0);
+		break;
+	case K_MS:
+		snprintf(v, sizeof(v), "%.3f", (double)*(const int64_t *)p / 1000.0);
+		break;
+	}
+	if (labels[0])
+		out(b, "%s{%s} %s\n", name, labels, v);
+	else
+		out(b, "%s %s\n", name, v);
+}
+
+/* The series of f for one object at base, whose scope gave it labels ("" for none). */
+static void write_series(struct buf *b, const struct family *f, const char *labels,
+                         const void *base)
+{
+	char all[320];
+
+	for (int i = 0; i < MAX_SERIES && (i == 0 || f->series[i].labels != NULL); i++) {
+		const struct series *s = &f->series[i];
+		const char *own = s->labels ? s->labels : "";
+		snprintf(all, sizeof(all), "%s%s%s", labels, labels[0] && own[0] ? "," : "", own);
+		write_value(b, f->name, all, (const char *)base + s->at, s->kind);
 	}
 }
 
-static uint64_t pool_size(const struct pool *p)
-{
-	return (uint64_t)p->size;
-}
-static uint64_t pool_servers(const struct pool *p)
-{
-	return (uint64_t)p->n_servers;
-}
-static uint64_t pool_waiting(const struct pool *p)
-{
-	return (uint64_t)p->n_waiting;
-}
-static uint64_t pool_bytes_in(const struct pool *p)
-{
-	return p->tally.bytes.in;
-}
-static uint64_t pool_bytes_out(const struct pool *p)
-{
-	return p->tally.bytes.out;
-}
-static uint64_t pool_xacts(const struct pool *p)
-{
-	return p->xact_count;
-}
-static uint64_t pool_queries(const struct pool *p)
-{
-	return p->tally.queries;
-}
-
-static void pools(struct worker *w, struct buf *b)
-{
-	struct list *pos;
-
-	family(b, "pooler_server_connections", "gauge",
-	       "Server connections by state (login, idle, active, tested: running a reset).");
-	for (pos = w->pools.next; pos != &w->pools; pos = pos->next) {
-		const struct pool *p = container_of(pos, struct pool, node);
-		int counts[SV_STATES];
-		count_servers(p, counts);
-		for (int i = 0; i < SV_STATES; i++)
-			out(b, "pooler_server_connections{" POOL_LABELS ",state=\"%s\"} %d\n",
-			    POOL_VALUES(p), sv_state_names[i], counts[i]);
-	}
-	per_pool(w, b, "pooler_pool_size", "gauge",
-	         "Most server connections a pool may open (pool_size, auto computed).", pool_size);
-	per_pool(w, b, "pooler_pool_servers", "gauge", "Server connections a pool has open now.",
-	         pool_servers);
-	per_pool(w, b, "pooler_clients_waiting", "gauge", "Clients queued for a server, by pool.",
-	         pool_waiting);
-	per_pool(w, b, "pooler_pool_transactions_total", "counter",
-	         "Server hand-outs of the pool (transactions, or sessions in session mode).",
-	         pool_xacts);
-	per_pool(w, b, "pooler_pool_queries_total", "counter",
-	         "Requests (Query, or extended batches up to Sync) the pool's servers answered.",
-	         pool_queries);
-	per_pool(w, b, "pooler_server_received_bytes_total", "counter",
-	         "Bytes read from the pool's server connections.", pool_bytes_in);
-	per_pool(w, b, "pooler_server_sent_bytes_total", "counter",
-	         "Bytes written to the pool's server connections.", pool_bytes_out);
-}
-
-/* Queries of one node: the sum over the pools that connect to it. */
-static uint64_t node_queries(struct worker *w, const struct node *n)
-{
-	uint64_t sum = 0;
-	for (struct list *pos = w->pools.next; pos != &w->pools; pos = pos->next) {
-		const struct pool *p = container_of(pos, struct pool, node);
-		if (p->backend == n)
-			sum += p->tally.queries;
-	}
-	return sum;
-}
-
-static void node_traffic(struct worker *w, struct buf *b)
+static void write_per_node(struct buf *b, const struct family *f, struct worker *w)
 {
 	char labels[200];
 
-	family(b, "pooler_node_queries_total", "counter",
-	       "Requests answered by the node (Query, or extended batches up to Sync).");
-	for (int i = 0; i < w->n_nodes; i++)
-		out(b, "pooler_node_queries_total{node=\"%s\",role=\"%s\"} %llu\n",
-		    w->nodes[i]->name, role_name(w->nodes[i]->role),
-		    (unsigned long long)node_queries(w, w->nodes[i]));
-	family(b, "pooler_query_duration_seconds", "histogram",
-	       "From relaying a request to its ReadyForQuery, by node.");
 	for (int i = 0; i < w->n_nodes; i++) {
-		snprintf(labels, sizeof(labels), "node=\"%s\",role=\"%s\"", w->nodes[i]->name,
-		         role_name(w->nodes[i]->role));
-		histogram_series(b, "pooler_query_duration_seconds", labels,
-		                 &w->nodes[i]->query_time);
-	}
-	family(b, "pooler_server_connect_attempts_total", "counter",
-	       "Server connections the pooler started to open.");
-	for (int i = 0; i < w->n_nodes; i++)
-		out(b, "pooler_server_connect_attempts_total{node=\"%s\"} %llu\n",
-		    w->nodes[i]->name, (unsigned long long)w->nodes[i]->connect_attempts);
-	family(b, "pooler_server_connect_failures_total", "counter",
-	       "Server connections that failed to connect or log in.");
-	for (int i = 0; i < w->n_nodes; i++)
-		out(b, "pooler_server_connect_failures_total{node=\"%s\"} %llu\n",
-		    w->nodes[i]->name, (unsigned long long)w->nodes[i]->connect_failures);
-	family(b, "pooler_server_connect_duration_seconds", "histogram",
-	       "From starting a server connection to its login being done.");
-	for (int i = 0; i < w->n_nodes; i++) {
-		snprintf(labels, sizeof(labels), "node=\"%s\"", w->nodes[i]->name);
-		histogram_series(b, "pooler_server_connect_duration_seconds", labels,
-		                 &w->nodes[i]->connect_time);
+		const struct node *n = w->nodes[i];
+		if (f->scope == PER_REPLICA && n->role != NODE_ROLE_REPLICA)
+			continue;
+		if (f->scope == PER_NODE_ROLE)
+			snprintf(labels, sizeof(labels), "node=\"%s\",role=\"%s\"", n->name,
+			         role_label(n));
+		else
+			snprintf(labels, sizeof(labels), "node=\"%s\"", n->name);
+		write_series(b, f, labels, n);
 	}
 }
 
-static void nodes(struct worker *w, struct buf *b)
+static void write_family(struct buf *b, const struct family *f, const struct scrape *s)
 {
-	family(b, "pooler_node_up", "gauge", "1 when the node's last health probe answered.");
-	for (int i = 0; i < w->n_nodes; i++)
-		out(b, "pooler_node_up{node=\"%s\",role=\"%s\"} %d\n", w->nodes[i]->name,
-		    role_name(w->nodes[i]->role), w->nodes[i]->up ? 1 : 0);
-	family(b, "pooler_node_usable", "gauge",
-	       "1 when the node takes its role's work now (replicas: healthy and within lag).");
-	for (int i = 0; i < w->n_nodes; i++)
-		out(b, "pooler_node_usable{node=\"%s\",role=\"%s\"} %d\n", w->nodes[i]->name,
-		    role_name(w->nodes[i]->role), w->nodes[i]->usable ? 1 : 0);
-	family(b, "pooler_replica_lag_bytes", "gauge",
-	       "WAL bytes a replica is behind the primary.");
-	for (int i = 0; i < w->n_nodes; i++)
-		if (w->nodes[i]->role == NODE_ROLE_REPLICA)
-			out(b, "pooler_replica_lag_bytes{node=\"%s\"} %llu\n", w->nodes[i]->name,
-			    (unsigned long long)w->nodes[i]->lag_bytes);
-	family(b, "pooler_replica_lag_seconds", "gauge", "Replay delay of a replica.");
-	for (int i = 0; i < w->n_nodes; i++)
-		if (w->nodes[i]->role == NODE_ROLE_REPLICA)
-			out(b, "pooler_replica_lag_seconds{node=\"%s\"} %.3f\n", w->nodes[i]->name,
-			    (double)w->nodes[i]->lag_ms / 1000.0);
-	family(b, "pooler_node_transactions_in_flight", "gauge",
-	       "Transactions running on the node now.");
-	for (int i = 0; i < w->n_nodes; i++)
-		out(b, "pooler_node_transactions_in_flight{node=\"%s\",role=\"%s\"} %d\n",
-		    w->nodes[i]->name, role_name(w->nodes[i]->role), w->nodes[i]->inflight);
-	family(b, "pooler_node_transactions_total", "counter", "Transactions run on the node.");
-	for (int i = 0; i < w->n_nodes; i++)
-		out(b, "pooler_node_transactions_total{node=\"%s\",role=\"%s\"} %llu\n",
-		    w->nodes[i]->name, role_name(w->nodes[i]->role),
-		    (unsigned long long)w->nodes[i]->transactions);
-	family(b, "pooler_breaker_state", "gauge",
-	       "Circuit breaker of the node: 0 closed, 1 open, 2 half-open.");
-	for (int i = 0; i < w->n_nodes; i++)
-		out(b, "pooler_breaker_state{node=\"%s\"} %d\n", w->nodes[i]->name,
-		    (int)w->nodes[i]->breaker.state);
-	family(b, "pooler_breaker_transitions_total", "counter", "Circuit breaker state changes.");
-	for (int i = 0; i < w->n_nodes; i++)
-		out(b, "pooler_breaker_transitions_total{node=\"%s\"} %llu\n", w->nodes[i]->name,
-		    (unsigned long long)w->nodes[i]->breaker.transitions);
-	family(b, "pooler_health_probes_total", "counter", "Health probes by result.");
-	for (int i = 0; i < w->n_nodes; i++) {
-		out(b, "pooler_health_probes_total{node=\"%s\",result=\"ok\"} %llu\n",
-		    w->nodes[i]->name, (unsigned long long)w->nodes[i]->probes_ok);
-		out(b, "pooler_health_probes_total{node=\"%s\",result=\"failed\"} %llu\n",
-		    w->nodes[i]->name, (unsigned long long)w->nodes[i]->probes_failed);
+	char labels[256];
+
+	out(b, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help, f->name, f->type);
+	switch (f->scope) {
+	case OF_WORKER:
+		write_series(b, f, "", s->w);
+		break;
+	case OF_CLIENTS:
+		write_series(b, f, "", s->clients);
+		break;
+	case OF_CLASSIFY:
+		write_series(b, f, "", s->classify);
+		break;
+	case PER_POOL:
+		for (struct list *pos = s->w->pools.next; pos != &s->w->pools; pos = pos->next) {
+			const struct pool *p = container_of(pos, struct pool, node);
+			snprintf(labels, sizeof(labels), POOL_LABELS, POOL_VALUES(p));
+			write_series(b, f, labels, p);
+		}
+		break;
+	case PER_NODE:
+	case PER_NODE_ROLE:
+	case PER_REPLICA:
+		write_per_node(b, f, s->w);
+		break;
+	case COMPUTED:
+		f->write(b, f, s);
+		break;
 	}
-}
-
-/* Budgets, reserves, recycling, session time limits and rate limits. */
-static void limits(struct worker *w, struct buf *b)
-{
-	const struct metrics *m = &w->metrics;
-
-	family(b, "pooler_node_connection_budget", "gauge",
-	       "Server connections the pools may open to the node in all (its pool_size, capped "
-	       "by the server's max_connections).");
-	for (int i = 0; i < w->n_nodes; i++)
-		out(b, "pooler_node_connection_budget{node=\"%s\"} %d\n", w->nodes[i]->name,
-		    w->nodes[i]->budget);
-	family(b, "pooler_node_server_connections", "gauge",
-	       "Server connections open or opening to the node, over all pools.");
-	for (int i = 0; i < w->n_nodes; i++)
-		out(b, "pooler_node_server_connections{node=\"%s\"} %d\n", w->nodes[i]->name,
-		    w->nodes[i]->n_servers);
-	family(b, "pooler_reserve_connections_opened_total", "counter",
-	       "Reserve connections opened for pools whose clients waited reserve_pool_timeout.");
-	out(b, "pooler_reserve_connections_opened_total %llu\n",
-	    (unsigned long long)m->reserve_used);
-	family(b, "pooler_servers_evicted_total", "counter",
-	       "Server connections closed to give room to another pool under the same cap.");
-	out(b, "pooler_servers_evicted_total %llu\n", (unsigned long long)m->servers_evicted);
-	family(b, "pooler_servers_closed_total", "counter",
-	       "Server connections closed by a time limit, by reason.");
-	out(b, "pooler_servers_closed_total{reason=\"server_idle_timeout\"} %llu\n",
-	    (unsigned long long)m->servers_idle_closed);
-	out(b, "pooler_servers_closed_total{reason=\"server_lifetime\"} %llu\n",
-	    (unsigned long long)m->servers_recycled);
-	family(b, "pooler_clients_timed_out_total", "counter",
-	       "Clients closed by a session time limit, by reason.");
-	out(b, "pooler_clients_timed_out_total{reason=\"client_idle_timeout\"} %llu\n",
-	    (unsigned long long)m->clients_idle_timeout);
-	out(b, "pooler_clients_timed_out_total{reason=\"idle_transaction_timeout\"} %llu\n",
-	    (unsigned long long)m->clients_idle_tx_timeout);
-	family(b, "pooler_queries_cancelled_total", "counter",
-	       "Queries cancelled by query_timeout.");
-	out(b, "pooler_queries_cancelled_total %llu\n", (unsigned long long)m->queries_timed_out);
-	family(b, "pooler_clients_throttled_total", "counter",
-	       "Connections refused by a per-address rate limit, by limit.");
-	out(b, "pooler_clients_throttled_total{reason=\"client_rate_limit\"} %llu\n",
-	    (unsigned long long)m->clients_throttled);
-	out(b, "pooler_clients_throttled_total{reason=\"auth_failure_limit\"} %llu\n",
-	    (unsigned long long)m->logins_throttled);
-}
-
-static void pinning(struct buf *b, const struct metrics *m)
-{
-	family(b, "pooler_pinned_clients_total", "counter",
-	       "Clients that kept a server connection for session state, by reason.");
-	for (int r = 1; r < METRICS_PIN_REASONS; r++)
-		out(b, "pooler_pinned_clients_total{reason=\"%s\"} %llu\n", classify_pin_name(r),
-		    (unsigned long long)m->pinned[r]);
-	family(b, "pooler_pin_refusals_total", "counter",
-	       "Statements refused because they would pin (pin_action = error), by reason.");
-	for (int r = 1; r < METRICS_PIN_REASONS; r++)
-		out(b, "pooler_pin_refusals_total{reason=\"%s\"} %llu\n", classify_pin_name(r),
-		    (unsigned long long)m->pin_refused[r]);
-	family(b, "pooler_servers_restored_total", "counter",
-	       "Server connections whose settings were restored (RESET ALL) before reuse, because "
-	       "a DO block, CALL or function may have changed them unseen.");
-	out(b, "pooler_servers_restored_total %llu\n", (unsigned long long)m->servers_restored);
-	family(b, "pooler_login_settings_restored_total", "counter",
-	       "Client RESET, RESET ALL or DISCARD ALL followed by the client's login settings.");
-	out(b, "pooler_login_settings_restored_total %llu\n",
-	    (unsigned long long)m->login_restores);
-	family(b, "pooler_replica_connect_fallbacks_total", "counter",
-	       "Reads that waited on a replica that could not be reached and ran on the primary.");
-	out(b, "pooler_replica_connect_fallbacks_total %llu\n",
-	    (unsigned long long)m->replica_fallbacks);
-	family(b, "pooler_unnamed_statement_replays_total", "counter",
-	       "Unnamed statements prepared again on the server that runs their Bind or Describe.");
-	out(b, "pooler_unnamed_statement_replays_total %llu\n",
-	    (unsigned long long)m->unnamed_replays);
-	family(b, "pooler_statement_mode_refusals_total", "counter",
-	       "Transaction blocks refused in statement pooling mode.");
-	out(b, "pooler_statement_mode_refusals_total %llu\n",
-	    (unsigned long long)m->statement_mode_refused);
-}
-
-static void prepared(struct buf *b, const struct metrics *m)
-{
-	family(b, "pooler_prepared_statements_total", "counter",
-	       "Protocol-level prepared statements: prepared on a server, shared by a client "
-	       "Parse, closed to bound a server's cache, or prepared anew and retried after "
-	       "its result type changed.");
-	out(b, "pooler_prepared_statements_total{event=\"prepared\"} %llu\n",
-	    (unsigned long long)m->prepared_parses);
-	out(b, "pooler_prepared_statements_total{event=\"shared\"} %llu\n",
-	    (unsigned long long)m->prepared_shared);
-	out(b, "pooler_prepared_statements_total{event=\"evicted\"} %llu\n",
-	    (unsigned long long)m->prepared_evictions);
-	out(b, "pooler_prepared_statements_total{event=\"retried\"} %llu\n",
-	    (unsigned long long)m->prepared_retries);
 }
 
 void metrics_render(struct worker *w, const struct client_counts *cc, struct buf *b)
 {
-	const struct metrics *m = &w->metrics;
-	const struct classify_stats *cs = classify_stats(w->classifier);
+	const struct scrape s = {w, cc, classify_stats(w->classifier)};
 
-	family(b, "pooler_up", "gauge", "1 while the pooler serves.");
-	out(b, "pooler_up 1\n");
-	family(b, "pooler_clients", "gauge", "Client connections by state.");
-	out(b, "pooler_clients{state=\"login\"} %d\n", cc->login);
-	out(b, "pooler_clients{state=\"idle\"} %d\n", cc->idle);
-	out(b, "pooler_clients{state=\"waiting\"} %d\n", cc->waiting);
-	out(b, "pooler_clients{state=\"active\"} %d\n", cc->active);
-	family(b, "pooler_client_received_bytes_total", "counter", "Bytes read from clients.");
-	out(b, "pooler_client_received_bytes_total %llu\n", (unsigned long long)m->client_bytes.in);
-	family(b, "pooler_client_sent_bytes_total", "counter", "Bytes written to clients.");
-	out(b, "pooler_client_sent_bytes_total %llu\n", (unsigned long long)m->client_bytes.out);
-	pools(w, b);
-	nodes(w, b);
-	node_traffic(w, b);
-	family(b, "pooler_routing_decisions_total", "counter",
-	       "Where transactions were sent, and why.");
+	for (size_t i = 0; i < ARRAY_LEN(families); i++)
+		write_family(b, &families[i], &s);
+}
+
+/* ---- the computed families ---------------------------------------------------------- */
+
+/* Each reason the router gives (router.h), with its target. */
+static void write_by_route_reason(struct buf *b, const struct family *f, const struct scrape *s)
+{
 	for (int r = 0; r < ROUTE_REASON_COUNT; r++)
 		if (router_reason_target(r) != NULL)
-			out(b, "pooler_routing_decisions_total{target=\"%s\",reason=\"%s\"} %llu\n",
+			out(b, "%s{target=\"%s\",reason=\"%s\"} %llu\n", f->name,
 			    router_reason_target(r), router_reason_label(r),
-			    (unsigned long long)m->routed[r]);
-	family(b, "pooler_replica_refusals_total", "counter",
-	       "Reads a replica refused (25006: a write; 0A000: what a standby cannot do, such as "
-	       "an unlogged table), rerun on the primary.");
-	out(b, "pooler_replica_refusals_total %llu\n", (unsigned long long)w->replica_refusals);
-	pinning(b, m);
-	prepared(b, m);
-	family(b, "pooler_clients_rejected_total", "counter", "Clients turned away, by reason.");
-	for (int i = 0; i < REJECT_REASONS; i++)
-		out(b, "pooler_clients_rejected_total{reason=\"%s\"} %llu\n", reject_names[i],
-		    (unsigned long long)m->rejected[i]);
-	family(b, "pooler_server_login_failures_total", "counter", "Failed server logins.");
-	out(b, "pooler_server_login_failures_total %llu\n",
-	    (unsigned long long)m->server_login_failures);
-	family(b, "pooler_config_reloads_total", "counter", "Config reloads by result.");
-	out(b, "pooler_config_reloads_total{result=\"ok\"} %llu\n",
-	    (unsigned long long)m->config_reloads_ok);
-	out(b, "pooler_config_reloads_total{result=\"failed\"} %llu\n",
-	    (unsigned long long)m->config_reloads_failed);
-	family(b, "pooler_classify_cache_total", "counter", "Routing verdict cache lookups.");
-	out(b, "pooler_classify_cache_total{result=\"hit\"} %llu\n", (unsigned long long)cs->hits);
-	out(b, "pooler_classify_cache_total{result=\"miss\"} %llu\n",
-	    (unsigned long long)cs->misses);
-	out(b, "pooler_classify_cache_total{result=\"uncacheable\"} %llu\n",
-	    (unsigned long long)cs->uncacheable);
-	histogram(b, "pooler_client_wait_seconds", "Time clients waited for a server.",
-	          &m->client_wait);
-	histogram(b, "pooler_transaction_duration_seconds",
-	          "Time a client held a server (one transaction, or one session).",
-	          &m->transaction_time);
-	limits(w, b);
+			    (unsigned long long)s->w->metrics.routed[r]);
+}
+
+static void write_up(struct buf *b, const struct family *f, const struct scrape *s)
+{
+	(void)s;
+	out(b, "%s 1\n", f->name);
+}
+
+static void write_server_states(struct buf *b, const struct family *f, const struct scrape *s)
+{
+	for (struct list *pos = s->w->pools.next; pos != &s->w->pools; pos = pos->next) {
+		const struct pool *p = container_of(pos, struct pool, node);
+		int counts[SV_STATES];
+		count_servers(p, counts);
+		for (int i = 0; i < SV_STATES; i++)
+			out(b, "%s{" POOL_LABELS ",state=\"%s\"} %d\n", f->name, POOL_VALUES(p),
+			    sv_state_names[i], counts[i]);
+	}
+}
+
+/* Queries of each node: the sum over the pools that connect to it. */
+static void write_node_queries(struct buf *b, const struct family *f, const struct scrape *s)
+{
+	struct worker *w = s->w;
+
+	for (int i = 0; i < w->n_nodes; i++) {
+		uint64_t sum = 0;
+		for (struct list *pos = w->pools.next; pos != &w->pools; pos = pos->next) {
+			const struct pool *p = container_of(pos, struct pool, node);
+			if (p->backend == w->nodes[i])
+				sum += p->tally.queries;
+		}
+		out(b, "%s{node=\"%s\",role=\"%s\"} %llu\n", f->name, w->nodes[i]->name,
+		    role_label(w->nodes[i]), (unsigned long long)sum);
+	}
+}
+
+_Static_assert(METRICS_PIN_REASONS == PIN_ROLE + 1, "METRICS_PIN_REASONS: enum pin_reason");
+
+/* A uint64_t array of the worker indexed by enum pin_reason (0, none, left out). */
+static void write_by_pin_reason(struct buf *b, const struct family *f, const struct scrape *s)
+{
+	const uint64_t *v = (const uint64_t *)((const char *)s->w + f->series[0].at);
+
+	for (int r = 1; r < METRICS_PIN_REASONS; r++)
+		out(b, "%s{reason=\"%s\"} %llu\n", f->name, classify_pin_name(r),
+		    (unsigned long long)v[r]);
+}
+
+/* A uint64_t array of the worker indexed by enum reject_reason. */
+static void write_by_reject_reason(struct buf *b, const struct family *f, const struct scrape *s)
+{
+	const uint64_t *v = (const uint64_t *)((const char *)s->w + f->series[0].at);
+
+	for (int r = 0; r < REJECT_REASONS; r++)
+		out(b, "%s{reason=\"%s\"} %llu\n", f->name, reject_names[r],
+		    (unsigned long long)v[r]);
 }
 
 static void window_roll(struct stats_window *win, const struct stats_totals *now, double seconds)

@@ -2,6 +2,7 @@
 stats_users only SHOW; other users are turned away. PAUSE holds new transactions back
 until RESUME; RELOAD re-reads the files; SHUTDOWN ends the daemon after its clients."""
 import os
+import socket
 import threading
 import time
 
@@ -69,7 +70,7 @@ def test_show_commands_answer(pooler):
         cols, r = rows(a, "show nodes")
         assert {row[0] for row in r} == {"primary", "replica1"}
         cols, r = rows(a, "SHOW DATABASES")
-        assert r[0][0] == "app" and r[0][5] == "3"
+        assert r[0][0] == "app" and r[0][5] == 3
         cols, r = rows(a, "SHOW CLIENTS")
         assert "admin" in {row[1] for row in r}
         cols, r = rows(a, "SHOW CONFIG")
@@ -152,7 +153,7 @@ def test_reload_applies_a_new_pool_size_without_dropping_clients(pooler):
         with admin(p) as a:
             rows(a, "RELOAD")
             cols, r = rows(a, "SHOW DATABASES")
-            assert r[0][5] == "7"
+            assert r[0][5] == 7
         assert c.execute("select 2").fetchone() == (2,)  # still connected
     with admin(p) as a:
         with open(ini, "w") as f:
@@ -160,7 +161,7 @@ def test_reload_applies_a_new_pool_size_without_dropping_clients(pooler):
         with pytest.raises(psycopg.Error):
             rows(a, "RELOAD")  # a bad file keeps the running config
         cols, r = rows(a, "SHOW DATABASES")
-        assert r[0][5] == "7"
+        assert r[0][5] == 7
 
 
 def column(cols, r, col, **match):
@@ -223,8 +224,8 @@ def test_show_values_follow_the_load(pooler):
             if active and int(active[0]) == 2 or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
-        assert column(cols, r, "cl_active", database="app", user="app") == ["2"], r
-        assert column(cols, r, "sv_active", database="app", user="app") == ["2"], r
+        assert column(cols, r, "cl_active", database="app", user="app") == [2], r
+        assert column(cols, r, "sv_active", database="app", user="app") == [2], r
         ccols, cr = rows(a, "SHOW CLIENTS")
         sleepers = [row for row in cr if row[ccols.index("application_name")] == "sleeper"]
         assert len(sleepers) == 2, cr
@@ -244,8 +245,8 @@ def test_show_values_follow_the_load(pooler):
                 c.execute("select %s::int", (i,))
             # as PgBouncer counts: an idle client is active in the pool it last used
             cols, r = rows(a, "SHOW POOLS")
-            assert column(cols, r, "cl_active", database="app", user="app") == ["1"], r
-            assert column(cols, r, "sv_active", database="app", user="app") == ["0"], r
+            assert column(cols, r, "cl_active", database="app", user="app") == [1], r
+            assert column(cols, r, "sv_active", database="app", user="app") == [0], r
         cols, r = rows(a, "SHOW STATS")
         after = int(column(cols, r, "total_xact_count", database="app")[0])
         assert after >= before + 27
@@ -294,7 +295,7 @@ def test_pause_waits_for_running_transactions_and_loses_no_client(pooler, cluste
         assert not sleeper.is_alive(), "PAUSE answered while a transaction ran"
         assert paused_after >= 0.3, paused_after
         cols, r = rows(a, "SHOW POOLS")
-        assert column(cols, r, "sv_active", database="app") == ["0"], r
+        assert column(cols, r, "sv_active", database="app") == [0], r
         assert column(cols, r, "paused", database="app") == ["yes"]
         time.sleep(0.2)  # let the loops count what finished before PAUSE answered
         frozen = sum(done)
@@ -342,3 +343,79 @@ def test_pause_holds_new_users_of_the_paused_database(pooler, target):
         rows(a, ("RESUME " + target).strip())
         t.join(10)
         assert got.get("v") == "app"  # the pooler logs in to PostgreSQL as app
+
+
+def test_a_tab_in_a_value_stays_in_its_column(pooler):
+    """Each value is its own DataRow field: a tab in a client's application_name does not
+    move the columns after it. (The pooler keeps the name as the client sent it until a
+    server reports it back, with the tab replaced, after the first query.)"""
+    p = pooler(with_replica=False)
+    name = "tab\there\tand there"
+    with p.connect(application_name=name), admin(p) as a:
+        cols, r = rows(a, "SHOW CLIENTS")
+    mine = [row for row in r if row[cols.index("application_name")] == name]
+    assert len(mine) == 1, r
+    assert len(mine[0]) == len(cols)
+    row = dict(zip(cols, mine[0]))
+    assert (row["type"], row["user"], row["database"]) == ("C", "app", "app"), row
+    assert (row["pinned"], row["node"]) == ("", ""), row
+    assert row["id"] == int(row["ptr"], 16), row
+
+
+def test_a_connect_error_with_a_tab_stays_in_last_error(pooler):
+    """libpq's "Connection refused" message goes on a line that starts with a tab; SHOW
+    NODES keeps it whole in last_error, and the breaker column after it."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    closed_port = s.getsockname()[1]
+    s.close()
+    p = pooler(node_overrides={"replica1": {"port": closed_port}},
+               extra_pooler={"health_interval": "100ms"})
+    with admin(p) as a:
+        def down():
+            cols, r = rows(a, "SHOW NODES")
+            return [dict(zip(cols, row)) for row in r
+                    if row[0] == "replica1" and row[cols.index("last_error")]]
+        node = wait_for(down, what="a failed probe of replica1")[0]
+    assert "Connection refused\n\tIs the server running" in node["last_error"], node
+    assert node["breaker"] in ("closed", "open", "half-open"), node
+    assert (node["up"], node["usable"]) == ("no", "no"), node
+
+
+# The type each column is sent with: int8 (20) for counts, sizes, ports and times in
+# microseconds, as PgBouncer sends its numbers, so that exporters read them as numbers;
+# text (25) for the rest.
+INT8, TEXT = 20, 25
+COLUMN_TYPES = {
+    "POOLS": {"database": TEXT, "cl_active": INT8, "sv_idle": INT8, "maxwait": INT8,
+              "maxwait_us": INT8, "pool_mode": TEXT, "nodes": TEXT, "paused": TEXT},
+    "NODE_POOLS": {"user": TEXT, "sv_login": INT8, "node": TEXT, "node_role": TEXT},
+    "STATS": {"database": TEXT, "total_xact_count": INT8, "total_wait_time": INT8,
+              "avg_query_time": INT8},
+    "SERVERS": {"type": TEXT, "port": INT8, "local_port": INT8, "wait": INT8, "ptr": TEXT,
+                "link": TEXT, "remote_pid": INT8, "node": TEXT, "id": INT8},
+    "CLIENTS": {"addr": TEXT, "port": INT8, "wait_us": INT8, "close_needed": INT8,
+                "application_name": TEXT, "id": INT8, "pinned": TEXT},
+    "DATABASES": {"name": TEXT, "port": INT8, "pool_size": INT8, "current_connections": INT8,
+                  "paused": INT8, "nodes": TEXT},
+    "NODES": {"name": TEXT, "port": INT8, "role": TEXT, "up": TEXT, "lag_bytes": INT8,
+              "lag_ms": INT8, "weight": INT8, "probes_failed": INT8, "breaker": TEXT},
+    "CONFIG": {"key": TEXT, "value": TEXT},
+}
+
+
+@pytest.mark.parametrize("command", sorted(COLUMN_TYPES))
+def test_numbers_are_sent_as_numbers(pooler, command):
+    p = pooler(pool_size=3)
+    with p.connect() as c:
+        c.execute("select 1")
+        with admin(p) as a:
+            cur = psycopg.ClientCursor(a)
+            cur.execute("SHOW " + command)
+            types = {d.name: d.type_code for d in cur.description}
+            r = cur.fetchall()
+    for col, oid in COLUMN_TYPES[command].items():
+        assert types[col] == oid, (col, types[col])
+    for row in r:
+        for (col, oid), value in zip(types.items(), row):
+            assert value is None or isinstance(value, int if oid == INT8 else str), (col, value)

@@ -139,7 +139,7 @@ def test_a_client_waiting_on_a_removed_replica_goes_to_the_primary(pooler, clust
 
         t = threading.Thread(target=wait_then_read)
         t.start()
-        wait_for(lambda: any(r["cl_waiting"] == "1" for r in show(a, "POOLS")),
+        wait_for(lambda: any(r["cl_waiting"] == 1 for r in show(a, "POOLS")),
                  what="the second client queued")
         rewrite(p, cluster, with_replica=False, pool_size=1)
         psycopg.ClientCursor(a).execute("RELOAD")
