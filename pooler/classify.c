@@ -30,7 +30,8 @@ bool set_has(const struct name_set *s, const char *name)
 	if (s->cap == 0)
 		return false;
 	classify_lower(low, name, sizeof(low));
-	for (size_t i = classify_hash(low, strlen(low)) & (s->cap - 1);; i = (i + 1) & (s->cap - 1)) {
+	for (size_t i = classify_hash(low, strlen(low)) & (s->cap - 1);;
+	     i = (i + 1) & (s->cap - 1)) {
 		if (s->slots[i] == NULL)
 			return false;
 		if (strcmp(s->slots[i], low) == 0)
@@ -212,6 +213,65 @@ static bool ident_char(char c)
 	return isalnum((unsigned char)c) || c == '_' || c == '$';
 }
 
+/* The end of a comment starting at sql[i] (-- to the line's end, or nested slash-star),
+ * or i when none starts there. */
+static size_t comment_end(const char *sql, size_t len, size_t i)
+{
+	if (sql[i] == '-' && i + 1 < len && sql[i + 1] == '-') {
+		while (i < len && sql[i] != '\n')
+			i++;
+		return i;
+	}
+	if (sql[i] != '/' || i + 1 >= len || sql[i + 1] != '*')
+		return i;
+	int depth = 1;
+	i += 2;
+	while (i < len && depth > 0) {
+		if (sql[i] == '/' && i + 1 < len && sql[i + 1] == '*')
+			depth++, i += 2;
+		else if (sql[i] == '*' && i + 1 < len && sql[i + 1] == '/')
+			depth--, i += 2;
+		else
+			i++;
+	}
+	return i;
+}
+
+/* The end of a '...' (escapes: E'...') string constant whose body starts at sql[i]. */
+static size_t quoted_end(const char *sql, size_t len, size_t i, bool escapes)
+{
+	while (i < len) {
+		if (escapes && sql[i] == '\\' && i + 1 < len) {
+			i += 2;
+			continue;
+		}
+		if (sql[i] == '\'') {
+			if (i + 1 < len && sql[i + 1] == '\'') {
+				i += 2;
+				continue;
+			}
+			break;
+		}
+		i++;
+	}
+	return i + 1;
+}
+
+/* The end of a $tag$...$tag$ constant at sql[i] (a '$'), or i when it is none. */
+static size_t dollar_end(const char *sql, size_t len, size_t i)
+{
+	size_t t = i + 1;
+
+	while (t < len && (isalnum((unsigned char)sql[t]) || sql[t] == '_'))
+		t++;
+	if (t >= len || sql[t] != '$')
+		return i; /* a parameter ($1) or an operator */
+	size_t taglen = t - i + 1, j = t + 1;
+	while (j + taglen <= len && memcmp(sql + j, sql + i, taglen) != 0)
+		j++;
+	return j + taglen;
+}
+
 size_t classify_normalize(const char *sql, size_t len, char *out, size_t outlen)
 {
 	size_t i = 0, o = 0;
@@ -229,73 +289,28 @@ size_t classify_normalize(const char *sql, size_t len, char *out, size_t outlen)
 
 	while (i < len) {
 		char c = sql[i];
-		if (c == '\0')
-			break;
-		if (isspace((unsigned char)c)) {
+		size_t end = comment_end(sql, len, i);
+		if (isspace((unsigned char)c) || end != i) {
 			space = true;
-			i++;
-			continue;
-		}
-		if (c == '-' && i + 1 < len && sql[i + 1] == '-') {
-			while (i < len && sql[i] != '\n')
-				i++;
-			space = true;
-			continue;
-		}
-		if (c == '/' && i + 1 < len && sql[i + 1] == '*') {
-			int depth = 1;
-			i += 2;
-			while (i < len && depth > 0) {
-				if (sql[i] == '/' && i + 1 < len && sql[i + 1] == '*')
-					depth++, i += 2;
-				else if (sql[i] == '*' && i + 1 < len && sql[i + 1] == '/')
-					depth--, i += 2;
-				else
-					i++;
-			}
-			space = true;
+			i = end != i ? end : i + 1;
 			continue;
 		}
 		if (space && o > 0)
 			EMIT(' ');
 		space = false;
+		bool word_start = o == 0 || !ident_char(out[o - 1]);
 		/* string constants: '...', E'...', and $tag$...$tag$ */
-		bool escapes = (c == 'E' || c == 'e') && i + 1 < len && sql[i + 1] == '\'' &&
-		               (o == 0 || !ident_char(out[o - 1]));
+		bool escapes =
+		    (c == 'E' || c == 'e') && i + 1 < len && sql[i + 1] == '\'' && word_start;
 		if (c == '\'' || escapes) {
-			i += escapes ? 2 : 1;
-			while (i < len) {
-				if (escapes && sql[i] == '\\' && i + 1 < len) {
-					i += 2;
-					continue;
-				}
-				if (sql[i] == '\'') {
-					if (i + 1 < len && sql[i + 1] == '\'') {
-						i += 2;
-						continue;
-					}
-					break;
-				}
-				i++;
-			}
-			i++;
+			i = quoted_end(sql, len, i + (escapes ? 2 : 1), escapes);
 			EMIT('?');
 			continue;
 		}
-		if (c == '$' && (o == 0 || !ident_char(out[o - 1]))) {
-			size_t t = i + 1;
-			while (t < len && (isalnum((unsigned char)sql[t]) || sql[t] == '_'))
-				t++;
-			if (t < len && sql[t] == '$') {
-				size_t taglen = t - i + 1;
-				const char *tag = sql + i;
-				size_t j = t + 1;
-				while (j + taglen <= len && memcmp(sql + j, tag, taglen) != 0)
-					j++;
-				i = j + taglen;
-				EMIT('?');
-				continue;
-			}
+		if (c == '$' && word_start && (end = dollar_end(sql, len, i)) != i) {
+			i = end;
+			EMIT('?');
+			continue;
 		}
 		if (c == '"') {
 			/* quoted identifiers stay as they are */
@@ -307,7 +322,7 @@ size_t classify_normalize(const char *sql, size_t len, char *out, size_t outlen)
 				EMIT(sql[i++]);
 			continue;
 		}
-		if (isdigit((unsigned char)c) && (o == 0 || !ident_char(out[o - 1]))) {
+		if (isdigit((unsigned char)c) && word_start) {
 			while (i < len &&
 			       (isalnum((unsigned char)sql[i]) || sql[i] == '.' || sql[i] == '_'))
 				i++;
@@ -441,7 +456,8 @@ struct verdict classify_sql(struct classifier *cl, const char *sql, size_t len)
 	/* The parser wants a terminated string. */
 	char *text = malloc(len + 1);
 	if (text == NULL)
-		return (struct verdict){.read_only = false, .wal = true, .session_ro = -1, .hint = hint};
+		return (struct verdict){
+		    .read_only = false, .wal = true, .session_ro = -1, .hint = hint};
 	memcpy(text, sql, len);
 	text[len] = '\0';
 	v = classify_parse(cl, text, &cacheable);

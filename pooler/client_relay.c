@@ -189,6 +189,44 @@ static bool check_batch(struct client *c, char type)
 	return true;
 }
 
+/* What one client message means for the server's answers: a Query, FunctionCall or Sync
+ * is answered by a ReadyForQuery, an extended-protocol message leaves the server unsynced
+ * until the next Sync. 1 for Terminate, -1 when the type is invalid (the client is
+ * closed), else 0. */
+static int count_message(struct client *c, struct server *s, char type)
+{
+	char msg[80];
+
+	switch (type) {
+	case 'Q':
+	case 'F':
+		server_segment_sent(s);
+		return 0;
+	case 'S':
+		server_segment_sent(s);
+		s->unsynced = false;
+		return 0;
+	case 'P':
+	case 'B':
+	case 'D':
+	case 'E':
+	case 'C':
+		s->unsynced = true;
+		return 0;
+	case 'H':
+	case 'd':
+	case 'c':
+	case 'f':
+		return 0;
+	case 'X':
+		return 1;
+	default:
+		snprintf(msg, sizeof(msg), "invalid frontend message type %d", (unsigned char)type);
+		client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION, msg);
+		return -1;
+	}
+}
+
 /* Scan client bytes while linked: count what the server will answer, then send. */
 void client_relay(struct client *c)
 {
@@ -233,38 +271,10 @@ void client_relay(struct client *c)
 			need = 5 + (size_t)h.len;
 			break;
 		}
-		switch (h.type) {
-		case 'Q':
-		case 'F':
-			server_segment_sent(s);
-			break;
-		case 'S':
-			server_segment_sent(s);
-			s->unsynced = false;
-			break;
-		case 'P':
-		case 'B':
-		case 'D':
-		case 'E':
-		case 'C':
-			s->unsynced = true;
-			break;
-		case 'H':
-		case 'd':
-		case 'c':
-		case 'f':
-			break;
-		case 'X':
-			terminate = true;
-			break;
-		default: {
-			char msg[80];
-			snprintf(msg, sizeof(msg), "invalid frontend message type %d",
-			         (unsigned char)h.type);
-			client_fatal(c, SQLSTATE_PROTOCOL_VIOLATION, msg);
+		int counted = count_message(c, s, h.type);
+		if (counted < 0)
 			return;
-		}
-		}
+		terminate = counted > 0;
 		if (terminate)
 			break;
 		advance(c, 5);

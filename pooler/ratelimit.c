@@ -95,11 +95,12 @@ static struct rl_bucket *find(struct ratelimit *rl, const char *key, bool create
 	return b;
 }
 
-bool ratelimit_take(struct ratelimit *rl, const char *key, uint64_t now_us)
+/* Whether key has a token; take spends it (and makes the key's bucket if it has none). */
+static bool has_token(struct ratelimit *rl, const char *key, bool take, uint64_t now_us)
 {
 	if (rl->rate <= 0)
 		return true;
-	struct rl_bucket *b = find(rl, key, true, now_us);
+	struct rl_bucket *b = find(rl, key, take, now_us);
 	if (b == NULL)
 		return true;
 	refill(rl, b, now_us);
@@ -107,23 +108,19 @@ bool ratelimit_take(struct ratelimit *rl, const char *key, uint64_t now_us)
 		rl->throttled++;
 		return false;
 	}
-	b->tokens -= 1;
+	if (take)
+		b->tokens -= 1;
 	return true;
+}
+
+bool ratelimit_take(struct ratelimit *rl, const char *key, uint64_t now_us)
+{
+	return has_token(rl, key, true, now_us);
 }
 
 bool ratelimit_allows(struct ratelimit *rl, const char *key, uint64_t now_us)
 {
-	if (rl->rate <= 0)
-		return true;
-	struct rl_bucket *b = find(rl, key, false, now_us);
-	if (b == NULL)
-		return true;
-	refill(rl, b, now_us);
-	if (b->tokens < 1) {
-		rl->throttled++;
-		return false;
-	}
-	return true;
+	return has_token(rl, key, false, now_us);
 }
 
 void ratelimit_host(const char *addr_port, char *out, size_t len)
