@@ -38,12 +38,35 @@ struct node_conf {
 	char *sslkey;
 	char *sslpassword; /* of an encrypted sslkey; never shown */
 	int line;          /* where the section starts, for messages */
+	char *cluster;     /* a member of this [cluster.NAME], named CLUSTER.MEMBER; NULL: a
+	                    * [node.NAME] section */
+	char *member;      /* its Patroni member name */
+};
+
+/* [cluster.NAME]: a Patroni cluster whose members become nodes (see cluster.h). */
+struct cluster_conf {
+	char *name;
+	char *urls; /* comma-separated http://HOST:PORT of the members' REST APIs */
+	int poll_interval_ms;
+	int timeout_ms; /* per URL asked */
+	int line;
+};
+
+/* A member of a Patroni cluster as the running pooler last saw it: config_load_members
+ * turns each into a node section, role auto, weight 0 when it takes no reads. */
+struct config_member {
+	const char *cluster;
+	const char *name;
+	const char *host;
+	int port;
+	bool noloadbalance;
 };
 
 struct db_conf {
-	char *name;   /* what clients put in their connection string */
-	char *dbname; /* the database on the servers */
-	char *nodes;  /* comma-separated node names, as written */
+	char *name;    /* what clients put in their connection string */
+	char *dbname;  /* the database on the servers */
+	char *nodes;   /* comma-separated node names, as written */
+	char *cluster; /* [cluster.NAME] whose members serve it, instead of nodes */
 	struct node_conf **node_list;
 	int n_nodes;
 	char *server_user;     /* NULL: log in as the client's own user */
@@ -131,10 +154,16 @@ struct config {
 	int n_nodes;
 	struct db_conf *dbs;
 	int n_dbs;
+	struct cluster_conf *clusters;
+	int n_clusters;
 };
 
 /* Read and validate path. On failure returns NULL and writes one message to err. */
 struct config *config_load(const char *path, char *err, size_t errlen) MUST_USE;
+/* The same, with the known members of [cluster.NAME] sections added as nodes (members of a
+ * cluster the file no longer has are left out). */
+struct config *config_load_members(const char *path, const struct config_member *members,
+                                   int n_members, char *err, size_t errlen) MUST_USE;
 void config_free(struct config *cfg);
 
 const struct db_conf *config_find_db(const struct config *cfg, const char *name);

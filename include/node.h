@@ -23,6 +23,16 @@
 
 #define NODE_RECOVER_PROBES 2
 
+/* What a cluster manager's API says of a node (cluster.h). The probe still has the last
+ * word: a node in recovery takes no write whatever the API says; these only take away. */
+enum node_api_role {
+	NODE_API_NONE,    /* not a cluster member: the probe alone decides */
+	NODE_API_LEADER,  /* the leader: may take writes once its probe finds it a primary */
+	NODE_API_REPLICA, /* a replica: never takes writes, even while its probe (stale) says
+	                   * primary */
+	NODE_API_STOPPED, /* its PostgreSQL is not running, says the API: no reads, no writes */
+};
+
 struct node;
 
 struct node_probe_conf {
@@ -47,6 +57,7 @@ struct node {
 	int conf_role; /* enum node_role as configured */
 	int role;      /* as the last probe found it; conf_role until then */
 	int weight;
+	int api_role;           /* enum node_api_role, set by reload.c after each API poll */
 	struct pgconn_tls tls;  /* for every libpq connection to it: pools and probes */
 	bool probed;            /* at least one probe answered */
 	bool up;                /* the last probe answered */
@@ -99,6 +110,20 @@ void node_set_probe(struct node *n, const struct node_probe_conf *probe);
 /* Stop probing: the node left the config, its pools drain (the struct stays for them). */
 void node_stop(struct node *n);
 void node_free(struct node *n);
+
+/* Probe now rather than at the next tick (the API named a new leader: writes move as soon
+ * as its probe says it left recovery). */
+void node_probe_now(struct node *n);
+
+/* Whether the cluster manager lets this node take writes, and reads. */
+static inline bool node_api_writable(const struct node *n)
+{
+	return n->api_role == NODE_API_NONE || n->api_role == NODE_API_LEADER;
+}
+static inline bool node_api_readable(const struct node *n)
+{
+	return n->api_role != NODE_API_STOPPED;
+}
 
 /* Ask the next probe (if this node is a primary) to read the function catalog. */
 void node_request_catalog(struct node *n);

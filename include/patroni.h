@@ -53,6 +53,10 @@ bool patroni_parse(const char *body, size_t len, struct patroni_cluster *out, ch
 /* The leader that takes writes, or NULL: a member of role leader (not a standby leader). */
 const struct patroni_member *patroni_leader(const struct patroni_cluster *c);
 
+/* Split "http://HOST:PORT[/path]" (HOST a numeric address, or localhost: the pooler
+ * resolves no names) into host and port. False when it is not such a URL. */
+bool patroni_url(const char *url, char *host, size_t hostlen, int *port) MUST_USE;
+
 /* "leader", "sync_standby", "replica", "other". */
 const char *patroni_role_name(int role);
 

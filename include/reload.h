@@ -14,6 +14,11 @@
  *   clients ask again and get a pool of the new generation); every other pool takes the
  *   new settings. A client of a removed database is told so, and disconnected, at the start
  *   of its next transaction, when it looks its database up again (cfg_gen changed).
+ * - clusters: a [cluster.NAME] section keeps its poller while its URLs stay the same. After
+ *   every poll each member node learns what the API says of it (leader, replica, not
+ *   running: node_api_role); a poll that finds a new member set asks for a reload
+ *   (worker.on_reload), whose config has the members as node sections CLUSTER.MEMBER, so
+ *   members that appear start as nodes and members that leave retire as above.
  * - worker-wide: function lists of the classifier (its verdict cache starts afresh), rate
  *   limits, node budgets, the auth_query cache.
  * The caller has loaded and checked every file first (a bad file never reaches here), swaps
@@ -29,7 +34,12 @@
  * it. At startup the worker has no nodes yet: they all start. */
 void reload_apply(struct worker *w, const struct config *cfg);
 
-/* Free every node, running or retired: at exit, after the pools that use them. */
+/* The members every cluster's poller knows, for config_load_members (n of them); the
+ * strings point into the pollers' views, valid until their next poll. free() the array. */
+struct config_member *reload_members(struct worker *w, int *n);
+
+/* Free every node, running or retired, and the cluster pollers: at exit, after the pools
+ * that use them. */
 void reload_free_nodes(struct worker *w);
 
 #endif

@@ -16,6 +16,7 @@ struct config;
 struct auth_file;
 struct node;
 struct classifier;
+struct cluster;
 struct hba;
 struct authq;
 struct ssl_ctx_st;
@@ -33,6 +34,8 @@ struct worker {
 	int n_nodes;
 	struct node **retired_nodes; /* left the config; freed at exit, after their pools */
 	int n_retired_nodes;
+	struct cluster **clusters; /* clusters[i] polls cfg->clusters[i]'s Patroni API */
+	int n_clusters;
 	struct classifier *classifier; /* routing verdicts and their cache */
 	struct metrics metrics;        /* counters and histograms of this worker */
 	uint64_t replica_refusals;     /* reads a replica refused as writes, rerun on the primary */

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <arpa/inet.h>
 #include <ini.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "patroni.h"
 
 /* K_MS: a duration, bare numbers in seconds; K_MSEC: the same for keys named *_ms, whose
  * bare numbers are milliseconds. */
@@ -204,6 +206,8 @@ static const struct key db_keys[] = {
      "database name on the servers; default: the section name"},
     {"nodes", K_STR, D(nodes), NULL, 0, 0, NULL, false,
      "comma-separated [node.NAME] sections serving it; default: all"},
+    {"cluster", K_STR, D(cluster), NULL, 0, 0, NULL, false,
+     "[cluster.NAME] whose Patroni members serve it, instead of nodes"},
     {"server_user", K_STR, D(server_user), NULL, 0, 0, NULL, false,
      "user the pooler logs in as; default: the client's user"},
     {"server_password", K_STR, D(server_password), NULL, 0, 0, NULL, true,
@@ -226,6 +230,17 @@ static const struct key db_keys[] = {
 };
 #undef D
 
+#define C(f) offsetof(struct cluster_conf, f)
+static const struct key cluster_keys[] = {
+    {"urls", K_STR, C(urls), NULL, 0, 0, NULL, false,
+     "comma-separated Patroni REST API URLs (http://HOST:PORT, numeric address), asked in turn"},
+    {"poll_interval", K_MS, C(poll_interval_ms), "1s", 50, 3600000, NULL, false,
+     "how often GET /cluster is asked"},
+    {"timeout", K_MS, C(timeout_ms), "1s", 10, 60000, NULL, false,
+     "for one URL to answer before the next is asked"},
+};
+#undef C
+
 struct section_kind {
 	const char *prefix; /* "pooler", "node.", "database." */
 	const struct key *keys;
@@ -236,7 +251,9 @@ static const struct section_kind kinds[] = {
     {"pooler", pooler_keys, ARRAY_LEN(pooler_keys)},
     {"node.", node_keys, ARRAY_LEN(node_keys)},
     {"database.", db_keys, ARRAY_LEN(db_keys)},
+    {"cluster.", cluster_keys, ARRAY_LEN(cluster_keys)},
 };
+enum { KIND_POOLER, KIND_NODE, KIND_DB, KIND_CLUSTER };
 
 struct parse_state {
 	struct config *cfg;
@@ -423,14 +440,35 @@ static bool apply_defaults(struct parse_state *ps, const char *section, void *ob
 	return true;
 }
 
+static void *find_or_add_cluster(struct parse_state *ps, const char *section, const char *name)
+{
+	struct config *cfg = ps->cfg;
+
+	for (int i = 0; i < cfg->n_clusters; i++)
+		if (strcmp(cfg->clusters[i].name, name) == 0)
+			return &cfg->clusters[i];
+	cfg->clusters =
+	    realloc(cfg->clusters, sizeof(*cfg->clusters) * (size_t)(cfg->n_clusters + 1));
+	if (cfg->clusters == NULL)
+		abort();
+	struct cluster_conf *c = &cfg->clusters[cfg->n_clusters++];
+	memset(c, 0, sizeof(*c));
+	c->name = util_strdup(name);
+	c->line = ps->line;
+	apply_defaults(ps, section, c, cluster_keys, ARRAY_LEN(cluster_keys));
+	return c;
+}
+
 static void *find_or_add_section(struct parse_state *ps, const char *section, int kind)
 {
 	struct config *cfg = ps->cfg;
 	const char *name = section + strlen(kinds[kind].prefix);
 
-	if (kind == 0)
+	if (kind == KIND_POOLER)
 		return cfg;
-	if (kind == 1) {
+	if (kind == KIND_CLUSTER)
+		return find_or_add_cluster(ps, section, name);
+	if (kind == KIND_NODE) {
 		for (int i = 0; i < cfg->n_nodes; i++)
 			if (strcmp(cfg->nodes[i].name, name) == 0)
 				return &cfg->nodes[i];
@@ -472,7 +510,9 @@ static int section_kind(struct parse_state *ps, const char *section, const char 
 	if (section[0] == '\0')
 		fail(ps, "%s: key outside any section (start with [pooler])", key);
 	else
-		fail(ps, "[%s]: unknown section (allowed: [pooler], [node.NAME], [database.NAME])",
+		fail(ps,
+		     "[%s]: unknown section (allowed: [pooler], [node.NAME], [database.NAME], "
+		     "[cluster.NAME])",
 		     section);
 	return -1;
 }
@@ -576,6 +616,17 @@ const char *config_tls_mode_name(int mode)
 	return tls_modes[mode];
 }
 
+static bool check_url(const char *url, void *arg)
+{
+	char host[64];
+	unsigned char addr[16];
+	int port;
+	(void)arg;
+
+	return patroni_url(url, host, sizeof(host), &port) &&
+	       (inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1);
+}
+
 static bool differs(const char *name, void *arg)
 {
 	return strcmp(name, arg) != 0;
@@ -648,6 +699,9 @@ static bool add_db_node(const char *name, void *arg)
 	return true;
 }
 
+static bool resolve_cluster_db(struct parse_state *ps, struct db_conf *d);
+static bool size_db(struct parse_state *ps, struct db_conf *d);
+
 static bool resolve_db(struct parse_state *ps, struct db_conf *d)
 {
 	struct config *cfg = ps->cfg;
@@ -657,9 +711,13 @@ static bool resolve_db(struct parse_state *ps, struct db_conf *d)
 	if (d->dbname == NULL)
 		d->dbname = util_strdup(d->name);
 	d->node_list = util_calloc((size_t)cfg->n_nodes + 1, sizeof(*d->node_list));
+	if (d->cluster != NULL)
+		return resolve_cluster_db(ps, d);
 	if (d->nodes == NULL) {
 		for (int i = 0; i < cfg->n_nodes; i++)
-			d->node_list[d->n_nodes++] = &cfg->nodes[i];
+			if (cfg->nodes[i].cluster ==
+			    NULL) /* members serve their cluster's databases */
+				d->node_list[d->n_nodes++] = &cfg->nodes[i];
 	} else {
 		struct db_nodes dn = {ps, d};
 		if (!util_split(d->nodes, add_db_node, &dn))
@@ -672,7 +730,36 @@ static bool resolve_db(struct parse_state *ps, struct db_conf *d)
 		return fail(
 		    ps, "[database.%s] nodes: needs at least one node with role = primary or auto",
 		    d->name);
+	return size_db(ps, d);
+}
 
+/* A database served by a cluster: its members, as many as are known (none before the
+ * first answer of the Patroni API: the database then has no primary yet). */
+static bool resolve_cluster_db(struct parse_state *ps, struct db_conf *d)
+{
+	struct config *cfg = ps->cfg;
+	bool found = false;
+
+	if (d->nodes != NULL)
+		return fail(ps, "[database.%s] cluster: nodes and cluster are exclusive", d->name);
+	for (int i = 0; i < cfg->n_clusters; i++)
+		found = found || strcmp(cfg->clusters[i].name, d->cluster) == 0;
+	if (!found)
+		return fail(ps, "[database.%s] cluster: no section [cluster.%s]", d->name,
+		            d->cluster);
+	for (int i = 0; i < cfg->n_nodes; i++)
+		if (cfg->nodes[i].cluster != NULL && strcmp(cfg->nodes[i].cluster, d->cluster) == 0)
+			d->node_list[d->n_nodes++] = &cfg->nodes[i];
+	if (d->n_nodes > 0)
+		return size_db(ps, d);
+	d->effective_pool_size = d->pool_size > 0 ? d->pool_size : config_local_cores() * 2 + 1;
+	d->pool_size_source = util_strdup("no member of the cluster known yet");
+	return true;
+}
+
+/* The pool size shown for the database, and min_pool_size checked against it. */
+static bool size_db(struct parse_state *ps, struct db_conf *d)
+{
 	/* Pools on other nodes are sized from those nodes; this is the figure for the
 	 * primary, shown by SHOW DATABASES and --check-config. */
 	const struct node_conf *n = d->node_list[0];
@@ -711,7 +798,70 @@ static bool check_client_tls(struct parse_state *ps)
 	return true;
 }
 
+/* Every [cluster.NAME] names at least one URL, each one the poller can use. */
+static bool check_clusters(struct parse_state *ps)
+{
+	for (int i = 0; i < ps->cfg->n_clusters; i++) {
+		struct cluster_conf *c = &ps->cfg->clusters[i];
+		ps->line = c->line;
+		if (c->urls == NULL || c->urls[0] == '\0')
+			return fail(ps, "[cluster.%s] urls: required (http://HOST:PORT, ...)",
+			            c->name);
+		if (!util_split(c->urls, check_url, ps))
+			return fail(ps,
+			            "[cluster.%s] urls: each must be http://HOST:PORT with HOST a "
+			            "numeric address or localhost",
+			            c->name);
+	}
+	return true;
+}
+
+/* Each known member of a configured cluster becomes the node section CLUSTER.MEMBER. */
+static bool add_members(struct parse_state *ps, const struct config_member *m, int n)
+{
+	struct config *cfg = ps->cfg;
+	char section[300];
+
+	for (int i = 0; i < n; i++) {
+		bool configured = false;
+		for (int k = 0; k < cfg->n_clusters; k++)
+			configured = configured || strcmp(cfg->clusters[k].name, m[i].cluster) == 0;
+		if (!configured)
+			continue;
+		snprintf(section, sizeof(section), "node.%s.%s", m[i].cluster, m[i].name);
+		for (int k = 0; k < cfg->n_nodes; k++)
+			if (strcmp(cfg->nodes[k].name, section + 5) == 0)
+				return fail(
+				    ps, "[%s]: a section has the name of a member of cluster %s",
+				    section, m[i].cluster);
+		struct node_conf *nc = find_or_add_section(ps, section, KIND_NODE);
+		free(nc->host);
+		nc->host = util_strdup(m[i].host);
+		nc->port = m[i].port;
+		nc->role = NODE_ROLE_AUTO;
+		if (m[i].noloadbalance)
+			nc->weight = 0;
+		nc->cluster = util_strdup(m[i].cluster);
+		nc->member = util_strdup(m[i].name);
+	}
+	return true;
+}
+
+static bool only_cluster_dbs(const struct config *cfg)
+{
+	for (int i = 0; i < cfg->n_dbs; i++)
+		if (cfg->dbs[i].cluster == NULL)
+			return false;
+	return true;
+}
+
 struct config *config_load(const char *path, char *err, size_t errlen)
+{
+	return config_load_members(path, NULL, 0, err, errlen);
+}
+
+struct config *config_load_members(const char *path, const struct config_member *members,
+                                   int n_members, char *err, size_t errlen)
 {
 	struct parse_state ps = {.err = err, .errlen = errlen};
 	struct config *cfg = util_calloc(1, sizeof(*cfg));
@@ -745,8 +895,10 @@ struct config *config_load(const char *path, char *err, size_t errlen)
 		goto fail;
 	}
 
+	if (!check_clusters(&ps) || !add_members(&ps, members, n_members))
+		goto fail;
 	ps.line = 0;
-	if (cfg->n_nodes == 0 && cfg->n_dbs > 0) {
+	if (cfg->n_nodes == 0 && cfg->n_dbs > 0 && !only_cluster_dbs(cfg)) {
 		fail(&ps, "no [node.NAME] section: databases need at least one server");
 		goto fail;
 	}
@@ -779,6 +931,8 @@ void config_free(struct config *cfg)
 		free_keys(&cfg->nodes[i], node_keys, ARRAY_LEN(node_keys));
 		free(cfg->nodes[i].name);
 		free(cfg->nodes[i].pool_size_source);
+		free(cfg->nodes[i].cluster);
+		free(cfg->nodes[i].member);
 	}
 	for (int i = 0; i < cfg->n_dbs; i++) {
 		free_keys(&cfg->dbs[i], db_keys, ARRAY_LEN(db_keys));
@@ -786,6 +940,11 @@ void config_free(struct config *cfg)
 		free(cfg->dbs[i].node_list);
 		free(cfg->dbs[i].pool_size_source);
 	}
+	for (int i = 0; i < cfg->n_clusters; i++) {
+		free_keys(&cfg->clusters[i], cluster_keys, ARRAY_LEN(cluster_keys));
+		free(cfg->clusters[i].name);
+	}
+	free(cfg->clusters);
 	free(cfg->nodes);
 	free(cfg->dbs);
 	free(cfg->path);
@@ -817,8 +976,13 @@ void config_print(const struct config *cfg, FILE *out)
 {
 	fprintf(out, "; %s\n[pooler]\n", cfg->path);
 	print_keys(out, cfg, pooler_keys, ARRAY_LEN(pooler_keys));
+	for (int i = 0; i < cfg->n_clusters; i++) {
+		fprintf(out, "\n[cluster.%s]\n", cfg->clusters[i].name);
+		print_keys(out, &cfg->clusters[i], cluster_keys, ARRAY_LEN(cluster_keys));
+	}
 	for (int i = 0; i < cfg->n_nodes; i++) {
-		fprintf(out, "\n[node.%s]\n", cfg->nodes[i].name);
+		fprintf(out, "\n[node.%s]%s\n", cfg->nodes[i].name,
+		        cfg->nodes[i].cluster ? "    ; a member of the cluster, from Patroni" : "");
 		print_keys(out, &cfg->nodes[i], node_keys, ARRAY_LEN(node_keys));
 		fprintf(out, "; connection budget: %d (%s)\n", cfg->nodes[i].pool_size,
 		        cfg->nodes[i].pool_size_source);
@@ -889,6 +1053,13 @@ void config_foreach(const struct config *cfg,
 			format_value(&node_keys[i], &cfg->nodes[n], value, sizeof(value));
 			snprintf(key, sizeof(key), "node.%s.%s", cfg->nodes[n].name,
 			         node_keys[i].name);
+			fn(key, value, arg);
+		}
+	for (int c = 0; c < cfg->n_clusters; c++)
+		for (size_t i = 0; i < ARRAY_LEN(cluster_keys); i++) {
+			format_value(&cluster_keys[i], &cfg->clusters[c], value, sizeof(value));
+			snprintf(key, sizeof(key), "cluster.%s.%s", cfg->clusters[c].name,
+			         cluster_keys[i].name);
 			fn(key, value, arg);
 		}
 	for (int d = 0; d < cfg->n_dbs; d++)

@@ -52,8 +52,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		ret = reply(conn, 200, "text/plain; version=0.0.4; charset=utf-8",
 		            h->metrics ? h->metrics : "", h->metrics_len);
 	} else if (strcmp(url, "/ready") == 0) {
-		char body[240];
-		int n = snprintf(body, sizeof(body), "%s\n", h->ready ? "ready" : h->reason);
+		char body[300];
+		/* ready with a reason: serving, with a warning (a cluster's API unreachable) */
+		int n = snprintf(body, sizeof(body), "%s%s%s\n", h->ready ? "ready" : "",
+		                 h->ready && h->reason[0] ? "; " : "", h->reason);
+		if (n >= (int)sizeof(body))
+			n = (int)sizeof(body) - 1;
 		ret = reply(conn, h->ready ? 200 : 503, "text/plain", body, (size_t)n);
 	} else {
 		ret = reply(conn, 404, "text/plain", "not found: try /metrics, /health, /ready\n",

@@ -14,6 +14,7 @@
 #include "authq.h"
 #include "classify.h"
 #include "client.h"
+#include "cluster.h"
 #include "config.h"
 #include "hba.h"
 #include "http.h"
@@ -69,7 +70,9 @@ static void usage(FILE *out)
 	      out);
 }
 
-/* Ready: accepting clients, and every database has a reachable primary. */
+/* Ready: accepting clients, and every database has a reachable primary. A cluster whose
+ * API cannot be reached leaves the pooler ready (it routes by the last known members and
+ * leader, and each node's probe) with a reason that says so. */
 static bool ready(struct daemon *d, char *reason, size_t len)
 {
 	struct worker *w = &d->w;
@@ -87,6 +90,13 @@ static bool ready(struct daemon *d, char *reason, size_t len)
 		}
 	}
 	reason[0] = '\0';
+	/* ready, but say so: routing goes on with the last members and leader it knew */
+	for (int i = 0; i < w->n_clusters; i++)
+		if (!w->clusters[i]->reachable)
+			snprintf(reason, len,
+			         "cluster %.40s: Patroni API unreachable (%.90s), last known "
+			         "members kept",
+			         w->clusters[i]->name, w->clusters[i]->last_error);
 	return true;
 }
 
@@ -264,11 +274,14 @@ static void snapshot_free(struct snapshot *s)
 
 /* Read the config and every file it names. At startup, with auth_type = trust, a missing
  * auth file is an empty one. False (with err) when any is bad; nothing is left then. */
-static bool snapshot_load(struct snapshot *s, const char *path, bool startup, char *err,
-                          size_t errlen)
+static bool snapshot_load(struct snapshot *s, struct worker *w, const char *path, bool startup,
+                          char *err, size_t errlen)
 {
 	*s = (struct snapshot){0};
-	s->cfg = config_load(path, err, errlen);
+	int n_members;
+	struct config_member *members = reload_members(w, &n_members); /* Patroni members */
+	s->cfg = config_load_members(path, members, n_members, err, errlen);
+	free(members);
 	if (s->cfg == NULL)
 		return false;
 	s->auth =
@@ -288,7 +301,7 @@ static bool reload(struct daemon *d, char *err, size_t errlen)
 {
 	struct snapshot next;
 
-	if (!snapshot_load(&next, d->config_path, false, err, errlen) ||
+	if (!snapshot_load(&next, &d->w, d->config_path, false, err, errlen) ||
 	    !open_log_file(d, next.cfg, err, errlen)) {
 		snapshot_free(&next);
 		d->w.metrics.config_reloads_failed++;
@@ -488,7 +501,7 @@ int main(int argc, char **argv)
 
 	if (rc >= 0)
 		return rc;
-	if (!snapshot_load(&d->files, d->config_path, true, err, sizeof(err)))
+	if (!snapshot_load(&d->files, &d->w, d->config_path, true, err, sizeof(err)))
 		goto fail;
 	log_min_level = (enum log_level)d->files.cfg->log_level;
 	if (d->check_only) {

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "classify.h"
+#include "cluster.h"
 #include "node.h"
 #include "pool.h"
 #include "router.h"
@@ -156,6 +157,7 @@ static void write_node_queries(struct buf *b, const struct family *f, const stru
 static void write_by_pin_reason(struct buf *b, const struct family *f, const struct scrape *s);
 static void write_by_reject_reason(struct buf *b, const struct family *f, const struct scrape *s);
 static void write_by_route_reason(struct buf *b, const struct family *f, const struct scrape *s);
+static void write_clusters(struct buf *b, const struct family *f, const struct scrape *s);
 
 static const struct family families[] = {
     {"pooler_up", GAUGE, "1 while the pooler serves.", COMPUTED, .write = write_up},
@@ -204,6 +206,22 @@ static const struct family families[] = {
      PER_NODE_ROLE, .series = {{NULL, NODE(inflight, K_INT)}}},
     {"pooler_node_transactions_total", COUNTER, "Transactions run on the node.", PER_NODE_ROLE,
      .series = {{NULL, NODE(transactions, K_U64)}}},
+    /* Patroni clusters: series[0].at is the offset of the value in struct cluster */
+    {"pooler_cluster_api_up", GAUGE,
+     "1 when the last poll of the cluster's Patroni API answered; 0: routing goes on with the "
+     "last known members and leader.",
+     COMPUTED, .series = {{NULL, offsetof(struct cluster, reachable), K_BOOL}},
+     .write = write_clusters},
+    {"pooler_cluster_members", GAUGE, "Members the cluster's Patroni API last listed.", COMPUTED,
+     .series = {{NULL, offsetof(struct cluster, view.n_members), K_INT}}, .write = write_clusters},
+    {"pooler_cluster_polls_total", COUNTER, "GET /cluster requests that answered.", COMPUTED,
+     .series = {{NULL, offsetof(struct cluster, polls_ok), K_U64}}, .write = write_clusters},
+    {"pooler_cluster_poll_failures_total", COUNTER,
+     "GET /cluster requests that failed (each URL tried counts).", COMPUTED,
+     .series = {{NULL, offsetof(struct cluster, polls_failed), K_U64}}, .write = write_clusters},
+    {"pooler_cluster_member_changes_total", COUNTER,
+     "Polls whose member set differed from the one before (nodes added or retired).", COMPUTED,
+     .series = {{NULL, offsetof(struct cluster, changes), K_U64}}, .write = write_clusters},
     {"pooler_breaker_state", GAUGE, "Circuit breaker of the node: 0 closed, 1 open, 2 half-open.",
      PER_NODE, .series = {{NULL, NODE(breaker.state, K_INT)}}},
     {"pooler_breaker_transitions_total", COUNTER, "Circuit breaker state changes.", PER_NODE,
@@ -461,6 +479,20 @@ static void write_node_queries(struct buf *b, const struct family *f, const stru
 		}
 		out(b, "%s{node=\"%s\",role=\"%s\"} %llu\n", f->name, w->nodes[i]->name,
 		    role_label(w->nodes[i]), (unsigned long long)sum);
+	}
+}
+
+/* One series per Patroni cluster, its value at series[0].at in struct cluster. */
+static void write_clusters(struct buf *b, const struct family *f, const struct scrape *s)
+{
+	for (int i = 0; i < s->w->n_clusters; i++) {
+		const char *c = (const char *)s->w->clusters[i];
+		const void *v = c + f->series[0].at;
+		unsigned long long value = f->series[0].kind == K_U64 ? *(const uint64_t *)v
+		                           : f->series[0].kind == K_BOOL
+		                               ? *(const bool *)v
+		                               : (unsigned)*(const int *)v;
+		out(b, "%s{cluster=\"%s\"} %llu\n", f->name, s->w->clusters[i]->name, value);
 	}
 }
 

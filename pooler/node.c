@@ -305,6 +305,15 @@ void node_start(struct node *n)
 	ev_timer_start(n->loop, &n->tick);
 }
 
+void node_probe_now(struct node *n)
+{
+	if (!ev_is_active(&n->tick) || pgconn_busy(&n->pq))
+		return; /* stopped, or the probe in flight will answer soon */
+	ev_timer_stop(n->loop, &n->tick);
+	ev_timer_set(&n->tick, 0, n->probe.interval_ms / 1000.0);
+	ev_timer_start(n->loop, &n->tick);
+}
+
 void node_request_catalog(struct node *n)
 {
 	n->want_catalog = true;

@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -127,7 +128,7 @@ static bool read_string(struct reader *r, char *out, size_t cap)
 		return fail(r, "expected a string");
 	while (r->p < r->end && *r->p != '"') {
 		unsigned char c = (unsigned char)*r->p++;
-		unsigned cp;
+		unsigned cp = 0;
 		if (c < 0x20)
 			return fail(r, "control character in a string");
 		if (c != '\\') { /* raw bytes, UTF-8 included, are copied as they are */
@@ -401,4 +402,41 @@ const struct patroni_member *patroni_leader(const struct patroni_cluster *c)
 		if (c->members[i].role == PATRONI_LEADER && !c->members[i].standby)
 			return &c->members[i];
 	return NULL;
+}
+
+bool patroni_url(const char *url, char *host, size_t hostlen, int *port)
+{
+	static const char scheme[] = "http://";
+	const char *h, *colon, *end;
+	char *stop;
+	long v;
+
+	if (strncmp(url, scheme, sizeof(scheme) - 1) != 0)
+		return false;
+	h = url + sizeof(scheme) - 1;
+	end = h + strcspn(h, "/");
+	if (*h == '[') { /* [IPv6]:port */
+		const char *close = memchr(h, ']', (size_t)(end - h));
+		if (close == NULL || close[1] != ':')
+			return false;
+		colon = close + 1;
+		h++;
+		end = close;
+	} else {
+		colon = memchr(h, ':', (size_t)(end - h));
+		if (colon == NULL)
+			return false;
+		end = colon;
+	}
+	if (end == h || (size_t)(end - h) >= hostlen)
+		return false;
+	v = strtol(colon + 1, &stop, 10);
+	if (stop == colon + 1 || (*stop != '\0' && *stop != '/') || v < 1 || v > 65535)
+		return false;
+	memcpy(host, h, (size_t)(end - h));
+	host[end - h] = '\0';
+	if (strcmp(host, "localhost") == 0)
+		snprintf(host, hostlen, "127.0.0.1");
+	*port = (int)v;
+	return true;
 }

@@ -6,6 +6,7 @@
 
 #include "authq.h"
 #include "classify.h"
+#include "cluster.h"
 #include "log.h"
 #include "node.h"
 #include "pool.h"
@@ -181,6 +182,125 @@ static void apply_pools(struct worker *w, const struct config *cfg)
 	}
 }
 
+/* ---- Patroni clusters ------------------------------------------------------------ */
+
+/* What each member node's cluster says of it now. A member the view no longer lists keeps
+ * what it had (it retires with the next generation). A member newly called the leader is
+ * probed at once: writes move to it as soon as it says it left recovery. */
+static void apply_roles(struct worker *w)
+{
+	for (int i = 0; i < w->n_nodes && i < w->cfg->n_nodes; i++) {
+		const struct node_conf *nc = &w->cfg->nodes[i];
+		struct node *n = w->nodes[i];
+		const struct patroni_member *m = NULL;
+		for (int k = 0; nc->cluster != NULL && k < w->n_clusters; k++)
+			if (strcmp(w->clusters[k]->name, nc->cluster) == 0)
+				m = cluster_member(w->clusters[k], nc->member);
+		if (m == NULL)
+			continue;
+		int role = !m->running                                ? NODE_API_STOPPED
+		           : m->role == PATRONI_LEADER && !m->standby ? NODE_API_LEADER
+		                                                      : NODE_API_REPLICA;
+		if (role == n->api_role)
+			continue;
+		log_info("node %s: Patroni says %s (%s, state %s)", n->name,
+		         role == NODE_API_LEADER    ? "leader: takes writes once its probe agrees"
+		         : role == NODE_API_STOPPED ? "not running: no reads, no writes"
+		                                    : "replica: no writes",
+		         patroni_role_name(m->role), m->state);
+		n->api_role = role;
+		if (role == NODE_API_LEADER || role == NODE_API_REPLICA)
+			node_probe_now(n);
+	}
+}
+
+/* Whether the config's member nodes of c are the members c's view lists, with the same
+ * address and read weight. Compared with the config rather than the previous view, so that
+ * a reload that failed (a bad ini) is tried again at the next poll. */
+static bool members_match(const struct config *cfg, const struct cluster *c)
+{
+	int n = 0;
+
+	for (int i = 0; i < cfg->n_nodes; i++) {
+		const struct node_conf *nc = &cfg->nodes[i];
+		if (nc->cluster == NULL || strcmp(nc->cluster, c->name) != 0)
+			continue;
+		const struct patroni_member *m = cluster_member(c, nc->member);
+		if (m == NULL || strcmp(m->host, nc->host) != 0 || m->port != nc->port ||
+		    m->noloadbalance != (nc->weight == 0))
+			return false;
+		n++;
+	}
+	return n == c->view.n_members;
+}
+
+/* After every poll of a cluster. A new member set is a new generation of the config, made
+ * the way RELOAD makes one (the ini is read again, with the members as node sections);
+ * otherwise only roles change. This is the last thing the cluster does in its round, so a
+ * reload that frees it is safe. */
+static void on_cluster_poll(struct cluster *c, bool changed, void *arg)
+{
+	struct worker *w = arg;
+	char err[1024];
+
+	(void)changed; /* the config, not the previous view, is what nodes are made of */
+	if (c->known && !members_match(w->cfg, c) && w->on_reload != NULL) {
+		log_info("cluster %s: %d members now, leader %s: making nodes of them", c->name,
+		         c->view.n_members,
+		         patroni_leader(&c->view) ? patroni_leader(&c->view)->name : "none");
+		if (w->on_reload(w, err, sizeof(err)))
+			return; /* reload_apply has applied the roles */
+	}
+	apply_roles(w);
+}
+
+/* clusters[i] polls cfg->clusters[i]: a section with the same name and URLs keeps its
+ * poller (and its view), others start one; pollers of removed sections stop. */
+static void apply_clusters(struct worker *w, const struct config *cfg)
+{
+	struct cluster **next = util_calloc((size_t)cfg->n_clusters + 1, sizeof(*next));
+
+	for (int i = 0; i < cfg->n_clusters; i++) {
+		const struct cluster_conf *cc = &cfg->clusters[i];
+		for (int k = 0; k < w->n_clusters && next[i] == NULL; k++)
+			if (w->clusters[k] != NULL && strcmp(w->clusters[k]->name, cc->name) == 0 &&
+			    strcmp(w->clusters[k]->urls, cc->urls) == 0) {
+				next[i] = w->clusters[k];
+				w->clusters[k] = NULL;
+				cluster_set_timing(next[i], cc->poll_interval_ms, cc->timeout_ms);
+			}
+		if (next[i] == NULL) {
+			next[i] = cluster_new(cc->name, cc->urls, cc->poll_interval_ms,
+			                      cc->timeout_ms, w->loop, on_cluster_poll, w);
+			cluster_start(next[i]);
+			log_info("cluster %s: polling %s every %d ms", cc->name, cc->urls,
+			         cc->poll_interval_ms);
+		}
+	}
+	for (int k = 0; k < w->n_clusters; k++)
+		cluster_free(w->clusters[k]);
+	free(w->clusters);
+	w->clusters = next;
+	w->n_clusters = cfg->n_clusters;
+}
+
+struct config_member *reload_members(struct worker *w, int *n)
+{
+	int total = 0, at = 0;
+
+	for (int i = 0; i < w->n_clusters; i++)
+		total += w->clusters[i]->view.n_members;
+	struct config_member *m = util_calloc((size_t)total + 1, sizeof(*m));
+	for (int i = 0; i < w->n_clusters; i++)
+		for (int k = 0; k < w->clusters[i]->view.n_members; k++) {
+			const struct patroni_member *pm = &w->clusters[i]->view.members[k];
+			m[at++] = (struct config_member){w->clusters[i]->name, pm->name, pm->host,
+			                                 pm->port, pm->noloadbalance};
+		}
+	*n = at;
+	return m;
+}
+
 void reload_apply(struct worker *w, const struct config *cfg)
 {
 	apply_functions(w, cfg);
@@ -189,6 +309,8 @@ void reload_apply(struct worker *w, const struct config *cfg)
 	apply_nodes(w, cfg);
 	w->cfg = cfg;
 	w->cfg_gen++;
+	apply_clusters(w, cfg);
+	apply_roles(w);
 	apply_limits(w, cfg);
 	authq_clear(w->authq); /* auth_query or its target may have changed */
 	apply_pools(w, cfg);
@@ -196,6 +318,11 @@ void reload_apply(struct worker *w, const struct config *cfg)
 
 void reload_free_nodes(struct worker *w)
 {
+	for (int i = 0; i < w->n_clusters; i++)
+		cluster_free(w->clusters[i]);
+	free(w->clusters);
+	w->clusters = NULL;
+	w->n_clusters = 0;
 	for (int i = 0; i < w->n_nodes; i++)
 		node_free(w->nodes[i]);
 	for (int i = 0; i < w->n_retired_nodes; i++)

@@ -25,8 +25,8 @@ struct node *router_primary(struct worker *w, const struct db_conf *db)
 
 	for (int i = 0; i < db->n_nodes; i++) {
 		struct node *n = router_node(w, db->node_list[i]);
-		if (n == NULL)
-			continue;
+		if (n == NULL || !node_api_writable(n))
+			continue; /* a cluster member the API does not call the leader */
 		if (n->probed && n->up && n->role == NODE_ROLE_PRIMARY)
 			return n;
 		/* A configured primary stays the primary while unreachable (its clients then
@@ -52,12 +52,14 @@ struct node *router_reader(struct worker *w, const struct db_conf *db, uint64_t 
 	struct node *best = NULL;
 	struct node *primary = with_primary ? router_primary(w, db) : NULL;
 	long best_score = 0;
+	if (db->n_nodes == 0)
+		return NULL; /* a cluster none of whose members is known yet */
 	int start = (int)(w->rr++ % (unsigned)db->n_nodes); /* ties rotate */
 
 	for (int k = 0; k < db->n_nodes; k++) {
 		struct node *n = router_node(w, db->node_list[(start + k) % db->n_nodes]);
 		int weight = n == NULL ? 0 : router_read_weight(n);
-		if (weight == 0 || !n->usable)
+		if (weight == 0 || !n->usable || !node_api_readable(n))
 			continue;
 		if (n->role == NODE_ROLE_REPLICA) {
 			if (min_lsn != 0 && n->lsn < min_lsn)

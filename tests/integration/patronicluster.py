@@ -60,6 +60,7 @@ class PatroniCluster:
         self.etcd_port = free_port()
         self.etcd_peer_port = free_port()
         self.etcd = None
+        self.timings = {}
         self.members = {}
         for i in range(1, members + 1):
             self._new_member("pg%d" % i)
@@ -133,6 +134,7 @@ class PatroniCluster:
                 "data_dir": os.path.join(d, "data"),
                 "bin_dir": PG_BIN,
                 "pgpass": os.path.join(d, "pgpass"),
+                "basebackup": [{"checkpoint": "fast"}],
                 "authentication": {
                     "superuser": {"username": "postgres", "password": "postgres"},
                     "replication": {"username": "postgres", "password": "postgres"},
@@ -172,6 +174,7 @@ class PatroniCluster:
         return m
 
     def start(self, timeout=120):
+        t0 = time.monotonic()
         pgcluster._become_subreaper()
         os.makedirs(self.base, exist_ok=True)
         pgcluster._chown_tree(self.base, self.ids)
@@ -179,12 +182,14 @@ class PatroniCluster:
         names = list(self.members)
         self.start_member(names[0])
         self._wait(lambda: self.leader() == names[0], timeout, "first leader")
+        self.timings["leader"] = time.monotonic() - t0
         port = self.members[names[0]].pg_port
         pgcluster.psql(port, "CREATE ROLE app LOGIN PASSWORD 'app'", db="postgres")
         pgcluster.psql(port, "CREATE DATABASE app OWNER app", db="postgres")
         for name in names[1:]:
             self.start_member(name)
         self.wait_members(len(names), timeout)
+        self.timings["all"] = time.monotonic() - t0
 
     # ---- looking at it -----------------------------------------------------
     @staticmethod
@@ -303,7 +308,7 @@ if __name__ == "__main__":
     t = time.monotonic()
     try:
         pc.start()
-        print("up in %.1fs" % (time.monotonic() - t))
+        print("up in %.1fs" % (time.monotonic() - t), pc.timings)
         print(json.dumps(pc.cluster_json(), indent=1))
     finally:
         pc.stop()

@@ -316,13 +316,97 @@ static void test_split(void **state)
 	assert_string_equal(got, "");
 }
 
+/* [cluster.NAME]: a database names the cluster; its known members become nodes
+ * CLUSTER.MEMBER (role auto; weight 0 when tagged noloadbalance), the file's own nodes
+ * stay out of it and it stays out of theirs. */
+static void test_cluster_members(void **state)
+{
+	static const char *ini =
+	    "[pooler]\n"
+	    "[node.solo]\nport = 7000\n"
+	    "[cluster.main]\nurls = http://127.0.0.1:8008, http://[::1]:8009/\n"
+	    "poll_interval = 250ms\n"
+	    "[database.app]\ncluster = main\n"
+	    "[database.other]\n";
+	const struct config_member m[] = {
+	    {"main", "pg1", "127.0.0.1", 5432, false},
+	    {"main", "pg2", "127.0.0.2", 5433, true},
+	    {"gone", "pg9", "127.0.0.9", 5439, false}, /* its cluster left the file */
+	};
+	char err[512] = "";
+	struct config *cfg = config_load(write_ini(ini), err, sizeof(err));
+
+	(void)state;
+	assert_non_null(cfg);
+	assert_int_equal(cfg->n_clusters, 1);
+	assert_int_equal(cfg->clusters[0].poll_interval_ms, 250);
+	assert_int_equal(cfg->clusters[0].timeout_ms, 1000);
+	assert_int_equal(config_find_db(cfg, "app")->n_nodes, 0); /* no member known yet */
+	config_free(cfg);
+
+	cfg = config_load_members(path, m, 3, err, sizeof(err));
+	unlink(path);
+	assert_non_null(cfg);
+	assert_int_equal(cfg->n_nodes, 3);
+	const struct db_conf *app = config_find_db(cfg, "app");
+	assert_int_equal(app->n_nodes, 2);
+	assert_string_equal(app->node_list[0]->name, "main.pg1");
+	assert_string_equal(app->node_list[0]->member, "pg1");
+	assert_int_equal(app->node_list[0]->role, NODE_ROLE_AUTO);
+	assert_int_equal(app->node_list[0]->weight, -1); /* auto */
+	assert_string_equal(app->node_list[1]->host, "127.0.0.2");
+	assert_int_equal(app->node_list[1]->port, 5433);
+	assert_int_equal(app->node_list[1]->weight, 0);
+	const struct db_conf *other = config_find_db(cfg, "other");
+	assert_int_equal(other->n_nodes, 1);
+	assert_string_equal(other->node_list[0]->name, "solo");
+	config_free(cfg);
+}
+
+static void test_cluster_errors(void **state)
+{
+	static const struct {
+		const char *ini, *want;
+	} cases[] = {
+	    {"[cluster.c]\npoll_interval = 1s\n", "urls: required"},
+	    {"[cluster.c]\nurls = https://127.0.0.1:8008\n", "urls: each must be"},
+	    {"[cluster.c]\nurls = http://patroni1:8008\n", "urls: each must be"},
+	    {"[cluster.c]\nurls = http://127.0.0.1\n", "urls: each must be"},
+	    {"[cluster.c]\nurls = http://127.0.0.1:8008\n[database.d]\ncluster = x\n",
+	     "no section [cluster.x]"},
+	    {"[cluster.c]\nurls = http://127.0.0.1:8008\n[node.n]\n[database.d]\ncluster = c\n"
+	     "nodes = n\n",
+	     "exclusive"},
+	    {"[cluster.c]\nurls = http://127.0.0.1:8008\nport = 1\n", "unknown key"},
+	};
+	char err[512];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		err[0] = '\0';
+		struct config *cfg = config_load(write_ini(cases[i].ini), err, sizeof(err));
+		unlink(path);
+		if (cfg != NULL || strstr(err, cases[i].want) == NULL)
+			fail_msg("case %zu: want \"%s\", got \"%s\"", i, cases[i].want, err);
+	}
+	/* a member may not take the name of a section of the file */
+	const struct config_member m = {"c", "pg1", "127.0.0.1", 5432, false};
+	struct config *cfg = config_load_members(
+	    write_ini("[cluster.c]\nurls = http://127.0.0.1:8008\n[node.c.pg1]\n"), &m, 1, err,
+	    sizeof(err));
+	unlink(path);
+	assert_null(cfg);
+	assert_non_null(strstr(err, "member of cluster c"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_minimal),    cmocka_unit_test(test_sizing_and_units),
-	    cmocka_unit_test(test_errors),     cmocka_unit_test(test_node_budget_and_shares),
-	    cmocka_unit_test(test_list_has),   cmocka_unit_test(test_duration_aliases),
-	    cmocka_unit_test(test_node_index), cmocka_unit_test(test_split),
+	    cmocka_unit_test(test_minimal),         cmocka_unit_test(test_sizing_and_units),
+	    cmocka_unit_test(test_errors),          cmocka_unit_test(test_node_budget_and_shares),
+	    cmocka_unit_test(test_list_has),        cmocka_unit_test(test_duration_aliases),
+	    cmocka_unit_test(test_node_index),      cmocka_unit_test(test_split),
+	    cmocka_unit_test(test_cluster_members), cmocka_unit_test(test_cluster_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
