@@ -22,6 +22,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 import urllib.request
 
@@ -50,6 +51,30 @@ class Member:
     @property
     def api_url(self):
         return "http://%s:%d" % (HOST, self.api_port)
+
+
+def _reap_postmasters(stop):
+    """Collect postmasters that died as our children. The test process is a subreaper
+    (pgcluster makes it one), so a postmaster Patroni started is re-parented to us when it
+    exits; left a zombie, Patroni sees it alive and waits forever for it to stop (a demote
+    never ends). Only zombie children named postgres are reaped."""
+    me = os.getpid()
+    while not stop.wait(0.1):
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % pid) as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            comm, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:]
+            fields = rest.split()
+            if fields[0] == "Z" and int(fields[1]) == me and comm.startswith("postgres"):
+                try:
+                    os.waitpid(int(pid), os.WNOHANG)
+                except ChildProcessError:
+                    pass
 
 
 class PatroniCluster:
@@ -176,6 +201,10 @@ class PatroniCluster:
     def start(self, timeout=120):
         t0 = time.monotonic()
         pgcluster._become_subreaper()
+        self._reaper_stop = threading.Event()
+        self._reaper = threading.Thread(target=_reap_postmasters, args=(self._reaper_stop,),
+                                        daemon=True)
+        self._reaper.start()
         os.makedirs(self.base, exist_ok=True)
         pgcluster._chown_tree(self.base, self.ids)
         self._start_etcd()
@@ -224,7 +253,10 @@ class PatroniCluster:
                       and mem.get("state") in ("running", "streaming"))
 
     def wait_members(self, n, timeout=120):
-        self._wait(lambda: self.leader() is not None and len(self.running_replicas()) >= n - 1,
+        """n members running, one of them the leader (and one the sync standby in
+        synchronous mode)."""
+        self._wait(lambda: self.leader() is not None and len(self.running_replicas()) >= n - 1
+                   and (not self.synchronous or self.sync_standby() is not None),
                    timeout, "%d running members" % n)
 
     @staticmethod
@@ -242,10 +274,20 @@ class PatroniCluster:
                               text=True, timeout=timeout, env=self._env(), cwd=self.base,
                               stdin=subprocess.DEVNULL, check=True, **self._as_server_user())
 
+    def sync_standby(self):
+        c = self.cluster_json() or {}
+        return next((m["name"] for m in c.get("members", []) if m.get("role") == "sync_standby"),
+                    None)
+
     def switchover(self, candidate):
+        """patronictl switchover to candidate (in synchronous mode it must be the sync
+        standby); raises when Patroni refuses it (patronictl exits 0 even then)."""
         leader = self.leader()
-        return self.patronictl("switchover", SCOPE, "--leader", leader, "--candidate",
-                               candidate, "--force")
+        r = self.patronictl("switchover", SCOPE, "--leader", leader, "--candidate",
+                            candidate, "--force")
+        if "failed" in r.stdout.lower():
+            raise RuntimeError("switchover refused: " + r.stdout[-300:])
+        return r
 
     def postmaster_pid(self, name):
         path = os.path.join(self.base, name, "data", "postmaster.pid")
@@ -292,6 +334,10 @@ class PatroniCluster:
                 self.etcd.kill()
                 self.etcd.wait(10)
             self.etcd = None
+        if getattr(self, "_reaper", None) is not None:
+            self._reaper_stop.set()
+            self._reaper.join(5)
+            self._reaper = None
         shutil.rmtree(self.base, ignore_errors=True)
 
     def __enter__(self):

@@ -188,3 +188,220 @@ def test_api_roles_only_take_away(pooler, cluster, fake_api):
     fake_api.members = [_member("a", "leader", cluster.primary_port)]
     wait_for(lambda: "node main.b (127.0.0.1:%d) removed" % cluster.replica_port in p.log(),
              timeout=10, what="main.b retired")
+
+
+# ---- a real cluster -----------------------------------------------------------------
+
+from patronicluster import PatroniCluster  # noqa: E402
+
+OP_TIMEOUT = 5  # seconds any one statement may take: more counts as a hang
+
+
+@pytest.fixture(scope="module")
+def patroni():
+    pc = PatroniCluster(tempfile.mkdtemp(prefix="pooler-patroni-"), members=3, synchronous=True)
+    try:
+        pc.start()
+        _report("cluster started", **{k: "%.1fs" % v for k, v in pc.timings.items()})
+        pgcluster.psql(pc.members[pc.leader()].pg_port,
+                       "create table pt(id bigserial primary key, port int)", user="app",
+                       password="app")
+        yield pc
+    finally:
+        pc.stop()
+
+
+class Load:
+    """Clients writing and reading through the pooler in a loop, each on its own
+    connection, every outcome recorded with its time: (t, port) for a success, (t, sqlstate,
+    message) for an error. Writes record the id the pooler acknowledged."""
+
+    def __init__(self, p, writers=2, readers=2, pause=0.01):
+        self.p = p
+        self.pause = pause
+        self.stop_flag = threading.Event()
+        self.writes, self.write_errors, self.acked = [], [], []
+        self.reads, self.read_errors = [], []
+        self.threads = [threading.Thread(target=self._loop, args=(True,), daemon=True)
+                        for _ in range(writers)]
+        self.threads += [threading.Thread(target=self._loop, args=(False,), daemon=True)
+                         for _ in range(readers)]
+
+    def _connect(self):
+        return psycopg.connect(self.p.dsn(options="-c statement_timeout=%d" % (OP_TIMEOUT * 1000)),
+                               autocommit=True)
+
+    def _loop(self, write):
+        sql = ("insert into pt(port) values (inet_server_port()) returning id, inet_server_port()"
+               if write else "select 0, inet_server_port()")
+        ok, errors = (self.writes, self.write_errors) if write else (self.reads, self.read_errors)
+        conn = None
+        while not self.stop_flag.is_set():
+            try:
+                if conn is None or conn.closed:
+                    conn = self._connect()
+                row = conn.execute(sql).fetchone()
+                ok.append((time.monotonic(), row[1]))
+                if write:
+                    self.acked.append(row[0])
+            except psycopg.Error as e:
+                errors.append((time.monotonic(), e.sqlstate, str(e).strip()[:200]))
+                if conn is not None and conn.closed:
+                    conn = None
+                time.sleep(0.02)
+            time.sleep(self.pause)
+        if conn is not None:
+            conn.close()
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_flag.set()
+        for t in self.threads:
+            t.join(OP_TIMEOUT + 5)
+
+    @staticmethod
+    def window(successes, since):
+        """Longest time without a success, from `since` on (seconds)."""
+        times = [t for t, _ in successes if t >= since - 1]
+        gaps = [b - a for a, b in zip(times, times[1:]) if b >= since]
+        return max(gaps, default=0.0)
+
+    def first_on(self, successes, port, since):
+        return next((t for t, prt in successes if t >= since and prt == port), None)
+
+
+def _report(what, **figures):
+    print("\n[patroni] %s: %s" % (what, ", ".join("%s=%s" % kv for kv in figures.items())))
+
+
+def _pooler_for(pooler, patroni):
+    patroni.wait_members(3)
+    urls = [m.api_url for m in patroni.members.values()]
+    p = _start(pooler, urls, query_wait_timeout="10s")
+    leader = patroni.members[patroni.leader()].pg_port
+    wait_for(lambda: _try_served_by(p, "insert into pt(port) values (0) returning "
+                                       "inet_server_port()") == leader,
+             timeout=20, what="writes on the leader")
+    return p
+
+
+def _assert_no_write_in_recovery(load, p):
+    """25006: a write reached a server in recovery. Never, whatever the API said."""
+    assert not [e for e in load.write_errors if e[1] == "25006"], load.write_errors
+    assert "read-only transaction" not in p.log()
+
+
+@pytest.mark.timeout(180)
+def test_switchover(pooler, patroni):
+    p = _pooler_for(pooler, patroni)
+    old = patroni.leader()
+    new = patroni.sync_standby()  # synchronous_mode: only the sync standby may take over
+    new_port = patroni.members[new].pg_port
+    with Load(p) as load:
+        time.sleep(1.5)
+        t0 = time.monotonic()
+        patroni.switchover(new)
+        t_cmd = time.monotonic()
+        wait_for(lambda: load.first_on(load.writes, new_port, t0) is not None, timeout=30,
+                 what="a write on the new leader %s" % new)
+        time.sleep(2)
+    t_write = load.first_on(load.writes, new_port, t0)
+    _report("switchover %s -> %s" % (old, new),
+            patronictl_s="%.2f" % (t_cmd - t0),
+            first_write_on_new_leader_after_s="%.2f" % (t_write - t0),
+            write_window_s="%.2f" % load.window(load.writes, t0),
+            read_window_s="%.2f" % load.window(load.reads, t0),
+            write_errors=len(load.write_errors), read_errors=len(load.read_errors),
+            errors=sorted({(str(e[1]), e[2][:70]) for e in load.write_errors + load.read_errors}))
+    _assert_no_write_in_recovery(load, p)
+    # writes resume within Patroni's own switchover time plus a poll and a probe or two
+    assert t_write - t_cmd < 4 * POLL + 2, (t_write, t_cmd)
+    assert load.window(load.reads, t0) < 3, load.reads
+    # every write after the switchover went to the new leader
+    assert all(prt == new_port for t, prt in load.writes if t > t_write)
+    # errors: only writes in flight on the old primary, or refused while none is primary;
+    # every one with a clear SQLSTATE
+    assert all(e[1] in ("57P01", "57P03", "08006", "08003", "25P03", None) for e in
+               load.write_errors + load.read_errors), load.write_errors + load.read_errors
+
+
+@pytest.mark.timeout(180)
+def test_leader_killed(pooler, patroni):
+    """kill -9 of the leader's postmaster: Patroni (master_start_timeout 0) gives up the
+    leader key and promotes the sync standby; every acknowledged write is on it."""
+    p = _pooler_for(pooler, patroni)
+    old = patroni.leader()
+    sync = patroni.sync_standby()
+    with Load(p) as load:
+        time.sleep(1.5)
+        t0 = time.monotonic()
+        os.kill(patroni.postmaster_pid(old), signal.SIGKILL)
+        wait_for(lambda: patroni.leader() not in (None, old), timeout=60, what="a new leader")
+        t_promoted = time.monotonic()
+        new = patroni.leader()
+        new_port = patroni.members[new].pg_port
+        wait_for(lambda: load.first_on(load.writes, new_port, t0) is not None, timeout=30,
+                 what="a write on the promoted member %s" % new)
+        time.sleep(2)
+    t_write = load.first_on(load.writes, new_port, t0)
+    _report("leader %s killed, %s promoted (sync standby was %s)" % (old, new, sync),
+            promoted_after_s="%.2f" % (t_promoted - t0),
+            first_write_on_new_leader_after_s="%.2f" % (t_write - t0),
+            write_window_s="%.2f" % load.window(load.writes, t0),
+            read_window_s="%.2f" % load.window(load.reads, t0),
+            write_errors=len(load.write_errors), read_errors=len(load.read_errors),
+            errors=sorted({(str(e[1]), e[2][:70]) for e in load.write_errors + load.read_errors}))
+    _assert_no_write_in_recovery(load, p)
+    assert new == sync
+    assert t_write - t_promoted < 4 * POLL + 2
+    # synchronous_mode: what the pooler acknowledged survived the failover
+    acked = set(load.acked)
+    on_new = {r[0] for r in pgcluster.query(new_port, "select id from pt", user="app",
+                                            password="app")}
+    assert acked and not acked - on_new, sorted(acked - on_new)[:20]
+    wait_for(lambda: len(patroni.running_replicas()) == 2, timeout=90,
+             what="the old leader back as a replica")
+
+
+@pytest.mark.timeout(240)
+def test_replica_stop_start_and_new_member(pooler, patroni):
+    p = _pooler_for(pooler, patroni)
+    leader = patroni.leader()
+    replica = sorted(patroni.running_replicas())[0]
+    r_port = patroni.members[replica].pg_port
+    with Load(p, writers=1, readers=3) as load:
+        wait_for(lambda: load.first_on(load.reads, r_port, 0) is not None, timeout=20,
+                 what="reads on %s" % replica)
+        t0 = time.monotonic()
+        patroni.stop_member(replica)
+        t_stopped = time.monotonic()
+        time.sleep(2)
+        patroni.start_member(replica)
+        wait_for(lambda: load.first_on(load.reads, r_port, t_stopped + 2) is not None,
+                 timeout=60, what="reads back on %s" % replica)
+        t_back = load.first_on(load.reads, r_port, t_stopped + 2)
+        gone = [t for t, prt in load.reads if t_stopped + 0.5 < t < t_stopped + 2 and prt == r_port]
+        read_window = load.window(load.reads, t0)
+        write_window = load.window(load.writes, t0)
+
+        t1 = time.monotonic()
+        m = patroni.start_member("pg4")
+        wait_for(lambda: load.first_on(load.reads, m.pg_port, t1) is not None, timeout=90,
+                 what="reads on the new member pg4")
+        t_new = load.first_on(load.reads, m.pg_port, t1)
+    _report("replica %s stopped and started; pg4 added" % replica,
+            replica_stop_s="%.2f" % (t_stopped - t0),
+            read_window_s="%.2f" % read_window, write_window_s="%.2f" % write_window,
+            back_in_rotation_after_start_s="%.2f" % (t_back - t_stopped - 2),
+            pg4_serving_reads_after_s="%.2f" % (t_new - t1),
+            read_errors=len(load.read_errors), write_errors=len(load.write_errors),
+            errors=sorted({(str(e[1]), e[2][:70]) for e in load.write_errors + load.read_errors}))
+    assert not gone, "reads on the stopped replica"
+    assert read_window < 3 and write_window < 3
+    assert leader == patroni.leader()
+    assert "main.pg4" in p.log() and "reloaded" in p.log()
+    _assert_no_write_in_recovery(load, p)
