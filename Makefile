@@ -33,7 +33,7 @@ DEB_PACKAGES := build-essential pkg-config libev-dev libinih-dev libpg-query-dev
 	libssl-dev libpq-dev libcmocka-dev libmicrohttpd-dev postgresql-15 postgresql-client-15 python3-pytest \
 	python3-psycopg python3-asyncpg pgbouncer gnuplot-nox prometheus clang-format cppcheck \
 	openssl libpostgresql-jdbc-java openjdk-17-jdk-headless golang-go golang-github-jackc-pgx-v4-dev \
-	clang libclang-rt-14-dev
+	clang libclang-rt-14-dev patroni etcd-server python3-etcd
 
 # libFuzzer targets, built with clang and linked with the pure modules.
 FUZZ_CC      ?= clang
@@ -43,7 +43,7 @@ FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS    := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 FUZZ_OBJS    := $(PURE:%=build/fuzz/obj/%.o)
 
-.PHONY: all deps asan unit integration test run bench soak fuzz format lint clean check-format \
+.PHONY: all deps asan unit integration test ha-test run bench soak fuzz format lint clean check-format \
 	regress
 # the fuzz objects are only inputs of the fuzz targets; keep them between runs
 .SECONDARY: $(FUZZ_OBJS)
@@ -108,6 +108,13 @@ test: deps
 	$(MAKE) all asan
 	$(MAKE) unit
 	$(MAKE) integration
+
+# Only the Patroni tests (a three-member cluster and its etcd, about a minute); they are
+# part of `make test` too.
+ha-test: deps asan
+	POOLER_BIN=$(CURDIR)/build/asan/pooler \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	$(PYTHON) -m pytest -q -s -p no:cacheprovider tests/integration/test_patroni.py $(PYTEST_ARGS)
 
 run: deps all
 	$(PYTHON) tests/demo.py

@@ -153,10 +153,15 @@ static void answered(struct cluster *c)
 	struct patroni_cluster view;
 	char err[160];
 	size_t body_len = 0;
-	const char *a = (const char *)buf_head(&c->in);
+	uint8_t *nul = buf_reserve(&c->in, 1); /* may move the bytes: before buf_head */
 	bool changed;
 
-	*buf_reserve(&c->in, 1) = '\0'; /* sscanf stops there */
+	if (nul == NULL) {
+		request_failed(c, "out of memory");
+		return;
+	}
+	*nul = '\0'; /* sscanf stops there */
+	const char *a = (const char *)buf_head(&c->in);
 	const char *body = http_body(c, a, buf_len(&c->in), &body_len);
 	if (body == NULL)
 		return;

@@ -65,13 +65,15 @@ class FakeApi:
     def __init__(self, members):
         self.members = members
         self.requests = 0
+        self.status = 200
+        self.raw = None  # bytes to send instead of the JSON
         api = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
                 api.requests += 1
-                body = json.dumps({"members": api.members}).encode()
-                self.send_response(200 if self.path == "/cluster" else 404)
+                body = api.raw or json.dumps({"members": api.members}).encode()
+                self.send_response(api.status if self.path == "/cluster" else 404)
                 self.send_header("Content-Type", "application/json")
                 self.end_headers()
                 self.wfile.write(body)
@@ -150,6 +152,27 @@ def test_members_become_nodes_and_api_loss_keeps_them(pooler, cluster, fake_api)
     assert 'pooler_cluster_api_up{cluster="main"} 0' in _get(mport, "/metrics")[1]
     assert _served_by(p, write) == cluster.primary_port  # last known leader still writes
     assert _served_by(p, "select inet_server_port()") == cluster.replica_port
+
+
+@pytest.mark.timeout(60)
+def test_bad_answers_keep_the_last_view(pooler, cluster, fake_api):
+    """An error status or a body that is not Patroni's JSON counts as no answer: the last
+    view stays, and the log says why."""
+    p = _start(pooler, [fake_api.url])
+    mport = _metrics_port(p)
+    wait_for(lambda: _get(mport, "/ready")[0] == 200, timeout=10, what="ready")
+    for status, raw, why in ((503, None, "HTTP status 503"),
+                             (200, b'{"members": [{"name": "a"}]}', "unreadable /cluster answer"),
+                             (200, b"<html>", "unreadable /cluster answer")):
+        fake_api.status, fake_api.raw = status, raw
+        wait_for(lambda: why in p.log() and "unreachable" in _get(mport, "/ready")[1],
+                 timeout=10, what=why)
+        assert _served_by(p, "select inet_server_port() from (select txid_current()) t") \
+            == cluster.primary_port
+        fake_api.status, fake_api.raw = 200, None
+        wait_for(lambda: _get(mport, "/ready") == (200, "ready\n"), timeout=10,
+                 what="the API back")
+    assert "node main.a" in p.log() and "removed" not in p.log()
 
 
 @pytest.mark.timeout(60)
