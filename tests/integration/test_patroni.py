@@ -173,6 +173,13 @@ def test_bad_answers_keep_the_last_view(pooler, cluster, fake_api):
         wait_for(lambda: _get(mport, "/ready") == (200, "ready\n"), timeout=10,
                  what="the API back")
     assert "node main.a" in p.log() and "removed" not in p.log()
+    # SIGHUP reads the ini again with the members it knows: none of them retires
+    reloads = p.log().count("reloaded")
+    p.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: p.log().count("reloaded") > reloads, timeout=10, what="the reload")
+    assert "removed" not in p.log() and "added" not in p.log().split("reloaded")[-1]
+    assert _served_by(p, "select inet_server_port() from (select txid_current()) t") \
+        == cluster.primary_port
 
 
 @pytest.mark.timeout(60)
