@@ -36,7 +36,7 @@ struct stats_window {
 	struct stats_totals avg;
 };
 
-#define METRICS_ROUTE_REASONS 16 /* room for router.h's enum route_reason */
+#define METRICS_ROUTE_REASONS 20 /* room for router.h's enum route_reason */
 
 struct metrics {
 	struct histogram client_wait;      /* from wanting a server to having one */
