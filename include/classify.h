@@ -80,6 +80,8 @@ struct classify_catalog {
 	size_t n_volatile;
 	const char *const *setter_names;
 	size_t n_setters;
+	const char *const *unlogged_names; /* relations a standby cannot read: unlogged */
+	size_t n_unlogged;                  /* tables and the views over them */
 };
 void classify_set_catalog(struct classifier *cl, const struct classify_catalog *cat);
 /* Forget cached verdicts, learned ones too (after the function lists changed: reload).

@@ -441,11 +441,14 @@ void router_on_probe(struct node *n, void *arg)
 		    .n_volatile = n->n_cat_volatile,
 		    .setter_names = (const char *const *)n->cat_setters,
 		    .n_setters = n->n_cat_setters,
+		    .unlogged_names = (const char *const *)n->cat_unlogged,
+		    .n_unlogged = n->n_cat_unlogged,
 		};
 		classify_set_catalog(w->classifier, &cat);
 		log_info("function catalog from node %s: %zu functions, %zu volatile, %zu change "
-		         "settings",
-		         n->name, n->n_cat_names, n->n_cat_volatile, n->n_cat_setters);
+		         "settings; %zu relations a standby cannot read",
+		         n->name, n->n_cat_names, n->n_cat_volatile, n->n_cat_setters,
+		         n->n_cat_unlogged);
 		node_take_catalog(n);
 	}
 }
