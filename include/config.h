@@ -147,9 +147,12 @@ int config_pool_size(const struct db_conf *d, const struct node_conf *n, char *s
 /* Print every key with its effective value and the computed pool sizes. */
 void config_print(const struct config *cfg, FILE *out);
 
-/* Every key with its effective value as text (secrets masked), in table order. */
-void config_foreach(const struct config *cfg,
-                    void (*fn)(const char *key, const char *value, void *arg), void *arg);
+/* One key as SHOW CONFIG shows it: its effective value as text (secrets masked), its
+ * default written the same way (NULL: none), and whether a RELOAD can change it. */
+typedef void config_key_fn(const char *key, const char *value, const char *def, bool changeable,
+                           void *arg);
+/* Every key, in table order: [pooler], then each node's and each database's. */
+void config_foreach(const struct config *cfg, config_key_fn *fn, void *arg);
 
 /* "session", "transaction" or "statement". */
 const char *config_pool_mode_name(int mode);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "admin.h"
 #include "authq.h"
 #include "classify.h"
 #include "client.h"
@@ -475,6 +476,7 @@ static void teardown(struct daemon *d)
 		ratelimit_free(&w->connect_limit);
 		ratelimit_free(&w->auth_limit);
 		authq_free(w->authq);
+		admin_free(w);
 		ev_loop_destroy(w->loop);
 	}
 	snapshot_free(&d->files);
