@@ -18,6 +18,7 @@
 #include "config.h"
 #include "hba.h"
 #include "http.h"
+#include "import.h"
 #include "listener.h"
 #include "log.h"
 #include "node.h"
@@ -58,11 +59,14 @@ static struct daemon daemon_state;
 
 static void usage(FILE *out)
 {
-	fputs("Usage: pooler [-c FILE] [--check-config]\n"
+	fputs("Usage: pooler [-c FILE] [--check-config] | --import-pgbouncer PGBOUNCER.INI\n"
 	      "PostgreSQL connection pooler and read/write router.\n\n"
 	      "  -c, --config FILE   ini file (default conf/pooler.ini)\n"
 	      "      --check-config  validate the config and auth file, print the effective\n"
 	      "                      settings and pool sizes, and exit\n"
+	      "      --import-pgbouncer PGBOUNCER.INI\n"
+	      "                      write an equivalent pooler config to stdout, with a\n"
+	      "                      comment on each setting that could not be carried\n"
 	      "  -V, --version       print the version and exit\n"
 	      "  -h, --help          this help\n\n"
 	      "Signals: SIGHUP reloads the config, SIGTERM finishes running transactions and\n"
@@ -335,6 +339,7 @@ static int parse_args(struct daemon *d, int argc, char **argv)
 	static const struct option opts[] = {
 	    {"config", required_argument, NULL, 'c'},
 	    {"check-config", no_argument, NULL, 'C'},
+	    {"import-pgbouncer", required_argument, NULL, 'I'},
 	    {"version", no_argument, NULL, 'V'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -350,6 +355,8 @@ static int parse_args(struct daemon *d, int argc, char **argv)
 		case 'C':
 			d->check_only = true;
 			break;
+		case 'I':
+			return import_pgbouncer(optarg, stdout, stderr);
 		case 'V':
 			printf("pooler %s\n", POOLER_VERSION);
 			return 0;

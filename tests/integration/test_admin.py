@@ -75,7 +75,7 @@ def test_show_commands_answer(pooler):
         cols, r = rows(a, "SHOW CLIENTS")
         assert "admin" in {row[1] for row in r}
         cols, r = rows(a, "SHOW CONFIG")
-        config = dict(r)
+        config = {row[0]: row[1] for row in r}
         assert config["listen_port"] == str(p.port)
         assert config["database.app.server_password"] == "(set, not shown)"
         cols, r = rows(a, "SHOW VERSION")
