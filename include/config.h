@@ -135,7 +135,15 @@ struct config {
 
 /* Read and validate path. On failure returns NULL and writes one message to err. */
 struct config *config_load(const char *path, char *err, size_t errlen) MUST_USE;
+/* As config_load, then sets ("key=value" lines, from SET on the console) over the file's
+ * [pooler] keys. */
+struct config *config_load_set(const char *path, const char *sets, char *err,
+                               size_t errlen) MUST_USE;
 void config_free(struct config *cfg);
+
+/* A [pooler] key that SET can change: not the listening sockets (a RELOAD cannot change
+ * them either), nor a secret (which the log line of SET would show). */
+bool config_key_changeable(const char *key);
 
 const struct db_conf *config_find_db(const struct config *cfg, const char *name);
 

@@ -57,7 +57,8 @@ void admin_free(struct worker *w)
 {
 	free(w->paused_dbs);
 	free(w->disabled_dbs);
-	w->paused_dbs = w->disabled_dbs = NULL;
+	free(w->sets);
+	w->paused_dbs = w->disabled_dbs = w->sets = NULL;
 }
 
 bool admin_db_disabled(const struct worker *w, const char *db)
@@ -264,14 +265,87 @@ static void cmd_suspend(struct worker *w, const char *arg, struct buf *out)
 	                  "instances on one port (SO_REUSEPORT) and restart them in turn");
 }
 
-/* Settings come from the ini file only, so that what runs is what the file says. */
+/* "key = value" of SET: value bare, or in single quotes ('' for a quote). False when the
+ * text is not of that shape. */
+static bool parse_set(char *arg, char **key, char **value)
+{
+	char *eq = strchr(arg, '=');
+	if (eq == NULL)
+		return false;
+	*eq = '\0';
+	*key = util_trim(arg);
+	char *v = util_trim(eq + 1);
+	size_t n = strlen(v);
+	while (n > 0 && v[n - 1] == ';')
+		v[--n] = '\0';
+	v = util_trim(v);
+	n = strlen(v);
+	if (n >= 2 && v[0] == '\'' && v[n - 1] == '\'') {
+		v[n - 1] = '\0';
+		char *w = ++v;
+		for (char *r = v; *r; r++, w++) {
+			if (r[0] == '\'' && r[1] == '\'')
+				r++;
+			*w = *r;
+		}
+		*w = '\0';
+	}
+	*value = v;
+	return (*key)[0] != '\0' && strchr(*value, '\n') == NULL;
+}
+
+/* The SET lines with key's replaced by key=value (malloc'd). */
+static char *sets_with(const char *sets, const char *key, const char *value)
+{
+	size_t klen = strlen(key), cap = (sets ? strlen(sets) : 0) + klen + strlen(value) + 3;
+	char *out = util_calloc(1, cap);
+	const char *line = sets;
+
+	while (line != NULL && *line) {
+		const char *end = strchr(line, '\n');
+		size_t len = end ? (size_t)(end - line) : strlen(line);
+		if (!(len > klen && strncmp(line, key, klen) == 0 && line[klen] == '=')) {
+			strncat(out, line, len);
+			strcat(out, "\n");
+		}
+		line = end ? end + 1 : NULL;
+	}
+	snprintf(out + strlen(out), cap - strlen(out), "%s=%s\n", key, value);
+	return out;
+}
+
+/* SET key = value: a [pooler] key that RELOAD can change takes value, over the ini, until
+ * the pooler stops (a RELOAD keeps it). Applied as a reload is, so a bad value changes
+ * nothing and says why. */
 static void cmd_set(struct worker *w, const char *arg, struct buf *out)
 {
-	(void)w;
-	(void)arg;
-	proto_write_error(out, "ERROR", SQLSTATE_FEATURE_NOT_SUPPORTED,
-	                  "SET is not supported: change the ini file and run RELOAD (SHOW CONFIG's "
-	                  "changeable column says which keys a RELOAD applies)");
+	char text[1024], err[512], msg[600];
+	char *key, *value;
+
+	snprintf(text, sizeof(text), "%s", arg);
+	if (!parse_set(text, &key, &value)) {
+		proto_write_error(out, "ERROR", "42601", "SET needs key = value");
+		return;
+	}
+	if (!config_key_changeable(key)) {
+		snprintf(msg, sizeof(msg),
+		         "SET %s: not a [pooler] key that can change while running "
+		         "(SHOW CONFIG's changeable column)",
+		         key);
+		proto_write_error(out, "ERROR", "55000", msg);
+		return;
+	}
+	char *old = w->sets;
+	w->sets = sets_with(old, key, value);
+	if (w->on_reload == NULL || !w->on_reload(w, err, sizeof(err))) {
+		free(w->sets);
+		w->sets = old;
+		snprintf(msg, sizeof(msg), "SET failed: %s", w->on_reload ? err : "unavailable");
+		proto_write_error(out, "ERROR", "22023", msg);
+		return;
+	}
+	free(old);
+	complete(out, "SET");
 }
 
 static void cmd_reload(struct worker *w, const char *arg, struct buf *out)
@@ -315,7 +389,8 @@ static const struct command commands[] = {
     {"DISABLE", cmd_disable, NULL, false, "db: refuse new clients of it"},
     {"ENABLE", cmd_enable, NULL, false, "db: undo DISABLE"},
     {"RELOAD", cmd_reload, NULL, false, "re-read the config and auth file"},
-    {"SET", cmd_set, NULL, true, "not supported: change the ini file and RELOAD"},
+    {"SET", cmd_set, NULL, true,
+     "key = value: a changeable [pooler] key, over the ini file, until the pooler stops"},
     {"SUSPEND", cmd_suspend, NULL, false, "not supported: no online restart"},
     {"SHUTDOWN", cmd_shutdown, NULL, false, "finish transactions, then exit"},
 };
@@ -409,7 +484,7 @@ static void run_show(struct worker *w, const char *p, struct buf *out)
 static bool run_command(struct worker *w, const struct command *c, const char *p,
                         const struct admin_caller *who, struct buf *out, char **wait)
 {
-	char arg[128];
+	char arg[1024];
 
 	if (c->rest) {
 		snprintf(arg, sizeof(arg), "%s", p);

@@ -712,7 +712,50 @@ static bool check_client_tls(struct parse_state *ps)
 	return true;
 }
 
+static bool needs_restart(const struct key *k, const void *obj, const struct config *cfg);
+
+bool config_key_changeable(const char *key)
+{
+	for (size_t i = 0; i < ARRAY_LEN(pooler_keys); i++)
+		if (strcmp(pooler_keys[i].name, key) == 0)
+			return !pooler_keys[i].secret && !needs_restart(&pooler_keys[i], NULL, NULL);
+	return false;
+}
+
+/* SET on the console: "key=value" lines over the [pooler] keys of the file. */
+static bool apply_sets(struct parse_state *ps, const char *sets)
+{
+	char *copy = util_strdup(sets), *save = NULL;
+	bool ok = true;
+
+	for (char *line = strtok_r(copy, "\n", &save); ok && line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char *eq = strchr(line, '=');
+		ok = false;
+		if (eq == NULL)
+			break;
+		*eq = '\0';
+		for (size_t i = 0; i < ARRAY_LEN(pooler_keys); i++)
+			if (strcmp(pooler_keys[i].name, line) == 0)
+				ok = set_key(ps, "SET", ps->cfg, &pooler_keys[i], eq + 1);
+	}
+	free(copy);
+	return ok;
+}
+
+static struct config *load(const char *path, const char *sets, char *err, size_t errlen);
+
 struct config *config_load(const char *path, char *err, size_t errlen)
+{
+	return load(path, NULL, err, errlen);
+}
+
+struct config *config_load_set(const char *path, const char *sets, char *err, size_t errlen)
+{
+	return load(path, sets, err, errlen);
+}
+
+static struct config *load(const char *path, const char *sets, char *err, size_t errlen)
 {
 	struct parse_state ps = {.err = err, .errlen = errlen};
 	struct config *cfg = util_calloc(1, sizeof(*cfg));
@@ -747,6 +790,8 @@ struct config *config_load(const char *path, char *err, size_t errlen)
 	}
 
 	ps.line = 0;
+	if (sets != NULL && !apply_sets(&ps, sets))
+		goto fail;
 	if (cfg->n_nodes == 0 && cfg->n_dbs > 0) {
 		fail(&ps, "no [node.NAME] section: databases need at least one server");
 		goto fail;
@@ -882,7 +927,7 @@ static const char *const restart_keys[] = {"listen_addr", "listen_port", "unix_s
 
 static bool needs_restart(const struct key *k, const void *obj, const struct config *cfg)
 {
-	if (obj != cfg)
+	if (obj != cfg)       /* (both NULL: a [pooler] key by name) */
 		return false; /* [node.*] and [database.*] keys: reload_apply takes them all */
 	for (size_t i = 0; i < ARRAY_LEN(restart_keys); i++)
 		if (strcmp(restart_keys[i], k->name) == 0)

@@ -269,11 +269,11 @@ static void snapshot_free(struct snapshot *s)
 
 /* Read the config and every file it names. At startup, with auth_type = trust, a missing
  * auth file is an empty one. False (with err) when any is bad; nothing is left then. */
-static bool snapshot_load(struct snapshot *s, const char *path, bool startup, char *err,
-                          size_t errlen)
+static bool snapshot_load(struct snapshot *s, const char *path, const char *sets, bool startup,
+                          char *err, size_t errlen)
 {
 	*s = (struct snapshot){0};
-	s->cfg = config_load(path, err, errlen);
+	s->cfg = config_load_set(path, sets, err, errlen);
 	if (s->cfg == NULL)
 		return false;
 	s->auth =
@@ -293,7 +293,7 @@ static bool reload(struct daemon *d, char *err, size_t errlen)
 {
 	struct snapshot next;
 
-	if (!snapshot_load(&next, d->config_path, false, err, errlen) ||
+	if (!snapshot_load(&next, d->config_path, d->w.sets, false, err, errlen) ||
 	    !open_log_file(d, next.cfg, err, errlen)) {
 		snapshot_free(&next);
 		d->w.metrics.config_reloads_failed++;
@@ -497,7 +497,7 @@ int main(int argc, char **argv)
 
 	if (rc >= 0)
 		return rc;
-	if (!snapshot_load(&d->files, d->config_path, true, err, sizeof(err)))
+	if (!snapshot_load(&d->files, d->config_path, NULL, true, err, sizeof(err)))
 		goto fail;
 	log_min_level = (enum log_level)d->files.cfg->log_level;
 	if (d->check_only) {

@@ -342,12 +342,39 @@ def test_kill_client_closes_one_client(pooler):
     two.close()
 
 
-def test_set_and_suspend_say_not_supported_and_state_shows(pooler):
+def test_set_changes_a_key_until_restart(pooler):
+    p = pooler(pool_size=3)
+    with console(p) as a:
+        def value(key):
+            return query(a, "SHOW CONFIG " + key)[1][0]["value"]
+
+        query(a, "SET max_client_conn = 3")
+        assert value("max_client_conn") == "3"
+        query(a, "SET server_reset_query = 'DISCARD ''ALL'''")
+        assert value("server_reset_query") == "DISCARD 'ALL'"
+        query(a, "RELOAD")  # the file says nothing of it: SET still holds
+        assert value("max_client_conn") == "3"
+        # it acts: with the console and two clients connected, a fourth is turned away
+        with p.connect(), p.connect():
+            with pytest.raises(psycopg.OperationalError) as e:
+                psycopg.connect(p.dsn(sslmode="disable")).close()
+            assert "max_client_conn" in str(e.value), e.value
+        with pytest.raises(psycopg.errors.InvalidParameterValue):
+            query(a, "SET max_client_conn = many")
+        assert value("max_client_conn") == "3"
+        for sql in ("SET listen_port = 5", "SET auth_password = x", "SET nosuch = 1"):
+            with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState):
+                query(a, sql)
+        with pytest.raises(psycopg.errors.SyntaxError):
+            query(a, "SET max_client_conn")
+    assert "admin command: SET max_client_conn = 3" in p.log()
+
+
+def test_suspend_is_not_supported_and_state_shows_pause(pooler):
     p = pooler()
     with console(p) as a:
-        for sql in ("SUSPEND", "SET max_client_conn = 5"):
-            with pytest.raises(psycopg.errors.FeatureNotSupported):
-                query(a, sql)
+        with pytest.raises(psycopg.errors.FeatureNotSupported):
+            query(a, "SUSPEND")
         _, state = query(a, "SHOW STATE")
         assert {r["key"]: r["value"] for r in state} == {
             "active": "yes", "paused": "no", "suspended": "no"}
