@@ -718,7 +718,8 @@ bool config_key_changeable(const char *key)
 {
 	for (size_t i = 0; i < ARRAY_LEN(pooler_keys); i++)
 		if (strcmp(pooler_keys[i].name, key) == 0)
-			return !pooler_keys[i].secret && !needs_restart(&pooler_keys[i], NULL, NULL);
+			return !pooler_keys[i].secret &&
+			       !needs_restart(&pooler_keys[i], NULL, NULL);
 	return false;
 }
 
