@@ -261,8 +261,7 @@ static void cmd_suspend(struct worker *w, const char *arg, struct buf *out)
 	(void)w;
 	(void)arg;
 	proto_write_error(out, "ERROR", SQLSTATE_FEATURE_NOT_SUPPORTED,
-	                  "SUSPEND is not supported: the pooler has no online restart; run several "
-	                  "instances on one port (SO_REUSEPORT) and restart them in turn");
+	                  "SUSPEND is not supported: the pooler has no online restart");
 }
 
 /* "key = value" of SET: value bare, or in single quotes ('' for a quote). False when the
