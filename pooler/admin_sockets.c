@@ -198,11 +198,22 @@ static void server_rows(struct worker *w, const struct view *vw)
 	free(links.pairs);
 }
 
+/* PgBouncer's list of a client, as SHOW SOCKETS names it: a logged-in client without a
+ * server (idle, or on the console) is on cl_active there too. */
+static const char *client_list(const char *state)
+{
+	if (strcmp(state, "login") == 0)
+		return "cl_login";
+	if (strcmp(state, "waiting") == 0)
+		return "cl_waiting";
+	return "cl_active";
+}
+
 static void client_row(const struct client_info *ci, void *arg)
 {
 	const struct view *vw = arg;
 	struct result *r = vw->r;
-	char addr[64], state[24];
+	char addr[64];
 	struct socket_row row = {
 	    .type = "C",
 	    .user = ci->user ? ci->user : "",
@@ -221,10 +232,8 @@ static void client_row(const struct client_info *ci, void *arg)
 
 	if (vw->v == V_ACTIVE && row.link == 0)
 		return;
-	if (vw->v != V_PLAIN) {
-		snprintf(state, sizeof(state), "cl_%s", row.state);
-		row.state = state;
-	}
+	if (vw->v != V_PLAIN)
+		row.state = client_list(ci->state);
 	sock_addr(ci->fd, false, addr, sizeof(addr), &row.port);
 	result_row(r);
 	socket_cells(r, &row, vw->now);

@@ -102,9 +102,8 @@ static const struct {
 	const char *key, *why;
 } moot_keys[] = {
     {"pidfile", "no pid file: run it under systemd or another supervisor"},
-    {"ignore_startup_parameters", "startup parameters are carried to the servers, not refused"},
+    {"ignore_startup_parameters", "no startup parameter is refused here"},
     {"server_round_robin", "replicas are weighted by load; one node per host here"},
-    {"application_name_add_host", "not offered"},
     {"so_reuseport", "set on the listening sockets already"},
     {"user", "the pooler does not switch users itself"},
     {"syslog", "log to stderr or log_file; journald takes stderr"},
@@ -385,9 +384,12 @@ int import_pgbouncer(const char *path, FILE *out, FILE *err)
 	int n_seen = 0, rc;
 	struct auth_file *af = NULL;
 	char msg[512];
-	const char *slash = strrchr(path, '/');
-	char *dir = slash ? strndup(path, (size_t)(slash - path == 0 ? 1 : slash - path))
+	char *full = realpath(path, NULL); /* its folder anchors relative paths */
+	const char *slash = full ? strrchr(full, '/') : NULL;
+	char *dir = slash ? strndup(full, (size_t)(slash - full == 0 ? 1 : slash - full))
 	                  : util_strdup(".");
+
+	free(full);
 
 	b.dir = dir;
 	rc = ini_parse(path, on_entry, &b);
@@ -399,10 +401,10 @@ int import_pgbouncer(const char *path, FILE *out, FILE *err)
 	}
 	const char *auth = pgb_get(&b, "auth_file", NULL);
 	if (auth != NULL) {
-		char full[4096];
-		snprintf(full, sizeof(full), "%s%s%s", auth[0] == '/' ? "" : dir,
+		char file[4096];
+		snprintf(file, sizeof(file), "%s%s%s", auth[0] == '/' ? "" : dir,
 		         auth[0] == '/' ? "" : "/", auth);
-		af = auth_file_load(full, msg, sizeof(msg));
+		af = auth_file_load(file, msg, sizeof(msg));
 		if (af == NULL)
 			fprintf(err, "pooler: warning: %s\n", msg);
 	}

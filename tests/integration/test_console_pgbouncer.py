@@ -12,6 +12,7 @@ from decimal import Decimal
 import psycopg
 import pytest
 
+import tlscerts
 from conftest import wait_for
 
 INT4, INT8, TEXT, NUMERIC, BYTEA = 23, 20, 25, 1700, 17
@@ -404,3 +405,24 @@ def test_stats_averages_before_the_first_period(pooler):
     app = [r for r in avg if r["database"] == "app"][0]
     assert app["xact_time"] >= 10000 and app["query_time"] >= 10000, app
     assert [r for r in stats if r["database"] == "app"][0]["avg_xact_time"] >= 10000
+
+
+def test_tls_column_names_protocol_and_cipher(pooler, tmp_path):
+    certs = tlscerts.make_certs(str(tmp_path / "certs"))
+    p = pooler(extra_pooler={"client_tls_sslmode": "prefer",
+                             "client_tls_cert_file": certs.server_cert,
+                             "client_tls_key_file": certs.server_key})
+    with psycopg.connect(p.dsn("app", sslmode="require"), autocommit=True) as tls_client, \
+            psycopg.connect(p.dsn("md5user", sslmode="disable"), autocommit=True) as plain:
+        tls_client.execute("select 1")
+        plain.execute("select 1")
+        with console(p, dbname="pooler") as a:
+            _, clients = query(a, "SHOW CLIENTS")
+            _, sockets = query(a, "SHOW SOCKETS")
+    tls = {r["user"]: r["tls"] for r in clients}
+    assert tls["app"].startswith("TLSv1.") and "/" in tls["app"], tls
+    assert tls["md5user"] == "", tls
+    # SHOW SOCKETS names PgBouncer's lists: an idle logged-in client is on cl_active
+    states = {(r["type"], r["user"]): r["state"] for r in sockets}
+    assert states[("C", "app")] == "cl_active", states
+    assert all(s.startswith("sv_") for (t, _), s in states.items() if t == "S"), states

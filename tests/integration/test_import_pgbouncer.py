@@ -14,21 +14,23 @@ import psycopg
 import pytest
 
 import pgcluster
+import tlscerts
 from conftest import POOLER_BIN, write_users
 
 DEBIAN_INI = "/etc/pgbouncer/pgbouncer.ini"
 
 
 def set_key(text, key, value):
-    """Set key in [pgbouncer] as a user editing the file would: replace the line, or the
-    commented-out line, or add it after the section header."""
+    """Set key in [pgbouncer] as a user editing the file would: replace its lines, set or
+    commented out, or add it after the section header."""
     pattern = re.compile(r"^;?\s*%s\s*=.*$" % re.escape(key), re.M)
     if pattern.search(text):
-        return pattern.sub("%s = %s" % (key, value), text, count=1)
+        return pattern.sub("%s = %s" % (key, value), text)
     return text.replace("[pgbouncer]\n", "[pgbouncer]\n%s = %s\n" % (key, value), 1)
 
 
 def pgbouncer_ini(tmp, cluster, port):
+    certs = tlscerts.make_certs(os.path.join(tmp, "certs"))
     with open(DEBIAN_INI) as f:
         text = f.read()
     assert "[pgbouncer]" in text and "[databases]" in text
@@ -39,7 +41,9 @@ def pgbouncer_ini(tmp, cluster, port):
                        ("auth_file", "userlist.txt"), ("admin_users", "admin"),
                        ("stats_users", "app"), ("pool_mode", "transaction"),
                        ("default_pool_size", "4"), ("query_wait_timeout", "30"),
-                       ("server_lifetime", "1800"), ("client_tls_sslmode", "disable"),
+                       ("server_lifetime", "1800"), ("client_tls_sslmode", "require"),
+                       ("client_tls_cert_file", certs.server_cert),
+                       ("client_tls_key_file", certs.server_key),
                        ("server_tls_sslmode", "disable"),
                        ("ignore_startup_parameters", "extra_float_digits"),
                        ("application_name_add_host", "1"), ("tcp_keepalive", "1")):
@@ -74,7 +78,8 @@ def test_import_debian_pgbouncer_ini_and_run_it(cluster, tmp_path):
                  "log_file = %s/pgbouncer.log" % tmp_path, "[database.app]",
                  "[database.own]", "pool_mode = transaction", "pool_size = 4",
                  "pool_size = 2", "server_user = app", "server_password = app",
-                 "role = auto", "sslmode = disable"):
+                 "role = auto", "sslmode = disable", "client_tls_sslmode = require",
+                 "client_tls_cert_file = %s/certs/server.crt" % tmp_path):
         assert line in conf.splitlines(), (line, conf)
     # each setting without an equivalent is a comment naming it
     for what in ("pidfile", "application_name_add_host", "tcp_keepalive",
@@ -82,9 +87,12 @@ def test_import_debian_pgbouncer_ini_and_run_it(cluster, tmp_path):
         assert any(what in l and l.startswith(";") for l in conf.splitlines()), (what, conf)
     # one node for the one address both databases use
     assert conf.count("[node.") == 1, conf
+    assert "unix_socket_dir = %s" % tmp_path in conf.splitlines(), conf
 
     ini = tmp_path / "pooler.ini"
-    ini.write_text(conf.replace("log_file = %s/pgbouncer.log" % tmp_path, ""))
+    # the test's own: stderr instead of the log file, and a free metrics port
+    ini.write_text(conf.replace("log_file = %s/pgbouncer.log" % tmp_path, "")
+                   .replace("[pooler]\n", "[pooler]\nmetrics_listen = 127.0.0.1:0\n", 1))
     check = run("-c", str(ini), "--check-config")
     assert check.returncode == 0, check.stderr
 
@@ -98,14 +106,17 @@ def test_import_debian_pgbouncer_ini_and_run_it(cluster, tmp_path):
             time.sleep(0.05)
 
         def dsn(user, password, db):
-            return ("host=127.0.0.1 port=%d user=%s password=%s dbname=%s connect_timeout=5"
-                    % (port, user, password, db))
+            return ("host=127.0.0.1 port=%d user=%s password=%s dbname=%s connect_timeout=5 "
+                    "sslmode=require" % (port, user, password, db))
 
         # the same users with the same passwords: a plain, an md5 and a SCRAM secret
         for user, password in (("app", "app"), ("md5user", "secret"),
                                ("scramuser", "secret")):
             with psycopg.connect(dsn(user, password, "app")) as c:
                 assert c.execute("select current_user").fetchone() == ("app",)
+                assert c.pgconn.ssl_in_use
+        with pytest.raises(psycopg.OperationalError):  # client_tls_sslmode = require
+            psycopg.connect(dsn("app", "app", "app").replace("require", "disable")).close()
         with pytest.raises(psycopg.OperationalError):
             psycopg.connect(dsn("md5user", "wrong", "app")).close()
         # a database without user= logs in as the client, with its auth-file password
