@@ -316,7 +316,8 @@ static char *sets_with(const char *sets, const char *key, const char *value)
 /* SET key = value: a [pooler] key that RELOAD can change takes value, over the ini, until
  * the pooler stops (a RELOAD keeps it). Applied as a reload is, so a bad value changes
  * nothing and says why. */
-static void cmd_set(struct worker *w, const char *arg, struct buf *out)
+static void cmd_set(struct worker *w, const char *arg, const struct admin_caller *who,
+                    struct buf *out)
 {
 	char text[1024], err[512], msg[600];
 	char *key, *value;
@@ -334,6 +335,8 @@ static void cmd_set(struct worker *w, const char *arg, struct buf *out)
 		proto_write_error(out, "ERROR", "55000", msg);
 		return;
 	}
+	snprintf(msg, sizeof(msg), "%s = %s", key, value);
+	log_action(who, "SET", msg);
 	char *old = w->sets;
 	w->sets = sets_with(old, key, value);
 	if (w->on_reload == NULL || !w->on_reload(w, err, sizeof(err))) {
@@ -371,27 +374,30 @@ struct command {
 	const char *verb;
 	void (*act)(struct worker *w, const char *arg, struct buf *out);
 	bool (*act_later)(struct worker *w, const char *arg, struct buf *out, char **wait);
-	bool rest; /* takes the rest of the line as its argument (SET) */
+	/* SET: takes the rest of the line, and logs itself once it knows the key is no
+	 * secret */
+	void (*act_rest)(struct worker *w, const char *arg, const struct admin_caller *who,
+	                 struct buf *out);
 	const char *help;
 };
 
 static const struct command commands[] = {
-    {"PAUSE", NULL, cmd_pause, false,
+    {"PAUSE", NULL, cmd_pause, NULL,
      "[db] hand out no servers until RESUME; answers when running transactions ended"},
-    {"RESUME", cmd_resume, NULL, false, "[db] undo PAUSE or KILL"},
-    {"KILL", cmd_kill, NULL, false, "db: drop its clients and idle servers; paused until RESUME"},
-    {"KILL_CLIENT", cmd_kill_client, NULL, false, "id: drop one client (SHOW CLIENTS' id)"},
-    {"RECONNECT", cmd_reconnect, NULL, false,
+    {"RESUME", cmd_resume, NULL, NULL, "[db] undo PAUSE or KILL"},
+    {"KILL", cmd_kill, NULL, NULL, "db: drop its clients and idle servers; paused until RESUME"},
+    {"KILL_CLIENT", cmd_kill_client, NULL, NULL, "id: drop one client (SHOW CLIENTS' id)"},
+    {"RECONNECT", cmd_reconnect, NULL, NULL,
      "[db] close servers once free, so that clients get new ones"},
-    {"WAIT_CLOSE", NULL, cmd_wait_close, false,
+    {"WAIT_CLOSE", NULL, cmd_wait_close, NULL,
      "[db] answer once the servers RECONNECT closes are gone"},
-    {"DISABLE", cmd_disable, NULL, false, "db: refuse new clients of it"},
-    {"ENABLE", cmd_enable, NULL, false, "db: undo DISABLE"},
-    {"RELOAD", cmd_reload, NULL, false, "re-read the config and auth file"},
-    {"SET", cmd_set, NULL, true,
+    {"DISABLE", cmd_disable, NULL, NULL, "db: refuse new clients of it"},
+    {"ENABLE", cmd_enable, NULL, NULL, "db: undo DISABLE"},
+    {"RELOAD", cmd_reload, NULL, NULL, "re-read the config and auth file"},
+    {"SET", NULL, NULL, cmd_set,
      "key = value: a changeable [pooler] key, over the ini file, until the pooler stops"},
-    {"SUSPEND", cmd_suspend, NULL, false, "not supported: no online restart"},
-    {"SHUTDOWN", cmd_shutdown, NULL, false, "finish transactions, then exit"},
+    {"SUSPEND", cmd_suspend, NULL, NULL, "not supported: no online restart"},
+    {"SHUTDOWN", cmd_shutdown, NULL, NULL, "finish transactions, then exit"},
 };
 
 /* The SHOW views of both view tables, in order. */
@@ -485,7 +491,7 @@ static bool run_command(struct worker *w, const struct command *c, const char *p
 {
 	char arg[1024];
 
-	if (c->rest) {
+	if (c->act_rest != NULL) {
 		snprintf(arg, sizeof(arg), "%s", p);
 	} else if (!read_arg(p, arg, sizeof(arg), out)) {
 		return true;
@@ -494,7 +500,11 @@ static bool run_command(struct worker *w, const struct command *c, const char *p
 		proto_write_error(out, "ERROR", "42501", "only admin_users may run this command");
 		return true;
 	}
-	log_action(who, c->verb, util_trim(arg));
+	if (c->act_rest != NULL) {
+		c->act_rest(w, arg, who, out);
+		return true;
+	}
+	log_action(who, c->verb, arg);
 	if (c->act_later != NULL)
 		return c->act_later(w, arg, out, wait);
 	c->act(w, arg, out);

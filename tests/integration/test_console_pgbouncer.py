@@ -363,12 +363,13 @@ def test_set_changes_a_key_until_restart(pooler):
         with pytest.raises(psycopg.errors.InvalidParameterValue):
             query(a, "SET max_client_conn = many")
         assert value("max_client_conn") == "3"
-        for sql in ("SET listen_port = 5", "SET auth_password = x", "SET nosuch = 1"):
+        for sql in ("SET listen_port = 5", "SET auth_password = Sekret-4f1e", "SET nosuch = 1"):
             with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState):
                 query(a, sql)
         with pytest.raises(psycopg.errors.SyntaxError):
             query(a, "SET max_client_conn")
     assert "admin command: SET max_client_conn = 3" in p.log()
+    assert "Sekret-4f1e" not in p.log()  # a secret SET is refused, and never logged
 
 
 def test_suspend_is_not_supported_and_state_shows_pause(pooler):
