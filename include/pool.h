@@ -67,6 +67,7 @@ struct pool {
 	uint64_t xact_count;    /* server hand-outs (transactions, or sessions) */
 	uint64_t xact_us;       /* time servers were held */
 	uint64_t wait_us;       /* time clients waited */
+	uint64_t created_us;    /* for SHOW STATS averages before the first stats_period */
 	struct params welcome;  /* ParameterStatus values new clients receive */
 	char last_error[256];   /* why the last login failed */
 

@@ -177,14 +177,19 @@ struct db_stats {
 	struct stats_totals tot, avg;
 };
 
-/* The averages of the period that has not rolled yet (the first stats_period): times per
- * transaction and per query from the totals so far, rather than zeros. Rates need a
- * period, so they stay 0 until the first one ends, as in PgBouncer. */
-static void first_period(const struct pool *q, struct stats_totals *a)
+/* The averages of the period that has not ended yet (the first stats_period): those of
+ * the pool's life so far, rather than zeros. */
+static void first_period(const struct pool *q, uint64_t now, struct stats_totals *a)
 {
-	const struct stats_totals *prev = &q->window.prev;
-	if (prev->xacts != 0 || prev->queries != 0)
-		return; /* it rolled once with traffic: its averages stand */
+	double seconds = (double)(now - q->created_us) / 1e6;
+	if (q->window.rolled)
+		return;
+	if (seconds < 1)
+		seconds = 1;
+	a->xacts = (uint64_t)((double)q->xact_count / seconds);
+	a->queries = (uint64_t)((double)q->tally.queries / seconds);
+	a->recv = (uint64_t)((double)q->tally.bytes.out / seconds);
+	a->sent = (uint64_t)((double)q->tally.bytes.in / seconds);
 	a->xact_us = q->xact_count ? q->xact_us / q->xact_count : 0;
 	a->wait_us = q->xact_count ? q->wait_us / q->xact_count : 0;
 	a->query_us = q->tally.queries ? q->tally.query_us / q->tally.queries : 0;
@@ -195,6 +200,7 @@ static void sum_db(struct worker *w, const char *db, struct db_stats *s)
 {
 	struct list *qp, *qt;
 	uint64_t xact_w = 0, query_w = 0, wait_w = 0, xact_n = 0, query_n = 0;
+	uint64_t now = util_now_us();
 
 	*s = (struct db_stats){{0}, {0}};
 	list_for_each_safe (qp, qt, &w->pools) {
@@ -202,7 +208,7 @@ static void sum_db(struct worker *w, const char *db, struct db_stats *s)
 		struct stats_totals a = q->window.avg;
 		if (db != NULL && strcmp(q->db_name, db) != 0)
 			continue;
-		first_period(q, &a);
+		first_period(q, now, &a);
 		s->tot.xacts += q->xact_count;
 		s->tot.queries += q->tally.queries;
 		s->tot.recv += q->tally.bytes.out; /* what clients sent, on to the servers */

@@ -622,6 +622,7 @@ struct pool *pool_get(struct worker *w, const struct db_conf *db, const char *us
 	p->user = util_strdup(user);
 	p->backend = backend;
 	p->paused = db_paused(w, db->name);
+	p->created_us = util_now_us();
 	p->tally.query_time = &backend->query_time;
 	p->login.host = util_strdup(backend->host);
 	p->login.port = backend->port;
