@@ -802,6 +802,15 @@ static struct config *load(const char *path, const char *sets, char *err, size_t
 	for (int i = 0; i < cfg->n_dbs; i++)
 		if (!resolve_db(&ps, &cfg->dbs[i]))
 			goto fail;
+	for (int i = 0; i < cfg->n_dbs; i++)
+		if (config_list_has(cfg->admin_db, cfg->dbs[i].name)) {
+			ps.line = cfg->dbs[i].line;
+			fail(
+			    &ps,
+			    "[database.%s]: the admin console answers to this name (admin_db = %s)",
+			    cfg->dbs[i].name, cfg->admin_db);
+			goto fail;
+		}
 	if (!check_client_tls(&ps))
 		goto fail;
 	return cfg;

@@ -13,7 +13,8 @@ import psycopg
 import pytest
 
 import tlscerts
-from conftest import wait_for
+import pgcluster
+from conftest import POOLER_BIN, wait_for, write_ini
 
 INT4, INT8, TEXT, NUMERIC, BYTEA = 23, 20, 25, 1700, 17
 
@@ -428,3 +429,12 @@ def test_tls_column_names_protocol_and_cipher(pooler, tmp_path):
     states = {(r["type"], r["user"]): r["state"] for r in sockets}
     assert states[("C", "app")] == "cl_active", states
     assert all(s.startswith("sv_") for (t, _), s in states.items() if t == "S"), states
+
+
+def test_a_database_named_like_the_console_is_a_config_error(cluster, tmp_path):
+    ini = write_ini(str(tmp_path), cluster, pgcluster.free_port(),
+                    extra_sections={"database.pgbouncer": {"dbname": "app"}})
+    out = subprocess.run([POOLER_BIN, "-c", ini, "--check-config"], capture_output=True,
+                         text=True, timeout=20)
+    assert out.returncode != 0
+    assert "[database.pgbouncer]" in out.stderr and "admin_db" in out.stderr, out.stderr
