@@ -135,7 +135,15 @@ struct config {
 
 /* Read and validate path. On failure returns NULL and writes one message to err. */
 struct config *config_load(const char *path, char *err, size_t errlen) MUST_USE;
+/* As config_load, then sets ("key=value" lines, from SET on the console) over the file's
+ * [pooler] keys. */
+struct config *config_load_set(const char *path, const char *sets, char *err,
+                               size_t errlen) MUST_USE;
 void config_free(struct config *cfg);
+
+/* A [pooler] key that SET can change: not the listening sockets (a RELOAD cannot change
+ * them either), nor a secret (which the log line of SET would show). */
+bool config_key_changeable(const char *key);
 
 const struct db_conf *config_find_db(const struct config *cfg, const char *name);
 
@@ -147,9 +155,12 @@ int config_pool_size(const struct db_conf *d, const struct node_conf *n, char *s
 /* Print every key with its effective value and the computed pool sizes. */
 void config_print(const struct config *cfg, FILE *out);
 
-/* Every key with its effective value as text (secrets masked), in table order. */
-void config_foreach(const struct config *cfg,
-                    void (*fn)(const char *key, const char *value, void *arg), void *arg);
+/* One key as SHOW CONFIG shows it: its effective value as text (secrets masked), its
+ * default written the same way (NULL: none), and whether a RELOAD can change it. */
+typedef void config_key_fn(const char *key, const char *value, const char *def, bool changeable,
+                           void *arg);
+/* Every key, in table order: [pooler], then each node's and each database's. */
+void config_foreach(const struct config *cfg, config_key_fn *fn, void *arg);
 
 /* "session", "transaction" or "statement". */
 const char *config_pool_mode_name(int mode);

@@ -34,6 +34,7 @@ struct stats_totals {
 struct stats_window {
 	struct stats_totals prev; /* the totals at the last tick */
 	struct stats_totals avg;
+	bool rolled; /* a stats_period has ended: avg holds its averages */
 };
 
 #define METRICS_ROUTE_REASONS 20 /* room for router.h's enum route_reason */

@@ -735,6 +735,7 @@ void client_foreach(struct worker *w, void (*fn)(const struct client_info *ci, v
 		    .node = c->server ? c->pool->backend->name : NULL,
 		    .fd = c->conn.fd,
 		    .pool = c->pool,
+		    .ssl = c->conn.ssl,
 		};
 		fn(&ci, arg);
 	}
@@ -753,6 +754,21 @@ int client_kill_db(struct worker *w, const char *db)
 		n++;
 	}
 	return n;
+}
+
+bool client_kill_id(struct worker *w, uint64_t id)
+{
+	struct list *pos, *tmp;
+
+	list_for_each_safe (pos, tmp, &w->clients) {
+		struct client *c = container_of(pos, struct client, node);
+		if (c->id != id || c->state == CLIENT_ADMIN || c->state == CLIENT_CLOSED)
+			continue;
+		client_fatal(c, SQLSTATE_ADMIN_SHUTDOWN,
+		             "terminated by the admin console (KILL_CLIENT)");
+		return true;
+	}
+	return false;
 }
 
 void client_count(const struct worker *w, struct client_counts *cc)

@@ -78,8 +78,9 @@ static const struct key pooler_keys[] = {
      "users allowed to run admin commands"},
     {"stats_users", K_STR, P(stats_users), "", 0, 0, NULL, false,
      "users allowed to run SHOW commands"},
-    {"admin_db", K_STR, P(admin_db), "pooler", 0, 0, NULL, false,
-     "name of the admin console database"},
+    {"admin_db", K_STR, P(admin_db), "pooler, pgbouncer", 0, 0, NULL, false,
+     "names of the admin console database (comma-separated); pgbouncer serves tools written "
+     "for PgBouncer"},
     {"metrics_listen", K_STR, P(metrics_listen), "127.0.0.1:9930", 0, 0, NULL, false,
      "address:port of the HTTP endpoint for /metrics, /health, /ready"},
     {"log_level", K_LOGLEVEL, P(log_level), "info", 0, 0, NULL, false,
@@ -708,7 +709,51 @@ static bool check_client_tls(struct parse_state *ps)
 	return true;
 }
 
+static bool needs_restart(const struct key *k, const void *obj, const struct config *cfg);
+
+bool config_key_changeable(const char *key)
+{
+	for (size_t i = 0; i < ARRAY_LEN(pooler_keys); i++)
+		if (strcmp(pooler_keys[i].name, key) == 0)
+			return !pooler_keys[i].secret &&
+			       !needs_restart(&pooler_keys[i], NULL, NULL);
+	return false;
+}
+
+/* SET on the console: "key=value" lines over the [pooler] keys of the file. */
+static bool apply_sets(struct parse_state *ps, const char *sets)
+{
+	char *copy = util_strdup(sets), *save = NULL;
+	bool ok = true;
+
+	for (char *line = strtok_r(copy, "\n", &save); ok && line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char *eq = strchr(line, '=');
+		ok = false;
+		if (eq == NULL)
+			break;
+		*eq = '\0';
+		for (size_t i = 0; i < ARRAY_LEN(pooler_keys); i++)
+			if (strcmp(pooler_keys[i].name, line) == 0)
+				ok = set_key(ps, "SET", ps->cfg, &pooler_keys[i], eq + 1);
+	}
+	free(copy);
+	return ok;
+}
+
+static struct config *load(const char *path, const char *sets, char *err, size_t errlen);
+
 struct config *config_load(const char *path, char *err, size_t errlen)
+{
+	return load(path, NULL, err, errlen);
+}
+
+struct config *config_load_set(const char *path, const char *sets, char *err, size_t errlen)
+{
+	return load(path, sets, err, errlen);
+}
+
+static struct config *load(const char *path, const char *sets, char *err, size_t errlen)
 {
 	struct parse_state ps = {.err = err, .errlen = errlen};
 	struct config *cfg = util_calloc(1, sizeof(*cfg));
@@ -743,6 +788,8 @@ struct config *config_load(const char *path, char *err, size_t errlen)
 	}
 
 	ps.line = 0;
+	if (sets != NULL && !apply_sets(&ps, sets))
+		goto fail;
 	if (cfg->n_nodes == 0 && cfg->n_dbs > 0) {
 		fail(&ps, "no [node.NAME] section: databases need at least one server");
 		goto fail;
@@ -752,6 +799,15 @@ struct config *config_load(const char *path, char *err, size_t errlen)
 	for (int i = 0; i < cfg->n_dbs; i++)
 		if (!resolve_db(&ps, &cfg->dbs[i]))
 			goto fail;
+	for (int i = 0; i < cfg->n_dbs; i++)
+		if (config_list_has(cfg->admin_db, cfg->dbs[i].name)) {
+			ps.line = cfg->dbs[i].line;
+			fail(
+			    &ps,
+			    "[database.%s]: the admin console answers to this name (admin_db = %s)",
+			    cfg->dbs[i].name, cfg->admin_db);
+			goto fail;
+		}
 	if (!check_client_tls(&ps))
 		goto fail;
 	return cfg;
@@ -872,27 +928,60 @@ static void format_value(const struct key *k, const void *obj, char *out, size_t
 	}
 }
 
-void config_foreach(const struct config *cfg,
-                    void (*fn)(const char *key, const char *value, void *arg), void *arg)
-{
-	char value[512], key[256];
+/* Keys a RELOAD cannot change: the sockets are opened once, at start. */
+static const char *const restart_keys[] = {"listen_addr", "listen_port", "unix_socket_dir",
+                                           "metrics_listen", "workers"};
 
-	for (size_t i = 0; i < ARRAY_LEN(pooler_keys); i++) {
-		format_value(&pooler_keys[i], cfg, value, sizeof(value));
-		fn(pooler_keys[i].name, value, arg);
+static bool needs_restart(const struct key *k, const void *obj, const struct config *cfg)
+{
+	if (obj != cfg)       /* (both NULL: a [pooler] key by name) */
+		return false; /* [node.*] and [database.*] keys: reload_apply takes them all */
+	for (size_t i = 0; i < ARRAY_LEN(restart_keys); i++)
+		if (strcmp(restart_keys[i], k->name) == 0)
+			return true;
+	return false;
+}
+
+/* The keys of one section: their values beside the defaults, which are parsed from the
+ * table into defs by the same code as the file, so both print alike. */
+static void foreach_keys(const struct config *cfg, const char *prefix, const void *obj, void *defs,
+                         const struct key *keys, size_t n, config_key_fn *fn, void *arg)
+{
+	char value[512], def[512], key[256];
+
+	for (size_t i = 0; i < n; i++) {
+		format_value(&keys[i], obj, value, sizeof(value));
+		format_value(&keys[i], defs, def, sizeof(def));
+		snprintf(key, sizeof(key), "%s%s", prefix, keys[i].name);
+		fn(key, value, keys[i].def ? def : NULL, !needs_restart(&keys[i], obj, cfg), arg);
 	}
-	for (int n = 0; n < cfg->n_nodes; n++)
-		for (size_t i = 0; i < ARRAY_LEN(node_keys); i++) {
-			format_value(&node_keys[i], &cfg->nodes[n], value, sizeof(value));
-			snprintf(key, sizeof(key), "node.%s.%s", cfg->nodes[n].name,
-			         node_keys[i].name);
-			fn(key, value, arg);
-		}
-	for (int d = 0; d < cfg->n_dbs; d++)
-		for (size_t i = 0; i < ARRAY_LEN(db_keys); i++) {
-			format_value(&db_keys[i], &cfg->dbs[d], value, sizeof(value));
-			snprintf(key, sizeof(key), "database.%s.%s", cfg->dbs[d].name,
-			         db_keys[i].name);
-			fn(key, value, arg);
-		}
+}
+
+void config_foreach(const struct config *cfg, config_key_fn *fn, void *arg)
+{
+	char prefix[256];
+	struct config *defs = util_calloc(1, sizeof(*defs));
+	struct node_conf node_defs = {0};
+	struct db_conf db_defs = {0};
+	struct parse_state ps = {.cfg = defs, .err = prefix, .errlen = sizeof(prefix)};
+
+	defs->path = util_strdup(cfg->path);
+	defs->dir = util_strdup(cfg->dir);
+	apply_defaults(&ps, "pooler", defs, pooler_keys, ARRAY_LEN(pooler_keys));
+	apply_defaults(&ps, "node", &node_defs, node_keys, ARRAY_LEN(node_keys));
+	apply_defaults(&ps, "database", &db_defs, db_keys, ARRAY_LEN(db_keys));
+	foreach_keys(cfg, "", cfg, defs, pooler_keys, ARRAY_LEN(pooler_keys), fn, arg);
+	for (int n = 0; n < cfg->n_nodes; n++) {
+		snprintf(prefix, sizeof(prefix), "node.%s.", cfg->nodes[n].name);
+		foreach_keys(cfg, prefix, &cfg->nodes[n], &node_defs, node_keys,
+		             ARRAY_LEN(node_keys), fn, arg);
+	}
+	for (int d = 0; d < cfg->n_dbs; d++) {
+		snprintf(prefix, sizeof(prefix), "database.%s.", cfg->dbs[d].name);
+		foreach_keys(cfg, prefix, &cfg->dbs[d], &db_defs, db_keys, ARRAY_LEN(db_keys), fn,
+		             arg);
+	}
+	free_keys(&node_defs, node_keys, ARRAY_LEN(node_keys));
+	free_keys(&db_defs, db_keys, ARRAY_LEN(db_keys));
+	config_free(defs);
 }

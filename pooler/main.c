@@ -11,12 +11,14 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "admin.h"
 #include "authq.h"
 #include "classify.h"
 #include "client.h"
 #include "config.h"
 #include "hba.h"
 #include "http.h"
+#include "import.h"
 #include "listener.h"
 #include "log.h"
 #include "node.h"
@@ -57,11 +59,14 @@ static struct daemon daemon_state;
 
 static void usage(FILE *out)
 {
-	fputs("Usage: pooler [-c FILE] [--check-config]\n"
+	fputs("Usage: pooler [-c FILE] [--check-config] | --import-pgbouncer PGBOUNCER.INI\n"
 	      "PostgreSQL connection pooler and read/write router.\n\n"
 	      "  -c, --config FILE   ini file (default conf/pooler.ini)\n"
 	      "      --check-config  validate the config and auth file, print the effective\n"
 	      "                      settings and pool sizes, and exit\n"
+	      "      --import-pgbouncer PGBOUNCER.INI\n"
+	      "                      write an equivalent pooler config to stdout, with a\n"
+	      "                      comment on each setting that could not be carried\n"
 	      "  -V, --version       print the version and exit\n"
 	      "  -h, --help          this help\n\n"
 	      "Signals: SIGHUP reloads the config, SIGTERM finishes running transactions and\n"
@@ -264,11 +269,11 @@ static void snapshot_free(struct snapshot *s)
 
 /* Read the config and every file it names. At startup, with auth_type = trust, a missing
  * auth file is an empty one. False (with err) when any is bad; nothing is left then. */
-static bool snapshot_load(struct snapshot *s, const char *path, bool startup, char *err,
-                          size_t errlen)
+static bool snapshot_load(struct snapshot *s, const char *path, const char *sets, bool startup,
+                          char *err, size_t errlen)
 {
 	*s = (struct snapshot){0};
-	s->cfg = config_load(path, err, errlen);
+	s->cfg = config_load_set(path, sets, err, errlen);
 	if (s->cfg == NULL)
 		return false;
 	s->auth =
@@ -288,7 +293,7 @@ static bool reload(struct daemon *d, char *err, size_t errlen)
 {
 	struct snapshot next;
 
-	if (!snapshot_load(&next, d->config_path, false, err, errlen) ||
+	if (!snapshot_load(&next, d->config_path, d->w.sets, false, err, errlen) ||
 	    !open_log_file(d, next.cfg, err, errlen)) {
 		snapshot_free(&next);
 		d->w.metrics.config_reloads_failed++;
@@ -334,6 +339,7 @@ static int parse_args(struct daemon *d, int argc, char **argv)
 	static const struct option opts[] = {
 	    {"config", required_argument, NULL, 'c'},
 	    {"check-config", no_argument, NULL, 'C'},
+	    {"import-pgbouncer", required_argument, NULL, 'I'},
 	    {"version", no_argument, NULL, 'V'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -349,6 +355,8 @@ static int parse_args(struct daemon *d, int argc, char **argv)
 		case 'C':
 			d->check_only = true;
 			break;
+		case 'I':
+			return import_pgbouncer(optarg, stdout, stderr);
 		case 'V':
 			printf("pooler %s\n", POOLER_VERSION);
 			return 0;
@@ -475,6 +483,7 @@ static void teardown(struct daemon *d)
 		ratelimit_free(&w->connect_limit);
 		ratelimit_free(&w->auth_limit);
 		authq_free(w->authq);
+		admin_free(w);
 		ev_loop_destroy(w->loop);
 	}
 	snapshot_free(&d->files);
@@ -488,7 +497,7 @@ int main(int argc, char **argv)
 
 	if (rc >= 0)
 		return rc;
-	if (!snapshot_load(&d->files, d->config_path, true, err, sizeof(err)))
+	if (!snapshot_load(&d->files, d->config_path, NULL, true, err, sizeof(err)))
 		goto fail;
 	log_min_level = (enum log_level)d->files.cfg->log_level;
 	if (d->check_only) {

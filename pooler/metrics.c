@@ -504,6 +504,7 @@ static void window_roll(struct stats_window *win, const struct stats_totals *now
 	win->avg.wait_us = xacts ? (now->wait_us - prev->wait_us) / xacts : 0;
 	win->avg.query_us = queries ? (now->query_us - prev->query_us) / queries : 0;
 	win->prev = *now;
+	win->rolled = true;
 }
 
 /* A pool's bytes are measured on the server side: what it received from clients is
