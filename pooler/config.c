@@ -1,5 +1,6 @@
 /* config: see include/config.h. */
 #include "config.h"
+#include "config_internal.h"
 
 #include <errno.h>
 #include <ini.h>
@@ -8,26 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
-
-/* K_MS: a duration, bare numbers in seconds; K_MSEC: the same for keys named *_ms, whose
- * bare numbers are milliseconds. */
-enum key_type { K_STR, K_PATH, K_INT, K_AUTO_INT, K_ENUM, K_MS, K_MSEC, K_LOGLEVEL, K_SHARE };
-
-/* One configurable key. Defaults are written as a user would write them and parsed by the
- * same code as the file, so the table is the single place a default lives. */
-struct key {
-	const char *name;
-	enum key_type type;
-	size_t offset;
-	const char *def; /* NULL: unset (a NULL string) */
-	long min, max;
-	const char *const *choices; /* K_ENUM, in enum order */
-	bool secret;                /* never printed */
-	const char *help;
-};
 
 static const char *const pool_modes[] = {"session", "transaction", "statement", NULL};
 static const char *const pin_actions[] = {"pin", "error", NULL};
@@ -226,16 +211,28 @@ static const struct key db_keys[] = {
 };
 #undef D
 
-struct section_kind {
-	const char *prefix; /* "pooler", "node.", "database." */
-	const struct key *keys;
-	size_t n_keys;
-};
-
-static const struct section_kind kinds[] = {
+const struct section_kind config_kinds[CONFIG_KINDS] = {
     {"pooler", pooler_keys, ARRAY_LEN(pooler_keys)},
     {"node.", node_keys, ARRAY_LEN(node_keys)},
     {"database.", db_keys, ARRAY_LEN(db_keys)},
+};
+
+/* Other names for [pooler] durations: the *_ms spellings (bare numbers in milliseconds),
+ * and PgBouncer's server_login_retry, which caps the wait between connect tries. */
+const struct key_alias config_aliases[CONFIG_ALIASES] = {
+    {"retry_base_ms", "retry_base", K_MSEC},
+    {"retry_max_ms", "retry_max", K_MSEC},
+    {"breaker_recovery_ms", "breaker_recovery", K_MSEC},
+    {"server_login_retry", "retry_max", K_MS},
+};
+
+/* A key already set in a section: a second one is refused, and later checks name the line
+ * of the key they are about. */
+struct seen_key {
+	char *section;
+	const char *key; /* the table's name (an alias counts as the key it stands for) */
+	const char *as;  /* as written: the key or an alias (from the tables) */
+	int line;
 };
 
 struct parse_state {
@@ -245,6 +242,9 @@ struct parse_state {
 	char *err;
 	size_t errlen;
 	bool failed;
+	int pooler_line;       /* where the [pooler] header is; 0 before it */
+	struct seen_key *seen; /* every key set so far, in file order */
+	size_t n_seen, cap_seen;
 };
 
 static bool fail(struct parse_state *ps, const char *fmt, ...)
@@ -423,10 +423,51 @@ static bool apply_defaults(struct parse_state *ps, const char *section, void *ob
 	return true;
 }
 
+/* The line where a key of a section was set, or 0 (left at its default). */
+static int key_line(const struct parse_state *ps, const char *section, const char *key)
+{
+	for (size_t i = 0; i < ps->n_seen; i++)
+		if (strcmp(ps->seen[i].section, section) == 0 && strcmp(ps->seen[i].key, key) == 0)
+			return ps->seen[i].line;
+	return 0;
+}
+
+/* Remember that key (written as `as`, the key or an alias, both from the tables) was set on
+ * this line; false (reported) when the section set it before: the last one silently winning
+ * hides a mistake. */
+static bool note_key(struct parse_state *ps, const char *section, const char *key, const char *as)
+{
+	for (size_t i = 0; i < ps->n_seen; i++) {
+		const struct seen_key *k = &ps->seen[i];
+		if (strcmp(k->section, section) != 0 || strcmp(k->key, key) != 0)
+			continue;
+		return fail(ps,
+		            "[%s] %s: set twice in the section (first on line %d%s%s); write each "
+		            "key once",
+		            section, as, k->line, k->as != as ? ", as " : "",
+		            k->as != as ? k->as : "");
+	}
+	if (ps->n_seen == ps->cap_seen) {
+		ps->cap_seen = ps->cap_seen ? ps->cap_seen * 2 : 32;
+		ps->seen = realloc(ps->seen, ps->cap_seen * sizeof(*ps->seen));
+		if (ps->seen == NULL)
+			abort();
+	}
+	ps->seen[ps->n_seen++] = (struct seen_key){util_strdup(section), key, as, ps->line};
+	return true;
+}
+
+static void free_seen(struct parse_state *ps)
+{
+	for (size_t i = 0; i < ps->n_seen; i++)
+		free(ps->seen[i].section);
+	free(ps->seen);
+}
+
 static void *find_or_add_section(struct parse_state *ps, const char *section, int kind)
 {
 	struct config *cfg = ps->cfg;
-	const char *name = section + strlen(kinds[kind].prefix);
+	const char *name = section + strlen(config_kinds[kind].prefix);
 
 	if (kind == 0)
 		return cfg;
@@ -462,11 +503,12 @@ static void *find_or_add_section(struct parse_state *ps, const char *section, in
 /* Which kind of section this is, or -1 (after reporting it). */
 static int section_kind(struct parse_state *ps, const char *section, const char *key)
 {
-	for (int i = 0; i < (int)ARRAY_LEN(kinds); i++) {
-		size_t plen = strlen(kinds[i].prefix);
-		bool prefix = kinds[i].prefix[plen - 1] == '.';
-		if (prefix ? (strncmp(section, kinds[i].prefix, plen) == 0 && section[plen] != '\0')
-		           : strcmp(section, kinds[i].prefix) == 0)
+	for (int i = 0; i < (int)CONFIG_KINDS; i++) {
+		size_t plen = strlen(config_kinds[i].prefix);
+		bool prefix = config_kinds[i].prefix[plen - 1] == '.';
+		if (prefix ? (strncmp(section, config_kinds[i].prefix, plen) == 0 &&
+		              section[plen] != '\0')
+		           : strcmp(section, config_kinds[i].prefix) == 0)
 			return i;
 	}
 	if (section[0] == '\0')
@@ -477,36 +519,93 @@ static int section_kind(struct parse_state *ps, const char *section, const char 
 	return -1;
 }
 
-/* Other names for [pooler] durations: the *_ms spellings (bare numbers in milliseconds),
- * and PgBouncer's server_login_retry, which caps the wait between connect tries. */
-static const struct {
-	const char *alias, *key;
-	enum key_type type;
-} aliases[] = {
-    {"retry_base_ms", "retry_base", K_MSEC},
-    {"retry_max_ms", "retry_max", K_MSEC},
-    {"breaker_recovery_ms", "breaker_recovery", K_MSEC},
-    {"server_login_retry", "retry_max", K_MS},
-};
-
 /* Set through an alias: the [pooler] key it stands for, read with the alias's own unit
  * and named as written in errors. False when name is no alias. */
 static bool set_alias(struct parse_state *ps, const char *section, void *obj, const char *name,
                       const char *value, int *ret)
 {
-	for (size_t a = 0; a < ARRAY_LEN(aliases); a++) {
-		if (strcmp(aliases[a].alias, name) != 0)
+	for (size_t a = 0; a < CONFIG_ALIASES; a++) {
+		if (strcmp(config_aliases[a].alias, name) != 0)
 			continue;
 		for (size_t i = 0; i < ARRAY_LEN(pooler_keys); i++)
-			if (strcmp(pooler_keys[i].name, aliases[a].key) == 0) {
+			if (strcmp(pooler_keys[i].name, config_aliases[a].key) == 0) {
 				struct key k = pooler_keys[i];
 				k.name = name;
-				k.type = aliases[a].type;
-				*ret = set_key(ps, section, obj, &k, value);
+				k.type = config_aliases[a].type;
+				*ret = note_key(ps, section, pooler_keys[i].name,
+				                config_aliases[a].alias) &&
+				       set_key(ps, section, obj, &k, value);
 				return true;
 			}
 	}
 	return false;
+}
+
+/* Edit distance between a and b, adjacent transpositions counting one (listen_prot is one
+ * step from listen_port); names longer than the table's longest count as far. */
+static size_t distance(const char *a, const char *b)
+{
+	enum { MAXN = 64 };
+	size_t la = strlen(a), lb = strlen(b), d[MAXN + 1][MAXN + 1];
+
+	if (la > MAXN || lb > MAXN)
+		return SIZE_MAX;
+	for (size_t i = 0; i <= la; i++)
+		d[i][0] = i;
+	for (size_t j = 0; j <= lb; j++)
+		d[0][j] = j;
+	for (size_t i = 1; i <= la; i++)
+		for (size_t j = 1; j <= lb; j++) {
+			size_t cost = a[i - 1] != b[j - 1], best = d[i - 1][j - 1] + cost;
+			if (d[i - 1][j] + 1 < best)
+				best = d[i - 1][j] + 1;
+			if (d[i][j - 1] + 1 < best)
+				best = d[i][j - 1] + 1;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+			    d[i - 2][j - 2] + 1 < best)
+				best = d[i - 2][j - 2] + 1;
+			d[i][j] = best;
+		}
+	return d[la][lb];
+}
+
+/* The key of a kind of section nearest to name, when it is near enough to be a typo. */
+static const char *nearest_key(int kind, const char *name)
+{
+	size_t best = strlen(name) / 4 + 1, d; /* a typo or two, more in long names */
+	const char *found = NULL;
+
+	for (size_t i = 0; i < config_kinds[kind].n_keys; i++)
+		if ((d = distance(name, config_kinds[kind].keys[i].name)) <= best) {
+			best = d;
+			found = config_kinds[kind].keys[i].name;
+		}
+	for (size_t a = 0; kind == 0 && a < CONFIG_ALIASES; a++)
+		if ((d = distance(name, config_aliases[a].alias)) < best) {
+			best = d;
+			found = config_aliases[a].alias;
+		}
+	return found;
+}
+
+/* An unknown key: the near match, or the section kind the key belongs to, or where the
+ * keys are listed (the whole list would not fit a line). */
+static int unknown_key(struct parse_state *ps, const char *section, int kind, const char *name)
+{
+	const char *near = nearest_key(kind, name);
+
+	if (near != NULL)
+		return fail(ps, "[%s] %s: unknown key; did you mean %s?", section, name, near);
+	for (int other = 0; other < CONFIG_KINDS; other++)
+		for (size_t i = 0; other != kind && i < config_kinds[other].n_keys; i++)
+			if (strcmp(config_kinds[other].keys[i].name, name) == 0)
+				return fail(ps, "[%s] %s: unknown key here; it belongs in [%s%s]",
+				            section, name, config_kinds[other].prefix,
+				            other == 0 ? "" : "NAME");
+	return fail(ps,
+	            "[%s] %s: unknown key (pooler.ini(5) and --check-config list the keys of "
+	            "[%s%s])",
+	            section, name, config_kinds[kind].prefix, kind == 0 ? "" : "NAME");
 }
 
 static int on_ini_entry(void *user, const char *section, const char *name, const char *value)
@@ -522,21 +621,32 @@ static int on_ini_entry(void *user, const char *section, const char *name, const
 	void *obj = find_or_add_section(ps, section, kind);
 	if (ps->failed)
 		return 0;
-	for (size_t i = 0; i < kinds[kind].n_keys; i++) {
-		const struct key *k = &kinds[kind].keys[i];
+	for (size_t i = 0; i < config_kinds[kind].n_keys; i++) {
+		const struct key *k = &config_kinds[kind].keys[i];
 		if (strcmp(k->name, name) == 0)
-			return set_key(ps, section, obj, k, value);
+			return note_key(ps, section, k->name, k->name) &&
+			       set_key(ps, section, obj, k, value);
 	}
 	int ret;
 	if (kind == 0 && set_alias(ps, section, obj, name, value, &ret))
 		return ret;
-	char allowed[1024] = "";
-	for (size_t i = 0; i < kinds[kind].n_keys; i++) {
-		if (i > 0)
-			strncat(allowed, ", ", sizeof(allowed) - strlen(allowed) - 1);
-		strncat(allowed, kinds[kind].keys[i].name, sizeof(allowed) - strlen(allowed) - 1);
-	}
-	return fail(ps, "[%s] %s: unknown key (allowed: %s)", section, name, allowed);
+	return unknown_key(ps, section, kind, name);
+}
+
+/* Where a section's header was seen, or 0 when it was not (yet). */
+static int section_line(const struct parse_state *ps, const char *section, int kind)
+{
+	const char *name = section + strlen(config_kinds[kind].prefix);
+
+	if (kind == 0)
+		return ps->pooler_line;
+	for (int i = 0; kind == 1 && i < ps->cfg->n_nodes; i++)
+		if (strcmp(ps->cfg->nodes[i].name, name) == 0)
+			return ps->cfg->nodes[i].line;
+	for (int i = 0; kind == 2 && i < ps->cfg->n_dbs; i++)
+		if (strcmp(ps->cfg->dbs[i].name, name) == 0)
+			return ps->cfg->dbs[i].line;
+	return 0;
 }
 
 /* inih reports no section that has no keys, yet "[database.x]" alone is a valid database
@@ -554,8 +664,17 @@ static void see_section_header(struct parse_state *ps, const char *line)
 	name[end - p - 1] = '\0';
 	char *trimmed = util_trim(name);
 	int kind = section_kind(ps, trimmed, "");
-	if (kind >= 0)
-		find_or_add_section(ps, trimmed, kind);
+	if (kind < 0)
+		return;
+	int first = section_line(ps, trimmed, kind);
+	if (first > 0) {
+		fail(ps, "[%s]: section appears twice (first on line %d); write each section once",
+		     trimmed, first);
+		return;
+	}
+	if (kind == 0)
+		ps->pooler_line = ps->line;
+	find_or_add_section(ps, trimmed, kind);
 }
 
 /* inih hands no line numbers to handlers, so the reader counts the lines it returns. */
@@ -697,6 +816,7 @@ static bool check_client_tls(struct parse_state *ps)
 
 	if (cfg->client_tls_sslmode == TLS_DISABLE)
 		return true;
+	ps->line = key_line(ps, "pooler", "client_tls_sslmode");
 	if (cfg->client_tls_cert_file == NULL || cfg->client_tls_cert_file[0] == '\0')
 		return fail(ps,
 		            "[pooler] client_tls_cert_file: required when client_tls_sslmode is "
@@ -711,12 +831,107 @@ static bool check_client_tls(struct parse_state *ps)
 	return true;
 }
 
+/* metrics_listen is address:port, and not a port the client listeners take on an address
+ * they share (the second bind would fail at startup, or a reload would not tell). */
+static bool check_metrics_listen(struct parse_state *ps)
+{
+	const struct config *cfg = ps->cfg;
+	const char *listen = cfg->metrics_listen, *colon = strrchr(listen, ':');
+	char host[128];
+	long port;
+
+	if (listen[0] == '\0')
+		return true;
+	ps->line = key_line(ps, "pooler", "metrics_listen");
+	if (colon == NULL || !util_parse_int(colon + 1, 0, 65535, &port) ||
+	    (size_t)(colon - listen) >= sizeof(host))
+		return fail(ps,
+		            "[pooler] metrics_listen: \"%s\" is not address:port (port 0 to 65535; "
+		            "[::1]:9930 for IPv6; empty disables the endpoint)",
+		            listen);
+	if (port != cfg->listen_port)
+		return true;
+	snprintf(host, sizeof(host), "%.*s", (int)(colon - listen), listen);
+	size_t n = strlen(host);
+	if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
+		memmove(host, host + 1, n - 2);
+		host[n - 2] = '\0';
+	}
+	static const char *const any[] = {"", "*", "0.0.0.0", "::"};
+	bool shared = config_list_has(cfg->listen_addr, host);
+	for (size_t i = 0; i < ARRAY_LEN(any); i++)
+		shared = shared || strcmp(host, any[i]) == 0 ||
+		         (any[i][0] != '\0' && config_list_has(cfg->listen_addr, any[i]));
+	if (!shared)
+		return true;
+	int port_line = key_line(ps, "pooler", "listen_port");
+	if (port_line > ps->line)
+		ps->line = port_line;
+	return fail(ps,
+	            "[pooler] metrics_listen: port %ld is listen_port's too; give the HTTP "
+	            "endpoint a port of its own (or port 0 for any free one)",
+	            port);
+}
+
+/* The file as inih reads it: false (reported) when it cannot be read or a line is wrong. */
+static bool read_file(struct parse_state *ps, const char *path)
+{
+	struct stat st;
+	int r;
+
+	ps->file = fopen(path, "r");
+	if (ps->file == NULL) {
+		snprintf(ps->err, ps->errlen, "%s: cannot open: %s", path, strerror(errno));
+		return false;
+	}
+	if (fstat(fileno(ps->file), &st) == 0 && S_ISDIR(st.st_mode)) {
+		fclose(ps->file);
+		snprintf(ps->err, ps->errlen, "%s: is a directory; -c takes the ini file", path);
+		return false;
+	}
+	ini_allow_multiline = false;
+	ini_stop_on_first_error = true;
+	ini_use_stack = false;
+	ini_allow_realloc = true;
+	ini_max_line = 8192;
+	r = ini_parse_stream(read_line, ps, on_ini_entry, ps);
+	fclose(ps->file);
+	if (ps->failed)
+		return false;
+	if (r != 0) {
+		ps->line = r;
+		return fail(ps, "syntax error (expected [section], key = value, or a ; comment)");
+	}
+	return true;
+}
+
+/* What no single line shows: the sections a working file needs (reported at its last
+ * line, where they would be added), databases against their nodes, keys that need others. */
+static bool check_whole(struct parse_state *ps)
+{
+	struct config *cfg = ps->cfg;
+
+	if (ps->line == 0)
+		ps->line = 1;
+	if (cfg->n_dbs == 0)
+		return fail(ps,
+		            "no [database.NAME] section: clients would have nothing to connect to "
+		            "(each needs one, with the [node.NAME] sections that serve it)");
+	if (cfg->n_nodes == 0)
+		return fail(ps, "no [node.NAME] section: databases need at least one server");
+	for (int i = 0; i < cfg->n_nodes; i++)
+		size_node(&cfg->nodes[i]);
+	for (int i = 0; i < cfg->n_dbs; i++)
+		if (!resolve_db(ps, &cfg->dbs[i]))
+			return false;
+	return check_client_tls(ps) && check_metrics_listen(ps);
+}
+
 struct config *config_load(const char *path, char *err, size_t errlen)
 {
 	struct parse_state ps = {.err = err, .errlen = errlen};
 	struct config *cfg = util_calloc(1, sizeof(*cfg));
 	const char *slash;
-	int r;
 
 	cfg->path = util_strdup(path);
 	slash = strrchr(path, '/');
@@ -724,41 +939,10 @@ struct config *config_load(const char *path, char *err, size_t errlen)
 	                 : util_strdup(".");
 	ps.cfg = cfg;
 	apply_defaults(&ps, "pooler", cfg, pooler_keys, ARRAY_LEN(pooler_keys));
-
-	ps.file = fopen(path, "r");
-	if (ps.file == NULL) {
-		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-		goto fail;
-	}
-	ini_allow_multiline = false;
-	ini_stop_on_first_error = true;
-	ini_use_stack = false;
-	ini_allow_realloc = true;
-	ini_max_line = 8192;
-	r = ini_parse_stream(read_line, &ps, on_ini_entry, &ps);
-	fclose(ps.file);
-	if (ps.failed)
-		goto fail;
-	if (r != 0) {
-		ps.line = r;
-		fail(&ps, "syntax error (expected [section], key = value, or a ; comment)");
-		goto fail;
-	}
-
-	ps.line = 0;
-	if (cfg->n_nodes == 0 && cfg->n_dbs > 0) {
-		fail(&ps, "no [node.NAME] section: databases need at least one server");
-		goto fail;
-	}
-	for (int i = 0; i < cfg->n_nodes; i++)
-		size_node(&cfg->nodes[i]);
-	for (int i = 0; i < cfg->n_dbs; i++)
-		if (!resolve_db(&ps, &cfg->dbs[i]))
-			goto fail;
-	if (!check_client_tls(&ps))
-		goto fail;
-	return cfg;
-fail:
+	bool ok = read_file(&ps, path) && check_whole(&ps);
+	free_seen(&ps);
+	if (ok)
+		return cfg;
 	config_free(cfg);
 	return NULL;
 }
