@@ -88,6 +88,7 @@ struct config {
 	char *metrics_listen;
 	int log_level;
 	char *log_file;      /* "": stderr */
+	char *pidfile;       /* "": none; read at startup only */
 	int stats_period_ms; /* 0: no summary */
 	int workers;
 	int max_client_conn;
@@ -159,6 +160,10 @@ int config_local_cores(void);
 
 /* "disable" ... "verify-full": libpq's spelling of enum tls_mode. */
 const char *config_tls_mode_name(int mode);
+
+/* Write a man page as man(7) source: pooler.ini(5) from the key table (section 5), or
+ * pooler(1) (section 1), whose OPTIONS are usage's option lines (--help's text). */
+void config_write_man(FILE *out, int section, const char *usage);
 
 /* True when name appears in a comma-separated list. */
 bool config_list_has(const char *list, const char *name);

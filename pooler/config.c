@@ -71,6 +71,9 @@ static const struct key pooler_keys[] = {
      "error | warning | info | debug"},
     {"log_file", K_PATH, P(log_file), "", 0, 0, NULL, false,
      "append log lines to this file (reopened on reload); empty: stderr"},
+    {"pidfile", K_PATH, P(pidfile), "", 0, 0, NULL, false,
+     "write the daemon's pid here once it listens, locked against a second daemon, removed at "
+     "exit; empty: none (read at startup only)"},
     {"stats_period", K_MS, P(stats_period_ms), "60s", 0, 86400000, NULL, false,
      "how often a one-line stats summary is logged and SHOW STATS averages roll; 0: never"},
     {"workers", K_AUTO_INT, P(workers), "1", 1, 1, NULL, false, "event-loop threads (1 for now)"},
