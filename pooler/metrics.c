@@ -378,7 +378,7 @@ static void write_value(struct buf *b, const char *name, const char *labels, con
 		snprintf(v, sizeof(v), "%.3f", (double)*(const int64_t *)p / 1000.0);
 		break;
 	case K_DOUBLE:
-		snprintf(v, sizeof(v), "%.17g", *(const double *)p);
+		snprintf(v, sizeof(v), "%.15g", *(const double *)p);
 		break;
 	}
 	if (labels[0])
