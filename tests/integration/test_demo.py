@@ -16,23 +16,27 @@ import pytest
 from conftest import POOLER_BIN, REPO_ROOT
 
 
-def read_until(proc, marker, timeout):
-    out = ""
+def read_until(proc, marker, timeout, seen=""):
+    """The demo's output so far (seen, then more) once it holds marker. Reads the pipe's
+    descriptor directly: a buffered reader could hold the marker while select() waits."""
+    out = seen
     deadline = time.monotonic() + timeout
+    fd = proc.stdout.fileno()
     while marker not in out:
         left = deadline - time.monotonic()
-        assert left > 0 and proc.poll() is None, "no %r in the demo's output:\n%s" % (marker, out)
-        ready, _, _ = select.select([proc.stdout], [], [], left)
+        assert left > 0, "no %r in the demo's output:\n%s" % (marker, out)
+        ready, _, _ = select.select([fd], [], [], left)
         if ready:
-            line = proc.stdout.readline()
-            out += line
+            chunk = os.read(fd, 65536)
+            assert chunk or marker in out, "the demo exited; output:\n%s" % out
+            out += chunk.decode(errors="replace")
     return out
 
 
 @pytest.mark.timeout(120)
 def test_demo_banner_lines_work_and_ctrl_c_stops():
     proc = subprocess.Popen([sys.executable, os.path.join(REPO_ROOT, "tests", "demo.py")],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             env=dict(os.environ, POOLER_BIN=POOLER_BIN))
     try:
         banner = read_until(proc, "To stop", 90)
@@ -57,7 +61,7 @@ def test_demo_banner_lines_work_and_ctrl_c_stops():
         assert "pooler_up 1" in text
 
         proc.send_signal(signal.SIGINT)
-        rest = read_until(proc, "stopped; temporary files removed.", 60)
+        rest = read_until(proc, "stopped; temporary files removed.", 60, banner)
         assert proc.wait(timeout=30) == 0, rest
     finally:
         if proc.poll() is None:  # a failed check: still stop the servers the demo started

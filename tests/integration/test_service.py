@@ -12,7 +12,18 @@ import time
 import pytest
 
 import pgcluster
-from conftest import POOLER_BIN, REPO_ROOT, write_ini
+from conftest import POOLER_BIN, REPO_ROOT, SANITIZER_MARKERS, write_ini
+
+
+@pytest.fixture(autouse=True)
+def _no_sanitizer_reports(tmp_path):
+    """The daemons these tests start write to pooler.stderr files: none may hold a
+    sanitizer report."""
+    yield
+    for log in tmp_path.rglob("pooler.stderr"):
+        text = log.read_text(errors="replace")
+        for marker in SANITIZER_MARKERS:
+            assert marker not in text, "%s:\n%s" % (log, text[-3000:])
 
 
 class Manager:
