@@ -1,7 +1,8 @@
 /* config: the ini file read with inih into one immutable snapshot.
  * Layer 1. Every key comes from a table (name, type, default, range, help) that drives
- * parsing, defaults and --check-config output. Errors name file:line, the section, the key
- * and what is allowed. A reload builds a fresh snapshot; the old one is freed by whoever
+ * parsing, defaults, --check-config output and the man page pooler.ini(5). Errors name
+ * file:line, the section, the key and what is allowed; a key or section written twice, a
+ * file without databases, and the HTTP endpoint on the clients' port are errors too. A reload builds a fresh snapshot; the old one is freed by whoever
  * swaps it in. */
 #ifndef POOLER_CONFIG_H
 #define POOLER_CONFIG_H

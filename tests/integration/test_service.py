@@ -254,7 +254,9 @@ def test_make_install_and_uninstall(tmp_path):
     operator's config."""
     dest = tmp_path / "root"
     make = ["make", "-s", "-C", REPO_ROOT, "DESTDIR=%s" % dest, "PREFIX=/usr"]
-    r = subprocess.run(make + ["install"], capture_output=True, text=True, timeout=110)
+    # not the jobserver of a `make test` this runs under: its descriptors are not passed
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    r = subprocess.run(make + ["install"], capture_output=True, text=True, timeout=110, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     for f in ("usr/bin/pooler", "usr/share/man/man1/pooler.1",
               "usr/share/man/man5/pooler.ini.5", "usr/lib/systemd/system/pooler.service",
@@ -274,11 +276,11 @@ def test_make_install_and_uninstall(tmp_path):
     assert r.returncode == 0, r.stderr
 
     (dest / "etc/pooler/pooler.ini").write_text(ini + "; edited\n")
-    r = subprocess.run(make + ["install"], capture_output=True, text=True, timeout=110)
+    r = subprocess.run(make + ["install"], capture_output=True, text=True, timeout=110, env=env)
     assert r.returncode == 0 and "kept" in r.stdout, r.stdout + r.stderr
     assert (dest / "etc/pooler/pooler.ini").read_text().endswith("; edited\n")
 
-    r = subprocess.run(make + ["uninstall"], capture_output=True, text=True, timeout=60)
+    r = subprocess.run(make + ["uninstall"], capture_output=True, text=True, timeout=60, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     left = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
     assert left == ["etc/pooler/pooler.ini", "etc/pooler/users.txt"], left
