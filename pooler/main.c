@@ -55,6 +55,7 @@ struct daemon {
 	/* service manager: readiness once the first probes answered, the pidfile */
 	ev_timer ready_check;
 	uint64_t ready_deadline_us; /* READY=1 by then even if some node never answered */
+	bool ready_sent;            /* reloads report RELOADING=1/READY=1 only after it */
 	char *pidfile;              /* as at startup; a reload does not move it */
 	int pidfile_fd;             /* -1: none written */
 };
@@ -300,13 +301,17 @@ static bool reload(struct daemon *d, char *err, size_t errlen)
 {
 	struct snapshot next;
 
-	service_notify("RELOADING=1\nMONOTONIC_USEC=%llu", (unsigned long long)util_now_us());
+	if (d->ready_sent)
+		service_notify("RELOADING=1\nMONOTONIC_USEC=%llu",
+		               (unsigned long long)util_now_us());
 	if (!snapshot_load(&next, d->config_path, false, err, errlen) ||
 	    !open_log_file(d, next.cfg, err, errlen)) {
 		snapshot_free(&next);
 		d->w.metrics.config_reloads_failed++;
 		log_error("reload failed, keeping the running config: %s", err);
-		service_notify("READY=1\nSTATUS=reload failed, running the previous config");
+		if (d->ready_sent)
+			service_notify(
+			    "READY=1\nSTATUS=reload failed, running the previous config");
 		return false;
 	}
 	d->w.auth = next.auth;
@@ -319,7 +324,8 @@ static bool reload(struct daemon *d, char *err, size_t errlen)
 	start_stats(d);
 	d->w.metrics.config_reloads_ok++;
 	log_info("reloaded %s", d->config_path);
-	service_notify("READY=1\nSTATUS=serving (config reloaded)");
+	if (d->ready_sent)
+		service_notify("READY=1\nSTATUS=serving (config reloaded)");
 	return true;
 }
 
@@ -484,6 +490,9 @@ static void on_ready_check(struct ev_loop *loop, ev_timer *t, int revents)
 	if (probed < d->w.n_nodes && util_now_us() < d->ready_deadline_us)
 		return;
 	ev_timer_stop(loop, t);
+	if (d->w.shutting_down) /* STOPPING=1 went out already */
+		return;
+	d->ready_sent = true;
 	service_notify("READY=1\nMAINPID=%ld\nSTATUS=serving; %d of %d nodes probed",
 	               (long)getpid(), probed, d->w.n_nodes);
 	log_info("ready: %d of %d nodes probed", probed, d->w.n_nodes);
