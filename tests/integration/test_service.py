@@ -285,3 +285,18 @@ def test_make_install_and_uninstall(tmp_path):
     left = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
     assert left == ["etc/pooler/pooler.ini", "etc/pooler/users.txt"], left
     shutil.rmtree(str(dest))
+
+
+def test_make_run_installs_only_what_the_demo_needs():
+    """`make run` asks apt for the build and PostgreSQL, not the test toolchains."""
+    r = subprocess.run(["make", "-n", "-s", "-C", REPO_ROOT, "deps-run"], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert "postgresql-15" in r.stdout and "libev-dev" in r.stdout, r.stdout
+    for heavy in ("openjdk", "golang", "clang", "cppcheck", "prometheus", "pgbouncer",
+                  "pytest"):
+        assert heavy not in r.stdout, heavy
+    r = subprocess.run(["make", "-n", "-s", "-C", REPO_ROOT, "deps"], capture_output=True,
+                       text=True, timeout=30)
+    for needed in ("prometheus", "systemd", "groff-base", "openjdk"):
+        assert needed in r.stdout, needed
