@@ -229,31 +229,7 @@ const struct key_alias config_aliases[CONFIG_ALIASES] = {
     {"server_login_retry", "retry_max", K_MS},
 };
 
-/* A key already set in a section: a second one is refused, and later checks name the line
- * of the key they are about. */
-struct seen_key {
-	char *section;
-	const char *key; /* the table's name (an alias counts as the key it stands for) */
-	const char *as;  /* as written: the key or an alias (from the tables) */
-	int line;
-};
-
-struct parse_state {
-	struct config *cfg;
-	FILE *file;
-	int line;
-	char *err;
-	size_t errlen;
-	bool failed;
-	int pooler_line;       /* where the [pooler] header is; 0 before it */
-	struct seen_key *seen; /* every key set so far, in file order */
-	size_t n_seen, cap_seen;
-};
-
-static bool fail(struct parse_state *ps, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static bool fail(struct parse_state *ps, const char *fmt, ...)
+bool config_fail(struct parse_state *ps, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -360,19 +336,21 @@ static bool set_key(struct parse_state *ps, const char *section, void *obj, cons
 			return true;
 		}
 		if (!util_parse_int(value, k->min, k->max, &v))
-			return fail(ps, "[%s] %s: \"%s\" is not %san integer from %ld to %ld",
-			            section, k->name, value,
-			            k->type == K_AUTO_INT ? "auto or " : "", k->min, k->max);
+			return config_fail(ps,
+			                   "[%s] %s: \"%s\" is not %san integer from %ld to %ld",
+			                   section, k->name, value,
+			                   k->type == K_AUTO_INT ? "auto or " : "", k->min, k->max);
 		*(int *)field = (int)v;
 		return true;
 	case K_MS:
 	case K_MSEC:
 		if (!parse_ms(value, k->type == K_MSEC, &v) || v < k->min || v > k->max)
-			return fail(ps,
-			            "[%s] %s: \"%s\" is not a duration from %ldms to %ldms "
-			            "(a number with unit ms, s, min or h; bare numbers are %s)",
-			            section, k->name, value, k->min, k->max,
-			            k->type == K_MSEC ? "milliseconds" : "seconds");
+			return config_fail(
+			    ps,
+			    "[%s] %s: \"%s\" is not a duration from %ldms to %ldms "
+			    "(a number with unit ms, s, min or h; bare numbers are %s)",
+			    section, k->name, value, k->min, k->max,
+			    k->type == K_MSEC ? "milliseconds" : "seconds");
 		*(int *)field = (int)v;
 		return true;
 	case K_ENUM:
@@ -391,12 +369,12 @@ static bool set_key(struct parse_state *ps, const char *section, void *obj, cons
 				strncat(allowed, k->choices[i],
 				        sizeof(allowed) - strlen(allowed) - 1);
 			}
-			return fail(ps, "[%s] %s: \"%s\" is not allowed (allowed: %s)", section,
-			            k->name, value, allowed);
+			return config_fail(ps, "[%s] %s: \"%s\" is not allowed (allowed: %s)",
+			                   section, k->name, value, allowed);
 		}
 	case K_SHARE:
 		if (!parse_share(value, &v) || v < k->min || v > k->max)
-			return fail(
+			return config_fail(
 			    ps,
 			    "[%s] %s: \"%s\" is not a share from %ld%% to %ld%% (write 50%% "
 			    "or 0.5)",
@@ -406,7 +384,7 @@ static bool set_key(struct parse_state *ps, const char *section, void *obj, cons
 	case K_LOGLEVEL:
 		v = log_level_parse(value);
 		if (v < 0)
-			return fail(
+			return config_fail(
 			    ps,
 			    "[%s] %s: \"%s\" is not allowed (allowed: error | warning | info | "
 			    "debug)",
@@ -427,7 +405,7 @@ static bool apply_defaults(struct parse_state *ps, const char *section, void *ob
 }
 
 /* The line where a key of a section was set, or 0 (left at its default). */
-static int key_line(const struct parse_state *ps, const char *section, const char *key)
+int config_key_line(const struct parse_state *ps, const char *section, const char *key)
 {
 	for (size_t i = 0; i < ps->n_seen; i++)
 		if (strcmp(ps->seen[i].section, section) == 0 && strcmp(ps->seen[i].key, key) == 0)
@@ -444,11 +422,11 @@ static bool note_key(struct parse_state *ps, const char *section, const char *ke
 		const struct seen_key *k = &ps->seen[i];
 		if (strcmp(k->section, section) != 0 || strcmp(k->key, key) != 0)
 			continue;
-		return fail(ps,
-		            "[%s] %s: set twice in the section (first on line %d%s%s); write each "
-		            "key once",
-		            section, as, k->line, k->as != as ? ", as " : "",
-		            k->as != as ? k->as : "");
+		return config_fail(
+		    ps,
+		    "[%s] %s: set twice in the section (first on line %d%s%s); write each "
+		    "key once",
+		    section, as, k->line, k->as != as ? ", as " : "", k->as != as ? k->as : "");
 	}
 	if (ps->n_seen == ps->cap_seen) {
 		ps->cap_seen = ps->cap_seen ? ps->cap_seen * 2 : 32;
@@ -515,10 +493,11 @@ static int section_kind(struct parse_state *ps, const char *section, const char 
 			return i;
 	}
 	if (section[0] == '\0')
-		fail(ps, "%s: key outside any section (start with [pooler])", key);
+		config_fail(ps, "%s: key outside any section (start with [pooler])", key);
 	else
-		fail(ps, "[%s]: unknown section (allowed: [pooler], [node.NAME], [database.NAME])",
-		     section);
+		config_fail(
+		    ps, "[%s]: unknown section (allowed: [pooler], [node.NAME], [database.NAME])",
+		    section);
 	return -1;
 }
 
@@ -544,73 +523,6 @@ static bool set_alias(struct parse_state *ps, const char *section, void *obj, co
 	return false;
 }
 
-/* Edit distance between a and b, adjacent transpositions counting one (listen_prot is one
- * step from listen_port); names longer than the table's longest count as far. */
-static size_t distance(const char *a, const char *b)
-{
-	enum { MAXN = 64 };
-	size_t la = strlen(a), lb = strlen(b), d[MAXN + 1][MAXN + 1];
-
-	if (la > MAXN || lb > MAXN)
-		return SIZE_MAX;
-	for (size_t i = 0; i <= la; i++)
-		d[i][0] = i;
-	for (size_t j = 0; j <= lb; j++)
-		d[0][j] = j;
-	for (size_t i = 1; i <= la; i++)
-		for (size_t j = 1; j <= lb; j++) {
-			size_t cost = a[i - 1] != b[j - 1], best = d[i - 1][j - 1] + cost;
-			if (d[i - 1][j] + 1 < best)
-				best = d[i - 1][j] + 1;
-			if (d[i][j - 1] + 1 < best)
-				best = d[i][j - 1] + 1;
-			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
-			    d[i - 2][j - 2] + 1 < best)
-				best = d[i - 2][j - 2] + 1;
-			d[i][j] = best;
-		}
-	return d[la][lb];
-}
-
-/* The key of a kind of section nearest to name, when it is near enough to be a typo. */
-static const char *nearest_key(int kind, const char *name)
-{
-	size_t best = strlen(name) / 4 + 1, d; /* a typo or two, more in long names */
-	const char *found = NULL;
-
-	for (size_t i = 0; i < config_kinds[kind].n_keys; i++)
-		if ((d = distance(name, config_kinds[kind].keys[i].name)) <= best) {
-			best = d;
-			found = config_kinds[kind].keys[i].name;
-		}
-	for (size_t a = 0; kind == 0 && a < CONFIG_ALIASES; a++)
-		if ((d = distance(name, config_aliases[a].alias)) < best) {
-			best = d;
-			found = config_aliases[a].alias;
-		}
-	return found;
-}
-
-/* An unknown key: the near match, or the section kind the key belongs to, or where the
- * keys are listed (the whole list would not fit a line). */
-static int unknown_key(struct parse_state *ps, const char *section, int kind, const char *name)
-{
-	const char *near = nearest_key(kind, name);
-
-	if (near != NULL)
-		return fail(ps, "[%s] %s: unknown key; did you mean %s?", section, name, near);
-	for (int other = 0; other < CONFIG_KINDS; other++)
-		for (size_t i = 0; other != kind && i < config_kinds[other].n_keys; i++)
-			if (strcmp(config_kinds[other].keys[i].name, name) == 0)
-				return fail(ps, "[%s] %s: unknown key here; it belongs in [%s%s]",
-				            section, name, config_kinds[other].prefix,
-				            other == 0 ? "" : "NAME");
-	return fail(ps,
-	            "[%s] %s: unknown key (pooler.ini(5) and --check-config list the keys of "
-	            "[%s%s])",
-	            section, name, config_kinds[kind].prefix, kind == 0 ? "" : "NAME");
-}
-
 static int on_ini_entry(void *user, const char *section, const char *name, const char *value)
 {
 	struct parse_state *ps = user;
@@ -633,7 +545,7 @@ static int on_ini_entry(void *user, const char *section, const char *name, const
 	int ret;
 	if (kind == 0 && set_alias(ps, section, obj, name, value, &ret))
 		return ret;
-	return unknown_key(ps, section, kind, name);
+	return config_unknown_key(ps, section, kind, name);
 }
 
 /* Where a section's header was seen, or 0 when it was not (yet). */
@@ -671,8 +583,9 @@ static void see_section_header(struct parse_state *ps, const char *line)
 		return;
 	int first = section_line(ps, trimmed, kind);
 	if (first > 0) {
-		fail(ps, "[%s]: section appears twice (first on line %d); write each section once",
-		     trimmed, first);
+		config_fail(
+		    ps, "[%s]: section appears twice (first on line %d); write each section once",
+		    trimmed, first);
 		return;
 	}
 	if (kind == 0)
@@ -709,173 +622,6 @@ bool config_list_has(const char *list, const char *name)
 	return list != NULL && !util_split(list, differs, (void *)name);
 }
 
-/* The node's connection budget: pool_size as written, or the core-count formula. */
-static void size_node(struct node_conf *n)
-{
-	char src[160];
-	int cores = n->cores ? n->cores : config_local_cores();
-
-	if (n->budget > 0) {
-		n->pool_size = n->budget;
-		snprintf(src, sizeof(src), "pool_size = %d", n->budget);
-	} else {
-		n->pool_size = cores * 2 + n->spindles;
-		snprintf(src, sizeof(src), "cores %d%s * 2 + effective_spindle_count %d", cores,
-		         n->cores ? "" : " (this machine)", n->spindles);
-	}
-	n->pool_size_source = util_strdup(src);
-}
-
-int config_pool_size(const struct db_conf *d, const struct node_conf *n, char *src, size_t len)
-{
-	int size;
-	char buf[240];
-
-	if (d->pool_size > 0) {
-		size = d->pool_size < n->pool_size ? d->pool_size : n->pool_size;
-		snprintf(buf, sizeof(buf), "pool_size = %d%s", d->pool_size,
-		         size < d->pool_size ? ", capped by the node's pool_size" : "");
-	} else {
-		size = (n->pool_size * d->max_pool_share + 99) / 100;
-		if (size < 1)
-			size = 1;
-		snprintf(buf, sizeof(buf), "node %s pool_size %d (%s) * max_pool_share %d%%",
-		         n->name, n->pool_size, n->pool_size_source, d->max_pool_share);
-	}
-	if (src != NULL)
-		snprintf(src, len, "%s", buf);
-	return size;
-}
-
-/* A database's nodes list being resolved. */
-struct db_nodes {
-	struct parse_state *ps;
-	struct db_conf *d;
-};
-
-/* One name of a nodes list: its section joins the database's node_list. */
-static bool add_db_node(const char *name, void *arg)
-{
-	struct db_nodes *dn = arg;
-	const struct config *cfg = dn->ps->cfg;
-	struct node_conf *found = NULL;
-
-	for (int i = 0; i < cfg->n_nodes; i++)
-		if (strcmp(cfg->nodes[i].name, name) == 0)
-			found = &cfg->nodes[i];
-	if (found == NULL)
-		return fail(dn->ps, "[database.%s] nodes: no section [node.%s]", dn->d->name, name);
-	if (dn->d->n_nodes < cfg->n_nodes)
-		dn->d->node_list[dn->d->n_nodes++] = found;
-	return true;
-}
-
-static bool resolve_db(struct parse_state *ps, struct db_conf *d)
-{
-	struct config *cfg = ps->cfg;
-	int have_primary = 0;
-
-	ps->line = d->line;
-	if (d->dbname == NULL)
-		d->dbname = util_strdup(d->name);
-	d->node_list = util_calloc((size_t)cfg->n_nodes + 1, sizeof(*d->node_list));
-	if (d->nodes == NULL) {
-		for (int i = 0; i < cfg->n_nodes; i++)
-			d->node_list[d->n_nodes++] = &cfg->nodes[i];
-	} else {
-		struct db_nodes dn = {ps, d};
-		if (!util_split(d->nodes, add_db_node, &dn))
-			return false;
-	}
-	for (int i = 0; i < d->n_nodes; i++)
-		if (d->node_list[i]->role != NODE_ROLE_REPLICA)
-			have_primary++;
-	if (d->n_nodes == 0 || have_primary == 0)
-		return fail(
-		    ps, "[database.%s] nodes: needs at least one node with role = primary or auto",
-		    d->name);
-
-	/* Pools on other nodes are sized from those nodes; this is the figure for the
-	 * primary, shown by SHOW DATABASES and --check-config. */
-	const struct node_conf *n = d->node_list[0];
-	for (int i = 0; i < d->n_nodes; i++)
-		if (d->node_list[i]->role == NODE_ROLE_PRIMARY) {
-			n = d->node_list[i];
-			break;
-		}
-	char src[200];
-	d->effective_pool_size = config_pool_size(d, n, src, sizeof(src));
-	d->pool_size_source = util_strdup(src);
-	if (d->min_pool_size > d->effective_pool_size)
-		return fail(ps, "[database.%s] min_pool_size: %d is larger than the pool size %d",
-		            d->name, d->min_pool_size, d->effective_pool_size);
-	return true;
-}
-
-/* TLS for clients needs a certificate and its key; verifying clients needs the CAs. */
-static bool check_client_tls(struct parse_state *ps)
-{
-	const struct config *cfg = ps->cfg;
-
-	if (cfg->client_tls_sslmode == TLS_DISABLE)
-		return true;
-	ps->line = key_line(ps, "pooler", "client_tls_sslmode");
-	if (cfg->client_tls_cert_file == NULL || cfg->client_tls_cert_file[0] == '\0')
-		return fail(ps,
-		            "[pooler] client_tls_cert_file: required when client_tls_sslmode is "
-		            "not disable");
-	if (cfg->client_tls_key_file == NULL || cfg->client_tls_key_file[0] == '\0')
-		return fail(ps, "[pooler] client_tls_key_file: required when client_tls_sslmode is "
-		                "not disable");
-	if (cfg->client_tls_sslmode >= TLS_VERIFY_CA &&
-	    (cfg->client_tls_ca_file == NULL || cfg->client_tls_ca_file[0] == '\0'))
-		return fail(ps, "[pooler] client_tls_ca_file: required with client_tls_sslmode = "
-		                "verify-ca or verify-full");
-	return true;
-}
-
-/* metrics_listen is address:port, and not a port the client listeners take on an address
- * they share (the second bind would fail at startup, or a reload would not tell). */
-static bool check_metrics_listen(struct parse_state *ps)
-{
-	const struct config *cfg = ps->cfg;
-	const char *listen = cfg->metrics_listen, *colon = strrchr(listen, ':');
-	char host[128];
-	long port;
-
-	if (listen[0] == '\0')
-		return true;
-	ps->line = key_line(ps, "pooler", "metrics_listen");
-	if (colon == NULL || !util_parse_int(colon + 1, 0, 65535, &port) ||
-	    (size_t)(colon - listen) >= sizeof(host))
-		return fail(ps,
-		            "[pooler] metrics_listen: \"%s\" is not address:port (port 0 to 65535; "
-		            "[::1]:9930 for IPv6; empty disables the endpoint)",
-		            listen);
-	if (port != cfg->listen_port)
-		return true;
-	snprintf(host, sizeof(host), "%.*s", (int)(colon - listen), listen);
-	size_t n = strlen(host);
-	if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
-		memmove(host, host + 1, n - 2);
-		host[n - 2] = '\0';
-	}
-	static const char *const any[] = {"", "*", "0.0.0.0", "::"};
-	bool shared = config_list_has(cfg->listen_addr, host);
-	for (size_t i = 0; i < ARRAY_LEN(any); i++)
-		shared = shared || strcmp(host, any[i]) == 0 ||
-		         (any[i][0] != '\0' && config_list_has(cfg->listen_addr, any[i]));
-	if (!shared)
-		return true;
-	int port_line = key_line(ps, "pooler", "listen_port");
-	if (port_line > ps->line)
-		ps->line = port_line;
-	return fail(ps,
-	            "[pooler] metrics_listen: port %ld is listen_port's too; give the HTTP "
-	            "endpoint a port of its own (or port 0 for any free one)",
-	            port);
-}
-
 /* The file as inih reads it: false (reported) when it cannot be read or a line is wrong. */
 static bool read_file(struct parse_state *ps, const char *path)
 {
@@ -903,31 +649,10 @@ static bool read_file(struct parse_state *ps, const char *path)
 		return false;
 	if (r != 0) {
 		ps->line = r;
-		return fail(ps, "syntax error (expected [section], key = value, or a ; comment)");
+		return config_fail(
+		    ps, "syntax error (expected [section], key = value, or a ; comment)");
 	}
 	return true;
-}
-
-/* What no single line shows: the sections a working file needs (reported at its last
- * line, where they would be added), databases against their nodes, keys that need others. */
-static bool check_whole(struct parse_state *ps)
-{
-	struct config *cfg = ps->cfg;
-
-	if (ps->line == 0)
-		ps->line = 1;
-	if (cfg->n_dbs == 0)
-		return fail(ps,
-		            "no [database.NAME] section: clients would have nothing to connect to "
-		            "(each needs one, with the [node.NAME] sections that serve it)");
-	if (cfg->n_nodes == 0)
-		return fail(ps, "no [node.NAME] section: databases need at least one server");
-	for (int i = 0; i < cfg->n_nodes; i++)
-		size_node(&cfg->nodes[i]);
-	for (int i = 0; i < cfg->n_dbs; i++)
-		if (!resolve_db(ps, &cfg->dbs[i]))
-			return false;
-	return check_client_tls(ps) && check_metrics_listen(ps);
 }
 
 struct config *config_load(const char *path, char *err, size_t errlen)
@@ -942,7 +667,7 @@ struct config *config_load(const char *path, char *err, size_t errlen)
 	                 : util_strdup(".");
 	ps.cfg = cfg;
 	apply_defaults(&ps, "pooler", cfg, pooler_keys, ARRAY_LEN(pooler_keys));
-	bool ok = read_file(&ps, path) && check_whole(&ps);
+	bool ok = read_file(&ps, path) && config_check_whole(&ps);
 	free_seen(&ps);
 	if (ok)
 		return cfg;
@@ -986,103 +711,4 @@ const struct db_conf *config_find_db(const struct config *cfg, const char *name)
 		if (strcmp(cfg->dbs[i].name, name) == 0)
 			return &cfg->dbs[i];
 	return NULL;
-}
-
-static void format_value(const struct key *k, const void *obj, char *out, size_t cap);
-
-static void print_keys(FILE *out, const void *obj, const struct key *keys, size_t n)
-{
-	char value[512];
-
-	for (size_t i = 0; i < n; i++) {
-		format_value(&keys[i], obj, value, sizeof(value));
-		fprintf(out, "%s = %s    ; %s\n", keys[i].name, value, keys[i].help);
-	}
-}
-
-void config_print(const struct config *cfg, FILE *out)
-{
-	fprintf(out, "; %s\n[pooler]\n", cfg->path);
-	print_keys(out, cfg, pooler_keys, ARRAY_LEN(pooler_keys));
-	for (int i = 0; i < cfg->n_nodes; i++) {
-		fprintf(out, "\n[node.%s]\n", cfg->nodes[i].name);
-		print_keys(out, &cfg->nodes[i], node_keys, ARRAY_LEN(node_keys));
-		fprintf(out, "; connection budget: %d (%s)\n", cfg->nodes[i].pool_size,
-		        cfg->nodes[i].pool_size_source);
-	}
-	for (int i = 0; i < cfg->n_dbs; i++) {
-		const struct db_conf *d = &cfg->dbs[i];
-		fprintf(out, "\n[database.%s]\n", d->name);
-		print_keys(out, d, db_keys, ARRAY_LEN(db_keys));
-		for (int j = 0; j < d->n_nodes; j++) {
-			char src[240];
-			int size = config_pool_size(d, d->node_list[j], src, sizeof(src));
-			fprintf(out, "; pool size per user on node %s: %d (%s)\n",
-			        d->node_list[j]->name, size, src);
-		}
-	}
-}
-
-static void format_value(const struct key *k, const void *obj, char *out, size_t cap)
-{
-	const char *field = (const char *)obj + k->offset;
-	int v = *(const int *)field;
-
-	switch (k->type) {
-	case K_STR:
-	case K_PATH:
-		snprintf(out, cap, "%s",
-		         k->secret
-		             ? (*(char *const *)field && **(char *const *)field ? "(set, not shown)"
-		                                                                : "")
-		             : (*(char *const *)field ? *(char *const *)field : ""));
-		return;
-	case K_INT:
-		snprintf(out, cap, "%d", v);
-		return;
-	case K_AUTO_INT:
-		if (v == k->min - 1)
-			snprintf(out, cap, "auto");
-		else
-			snprintf(out, cap, "%d", v);
-		return;
-	case K_MS:
-	case K_MSEC:
-		snprintf(out, cap, "%dms", v);
-		return;
-	case K_SHARE:
-		snprintf(out, cap, "%d%%", v);
-		return;
-	case K_ENUM:
-		snprintf(out, cap, "%s", k->choices[v]);
-		return;
-	case K_LOGLEVEL:
-		snprintf(out, cap, "%s", log_level_name((enum log_level)v));
-		return;
-	}
-}
-
-void config_foreach(const struct config *cfg,
-                    void (*fn)(const char *key, const char *value, void *arg), void *arg)
-{
-	char value[512], key[256];
-
-	for (size_t i = 0; i < ARRAY_LEN(pooler_keys); i++) {
-		format_value(&pooler_keys[i], cfg, value, sizeof(value));
-		fn(pooler_keys[i].name, value, arg);
-	}
-	for (int n = 0; n < cfg->n_nodes; n++)
-		for (size_t i = 0; i < ARRAY_LEN(node_keys); i++) {
-			format_value(&node_keys[i], &cfg->nodes[n], value, sizeof(value));
-			snprintf(key, sizeof(key), "node.%s.%s", cfg->nodes[n].name,
-			         node_keys[i].name);
-			fn(key, value, arg);
-		}
-	for (int d = 0; d < cfg->n_dbs; d++)
-		for (size_t i = 0; i < ARRAY_LEN(db_keys); i++) {
-			format_value(&db_keys[i], &cfg->dbs[d], value, sizeof(value));
-			snprintf(key, sizeof(key), "database.%s.%s", cfg->dbs[d].name,
-			         db_keys[i].name);
-			fn(key, value, arg);
-		}
 }

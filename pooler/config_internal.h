@@ -1,11 +1,13 @@
-/* config_internal: the key table, shared by the two files of the config module (config.c:
- * parsing and checks; config_man.c: the man pages written from the same rows, so that the
- * documentation cannot drift from what the parser accepts). Private to them: other modules
- * use include/config.h. */
+/* config_internal: what the files of the config module share: the key table (config.c:
+ * parsing; config_check.c: checks across lines; config_show.c: the effective settings as
+ * text; config_man.c: the man pages written from the same rows, so that the documentation
+ * cannot drift from what the parser accepts) and the parse state. Private to them: other
+ * modules use include/config.h. */
 #ifndef POOLER_CONFIG_INTERNAL_H
 #define POOLER_CONFIG_INTERNAL_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "config.h"
 
@@ -44,5 +46,42 @@ struct key_alias {
 
 enum { CONFIG_ALIASES = 4 };
 extern const struct key_alias config_aliases[CONFIG_ALIASES];
+
+/* ---- parsing, shared with config_check.c ---- */
+
+/* A key already set in a section: a second one is refused, and later checks name the line
+ * of the key they are about. */
+struct seen_key {
+	char *section;
+	const char *key; /* the table's name (an alias counts as the key it stands for) */
+	const char *as;  /* as written: the key or an alias (from the tables) */
+	int line;
+};
+
+struct parse_state {
+	struct config *cfg;
+	FILE *file;
+	int line;
+	char *err;
+	size_t errlen;
+	bool failed;
+	int pooler_line;       /* where the [pooler] header is; 0 before it */
+	struct seen_key *seen; /* every key set so far, in file order */
+	size_t n_seen, cap_seen;
+};
+
+/* Report "file:line: message" once (the first error wins); returns false. */
+bool config_fail(struct parse_state *ps, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* The line where a key of a section was set, or 0 (left at its default). */
+int config_key_line(const struct parse_state *ps, const char *section, const char *key);
+
+/* An unknown key of a section of that kind: reported with the nearest key, or the kind of
+ * section it belongs in, or where the keys are listed. Returns 0 (inih's "stop"). */
+int config_unknown_key(struct parse_state *ps, const char *section, int kind, const char *name);
+
+/* The checks over the whole file, once it is read; false after reporting one. */
+bool config_check_whole(struct parse_state *ps);
 
 #endif
