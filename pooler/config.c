@@ -161,7 +161,9 @@ static const struct key pooler_keys[] = {
 
 #define N(f) offsetof(struct node_conf, f)
 static const struct key node_keys[] = {
-    {"host", K_STR, N(host), "127.0.0.1", 0, 0, NULL, false, "server address"},
+    {"host", K_STR, N(host), "127.0.0.1", 0, 0, NULL, false,
+     "server address: an IP address, a name (resolved by libpq), or a directory for the "
+     "server's Unix socket"},
     {"port", K_INT, N(port), "5432", 1, 65535, NULL, false, "server port"},
     {"role", K_ENUM, N(role), "auto", 0, 0, roles, false, "primary | replica | auto"},
     {"weight", K_AUTO_INT, N(weight), "auto", 0, 1000, NULL, false,

@@ -142,7 +142,6 @@ static bool add_db_node(const char *name, void *arg)
 static bool resolve_db(struct parse_state *ps, struct db_conf *d)
 {
 	struct config *cfg = ps->cfg;
-	int have_primary = 0;
 
 	ps->line = d->line;
 	if (d->dbname == NULL)
@@ -156,13 +155,10 @@ static bool resolve_db(struct parse_state *ps, struct db_conf *d)
 		if (!util_split(d->nodes, add_db_node, &dn))
 			return false;
 	}
-	for (int i = 0; i < d->n_nodes; i++)
-		if (d->node_list[i]->role != NODE_ROLE_REPLICA)
-			have_primary++;
-	if (d->n_nodes == 0 || have_primary == 0)
-		return config_fail(
-		    ps, "[database.%s] nodes: needs at least one node with role = primary or auto",
-		    d->name);
+	/* A database of replicas only (a reporting database) is allowed: everything runs on
+	 * them, and they refuse writes themselves. */
+	if (d->n_nodes == 0)
+		return config_fail(ps, "[database.%s] nodes: needs at least one node", d->name);
 
 	/* Pools on other nodes are sized from those nodes; this is the figure for the
 	 * primary, shown by SHOW DATABASES and --check-config. */

@@ -288,6 +288,10 @@ static const struct family families[] = {
     {"pooler_login_settings_restored_total", COUNTER,
      "Client RESET, RESET ALL or DISCARD ALL followed by the client's login settings.", OF_WORKER,
      .series = {{NULL, METRIC(login_restores)}}},
+    {"pooler_settings_carried_total", COUNTER,
+     "Session SETs the pooler carries to every server the client gets, instead of pinning "
+     "the client to one.",
+     OF_WORKER, .series = {{NULL, METRIC(settings_carried)}}},
     {"pooler_replica_connect_fallbacks_total", COUNTER,
      "Reads that waited on a replica that could not be reached and ran on the primary.", OF_WORKER,
      .series = {{NULL, METRIC(replica_fallbacks)}}},

@@ -5,6 +5,7 @@ import socket
 import time
 
 import psycopg
+import pytest
 
 from conftest import wait_for
 from test_limits import await_metric, metric
@@ -243,3 +244,29 @@ def test_routing_metrics_say_why_a_read_went_to_the_primary(pooler, cluster):
                  reason="weight")
     assert routed(p2, "read_your_writes") == 0
     assert routed(p2, "hint") == 0
+
+
+def test_a_database_of_replicas_only(pooler, cluster):
+    """[database.app_ro] lists only the replica (a reporting database): it is accepted, its
+    reads run on the replica, and a write gets the replica's own read-only error (25006),
+    never the primary the operator did not list for it."""
+    cluster.psql(cluster.primary_port, "create table if not exists rd_ro(a int)", user="app")
+    cluster.wait_replay()
+    p = pooler(extra_pooler=HEALTH, extra_sections={"database.app_ro": {
+        "dbname": "app", "nodes": "replica1", "server_user": "app", "server_password": "app"}})
+    with psycopg.connect(p.dsn(dbname="app_ro"), autocommit=True,
+                         prepare_threshold=None) as c:
+        for _ in range(5):
+            assert port(c) == cluster.replica_port
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            c.execute("insert into rd_ro values (1)")
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            with c.transaction():
+                c.execute("insert into rd_ro values (2)")
+        assert port(c) == cluster.replica_port  # the session goes on
+    assert cluster.psql(cluster.primary_port, "select count(*) from rd_ro", user="app") \
+        .strip() == "0"
+    assert "a replica refused" not in p.log()
+    await_metric(p, "pooler_routing_decisions_total", lambda v: v >= 8, target="replica",
+                 reason="replicas_only")
+    assert routed(p, "write") == 0

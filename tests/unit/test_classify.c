@@ -377,6 +377,15 @@ static void test_text_facts(void **state)
 	assert_true(classify_plain_set(TXT("set session x TO 'a b';"), name, 64, value, 64));
 	assert_string_equal(name, "x");
 	assert_string_equal(value, "a b");
+	assert_true(classify_plain_set(TXT("SET Search_Path = MySchema"), name, 64, value, 64));
+	assert_string_equal(name, "search_path"); /* folded, as PostgreSQL folds them */
+	assert_string_equal(value, "myschema");
+	assert_true(classify_plain_set(TXT("set x = 'Mixed'"), name, 64, value, 64));
+	assert_string_equal(value, "Mixed"); /* a literal keeps its case */
+	assert_true(classify_plain_set(TXT("set x = ''"), name, 64, value, 64));
+	assert_string_equal(value, "");
+	assert_false(classify_plain_set(TXT("SET x TO DEFAULT"), name, 64, value, 64));
+	assert_false(classify_plain_set(TXT("SET x = a, b"), name, 64, value, 64)); /* a list */
 	assert_false(classify_plain_set(TXT("SET LOCAL x = 1"), name, 64, value, 64));
 	assert_false(classify_plain_set(TXT("SET x = 1; SET y = 2"), name, 64, value, 64));
 
