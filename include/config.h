@@ -1,7 +1,8 @@
 /* config: the ini file read with inih into one immutable snapshot.
  * Layer 1. Every key comes from a table (name, type, default, range, help) that drives
- * parsing, defaults and --check-config output. Errors name file:line, the section, the key
- * and what is allowed. A reload builds a fresh snapshot; the old one is freed by whoever
+ * parsing, defaults, --check-config output and the man page pooler.ini(5). Errors name
+ * file:line, the section, the key and what is allowed; a key or section written twice, a
+ * file without databases, and the HTTP endpoint on the clients' port are errors too. A reload builds a fresh snapshot; the old one is freed by whoever
  * swaps it in. */
 #ifndef POOLER_CONFIG_H
 #define POOLER_CONFIG_H
@@ -88,6 +89,7 @@ struct config {
 	char *metrics_listen;
 	int log_level;
 	char *log_file;      /* "": stderr */
+	char *pidfile;       /* "": none; read at startup only */
 	int stats_period_ms; /* 0: no summary */
 	int workers;
 	int max_client_conn;
@@ -170,6 +172,10 @@ int config_local_cores(void);
 
 /* "disable" ... "verify-full": libpq's spelling of enum tls_mode. */
 const char *config_tls_mode_name(int mode);
+
+/* Write a man page as man(7) source: pooler.ini(5) from the key table (section 5), or
+ * pooler(1) (section 1), whose OPTIONS are usage's option lines (--help's text). */
+void config_write_man(FILE *out, int section, const char *usage);
 
 /* True when name appears in a comma-separated list. */
 bool config_list_has(const char *list, const char *name);
