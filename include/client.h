@@ -27,6 +27,7 @@ struct client_info {
 	uint64_t server_id;  /* 0 without a server */
 	const char *pinned;  /* why it keeps its server, or NULL */
 	const char *application_name;
+	const char *settings;     /* name=value, ... it set in its session, carried for it */
 	const char *node;         /* the node of its current server, or NULL */
 	const void *pool;         /* the pool of its current or last transaction, or NULL */
 	int fd;                   /* for the socket's addresses */

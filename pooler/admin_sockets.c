@@ -47,7 +47,7 @@ static void sock_addr(int fd, bool local, char *host, size_t len, int *port)
 
 static const struct result_column servers_cols[] = {SOCKET_COLS, TEXT_COL("node"), INT8_COL("id")};
 static const struct result_column clients_cols[] = {SOCKET_COLS, INT8_COL("id"), TEXT_COL("pinned"),
-                                                    TEXT_COL("node")};
+                                                    TEXT_COL("node"), TEXT_COL("settings")};
 /* The pooler's buffers are not PgBouncer's packet buffers: those columns read 0. */
 static const struct result_column sockets_cols[] = {
     SOCKET_COLS,          INT4_COL("recv_pos"),    INT4_COL("pkt_pos"),   INT4_COL("pkt_remain"),
@@ -241,6 +241,7 @@ static void client_row(const struct client_info *ci, void *arg)
 		result_int(r, (int64_t)ci->id);
 		result_text(r, ci->pinned ? ci->pinned : "");
 		result_text(r, ci->node ? ci->node : "");
+		result_text(r, ci->settings ? ci->settings : "");
 	} else {
 		buffer_cells(r);
 	}

@@ -292,3 +292,19 @@ def test_what_a_carried_set_cannot_be_still_pins(pooler):
     assert "keeps its server connection" in p.log()
     leak_check(pooler(pool_size=1, with_replica=False), "set search_path = a1, b1",
                "search_path", DEFAULT_PATH)
+
+
+def test_show_clients_lists_the_settings_carried_for_a_client(pooler):
+    """SHOW CLIENTS' settings column: what the client SET in its session and the pooler
+    carries for it; empty for a client that set nothing."""
+    from test_admin import admin, rows
+    p = pooler(pool_size=2, with_replica=False)
+    with p.connect(prepare_threshold=None, autocommit=True, application_name="carrier") as a, \
+            p.connect(prepare_threshold=None, autocommit=True, application_name="plain"):
+        a.execute("set statement_timeout = 2500")
+        a.execute("set lock_timeout = '1s'")
+        with admin(p) as adm:
+            cols, r = rows(adm, "SHOW CLIENTS")
+    by_app = {row[cols.index("application_name")]: row[cols.index("settings")] for row in r}
+    assert set(by_app["carrier"].split(", ")) == {"statement_timeout=2500", "lock_timeout=1s"}
+    assert by_app["plain"] == ""
