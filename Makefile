@@ -1,6 +1,8 @@
-# pooler — build, test, run, lint.
+# pooler — build, test, run, lint, install.
 # `make` builds build/pooler; `make test` installs what is missing, builds with ASan+UBSan
-# and runs the unit and integration tests; `make run` starts a throwaway demo.
+# and runs the unit and integration tests; `make run` installs only what the demo needs and
+# starts it; `make install` (PREFIX, DESTDIR) installs the binary, the man pages, an example
+# config and the systemd unit.
 
 CC       ?= cc
 PKGS     := libpq inih libssl libcrypto libmicrohttpd
@@ -21,7 +23,7 @@ SRCS     := $(wildcard pooler/*.c)
 OBJS     := $(SRCS:pooler/%.c=build/obj/%.o)
 SAN_OBJS := $(SRCS:pooler/%.c=build/asan/obj/%.o)
 # Modules without I/O, linked into the unit tests.
-PURE     := util log buf proto result patroni config auth params classify classify_tree classify_text batch prepared backoff breaker ratelimit hba tls histogram
+PURE     := util log buf proto result patroni config config_check config_show config_man auth params classify classify_tree classify_text batch prepared backoff breaker ratelimit hba tls histogram
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/asan/tests/%)
 
@@ -29,11 +31,25 @@ Q        ?= @
 PYTHON   := /usr/bin/python3
 PYTEST_ARGS ?=
 
-DEB_PACKAGES := build-essential pkg-config libev-dev libinih-dev libpg-query-dev libprotobuf-c-dev \
-	libssl-dev libpq-dev libcmocka-dev libmicrohttpd-dev postgresql-15 postgresql-client-15 python3-pytest \
+# What `make run` needs: the build and PostgreSQL 15. The tests need the rest: test
+# frameworks, client drivers in several languages, promtool (prometheus), systemd-analyze
+# (systemd) and groff for the unit file, the rules and the man pages.
+DEMO_PACKAGES := build-essential pkg-config libev-dev libinih-dev libpg-query-dev libprotobuf-c-dev \
+	libssl-dev libpq-dev libmicrohttpd-dev postgresql-15 postgresql-client-15 python3
+DEB_PACKAGES := $(DEMO_PACKAGES) libcmocka-dev python3-pytest \
 	python3-psycopg python3-asyncpg pgbouncer gnuplot-nox prometheus clang-format cppcheck \
 	openssl libpostgresql-jdbc-java openjdk-17-jdk-headless golang-go golang-github-jackc-pgx-v4-dev \
-	clang libclang-rt-14-dev patroni etcd-server python3-etcd
+	clang libclang-rt-14-dev systemd groff-base patroni etcd-server python3-etcd
+
+# make install: PREFIX=/usr puts the config in /etc; DESTDIR stages a package.
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+BINDIR     ?= $(PREFIX)/bin
+MANDIR     ?= $(PREFIX)/share/man
+DOCDIR     ?= $(PREFIX)/share/doc/pooler
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+MAN_PAGES  := build/man/pooler.1 build/man/pooler.ini.5
 
 # libFuzzer targets, built with clang and linked with the pure modules.
 FUZZ_CC      ?= clang
@@ -43,8 +59,8 @@ FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS    := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 FUZZ_OBJS    := $(PURE:%=build/fuzz/obj/%.o)
 
-.PHONY: all deps asan unit integration test ha-test run bench soak fuzz format lint clean check-format \
-	regress
+.PHONY: all deps deps-run asan unit integration test ha-test run bench soak fuzz format lint clean \
+	check-format regress man install uninstall
 # the fuzz objects are only inputs of the fuzz targets; keep them between runs
 .SECONDARY: $(FUZZ_OBJS)
 
@@ -78,14 +94,58 @@ build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_OBJS)
 	@echo "  LINK $@"
 	$(Q)$(FUZZ_CC) $(CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJS) $(LDLIBS)
 
-build/obj build/asan/obj build/asan/tests build/fuzz/obj:
+build/obj build/asan/obj build/asan/tests build/fuzz/obj build/man:
 	mkdir -p $@
+
+# The man pages come from the binary's own key table and --help (pooler --print-man).
+man: $(MAN_PAGES)
+
+build/man/pooler.1: build/pooler | build/man
+	$(Q)build/pooler --print-man 1 > $@.tmp && mv $@.tmp $@
+
+build/man/pooler.ini.5: build/pooler | build/man
+	$(Q)build/pooler --print-man 5 > $@.tmp && mv $@.tmp $@
+
+# The unit gets this install's paths; an existing config or users file is kept. The config
+# puts the Unix socket in /run/pooler, which the unit creates (PrivateTmp hides /tmp).
+install: all man
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(SYSCONFDIR)/pooler
+	install -m 755 build/pooler $(DESTDIR)$(BINDIR)/pooler
+	install -m 644 build/man/pooler.1 $(DESTDIR)$(MANDIR)/man1/pooler.1
+	install -m 644 build/man/pooler.ini.5 $(DESTDIR)$(MANDIR)/man5/pooler.ini.5
+	sed -e 's|/usr/local/bin/pooler|$(BINDIR)/pooler|' \
+		-e 's|/usr/local/etc/pooler|$(SYSCONFDIR)/pooler|g' conf/pooler.service \
+		> $(DESTDIR)$(UNITDIR)/pooler.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/pooler.service
+	install -m 644 conf/pooler.ini conf/users.txt conf/grafana-dashboard.json conf/alerts.yml \
+		$(DESTDIR)$(DOCDIR)/examples/
+	install -m 644 README.md LICENSE $(DESTDIR)$(DOCDIR)/
+	@ini=$(DESTDIR)$(SYSCONFDIR)/pooler/pooler.ini; users=$(DESTDIR)$(SYSCONFDIR)/pooler/users.txt; \
+	if [ -e $$ini ]; then echo "kept $$ini"; else \
+		sed 's|^unix_socket_dir = .*|unix_socket_dir = /run/pooler|' conf/pooler.ini > $$ini && \
+		chmod 644 $$ini && echo "wrote $$ini"; fi; \
+	if [ -e $$users ]; then echo "kept $$users"; else \
+		grep -v '^"' conf/users.txt > $$users && chmod 640 $$users && echo "wrote $$users (no users yet)"; fi
+
+# Leaves $(SYSCONFDIR)/pooler alone: it holds the operator's config and secrets.
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/pooler $(DESTDIR)$(MANDIR)/man1/pooler.1 \
+		$(DESTDIR)$(MANDIR)/man5/pooler.ini.5 $(DESTDIR)$(UNITDIR)/pooler.service
+	rm -rf $(DESTDIR)$(DOCDIR)
 
 asan: build/asan/pooler
 
-# Install the Debian packages that are missing (only those), as root or through sudo.
+# Install the Debian packages that are missing (only those), as root or through sudo:
+# deps for the tests, deps-run for the demo.
 deps:
-	@missing=""; for p in $(DEB_PACKAGES); do \
+	$(call apt_missing,$(DEB_PACKAGES))
+
+deps-run:
+	$(call apt_missing,$(DEMO_PACKAGES))
+
+define apt_missing
+	@missing=""; for p in $(1); do \
 		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -94,6 +154,7 @@ deps:
 		$$SUDO apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+endef
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
@@ -116,7 +177,7 @@ ha-test: deps asan
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	$(PYTHON) -m pytest -q -s -p no:cacheprovider tests/integration/test_patroni.py $(PYTEST_ARGS)
 
-run: deps all
+run: deps-run all
 	$(PYTHON) tests/demo.py
 
 bench: deps all

@@ -80,6 +80,8 @@ struct classify_catalog {
 	size_t n_volatile;
 	const char *const *setter_names;
 	size_t n_setters;
+	const char *const *unlogged_names; /* relations a standby cannot read: unlogged */
+	size_t n_unlogged;                  /* tables and the views over them */
 };
 void classify_set_catalog(struct classifier *cl, const struct classify_catalog *cat);
 /* Forget cached verdicts, learned ones too (after the function lists changed: reload).
@@ -123,8 +125,10 @@ bool classify_drops_statements(const char *q, size_t n);
  * lower case, as PostgreSQL does); false for anything else, DEALLOCATE ALL included. */
 bool classify_deallocate_name(const char *q, size_t n, char *out, size_t cap);
 
-/* name and value of "SET [SESSION] name {= | TO} value" with a plain value, alone in q;
- * false for anything else. */
+/* name and value of "SET [SESSION] name {= | TO} value" with one plain value (a word,
+ * a number or a quoted literal), alone in q; false for anything else (SET LOCAL, TO
+ * DEFAULT, a list). The name, and a value that is not quoted, fold to lower case as
+ * PostgreSQL folds them. */
 bool classify_plain_set(const char *q, size_t n, char *name, size_t name_cap, char *value,
                         size_t value_cap);
 

@@ -6,6 +6,8 @@
 
 #include "worker.h"
 
+struct ssl_st;
+
 /* Take over an accepted socket. addr is the peer's address as text, for logs. */
 void client_accept(struct worker *w, int fd, const char *addr);
 
@@ -25,9 +27,11 @@ struct client_info {
 	uint64_t server_id;  /* 0 without a server */
 	const char *pinned;  /* why it keeps its server, or NULL */
 	const char *application_name;
-	const char *node; /* the node of its current server, or NULL */
-	const void *pool; /* the pool of its current or last transaction, or NULL */
-	int fd;           /* for the socket's addresses */
+	const char *settings;     /* name=value, ... it set in its session, carried for it */
+	const char *node;         /* the node of its current server, or NULL */
+	const void *pool;         /* the pool of its current or last transaction, or NULL */
+	int fd;                   /* for the socket's addresses */
+	const struct ssl_st *ssl; /* its TLS session, or NULL */
 };
 
 void client_foreach(struct worker *w, void (*fn)(const struct client_info *ci, void *arg),
@@ -35,6 +39,8 @@ void client_foreach(struct worker *w, void (*fn)(const struct client_info *ci, v
 
 /* KILL: close every client of a database. Returns how many. */
 int client_kill_db(struct worker *w, const char *db);
+/* KILL_CLIENT: close the client with this id (not a console client). False: none such. */
+bool client_kill_id(struct worker *w, uint64_t id);
 
 /* Clients by state, for metrics. */
 void client_count(const struct worker *w, struct client_counts *cc);

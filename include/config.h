@@ -1,7 +1,8 @@
 /* config: the ini file read with inih into one immutable snapshot.
  * Layer 1. Every key comes from a table (name, type, default, range, help) that drives
- * parsing, defaults and --check-config output. Errors name file:line, the section, the key
- * and what is allowed. A reload builds a fresh snapshot; the old one is freed by whoever
+ * parsing, defaults, --check-config output and the man page pooler.ini(5). Errors name
+ * file:line, the section, the key and what is allowed; a key or section written twice, a
+ * file without databases, and the HTTP endpoint on the clients' port are errors too. A reload builds a fresh snapshot; the old one is freed by whoever
  * swaps it in. */
 #ifndef POOLER_CONFIG_H
 #define POOLER_CONFIG_H
@@ -63,9 +64,9 @@ struct config_member {
 };
 
 struct db_conf {
-	char *name;    /* what clients put in their connection string */
-	char *dbname;  /* the database on the servers */
-	char *nodes;   /* comma-separated node names, as written */
+	char *name;   /* what clients put in their connection string */
+	char *dbname; /* the database on the servers */
+	char *nodes;  /* comma-separated node names, as written */
 	char *cluster; /* [cluster.NAME] whose members serve it, instead of nodes */
 	struct node_conf **node_list;
 	int n_nodes;
@@ -111,6 +112,7 @@ struct config {
 	char *metrics_listen;
 	int log_level;
 	char *log_file;      /* "": stderr */
+	char *pidfile;       /* "": none; read at startup only */
 	int stats_period_ms; /* 0: no summary */
 	int workers;
 	int max_client_conn;
@@ -160,11 +162,20 @@ struct config {
 
 /* Read and validate path. On failure returns NULL and writes one message to err. */
 struct config *config_load(const char *path, char *err, size_t errlen) MUST_USE;
-/* The same, with the known members of [cluster.NAME] sections added as nodes (members of a
- * cluster the file no longer has are left out). */
-struct config *config_load_members(const char *path, const struct config_member *members,
-                                   int n_members, char *err, size_t errlen) MUST_USE;
+/* As config_load, then sets ("key=value" lines, from SET on the console) over the file's
+ * [pooler] keys. */
+struct config *config_load_set(const char *path, const char *sets, char *err,
+                               size_t errlen) MUST_USE;
+/* As config_load_set, with the known members of [cluster.NAME] sections added as nodes
+ * (members of a cluster the file no longer has are left out). */
+struct config *config_load_members(const char *path, const char *sets,
+                                   const struct config_member *members, int n_members, char *err,
+                                   size_t errlen) MUST_USE;
 void config_free(struct config *cfg);
+
+/* A [pooler] key that SET can change: not the listening sockets (a RELOAD cannot change
+ * them either), nor a secret (which the log line of SET would show). */
+bool config_key_changeable(const char *key);
 
 const struct db_conf *config_find_db(const struct config *cfg, const char *name);
 
@@ -176,9 +187,12 @@ int config_pool_size(const struct db_conf *d, const struct node_conf *n, char *s
 /* Print every key with its effective value and the computed pool sizes. */
 void config_print(const struct config *cfg, FILE *out);
 
-/* Every key with its effective value as text (secrets masked), in table order. */
-void config_foreach(const struct config *cfg,
-                    void (*fn)(const char *key, const char *value, void *arg), void *arg);
+/* One key as SHOW CONFIG shows it: its effective value as text (secrets masked), its
+ * default written the same way (NULL: none), and whether a RELOAD can change it. */
+typedef void config_key_fn(const char *key, const char *value, const char *def, bool changeable,
+                           void *arg);
+/* Every key, in table order: [pooler], then each node's, each database's and each cluster's. */
+void config_foreach(const struct config *cfg, config_key_fn *fn, void *arg);
 
 /* "session", "transaction" or "statement". */
 const char *config_pool_mode_name(int mode);
@@ -188,6 +202,10 @@ int config_local_cores(void);
 
 /* "disable" ... "verify-full": libpq's spelling of enum tls_mode. */
 const char *config_tls_mode_name(int mode);
+
+/* Write a man page as man(7) source: pooler.ini(5) from the key table (section 5), or
+ * pooler(1) (section 1), whose OPTIONS are usage's option lines (--help's text). */
+void config_write_man(FILE *out, int section, const char *usage);
 
 /* True when name appears in a comma-separated list. */
 bool config_list_has(const char *list, const char *name);

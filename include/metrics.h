@@ -34,9 +34,10 @@ struct stats_totals {
 struct stats_window {
 	struct stats_totals prev; /* the totals at the last tick */
 	struct stats_totals avg;
+	bool rolled; /* a stats_period has ended: avg holds its averages */
 };
 
-#define METRICS_ROUTE_REASONS 16 /* room for router.h's enum route_reason */
+#define METRICS_ROUTE_REASONS 20 /* room for router.h's enum route_reason */
 
 struct metrics {
 	struct histogram client_wait;      /* from wanting a server to having one */
@@ -63,6 +64,7 @@ struct metrics {
 	uint64_t statement_mode_refused;           /* transaction blocks in statement mode */
 	uint64_t servers_restored;   /* settings restored before reuse (DO, CALL, functions) */
 	uint64_t login_restores;     /* client RESETs answered with its login values */
+	uint64_t settings_carried;   /* session SETs carried from server to server, not pinned */
 	uint64_t unnamed_replays;    /* unnamed statements prepared again on another server */
 	uint64_t replica_fallbacks;  /* reads sent to the primary after a replica connect failed */
 	uint64_t prepared_parses;                  /* statements prepared on a server */

@@ -97,8 +97,9 @@ struct node {
 	/* catalog rows from the last catalog read, handed over through on_probe */
 	char **cat_names;
 	char **cat_volatile;
-	char **cat_setters; /* functions whose body changes settings */
-	size_t n_cat_names, n_cat_volatile, n_cat_setters;
+	char **cat_setters;  /* functions whose body changes settings */
+	char **cat_unlogged; /* relations a standby cannot read: unlogged, views of them */
+	size_t n_cat_names, n_cat_volatile, n_cat_setters, n_cat_unlogged;
 };
 
 struct node *node_new(const struct node_conf *nc, struct ev_loop *loop,

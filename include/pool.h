@@ -59,6 +59,7 @@ struct pool {
 	int n_waiting;
 	bool have_welcome;      /* welcome holds a logged-in server's parameters */
 	bool paused;            /* PAUSE: clients queue, servers are handed to no one */
+	uint64_t reconnect_us;  /* RECONNECT: servers created before close when next free */
 	int tries;              /* connect retries since the last login that worked */
 	ev_timer retry;         /* the next connect retry, after backoff */
 	ev_timer reserve_timer; /* when the first waiter will have waited reserve_pool_timeout */
@@ -66,6 +67,7 @@ struct pool {
 	uint64_t xact_count;    /* server hand-outs (transactions, or sessions) */
 	uint64_t xact_us;       /* time servers were held */
 	uint64_t wait_us;       /* time clients waited */
+	uint64_t created_us;    /* for SHOW STATS averages before the first stats_period */
 	struct params welcome;  /* ParameterStatus values new clients receive */
 	char last_error[256];   /* why the last login failed */
 
@@ -105,6 +107,12 @@ void pool_retire(struct pool *p, const char *why);
 /* PAUSE / RESUME: while paused, waiting clients get no server. */
 void pool_pause(struct pool *p);
 void pool_resume(struct pool *p);
+
+/* RECONNECT: close idle servers now and the others when they are next given back, so
+ * that clients get newly opened ones. */
+void pool_reconnect(struct pool *p);
+/* Servers still open that a RECONNECT asked to close (WAIT_CLOSE waits for 0). */
+int pool_old_servers(const struct pool *p);
 
 /* Close every idle server (shutdown). */
 void pool_close_idle(struct pool *p);

@@ -13,11 +13,15 @@
 
 #include "buf.h"
 
-/* A column's type, as the OID the RowDescription carries. Numbers go out as int8, as
- * PgBouncer sends its numbers, so that drivers and exporters read them as numbers. */
+/* A column's type, as the OID the RowDescription carries. Where PgBouncer has the column,
+ * the type is the one it sends (int4 for SHOW POOLS' counts, numeric for SHOW STATS, int8
+ * elsewhere), so that drivers and exporters read the same values as from PgBouncer. */
 enum result_type {
+	RESULT_BYTEA = 17,
 	RESULT_INT8 = 20,
+	RESULT_INT4 = 23,
 	RESULT_TEXT = 25,
+	RESULT_NUMERIC = 1700,
 };
 
 struct result_column {
@@ -42,6 +46,7 @@ void result_begin(struct result *r, struct buf *out, const struct result_column 
 /* Start a row; end it with result_row_end once every column has its cell. */
 void result_row(struct result *r);
 void result_text(struct result *r, const char *s); /* NULL: SQL NULL */
+/* A number in a column of any of the number types (int4, int8, numeric). */
 void result_int(struct result *r, int64_t v);
 void result_row_end(struct result *r);
 

@@ -51,6 +51,7 @@ enum route_reason {
 	ROUTE_HINT,               /* ...asked for the primary (comment hint, pooler.route) */
 	ROUTE_SESSION_MODE,       /* ...session pooling: the first transaction picks for all */
 	ROUTE_PRIMARY_ONLY,       /* ...the database lists no replica */
+	ROUTE_REPLICAS_ONLY,      /* a replica: the database lists only replicas, writes too */
 	ROUTE_REFUSED_NO_REPLICA, /* answered with an error: no replica, replica_fallback = error */
 	ROUTE_REFUSED_NO_PRIMARY, /* answered with an error: no primary is up */
 	ROUTE_REFUSED_STATEMENT,  /* answered with an error: a transaction in statement mode */

@@ -58,4 +58,8 @@ bool tls_peer_cn(struct ssl_st *ssl, char *out, size_t outlen) MUST_USE;
  * (SHA-256 when that is MD5 or SHA-1). Returns its length, 0 on failure. */
 size_t tls_server_end_point(struct ssl_st *ssl, uint8_t *out, size_t outlen);
 
+/* "TLSv1.3/TLS_AES_256_GCM_SHA384": protocol and cipher of a session, as SHOW CLIENTS and
+ * SHOW SERVERS show them; "" without TLS (ssl NULL). */
+void tls_describe(const struct ssl_st *ssl, char *text, size_t len);
+
 #endif

@@ -57,6 +57,9 @@ struct worker {
 	bool shutdown_requested; /* SHUTDOWN on the admin console, not yet acted on */
 	bool shutting_down;      /* SIGTERM: finish transactions, accept nothing */
 	bool paused_all;         /* PAUSE without a database: new pools start paused too */
+	char *paused_dbs;   /* PAUSE or KILL of a database, until RESUME: comma-separated names */
+	char *disabled_dbs; /* DISABLE: databases that accept no new clients; comma-separated */
+	char *sets; /* SET on the console: "key=value" lines, over the ini at every (re)load */
 	void (*on_idle_client)(struct worker *w); /* main: a client left; maybe exit */
 	bool (*on_reload)(struct worker *w, char *err, size_t errlen); /* RELOAD */
 	void (*on_shutdown)(struct worker *w);                         /* SHUTDOWN */

@@ -168,6 +168,7 @@ void classify_free(struct classifier *cl)
 	set_clear(&cl->catalog);
 	set_clear(&cl->volatile_);
 	set_clear(&cl->setters);
+	set_clear(&cl->unlogged);
 	set_clear(&cl->reads);
 	set_clear(&cl->writes);
 	free(cl);
@@ -190,6 +191,9 @@ void classify_set_catalog(struct classifier *cl, const struct classify_catalog *
 	set_clear(&cl->catalog);
 	set_clear(&cl->volatile_);
 	set_clear(&cl->setters);
+	set_clear(&cl->unlogged);
+	for (size_t i = 0; i < cat->n_unlogged; i++)
+		set_add(&cl->unlogged, cat->unlogged_names[i]);
 	for (size_t i = 0; i < cat->n_names; i++)
 		set_add(&cl->catalog, cat->names[i]);
 	for (size_t i = 0; i < cat->n_volatile; i++)

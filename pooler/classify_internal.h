@@ -34,6 +34,7 @@ struct classifier {
 	struct name_set catalog;   /* every function the servers know */
 	struct name_set volatile_; /* ...of which volatile */
 	struct name_set setters;   /* ...of which some body changes settings */
+	struct name_set unlogged;  /* relations a standby cannot read: unlogged, views of them */
 	struct name_set reads;     /* volatile but only read */
 	struct name_set writes;    /* always primary */
 	bool have_catalog;

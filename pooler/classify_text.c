@@ -74,17 +74,22 @@ bool classify_drops_statements(const char *q, size_t n)
 	                                    "deallocate prepare all"};
 	char text[32];
 
-	n = strnlen(q, n);
 	/* each statement of a list (a reset query may be several); a semicolon inside a
-	 * literal only costs a needless forgetting */
-	for (size_t start = 0, i = 0; i <= n; i++) {
-		if (i < n && q[i] != ';')
-			continue;
-		if (fold(q + start, i - start, text, sizeof(text)))
+	 * literal only costs a needless forgetting. This runs on every Query: a statement
+	 * that does not start with a d is passed over at memchr's speed. */
+	const char *p = q, *end = q + strnlen(q, n);
+	while (p < end) {
+		while (p < end && space(*p))
+			p++;
+		if (p == end)
+			break;
+		const char *semi = memchr(p, ';', (size_t)(end - p));
+		const char *stop = semi != NULL ? semi : end;
+		if ((*p == 'd' || *p == 'D') && fold(p, (size_t)(stop - p), text, sizeof(text)))
 			for (size_t f = 0; f < ARRAY_LEN(forms); f++)
 				if (strcmp(text, forms[f]) == 0)
 					return true;
-		start = i + 1;
+		p = stop + 1;
 	}
 	return false;
 }
@@ -153,26 +158,29 @@ bool classify_deallocate_name(const char *q, size_t n, char *out, size_t cap)
 }
 
 /* Next word of a SET statement at *p: "=", letters, digits, _ . - +, or a quoted literal
- * without quotes inside. */
-static size_t set_word(const char **p, const char *end, char *out, size_t cap)
+ * without quotes inside. A word that is not quoted folds to lower case, as PostgreSQL
+ * folds an identifier; *quoted says which it was. */
+static size_t set_word(const char **p, const char *end, char *out, size_t cap, bool *quoted)
 {
 	size_t len = 0;
 
 	*p = skip_space(*p, end);
-	if (*p < end && **p == '=') {
+	*quoted = *p < end && **p == '\'';
+	if (!*quoted && *p < end && **p == '=') {
 		(*p)++;
 		return (size_t)snprintf(out, cap, "=");
 	}
-	bool quoted = *p < end && **p == '\'';
-	if (quoted)
+	if (*quoted)
 		(*p)++;
 	while (*p < end && len + 1 < cap &&
-	       (quoted ? **p != '\'' : (isalnum((unsigned char)**p) || strchr("_.-+", **p))))
-		out[len++] = *(*p)++;
-	if (quoted && (*p >= end || *(*p)++ != '\''))
+	       (*quoted ? **p != '\'' : (isalnum((unsigned char)**p) || strchr("_.-+", **p)))) {
+		out[len++] = *quoted ? **p : (char)tolower((unsigned char)**p);
+		(*p)++;
+	}
+	if (*quoted && (*p >= end || *(*p)++ != '\''))
 		return 0;
 	out[len] = '\0';
-	return len;
+	return *quoted ? len + 1 : len; /* '' is a word too */
 }
 
 bool classify_plain_set(const char *q, size_t n, char *name, size_t name_cap, char *value,
@@ -180,16 +188,20 @@ bool classify_plain_set(const char *q, size_t n, char *name, size_t name_cap, ch
 {
 	const char *p = q, *end = q + strnlen(q, n);
 	char word[64];
+	bool quoted;
 
-	if (!set_word(&p, end, word, sizeof(word)) || strcasecmp(word, "set") != 0 ||
-	    !set_word(&p, end, name, name_cap))
+	if (!set_word(&p, end, word, sizeof(word), &quoted) || quoted ||
+	    strcmp(word, "set") != 0 || !set_word(&p, end, name, name_cap, &quoted) || quoted)
 		return false;
-	if (strcasecmp(name, "session") == 0 && !set_word(&p, end, name, name_cap))
+	if (strcmp(name, "session") == 0 &&
+	    (!set_word(&p, end, name, name_cap, &quoted) || quoted))
 		return false;
-	if (!set_word(&p, end, word, sizeof(word)) ||
-	    (strcmp(word, "=") != 0 && strcasecmp(word, "to") != 0) ||
-	    !set_word(&p, end, value, value_cap))
+	if (!set_word(&p, end, word, sizeof(word), &quoted) || quoted ||
+	    (strcmp(word, "=") != 0 && strcmp(word, "to") != 0) ||
+	    !set_word(&p, end, value, value_cap, &quoted))
 		return false;
+	if (!quoted && strcmp(value, "default") == 0)
+		return false; /* a RESET in disguise */
 	while (p < end && (space(*p) || *p == ';'))
 		p++;
 	return p == end;

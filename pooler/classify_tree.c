@@ -14,7 +14,8 @@
 struct walk {
 	struct classifier *cl;
 	bool writes;
-	bool restore;     /* may change settings the pooler cannot see */
+	bool standby_unsafe; /* reads a relation a standby cannot read (unlogged) */
+	bool restore;        /* may change settings the pooler cannot see */
 	bool uncacheable; /* the meaning hangs on a literal */
 	uint8_t pins;
 };
@@ -152,6 +153,8 @@ static void walk(struct walk *w, const ProtobufCMessage *m)
 		const PgQuery__RangeVar *rv = (const PgQuery__RangeVar *)m;
 		if (rv->relpersistence && rv->relpersistence[0] == 't')
 			w->pins = PIN_TEMP_TABLE;
+		else if (rv->relname && set_has(&w->cl->unlogged, rv->relname))
+			w->standby_unsafe = true;
 		return;
 	}
 	if (d == &pg_query__func_call__descriptor) {
@@ -381,6 +384,8 @@ static bool classify_kind(struct classifier *cl, const PgQuery__Node *n, const s
 	case PG_QUERY__NODE__NODE_VARIABLE_SHOW_STMT:
 		if (w->writes)
 			v->read_only = false, v->wal = true;
+		else if (w->standby_unsafe)
+			v->read_only = false; /* the primary, though nothing is written */
 		return true;
 	case PG_QUERY__NODE__NODE_TRANSACTION_STMT: {
 		const PgQuery__TransactionStmt *t = n->transaction_stmt;

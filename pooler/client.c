@@ -712,6 +712,23 @@ void client_shutdown_idle(struct worker *w)
 	}
 }
 
+/* What the client set during its session and the pooler carries from server to server
+ * (its wishes that are not its login values), as "name=value, ..." (cut to fit). */
+static const char *session_settings(const struct client *c, char *out, size_t cap)
+{
+	size_t len = 0;
+
+	out[0] = '\0';
+	for (int i = 0; i < c->wants.n && len + 1 < cap; i++) {
+		const struct param *p = &c->wants.items[i];
+		if (p->base != NULL && strcmp(p->base, p->value) == 0)
+			continue;
+		int n = snprintf(out + len, cap - len, "%s%s=%s", len ? ", " : "", p->name, p->value);
+		len = n < 0 || (size_t)n >= cap - len ? cap - 1 : len + (size_t)n;
+	}
+	return out;
+}
+
 void client_foreach(struct worker *w, void (*fn)(const struct client_info *ci, void *arg),
                     void *arg)
 {
@@ -719,6 +736,7 @@ void client_foreach(struct worker *w, void (*fn)(const struct client_info *ci, v
 
 	list_for_each_safe (pos, tmp, &w->clients) {
 		struct client *c = container_of(pos, struct client, node);
+		char settings[512];
 		struct client_info ci = {
 		    .id = c->id,
 		    .user = c->user,
@@ -732,9 +750,11 @@ void client_foreach(struct worker *w, void (*fn)(const struct client_info *ci, v
 		    .pinned =
 		        c->route.pinned != PIN_NONE ? classify_pin_name(c->route.pinned) : NULL,
 		    .application_name = params_get(&c->wants, "application_name"),
+		    .settings = session_settings(c, settings, sizeof(settings)),
 		    .node = c->server ? c->pool->backend->name : NULL,
 		    .fd = c->conn.fd,
 		    .pool = c->pool,
+		    .ssl = c->conn.ssl,
 		};
 		fn(&ci, arg);
 	}
@@ -753,6 +773,21 @@ int client_kill_db(struct worker *w, const char *db)
 		n++;
 	}
 	return n;
+}
+
+bool client_kill_id(struct worker *w, uint64_t id)
+{
+	struct list *pos, *tmp;
+
+	list_for_each_safe (pos, tmp, &w->clients) {
+		struct client *c = container_of(pos, struct client, node);
+		if (c->id != id || c->state == CLIENT_ADMIN || c->state == CLIENT_CLOSED)
+			continue;
+		client_fatal(c, SQLSTATE_ADMIN_SHUTDOWN,
+		             "terminated by the admin console (KILL_CLIENT)");
+		return true;
+	}
+	return false;
 }
 
 void client_count(const struct worker *w, struct client_counts *cc)

@@ -92,7 +92,8 @@ void client_admin_read(struct client *c)
 		switch (h.type) {
 		case 'Q': {
 			const char *sql = memchr(body, '\0', h.len) ? (const char *)body : "";
-			if (admin_run(c->w, sql, c->admin_writer, &c->conn.out, &c->admin_wait)) {
+			const struct admin_caller who = {c->id, c->user, c->addr, c->admin_writer};
+			if (admin_run(c->w, sql, &who, &c->conn.out, &c->admin_wait)) {
 				proto_write_ready(&c->conn.out, 'I');
 				break;
 			}
@@ -155,7 +156,7 @@ static void auth_ok(struct client *c)
 	char msg[200];
 
 	proto_write_auth(&c->conn.out, AUTH_OK, NULL, 0);
-	if (strcmp(c->db, cfg->admin_db) == 0) {
+	if (config_list_has(cfg->admin_db, c->db)) {
 		admin_login(c);
 		return;
 	}
@@ -163,6 +164,13 @@ static void auth_ok(struct client *c)
 	if (db == NULL) {
 		snprintf(msg, sizeof(msg), "database \"%s\" does not exist", c->db);
 		client_fatal(c, SQLSTATE_UNKNOWN_DATABASE, msg);
+		return;
+	}
+	if (admin_db_disabled(c->w, db->name)) {
+		snprintf(msg, sizeof(msg),
+		         "database \"%s\" is not currently accepting connections (DISABLE)",
+		         db->name);
+		client_fatal(c, "55000", msg);
 		return;
 	}
 	server_user = db->server_user ? db->server_user : c->user;

@@ -417,7 +417,7 @@ static struct node *route(struct client *c, const struct db_conf *db)
 		if (!c->route.ro_tx && b.end >= 5 &&
 		    (in[0] == 'Q' || (in[0] == 'P' && in[b.end - 5] == 'S')))
 			keep_for_retry(c, b.end);
-	} else if (binds_named(c, b.end)) {
+	} else if (!c->route.on_replica && binds_named(c, b.end)) {
 		keep_for_retry(c, b.end);
 	}
 	return d.node;

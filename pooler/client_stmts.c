@@ -368,24 +368,38 @@ void client_forget_stale_statements(struct server *s)
 	server_query(s, "DEALLOCATE ALL");
 }
 
-/* A first batch (batch_end bytes) that is just "SET [SESSION] name {= | TO} value" of a
- * setting carried by value (classify_param: extra_float_digits): remember the value as the client's
- * wish, so that it follows the client to every server connection and is reset for the next client.
- */
+/* Settings a plain SET of which still pins: they decide where transactions may run (a
+ * replica cannot run serializable ones) or who the session is. */
+static const char *const pinned_settings[] = {
+    "default_transaction_isolation", "transaction_isolation", "transaction_read_only",
+    "transaction_deferrable", "default_transaction_deferrable", "role", "session_authorization",
+};
+
+/* A first batch (batch_end bytes) that is just "SET [SESSION] name {= | TO} value", alone
+ * in its own autocommit transaction: carried like a startup parameter instead of pinning
+ * the client. The value becomes the client's wish, set on every server it gets from now on
+ * (client_sync_params) and taken back for the next client; RESET, RESET ALL and DISCARD
+ * ALL forget it. A value the server refuses is refused to the client by its own SET, and
+ * the pooler's later attempts to set it fail quietly, as the client's session expects. */
 bool client_carry_set(struct client *c, size_t batch_end)
 {
 	size_t len, text_len;
-	char name[64], value[64];
-	const char *canonical;
+	char name[64], value[256];
+	const char *canonical = NULL;
 	const uint8_t *text =
 	    one_statement_batch(buf_head(&c->conn.in), batch_end, &len, &text_len);
 
 	if (text == NULL || len != batch_end ||
 	    !classify_plain_set((const char *)text, text_len, name, sizeof(name), value,
 	                        sizeof(value)) ||
-	    classify_param(name, &canonical) != PARAM_CARRIED_BY_VALUE)
+	    classify_param(name, &canonical) == PARAM_SERVER_OWNED ||
+	    strchr(value, '$') != NULL) /* set again inside a dollar-quoted DO block */
 		return false;
-	params_set(&c->wants, canonical, value);
+	for (size_t i = 0; i < ARRAY_LEN(pinned_settings); i++)
+		if (strcmp(name, pinned_settings[i]) == 0)
+			return false;
+	params_set(&c->wants, canonical != NULL ? canonical : name, value);
+	c->w->metrics.settings_carried++;
 	return true;
 }
 
@@ -418,6 +432,18 @@ static void put_set(struct buf *sql, const char *name, const char *value)
 	put_text(sql, "', false);");
 }
 
+/* Append a statement that sets name to value for the session, or does nothing if the
+ * server refuses the value: for what the client set during its session, whose own SET
+ * already told it whether the value was accepted. */
+static void put_set_quietly(struct buf *sql, const char *name, const char *value)
+{
+	put_text(sql, "DO $pooler$BEGIN PERFORM pg_catalog.set_config('");
+	put_quoted(sql, name);
+	put_text(sql, "', '");
+	put_quoted(sql, value);
+	put_text(sql, "', false); EXCEPTION WHEN OTHERS THEN NULL; END$pooler$;");
+}
+
 /* Make the server's parameters what this client expects: its own settings, and the
  * server's defaults for whatever an earlier client changed. One pooler query, whose reply
  * is swallowed, precedes the client's bytes on the same socket. The query grows with the
@@ -435,7 +461,11 @@ void client_sync_params(struct client *c, struct server *s)
 		const char *have = params_get(&s->params, want->name);
 		if (have != NULL && strcmp(have, want->value) == 0)
 			continue;
-		put_set(&sql, want->name, want->value);
+		/* a startup value the server refuses fails the login, as in PostgreSQL */
+		if (want->base != NULL && strcmp(want->base, want->value) == 0)
+			put_set(&sql, want->name, want->value);
+		else
+			put_set_quietly(&sql, want->name, want->value);
 		params_set(&s->params, want->name, want->value);
 	}
 	for (int i = 0; i < s->params.n; i++) {

@@ -1,35 +1,18 @@
 /* config: see include/config.h. */
 #include "config.h"
+#include "config_internal.h"
 
 #include <errno.h>
-#include <arpa/inet.h>
 #include <ini.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
-#include "patroni.h"
-
-/* K_MS: a duration, bare numbers in seconds; K_MSEC: the same for keys named *_ms, whose
- * bare numbers are milliseconds. */
-enum key_type { K_STR, K_PATH, K_INT, K_AUTO_INT, K_ENUM, K_MS, K_MSEC, K_LOGLEVEL, K_SHARE };
-
-/* One configurable key. Defaults are written as a user would write them and parsed by the
- * same code as the file, so the table is the single place a default lives. */
-struct key {
-	const char *name;
-	enum key_type type;
-	size_t offset;
-	const char *def; /* NULL: unset (a NULL string) */
-	long min, max;
-	const char *const *choices; /* K_ENUM, in enum order */
-	bool secret;                /* never printed */
-	const char *help;
-};
 
 static const char *const pool_modes[] = {"session", "transaction", "statement", NULL};
 static const char *const pin_actions[] = {"pin", "error", NULL};
@@ -80,14 +63,18 @@ static const struct key pooler_keys[] = {
      "users allowed to run admin commands"},
     {"stats_users", K_STR, P(stats_users), "", 0, 0, NULL, false,
      "users allowed to run SHOW commands"},
-    {"admin_db", K_STR, P(admin_db), "pooler", 0, 0, NULL, false,
-     "name of the admin console database"},
+    {"admin_db", K_STR, P(admin_db), "pooler, pgbouncer", 0, 0, NULL, false,
+     "names of the admin console database (comma-separated); pgbouncer serves tools written "
+     "for PgBouncer"},
     {"metrics_listen", K_STR, P(metrics_listen), "127.0.0.1:9930", 0, 0, NULL, false,
      "address:port of the HTTP endpoint for /metrics, /health, /ready"},
     {"log_level", K_LOGLEVEL, P(log_level), "info", 0, 0, NULL, false,
      "error | warning | info | debug"},
     {"log_file", K_PATH, P(log_file), "", 0, 0, NULL, false,
      "append log lines to this file (reopened on reload); empty: stderr"},
+    {"pidfile", K_PATH, P(pidfile), "", 0, 0, NULL, false,
+     "write the daemon's pid here once it listens, locked against a second daemon, removed at "
+     "exit; empty: none (read at startup only)"},
     {"stats_period", K_MS, P(stats_period_ms), "60s", 0, 86400000, NULL, false,
      "how often a one-line stats summary is logged and SHOW STATS averages roll; 0: never"},
     {"workers", K_AUTO_INT, P(workers), "1", 1, 1, NULL, false, "event-loop threads (1 for now)"},
@@ -175,7 +162,9 @@ static const struct key pooler_keys[] = {
 
 #define N(f) offsetof(struct node_conf, f)
 static const struct key node_keys[] = {
-    {"host", K_STR, N(host), "127.0.0.1", 0, 0, NULL, false, "server address"},
+    {"host", K_STR, N(host), "127.0.0.1", 0, 0, NULL, false,
+     "server address: an IP address, a name (resolved by libpq), or a directory for the "
+     "server's Unix socket"},
     {"port", K_INT, N(port), "5432", 1, 65535, NULL, false, "server port"},
     {"role", K_ENUM, N(role), "auto", 0, 0, roles, false, "primary | replica | auto"},
     {"weight", K_AUTO_INT, N(weight), "auto", 0, 1000, NULL, false,
@@ -241,33 +230,23 @@ static const struct key cluster_keys[] = {
 };
 #undef C
 
-struct section_kind {
-	const char *prefix; /* "pooler", "node.", "database." */
-	const struct key *keys;
-	size_t n_keys;
+const struct section_kind config_kinds[CONFIG_KINDS] = {
+    [KIND_POOLER] = {"pooler", pooler_keys, ARRAY_LEN(pooler_keys)},
+    [KIND_NODE] = {"node.", node_keys, ARRAY_LEN(node_keys)},
+    [KIND_DB] = {"database.", db_keys, ARRAY_LEN(db_keys)},
+    [KIND_CLUSTER] = {"cluster.", cluster_keys, ARRAY_LEN(cluster_keys)},
 };
 
-static const struct section_kind kinds[] = {
-    {"pooler", pooler_keys, ARRAY_LEN(pooler_keys)},
-    {"node.", node_keys, ARRAY_LEN(node_keys)},
-    {"database.", db_keys, ARRAY_LEN(db_keys)},
-    {"cluster.", cluster_keys, ARRAY_LEN(cluster_keys)},
-};
-enum { KIND_POOLER, KIND_NODE, KIND_DB, KIND_CLUSTER };
-
-struct parse_state {
-	struct config *cfg;
-	FILE *file;
-	int line;
-	char *err;
-	size_t errlen;
-	bool failed;
+/* Other names for [pooler] durations: the *_ms spellings (bare numbers in milliseconds),
+ * and PgBouncer's server_login_retry, which caps the wait between connect tries. */
+const struct key_alias config_aliases[CONFIG_ALIASES] = {
+    {"retry_base_ms", "retry_base", K_MSEC},
+    {"retry_max_ms", "retry_max", K_MSEC},
+    {"breaker_recovery_ms", "breaker_recovery", K_MSEC},
+    {"server_login_retry", "retry_max", K_MS},
 };
 
-static bool fail(struct parse_state *ps, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static bool fail(struct parse_state *ps, const char *fmt, ...)
+bool config_fail(struct parse_state *ps, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -374,19 +353,21 @@ static bool set_key(struct parse_state *ps, const char *section, void *obj, cons
 			return true;
 		}
 		if (!util_parse_int(value, k->min, k->max, &v))
-			return fail(ps, "[%s] %s: \"%s\" is not %san integer from %ld to %ld",
-			            section, k->name, value,
-			            k->type == K_AUTO_INT ? "auto or " : "", k->min, k->max);
+			return config_fail(ps,
+			                   "[%s] %s: \"%s\" is not %san integer from %ld to %ld",
+			                   section, k->name, value,
+			                   k->type == K_AUTO_INT ? "auto or " : "", k->min, k->max);
 		*(int *)field = (int)v;
 		return true;
 	case K_MS:
 	case K_MSEC:
 		if (!parse_ms(value, k->type == K_MSEC, &v) || v < k->min || v > k->max)
-			return fail(ps,
-			            "[%s] %s: \"%s\" is not a duration from %ldms to %ldms "
-			            "(a number with unit ms, s, min or h; bare numbers are %s)",
-			            section, k->name, value, k->min, k->max,
-			            k->type == K_MSEC ? "milliseconds" : "seconds");
+			return config_fail(
+			    ps,
+			    "[%s] %s: \"%s\" is not a duration from %ldms to %ldms "
+			    "(a number with unit ms, s, min or h; bare numbers are %s)",
+			    section, k->name, value, k->min, k->max,
+			    k->type == K_MSEC ? "milliseconds" : "seconds");
 		*(int *)field = (int)v;
 		return true;
 	case K_ENUM:
@@ -405,12 +386,12 @@ static bool set_key(struct parse_state *ps, const char *section, void *obj, cons
 				strncat(allowed, k->choices[i],
 				        sizeof(allowed) - strlen(allowed) - 1);
 			}
-			return fail(ps, "[%s] %s: \"%s\" is not allowed (allowed: %s)", section,
-			            k->name, value, allowed);
+			return config_fail(ps, "[%s] %s: \"%s\" is not allowed (allowed: %s)",
+			                   section, k->name, value, allowed);
 		}
 	case K_SHARE:
 		if (!parse_share(value, &v) || v < k->min || v > k->max)
-			return fail(
+			return config_fail(
 			    ps,
 			    "[%s] %s: \"%s\" is not a share from %ld%% to %ld%% (write 50%% "
 			    "or 0.5)",
@@ -420,7 +401,7 @@ static bool set_key(struct parse_state *ps, const char *section, void *obj, cons
 	case K_LOGLEVEL:
 		v = log_level_parse(value);
 		if (v < 0)
-			return fail(
+			return config_fail(
 			    ps,
 			    "[%s] %s: \"%s\" is not allowed (allowed: error | warning | info | "
 			    "debug)",
@@ -438,6 +419,47 @@ static bool apply_defaults(struct parse_state *ps, const char *section, void *ob
 		if (keys[i].def != NULL && !set_key(ps, section, obj, &keys[i], keys[i].def))
 			return false;
 	return true;
+}
+
+/* The line where a key of a section was set, or 0 (left at its default). */
+int config_key_line(const struct parse_state *ps, const char *section, const char *key)
+{
+	for (size_t i = 0; i < ps->n_seen; i++)
+		if (strcmp(ps->seen[i].section, section) == 0 && strcmp(ps->seen[i].key, key) == 0)
+			return ps->seen[i].line;
+	return 0;
+}
+
+/* Remember that key (written as `as`, the key or an alias, both from the tables) was set on
+ * this line; false (reported) when the section set it before: the last one silently winning
+ * hides a mistake. */
+static bool note_key(struct parse_state *ps, const char *section, const char *key, const char *as)
+{
+	for (size_t i = 0; i < ps->n_seen; i++) {
+		const struct seen_key *k = &ps->seen[i];
+		if (strcmp(k->section, section) != 0 || strcmp(k->key, key) != 0)
+			continue;
+		return config_fail(
+		    ps,
+		    "[%s] %s: set twice in the section (first on line %d%s%s); write each "
+		    "key once",
+		    section, as, k->line, k->as != as ? ", as " : "", k->as != as ? k->as : "");
+	}
+	if (ps->n_seen == ps->cap_seen) {
+		ps->cap_seen = ps->cap_seen ? ps->cap_seen * 2 : 32;
+		ps->seen = realloc(ps->seen, ps->cap_seen * sizeof(*ps->seen));
+		if (ps->seen == NULL)
+			abort();
+	}
+	ps->seen[ps->n_seen++] = (struct seen_key){util_strdup(section), key, as, ps->line};
+	return true;
+}
+
+static void free_seen(struct parse_state *ps)
+{
+	for (size_t i = 0; i < ps->n_seen; i++)
+		free(ps->seen[i].section);
+	free(ps->seen);
 }
 
 static void *find_or_add_cluster(struct parse_state *ps, const char *section, const char *name)
@@ -462,7 +484,7 @@ static void *find_or_add_cluster(struct parse_state *ps, const char *section, co
 static void *find_or_add_section(struct parse_state *ps, const char *section, int kind)
 {
 	struct config *cfg = ps->cfg;
-	const char *name = section + strlen(kinds[kind].prefix);
+	const char *name = section + strlen(config_kinds[kind].prefix);
 
 	if (kind == KIND_POOLER)
 		return cfg;
@@ -500,49 +522,39 @@ static void *find_or_add_section(struct parse_state *ps, const char *section, in
 /* Which kind of section this is, or -1 (after reporting it). */
 static int section_kind(struct parse_state *ps, const char *section, const char *key)
 {
-	for (int i = 0; i < (int)ARRAY_LEN(kinds); i++) {
-		size_t plen = strlen(kinds[i].prefix);
-		bool prefix = kinds[i].prefix[plen - 1] == '.';
-		if (prefix ? (strncmp(section, kinds[i].prefix, plen) == 0 && section[plen] != '\0')
-		           : strcmp(section, kinds[i].prefix) == 0)
+	for (int i = 0; i < (int)CONFIG_KINDS; i++) {
+		size_t plen = strlen(config_kinds[i].prefix);
+		bool prefix = config_kinds[i].prefix[plen - 1] == '.';
+		if (prefix ? (strncmp(section, config_kinds[i].prefix, plen) == 0 &&
+		              section[plen] != '\0')
+		           : strcmp(section, config_kinds[i].prefix) == 0)
 			return i;
 	}
 	if (section[0] == '\0')
-		fail(ps, "%s: key outside any section (start with [pooler])", key);
+		config_fail(ps, "%s: key outside any section (start with [pooler])", key);
 	else
-		fail(ps,
-		     "[%s]: unknown section (allowed: [pooler], [node.NAME], [database.NAME], "
-		     "[cluster.NAME])",
-		     section);
+		config_fail(
+		    ps, "[%s]: unknown section (allowed: [pooler], [node.NAME], [database.NAME])",
+		    section);
 	return -1;
 }
-
-/* Other names for [pooler] durations: the *_ms spellings (bare numbers in milliseconds),
- * and PgBouncer's server_login_retry, which caps the wait between connect tries. */
-static const struct {
-	const char *alias, *key;
-	enum key_type type;
-} aliases[] = {
-    {"retry_base_ms", "retry_base", K_MSEC},
-    {"retry_max_ms", "retry_max", K_MSEC},
-    {"breaker_recovery_ms", "breaker_recovery", K_MSEC},
-    {"server_login_retry", "retry_max", K_MS},
-};
 
 /* Set through an alias: the [pooler] key it stands for, read with the alias's own unit
  * and named as written in errors. False when name is no alias. */
 static bool set_alias(struct parse_state *ps, const char *section, void *obj, const char *name,
                       const char *value, int *ret)
 {
-	for (size_t a = 0; a < ARRAY_LEN(aliases); a++) {
-		if (strcmp(aliases[a].alias, name) != 0)
+	for (size_t a = 0; a < CONFIG_ALIASES; a++) {
+		if (strcmp(config_aliases[a].alias, name) != 0)
 			continue;
 		for (size_t i = 0; i < ARRAY_LEN(pooler_keys); i++)
-			if (strcmp(pooler_keys[i].name, aliases[a].key) == 0) {
+			if (strcmp(pooler_keys[i].name, config_aliases[a].key) == 0) {
 				struct key k = pooler_keys[i];
 				k.name = name;
-				k.type = aliases[a].type;
-				*ret = set_key(ps, section, obj, &k, value);
+				k.type = config_aliases[a].type;
+				*ret = note_key(ps, section, pooler_keys[i].name,
+				                config_aliases[a].alias) &&
+				       set_key(ps, section, obj, &k, value);
 				return true;
 			}
 	}
@@ -562,21 +574,35 @@ static int on_ini_entry(void *user, const char *section, const char *name, const
 	void *obj = find_or_add_section(ps, section, kind);
 	if (ps->failed)
 		return 0;
-	for (size_t i = 0; i < kinds[kind].n_keys; i++) {
-		const struct key *k = &kinds[kind].keys[i];
+	for (size_t i = 0; i < config_kinds[kind].n_keys; i++) {
+		const struct key *k = &config_kinds[kind].keys[i];
 		if (strcmp(k->name, name) == 0)
-			return set_key(ps, section, obj, k, value);
+			return note_key(ps, section, k->name, k->name) &&
+			       set_key(ps, section, obj, k, value);
 	}
 	int ret;
 	if (kind == 0 && set_alias(ps, section, obj, name, value, &ret))
 		return ret;
-	char allowed[1024] = "";
-	for (size_t i = 0; i < kinds[kind].n_keys; i++) {
-		if (i > 0)
-			strncat(allowed, ", ", sizeof(allowed) - strlen(allowed) - 1);
-		strncat(allowed, kinds[kind].keys[i].name, sizeof(allowed) - strlen(allowed) - 1);
-	}
-	return fail(ps, "[%s] %s: unknown key (allowed: %s)", section, name, allowed);
+	return config_unknown_key(ps, section, kind, name);
+}
+
+/* Where a section's header was seen, or 0 when it was not (yet). */
+static int section_line(const struct parse_state *ps, const char *section, int kind)
+{
+	const char *name = section + strlen(config_kinds[kind].prefix);
+
+	if (kind == 0)
+		return ps->pooler_line;
+	for (int i = 0; kind == 1 && i < ps->cfg->n_nodes; i++)
+		if (strcmp(ps->cfg->nodes[i].name, name) == 0)
+			return ps->cfg->nodes[i].line;
+	for (int i = 0; kind == 2 && i < ps->cfg->n_dbs; i++)
+		if (strcmp(ps->cfg->dbs[i].name, name) == 0)
+			return ps->cfg->dbs[i].line;
+	for (int i = 0; kind == KIND_CLUSTER && i < ps->cfg->n_clusters; i++)
+		if (strcmp(ps->cfg->clusters[i].name, name) == 0)
+			return ps->cfg->clusters[i].line;
+	return 0;
 }
 
 /* inih reports no section that has no keys, yet "[database.x]" alone is a valid database
@@ -594,8 +620,18 @@ static void see_section_header(struct parse_state *ps, const char *line)
 	name[end - p - 1] = '\0';
 	char *trimmed = util_trim(name);
 	int kind = section_kind(ps, trimmed, "");
-	if (kind >= 0)
-		find_or_add_section(ps, trimmed, kind);
+	if (kind < 0)
+		return;
+	int first = section_line(ps, trimmed, kind);
+	if (first > 0) {
+		config_fail(
+		    ps, "[%s]: section appears twice (first on line %d); write each section once",
+		    trimmed, first);
+		return;
+	}
+	if (kind == 0)
+		ps->pooler_line = ps->line;
+	find_or_add_section(ps, trimmed, kind);
 }
 
 /* inih hands no line numbers to handlers, so the reader counts the lines it returns. */
@@ -616,17 +652,6 @@ const char *config_tls_mode_name(int mode)
 	return tls_modes[mode];
 }
 
-static bool check_url(const char *url, void *arg)
-{
-	char host[64];
-	unsigned char addr[16];
-	int port;
-	(void)arg;
-
-	return patroni_url(url, host, sizeof(host), &port) &&
-	       (inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1);
-}
-
 static bool differs(const char *name, void *arg)
 {
 	return strcmp(name, arg) != 0;
@@ -638,183 +663,73 @@ bool config_list_has(const char *list, const char *name)
 	return list != NULL && !util_split(list, differs, (void *)name);
 }
 
-/* The node's connection budget: pool_size as written, or the core-count formula. */
-static void size_node(struct node_conf *n)
+/* The file as inih reads it: false (reported) when it cannot be read or a line is wrong. */
+static bool read_file(struct parse_state *ps, const char *path)
 {
-	char src[160];
-	int cores = n->cores ? n->cores : config_local_cores();
+	struct stat st;
+	int r;
 
-	if (n->budget > 0) {
-		n->pool_size = n->budget;
-		snprintf(src, sizeof(src), "pool_size = %d", n->budget);
-	} else {
-		n->pool_size = cores * 2 + n->spindles;
-		snprintf(src, sizeof(src), "cores %d%s * 2 + effective_spindle_count %d", cores,
-		         n->cores ? "" : " (this machine)", n->spindles);
+	ps->file = fopen(path, "r");
+	if (ps->file == NULL) {
+		snprintf(ps->err, ps->errlen, "%s: cannot open: %s", path, strerror(errno));
+		return false;
 	}
-	n->pool_size_source = util_strdup(src);
-}
-
-int config_pool_size(const struct db_conf *d, const struct node_conf *n, char *src, size_t len)
-{
-	int size;
-	char buf[240];
-
-	if (d->pool_size > 0) {
-		size = d->pool_size < n->pool_size ? d->pool_size : n->pool_size;
-		snprintf(buf, sizeof(buf), "pool_size = %d%s", d->pool_size,
-		         size < d->pool_size ? ", capped by the node's pool_size" : "");
-	} else {
-		size = (n->pool_size * d->max_pool_share + 99) / 100;
-		if (size < 1)
-			size = 1;
-		snprintf(buf, sizeof(buf), "node %s pool_size %d (%s) * max_pool_share %d%%",
-		         n->name, n->pool_size, n->pool_size_source, d->max_pool_share);
+	if (fstat(fileno(ps->file), &st) == 0 && S_ISDIR(st.st_mode)) {
+		fclose(ps->file);
+		snprintf(ps->err, ps->errlen, "%s: is a directory; -c takes the ini file", path);
+		return false;
 	}
-	if (src != NULL)
-		snprintf(src, len, "%s", buf);
-	return size;
-}
-
-/* A database's nodes list being resolved. */
-struct db_nodes {
-	struct parse_state *ps;
-	struct db_conf *d;
-};
-
-/* One name of a nodes list: its section joins the database's node_list. */
-static bool add_db_node(const char *name, void *arg)
-{
-	struct db_nodes *dn = arg;
-	const struct config *cfg = dn->ps->cfg;
-	struct node_conf *found = NULL;
-
-	for (int i = 0; i < cfg->n_nodes; i++)
-		if (strcmp(cfg->nodes[i].name, name) == 0)
-			found = &cfg->nodes[i];
-	if (found == NULL)
-		return fail(dn->ps, "[database.%s] nodes: no section [node.%s]", dn->d->name, name);
-	if (dn->d->n_nodes < cfg->n_nodes)
-		dn->d->node_list[dn->d->n_nodes++] = found;
+	ini_allow_multiline = false;
+	ini_stop_on_first_error = true;
+	ini_use_stack = false;
+	ini_allow_realloc = true;
+	ini_max_line = 8192;
+	r = ini_parse_stream(read_line, ps, on_ini_entry, ps);
+	fclose(ps->file);
+	if (ps->failed)
+		return false;
+	if (r != 0) {
+		ps->line = r;
+		return config_fail(
+		    ps, "syntax error (expected [section], key = value, or a ; comment)");
+	}
 	return true;
 }
 
-static bool resolve_cluster_db(struct parse_state *ps, struct db_conf *d);
-static bool size_db(struct parse_state *ps, struct db_conf *d);
+static bool needs_restart(const struct key *k, const void *obj, const struct config *cfg);
 
-static bool resolve_db(struct parse_state *ps, struct db_conf *d)
+bool config_key_changeable(const char *key)
 {
-	struct config *cfg = ps->cfg;
-	int have_primary = 0;
-
-	ps->line = d->line;
-	if (d->dbname == NULL)
-		d->dbname = util_strdup(d->name);
-	d->node_list = util_calloc((size_t)cfg->n_nodes + 1, sizeof(*d->node_list));
-	if (d->cluster != NULL)
-		return resolve_cluster_db(ps, d);
-	if (d->nodes == NULL) {
-		for (int i = 0; i < cfg->n_nodes; i++)
-			if (cfg->nodes[i].cluster ==
-			    NULL) /* members serve their cluster's databases */
-				d->node_list[d->n_nodes++] = &cfg->nodes[i];
-	} else {
-		struct db_nodes dn = {ps, d};
-		if (!util_split(d->nodes, add_db_node, &dn))
-			return false;
-	}
-	for (int i = 0; i < d->n_nodes; i++)
-		if (d->node_list[i]->role != NODE_ROLE_REPLICA)
-			have_primary++;
-	if (d->n_nodes == 0 || have_primary == 0)
-		return fail(
-		    ps, "[database.%s] nodes: needs at least one node with role = primary or auto",
-		    d->name);
-	return size_db(ps, d);
+	for (size_t i = 0; i < ARRAY_LEN(pooler_keys); i++)
+		if (strcmp(pooler_keys[i].name, key) == 0)
+			return !pooler_keys[i].secret &&
+			       !needs_restart(&pooler_keys[i], NULL, NULL);
+	return false;
 }
 
-/* A database served by a cluster: its members, as many as are known (none before the
- * first answer of the Patroni API: the database then has no primary yet). */
-static bool resolve_cluster_db(struct parse_state *ps, struct db_conf *d)
+/* SET on the console: "key=value" lines over the [pooler] keys of the file. */
+static bool apply_sets(struct parse_state *ps, const char *sets)
 {
-	struct config *cfg = ps->cfg;
-	bool found = false;
+	char *copy = util_strdup(sets), *save = NULL;
+	bool ok = true;
 
-	if (d->nodes != NULL)
-		return fail(ps, "[database.%s] cluster: nodes and cluster are exclusive", d->name);
-	for (int i = 0; i < cfg->n_clusters; i++)
-		found = found || strcmp(cfg->clusters[i].name, d->cluster) == 0;
-	if (!found)
-		return fail(ps, "[database.%s] cluster: no section [cluster.%s]", d->name,
-		            d->cluster);
-	for (int i = 0; i < cfg->n_nodes; i++)
-		if (cfg->nodes[i].cluster != NULL && strcmp(cfg->nodes[i].cluster, d->cluster) == 0)
-			d->node_list[d->n_nodes++] = &cfg->nodes[i];
-	if (d->n_nodes > 0)
-		return size_db(ps, d);
-	d->effective_pool_size = d->pool_size > 0 ? d->pool_size : config_local_cores() * 2 + 1;
-	d->pool_size_source = util_strdup("no member of the cluster known yet");
-	return true;
-}
-
-/* The pool size shown for the database, and min_pool_size checked against it. */
-static bool size_db(struct parse_state *ps, struct db_conf *d)
-{
-	/* Pools on other nodes are sized from those nodes; this is the figure for the
-	 * primary, shown by SHOW DATABASES and --check-config. */
-	const struct node_conf *n = d->node_list[0];
-	for (int i = 0; i < d->n_nodes; i++)
-		if (d->node_list[i]->role == NODE_ROLE_PRIMARY) {
-			n = d->node_list[i];
+	for (char *line = strtok_r(copy, "\n", &save); ok && line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char *eq = strchr(line, '=');
+		ok = false;
+		if (eq == NULL)
 			break;
-		}
-	char src[200];
-	d->effective_pool_size = config_pool_size(d, n, src, sizeof(src));
-	d->pool_size_source = util_strdup(src);
-	if (d->min_pool_size > d->effective_pool_size)
-		return fail(ps, "[database.%s] min_pool_size: %d is larger than the pool size %d",
-		            d->name, d->min_pool_size, d->effective_pool_size);
-	return true;
-}
-
-/* TLS for clients needs a certificate and its key; verifying clients needs the CAs. */
-static bool check_client_tls(struct parse_state *ps)
-{
-	const struct config *cfg = ps->cfg;
-
-	if (cfg->client_tls_sslmode == TLS_DISABLE)
-		return true;
-	if (cfg->client_tls_cert_file == NULL || cfg->client_tls_cert_file[0] == '\0')
-		return fail(ps,
-		            "[pooler] client_tls_cert_file: required when client_tls_sslmode is "
-		            "not disable");
-	if (cfg->client_tls_key_file == NULL || cfg->client_tls_key_file[0] == '\0')
-		return fail(ps, "[pooler] client_tls_key_file: required when client_tls_sslmode is "
-		                "not disable");
-	if (cfg->client_tls_sslmode >= TLS_VERIFY_CA &&
-	    (cfg->client_tls_ca_file == NULL || cfg->client_tls_ca_file[0] == '\0'))
-		return fail(ps, "[pooler] client_tls_ca_file: required with client_tls_sslmode = "
-		                "verify-ca or verify-full");
-	return true;
-}
-
-/* Every [cluster.NAME] names at least one URL, each one the poller can use. */
-static bool check_clusters(struct parse_state *ps)
-{
-	for (int i = 0; i < ps->cfg->n_clusters; i++) {
-		struct cluster_conf *c = &ps->cfg->clusters[i];
-		ps->line = c->line;
-		if (c->urls == NULL || c->urls[0] == '\0')
-			return fail(ps, "[cluster.%s] urls: required (http://HOST:PORT, ...)",
-			            c->name);
-		if (!util_split(c->urls, check_url, ps))
-			return fail(ps,
-			            "[cluster.%s] urls: each must be http://HOST:PORT with HOST a "
-			            "numeric address or localhost",
-			            c->name);
+		*eq = '\0';
+		for (size_t i = 0; i < ARRAY_LEN(pooler_keys); i++)
+			if (strcmp(pooler_keys[i].name, line) == 0)
+				ok = set_key(ps, "SET", ps->cfg, &pooler_keys[i], eq + 1);
 	}
-	return true;
+	free(copy);
+	return ok;
 }
+
+static struct config *load(const char *path, const char *sets, const struct config_member *m,
+                            int n_members, char *err, size_t errlen);
 
 /* Each known member of a configured cluster becomes the node section CLUSTER.MEMBER. */
 static bool add_members(struct parse_state *ps, const struct config_member *m, int n)
@@ -831,9 +746,9 @@ static bool add_members(struct parse_state *ps, const struct config_member *m, i
 		snprintf(section, sizeof(section), "node.%s.%s", m[i].cluster, m[i].name);
 		for (int k = 0; k < cfg->n_nodes; k++)
 			if (strcmp(cfg->nodes[k].name, section + 5) == 0)
-				return fail(
-				    ps, "[%s]: a section has the name of a member of cluster %s",
-				    section, m[i].cluster);
+				return config_fail(ps,
+				                   "[%s]: a section has the name of a member of cluster %s",
+				                   section, m[i].cluster);
 		struct node_conf *nc = find_or_add_section(ps, section, KIND_NODE);
 		free(nc->host);
 		nc->host = util_strdup(m[i].host);
@@ -847,26 +762,44 @@ static bool add_members(struct parse_state *ps, const struct config_member *m, i
 	return true;
 }
 
-static bool only_cluster_dbs(const struct config *cfg)
+/* No database may take a name the admin console answers to. */
+static bool admin_db_free(struct parse_state *ps)
 {
+	const struct config *cfg = ps->cfg;
+
 	for (int i = 0; i < cfg->n_dbs; i++)
-		if (cfg->dbs[i].cluster == NULL)
-			return false;
+		if (config_list_has(cfg->admin_db, cfg->dbs[i].name)) {
+			ps->line = cfg->dbs[i].line;
+			return config_fail(
+			    ps, "[database.%s]: the admin console answers to this name (admin_db = %s)",
+			    cfg->dbs[i].name, cfg->admin_db);
+		}
 	return true;
 }
 
 struct config *config_load(const char *path, char *err, size_t errlen)
 {
-	return config_load_members(path, NULL, 0, err, errlen);
+	return load(path, NULL, NULL, 0, err, errlen);
 }
 
-struct config *config_load_members(const char *path, const struct config_member *members,
-                                   int n_members, char *err, size_t errlen)
+struct config *config_load_set(const char *path, const char *sets, char *err, size_t errlen)
+{
+	return load(path, sets, NULL, 0, err, errlen);
+}
+
+struct config *config_load_members(const char *path, const char *sets,
+                                   const struct config_member *members, int n_members, char *err,
+                                   size_t errlen)
+{
+	return load(path, sets, members, n_members, err, errlen);
+}
+
+static struct config *load(const char *path, const char *sets, const struct config_member *m,
+                            int n_members, char *err, size_t errlen)
 {
 	struct parse_state ps = {.err = err, .errlen = errlen};
 	struct config *cfg = util_calloc(1, sizeof(*cfg));
 	const char *slash;
-	int r;
 
 	cfg->path = util_strdup(path);
 	slash = strrchr(path, '/');
@@ -874,43 +807,12 @@ struct config *config_load_members(const char *path, const struct config_member 
 	                 : util_strdup(".");
 	ps.cfg = cfg;
 	apply_defaults(&ps, "pooler", cfg, pooler_keys, ARRAY_LEN(pooler_keys));
-
-	ps.file = fopen(path, "r");
-	if (ps.file == NULL) {
-		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-		goto fail;
-	}
-	ini_allow_multiline = false;
-	ini_stop_on_first_error = true;
-	ini_use_stack = false;
-	ini_allow_realloc = true;
-	ini_max_line = 8192;
-	r = ini_parse_stream(read_line, &ps, on_ini_entry, &ps);
-	fclose(ps.file);
-	if (ps.failed)
-		goto fail;
-	if (r != 0) {
-		ps.line = r;
-		fail(&ps, "syntax error (expected [section], key = value, or a ; comment)");
-		goto fail;
-	}
-
-	if (!check_clusters(&ps) || !add_members(&ps, members, n_members))
-		goto fail;
-	ps.line = 0;
-	if (cfg->n_nodes == 0 && cfg->n_dbs > 0 && !only_cluster_dbs(cfg)) {
-		fail(&ps, "no [node.NAME] section: databases need at least one server");
-		goto fail;
-	}
-	for (int i = 0; i < cfg->n_nodes; i++)
-		size_node(&cfg->nodes[i]);
-	for (int i = 0; i < cfg->n_dbs; i++)
-		if (!resolve_db(&ps, &cfg->dbs[i]))
-			goto fail;
-	if (!check_client_tls(&ps))
-		goto fail;
-	return cfg;
-fail:
+	bool ok = read_file(&ps, path) && (sets == NULL || apply_sets(&ps, sets)) &&
+	          add_members(&ps, m, n_members) && config_check_whole(&ps) &&
+	          admin_db_free(&ps);
+	free_seen(&ps);
+	if (ok)
+		return cfg;
 	config_free(cfg);
 	return NULL;
 }
@@ -960,113 +862,68 @@ const struct db_conf *config_find_db(const struct config *cfg, const char *name)
 	return NULL;
 }
 
-static void format_value(const struct key *k, const void *obj, char *out, size_t cap);
+/* Keys a RELOAD cannot change: the sockets are opened once, at start. */
+static const char *const restart_keys[] = {"listen_addr", "listen_port", "unix_socket_dir",
+                                           "metrics_listen", "workers"};
 
-static void print_keys(FILE *out, const void *obj, const struct key *keys, size_t n)
+static bool needs_restart(const struct key *k, const void *obj, const struct config *cfg)
 {
-	char value[512];
+	if (obj != cfg)       /* (both NULL: a [pooler] key by name) */
+		return false; /* [node.*] and [database.*] keys: reload_apply takes them all */
+	for (size_t i = 0; i < ARRAY_LEN(restart_keys); i++)
+		if (strcmp(restart_keys[i], k->name) == 0)
+			return true;
+	return false;
+}
+
+/* The keys of one section: their values beside the defaults, which are parsed from the
+ * table into defs by the same code as the file, so both print alike. */
+static void foreach_keys(const struct config *cfg, const char *prefix, const void *obj, void *defs,
+                         const struct key *keys, size_t n, config_key_fn *fn, void *arg)
+{
+	char value[512], def[512], key[256];
 
 	for (size_t i = 0; i < n; i++) {
-		format_value(&keys[i], obj, value, sizeof(value));
-		fprintf(out, "%s = %s    ; %s\n", keys[i].name, value, keys[i].help);
+		config_format_value(&keys[i], obj, value, sizeof(value));
+		config_format_value(&keys[i], defs, def, sizeof(def));
+		snprintf(key, sizeof(key), "%s%s", prefix, keys[i].name);
+		fn(key, value, keys[i].def ? def : NULL, !needs_restart(&keys[i], obj, cfg), arg);
 	}
 }
 
-void config_print(const struct config *cfg, FILE *out)
+void config_foreach(const struct config *cfg, config_key_fn *fn, void *arg)
 {
-	fprintf(out, "; %s\n[pooler]\n", cfg->path);
-	print_keys(out, cfg, pooler_keys, ARRAY_LEN(pooler_keys));
-	for (int i = 0; i < cfg->n_clusters; i++) {
-		fprintf(out, "\n[cluster.%s]\n", cfg->clusters[i].name);
-		print_keys(out, &cfg->clusters[i], cluster_keys, ARRAY_LEN(cluster_keys));
-	}
-	for (int i = 0; i < cfg->n_nodes; i++) {
-		fprintf(out, "\n[node.%s]%s\n", cfg->nodes[i].name,
-		        cfg->nodes[i].cluster ? "    ; a member of the cluster, from Patroni" : "");
-		print_keys(out, &cfg->nodes[i], node_keys, ARRAY_LEN(node_keys));
-		fprintf(out, "; connection budget: %d (%s)\n", cfg->nodes[i].pool_size,
-		        cfg->nodes[i].pool_size_source);
-	}
-	for (int i = 0; i < cfg->n_dbs; i++) {
-		const struct db_conf *d = &cfg->dbs[i];
-		fprintf(out, "\n[database.%s]\n", d->name);
-		print_keys(out, d, db_keys, ARRAY_LEN(db_keys));
-		for (int j = 0; j < d->n_nodes; j++) {
-			char src[240];
-			int size = config_pool_size(d, d->node_list[j], src, sizeof(src));
-			fprintf(out, "; pool size per user on node %s: %d (%s)\n",
-			        d->node_list[j]->name, size, src);
-		}
-	}
-}
+	char prefix[256];
+	struct config *defs = util_calloc(1, sizeof(*defs));
+	struct node_conf node_defs = {0};
+	struct db_conf db_defs = {0};
+	struct cluster_conf cluster_defs = {0};
+	struct parse_state ps = {.cfg = defs, .err = prefix, .errlen = sizeof(prefix)};
 
-static void format_value(const struct key *k, const void *obj, char *out, size_t cap)
-{
-	const char *field = (const char *)obj + k->offset;
-	int v = *(const int *)field;
-
-	switch (k->type) {
-	case K_STR:
-	case K_PATH:
-		snprintf(out, cap, "%s",
-		         k->secret
-		             ? (*(char *const *)field && **(char *const *)field ? "(set, not shown)"
-		                                                                : "")
-		             : (*(char *const *)field ? *(char *const *)field : ""));
-		return;
-	case K_INT:
-		snprintf(out, cap, "%d", v);
-		return;
-	case K_AUTO_INT:
-		if (v == k->min - 1)
-			snprintf(out, cap, "auto");
-		else
-			snprintf(out, cap, "%d", v);
-		return;
-	case K_MS:
-	case K_MSEC:
-		snprintf(out, cap, "%dms", v);
-		return;
-	case K_SHARE:
-		snprintf(out, cap, "%d%%", v);
-		return;
-	case K_ENUM:
-		snprintf(out, cap, "%s", k->choices[v]);
-		return;
-	case K_LOGLEVEL:
-		snprintf(out, cap, "%s", log_level_name((enum log_level)v));
-		return;
+	defs->path = util_strdup(cfg->path);
+	defs->dir = util_strdup(cfg->dir);
+	apply_defaults(&ps, "pooler", defs, pooler_keys, ARRAY_LEN(pooler_keys));
+	apply_defaults(&ps, "node", &node_defs, node_keys, ARRAY_LEN(node_keys));
+	apply_defaults(&ps, "database", &db_defs, db_keys, ARRAY_LEN(db_keys));
+	apply_defaults(&ps, "cluster", &cluster_defs, cluster_keys, ARRAY_LEN(cluster_keys));
+	foreach_keys(cfg, "", cfg, defs, pooler_keys, ARRAY_LEN(pooler_keys), fn, arg);
+	for (int n = 0; n < cfg->n_nodes; n++) {
+		snprintf(prefix, sizeof(prefix), "node.%s.", cfg->nodes[n].name);
+		foreach_keys(cfg, prefix, &cfg->nodes[n], &node_defs, node_keys,
+		             ARRAY_LEN(node_keys), fn, arg);
 	}
-}
-
-void config_foreach(const struct config *cfg,
-                    void (*fn)(const char *key, const char *value, void *arg), void *arg)
-{
-	char value[512], key[256];
-
-	for (size_t i = 0; i < ARRAY_LEN(pooler_keys); i++) {
-		format_value(&pooler_keys[i], cfg, value, sizeof(value));
-		fn(pooler_keys[i].name, value, arg);
+	for (int d = 0; d < cfg->n_dbs; d++) {
+		snprintf(prefix, sizeof(prefix), "database.%s.", cfg->dbs[d].name);
+		foreach_keys(cfg, prefix, &cfg->dbs[d], &db_defs, db_keys, ARRAY_LEN(db_keys), fn,
+		             arg);
 	}
-	for (int n = 0; n < cfg->n_nodes; n++)
-		for (size_t i = 0; i < ARRAY_LEN(node_keys); i++) {
-			format_value(&node_keys[i], &cfg->nodes[n], value, sizeof(value));
-			snprintf(key, sizeof(key), "node.%s.%s", cfg->nodes[n].name,
-			         node_keys[i].name);
-			fn(key, value, arg);
-		}
-	for (int c = 0; c < cfg->n_clusters; c++)
-		for (size_t i = 0; i < ARRAY_LEN(cluster_keys); i++) {
-			format_value(&cluster_keys[i], &cfg->clusters[c], value, sizeof(value));
-			snprintf(key, sizeof(key), "cluster.%s.%s", cfg->clusters[c].name,
-			         cluster_keys[i].name);
-			fn(key, value, arg);
-		}
-	for (int d = 0; d < cfg->n_dbs; d++)
-		for (size_t i = 0; i < ARRAY_LEN(db_keys); i++) {
-			format_value(&db_keys[i], &cfg->dbs[d], value, sizeof(value));
-			snprintf(key, sizeof(key), "database.%s.%s", cfg->dbs[d].name,
-			         db_keys[i].name);
-			fn(key, value, arg);
-		}
+	for (int c = 0; c < cfg->n_clusters; c++) {
+		snprintf(prefix, sizeof(prefix), "cluster.%s.", cfg->clusters[c].name);
+		foreach_keys(cfg, prefix, &cfg->clusters[c], &cluster_defs, cluster_keys,
+		             ARRAY_LEN(cluster_keys), fn, arg);
+	}
+	free_keys(&node_defs, node_keys, ARRAY_LEN(node_keys));
+	free_keys(&db_defs, db_keys, ARRAY_LEN(db_keys));
+	free_keys(&cluster_defs, cluster_keys, ARRAY_LEN(cluster_keys));
+	config_free(defs);
 }

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "admin.h"
 #include "authq.h"
 #include "classify.h"
 #include "client.h"
@@ -18,12 +19,14 @@
 #include "config.h"
 #include "hba.h"
 #include "http.h"
+#include "import.h"
 #include "listener.h"
 #include "log.h"
 #include "node.h"
 #include "pool.h"
 #include "reload.h"
 #include "router.h"
+#include "service.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -52,22 +55,35 @@ struct daemon {
 	int stderr_fd; /* the original stderr, for when log_file is unset again */
 	struct http *http;
 	uint64_t shutdown_deadline_us;
+	/* service manager: readiness once the first probes answered, the pidfile */
+	ev_timer ready_check;
+	uint64_t ready_deadline_us; /* READY=1 by then even if some node never answered */
+	bool ready_sent;            /* reloads report RELOADING=1/READY=1 only after it */
+	char *pidfile;              /* as at startup; a reload does not move it */
+	int pidfile_fd;             /* -1: none written */
 };
 
 static struct daemon daemon_state;
 
+/* --help, and pooler(1)'s OPTIONS (config_write_man turns its option lines into the man
+ * page's, so that the two cannot drift apart). */
+static const char usage_text[] =
+    "Usage: pooler [-c FILE] [--check-config] | --import-pgbouncer PGBOUNCER.INI\n"
+    "PostgreSQL connection pooler and read/write router.\n\n"
+    "  -c, --config FILE   ini file (default conf/pooler.ini)\n"
+    "      --check-config  validate the config and auth file, print the effective\n"
+    "                      settings and pool sizes, and exit\n"
+    "      --import-pgbouncer PGBOUNCER.INI\n"
+    "                      write an equivalent pooler config to stdout, with a\n"
+    "                      comment on each setting that could not be carried\n"
+    "  -V, --version       print the version and exit\n"
+    "  -h, --help          this help\n\n"
+    "Signals: SIGHUP reloads the config, SIGTERM finishes running transactions and\n"
+    "exits, SIGINT exits at once.\n";
+
 static void usage(FILE *out)
 {
-	fputs("Usage: pooler [-c FILE] [--check-config]\n"
-	      "PostgreSQL connection pooler and read/write router.\n\n"
-	      "  -c, --config FILE   ini file (default conf/pooler.ini)\n"
-	      "      --check-config  validate the config and auth file, print the effective\n"
-	      "                      settings and pool sizes, and exit\n"
-	      "  -V, --version       print the version and exit\n"
-	      "  -h, --help          this help\n\n"
-	      "Signals: SIGHUP reloads the config, SIGTERM finishes running transactions and\n"
-	      "exits, SIGINT exits at once.\n",
-	      out);
+	fputs(usage_text, out);
 }
 
 /* Ready: accepting clients, and every database has a reachable primary. A cluster whose
@@ -94,8 +110,7 @@ static bool ready(struct daemon *d, char *reason, size_t len)
 	for (int i = 0; i < w->n_clusters; i++)
 		if (!w->clusters[i]->reachable)
 			snprintf(reason, len,
-			         "cluster %.40s: Patroni API unreachable (%.90s), last known "
-			         "members kept",
+			         "cluster %.40s: Patroni API unreachable (%.90s), last known members kept",
 			         w->clusters[i]->name, w->clusters[i]->last_error);
 	return true;
 }
@@ -219,6 +234,7 @@ static void on_sigterm(struct ev_loop *loop, ev_signal *sig, int revents)
 
 	if (d->w.shutting_down)
 		return;
+	service_notify("STOPPING=1\nSTATUS=draining: waiting for running transactions");
 	log_info("SIGTERM: no new clients; waiting up to %d ms for running transactions",
 	         d->files.cfg->shutdown_timeout_ms);
 	d->w.shutting_down = true;
@@ -239,6 +255,7 @@ static void on_sigint(struct ev_loop *loop, ev_signal *sig, int revents)
 {
 	(void)sig;
 	(void)revents;
+	service_notify("STOPPING=1");
 	log_info("SIGINT: exiting now");
 	ev_break(loop, EVBREAK_ALL);
 }
@@ -274,13 +291,13 @@ static void snapshot_free(struct snapshot *s)
 
 /* Read the config and every file it names. At startup, with auth_type = trust, a missing
  * auth file is an empty one. False (with err) when any is bad; nothing is left then. */
-static bool snapshot_load(struct snapshot *s, struct worker *w, const char *path, bool startup,
-                          char *err, size_t errlen)
+static bool snapshot_load(struct snapshot *s, struct worker *w, const char *path,
+                          const char *sets, bool startup, char *err, size_t errlen)
 {
 	*s = (struct snapshot){0};
 	int n_members;
 	struct config_member *members = reload_members(w, &n_members); /* Patroni members */
-	s->cfg = config_load_members(path, members, n_members, err, errlen);
+	s->cfg = config_load_members(path, sets, members, n_members, err, errlen);
 	free(members);
 	if (s->cfg == NULL)
 		return false;
@@ -301,11 +318,17 @@ static bool reload(struct daemon *d, char *err, size_t errlen)
 {
 	struct snapshot next;
 
-	if (!snapshot_load(&next, &d->w, d->config_path, false, err, errlen) ||
+	if (d->ready_sent)
+		service_notify("RELOADING=1\nMONOTONIC_USEC=%llu",
+		               (unsigned long long)util_now_us());
+	if (!snapshot_load(&next, &d->w, d->config_path, d->w.sets, false, err, errlen) ||
 	    !open_log_file(d, next.cfg, err, errlen)) {
 		snapshot_free(&next);
 		d->w.metrics.config_reloads_failed++;
 		log_error("reload failed, keeping the running config: %s", err);
+		if (d->ready_sent)
+			service_notify(
+			    "READY=1\nSTATUS=reload failed, running the previous config");
 		return false;
 	}
 	d->w.auth = next.auth;
@@ -318,6 +341,8 @@ static bool reload(struct daemon *d, char *err, size_t errlen)
 	start_stats(d);
 	d->w.metrics.config_reloads_ok++;
 	log_info("reloaded %s", d->config_path);
+	if (d->ready_sent)
+		service_notify("READY=1\nSTATUS=serving (config reloaded)");
 	return true;
 }
 
@@ -347,8 +372,10 @@ static int parse_args(struct daemon *d, int argc, char **argv)
 	static const struct option opts[] = {
 	    {"config", required_argument, NULL, 'c'},
 	    {"check-config", no_argument, NULL, 'C'},
+	    {"import-pgbouncer", required_argument, NULL, 'I'},
 	    {"version", no_argument, NULL, 'V'},
 	    {"help", no_argument, NULL, 'h'},
+	    {"print-man", required_argument, NULL, 'M'}, /* for make man; not in --help */
 	    {NULL, 0, NULL, 0},
 	};
 	int opt;
@@ -362,11 +389,20 @@ static int parse_args(struct daemon *d, int argc, char **argv)
 		case 'C':
 			d->check_only = true;
 			break;
+		case 'I':
+			return import_pgbouncer(optarg, stdout, stderr);
 		case 'V':
 			printf("pooler %s\n", POOLER_VERSION);
 			return 0;
 		case 'h':
 			usage(stdout);
+			return 0;
+		case 'M': /* --print-man 1 | 5: pooler(1) or pooler.ini(5) as man(7) source */
+			if (strcmp(optarg, "1") != 0 && strcmp(optarg, "5") != 0) {
+				fprintf(stderr, "pooler: --print-man takes 1 or 5\n");
+				return 2;
+			}
+			config_write_man(stdout, atoi(optarg), usage_text);
 			return 0;
 		default:
 			usage(stderr);
@@ -459,6 +495,47 @@ static bool open_endpoints(struct daemon *d, char *err, size_t errlen)
 	return true;
 }
 
+/* ---- service manager: pidfile and readiness ---- */
+
+/* Ready for a service manager: every node's first probe answered (or failed), so that what
+ * starts after the pooler finds the primary known; bounded by health_timeout. */
+static void on_ready_check(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct daemon *d = t->data;
+	int probed = 0;
+	(void)revents;
+
+	for (int i = 0; i < d->w.n_nodes; i++)
+		probed += d->w.nodes[i]->probed;
+	if (probed < d->w.n_nodes && util_now_us() < d->ready_deadline_us)
+		return;
+	ev_timer_stop(loop, t);
+	if (d->w.shutting_down) /* STOPPING=1 went out already */
+		return;
+	d->ready_sent = true;
+	service_notify("READY=1\nMAINPID=%ld\nSTATUS=serving; %d of %d nodes probed",
+	               (long)getpid(), probed, d->w.n_nodes);
+	log_info("ready: %d of %d nodes probed", probed, d->w.n_nodes);
+}
+
+/* Once listening: the pidfile, then READY=1 when the first probes are in. */
+static bool announce(struct daemon *d, char *err, size_t errlen)
+{
+	const struct config *cfg = d->files.cfg;
+
+	if (cfg->pidfile[0] != '\0') {
+		d->pidfile_fd = service_pidfile_write(cfg->pidfile, err, errlen);
+		if (d->pidfile_fd < 0)
+			return false;
+		d->pidfile = util_strdup(cfg->pidfile);
+	}
+	d->ready_deadline_us = util_now_us() + (uint64_t)cfg->health_timeout_ms * 1000 + 500000;
+	ev_timer_init(&d->ready_check, on_ready_check, 0, 0.02);
+	d->ready_check.data = d;
+	ev_timer_start(d->w.loop, &d->ready_check);
+	return true;
+}
+
 static void wire_signals(struct daemon *d)
 {
 	ev_signal_init(&d->sigterm, on_sigterm, SIGTERM);
@@ -478,6 +555,8 @@ static void teardown(struct daemon *d)
 
 	listener_close(d->listeners);
 	http_stop(d->http);
+	service_pidfile_remove(d->pidfile, d->pidfile_fd);
+	free(d->pidfile);
 	if (w->loop != NULL) {
 		client_close_all(w);
 		while (!list_empty(&w->pools))
@@ -488,6 +567,7 @@ static void teardown(struct daemon *d)
 		ratelimit_free(&w->connect_limit);
 		ratelimit_free(&w->auth_limit);
 		authq_free(w->authq);
+		admin_free(w);
 		ev_loop_destroy(w->loop);
 	}
 	snapshot_free(&d->files);
@@ -499,9 +579,10 @@ int main(int argc, char **argv)
 	char err[1024];
 	int rc = parse_args(d, argc, argv);
 
+	d->pidfile_fd = -1;
 	if (rc >= 0)
 		return rc;
-	if (!snapshot_load(&d->files, &d->w, d->config_path, true, err, sizeof(err)))
+	if (!snapshot_load(&d->files, &d->w, d->config_path, NULL, true, err, sizeof(err)))
 		goto fail;
 	log_min_level = (enum log_level)d->files.cfg->log_level;
 	if (d->check_only) {
@@ -510,7 +591,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (!setup_process(d, err, sizeof(err)) || !init_worker(d, err, sizeof(err)) ||
-	    !open_endpoints(d, err, sizeof(err)))
+	    !open_endpoints(d, err, sizeof(err)) || !announce(d, err, sizeof(err)))
 		goto fail;
 	wire_signals(d);
 	log_info("pooler %s started (config %s)", POOLER_VERSION, d->config_path);

@@ -6,13 +6,17 @@
  * counts or the verdict cache's figures), or a function for the few that are computed. */
 #include "metrics.h"
 
+#include <dirent.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "classify.h"
 #include "cluster.h"
+#include "config.h"
 #include "node.h"
 #include "pool.h"
 #include "router.h"
@@ -98,6 +102,7 @@ enum kind {
 	K_INT,       /* int (or an enum) */
 	K_BOOL,      /* bool, as 0 or 1 */
 	K_MS,        /* int64_t milliseconds, printed as seconds */
+	K_DOUBLE,    /* double */
 	K_HISTOGRAM, /* struct histogram: its _bucket, _sum and _count series */
 };
 
@@ -113,6 +118,7 @@ enum scope {
 	OF_WORKER,     /* struct worker */
 	OF_CLIENTS,    /* struct client_counts */
 	OF_CLASSIFY,   /* struct classify_stats */
+	OF_PROCESS,    /* struct process_stats */
 	PER_POOL,      /* struct pool, each pool: database, user and node */
 	PER_NODE,      /* struct node, each node: node */
 	PER_NODE_ROLE, /* each node: node and role */
@@ -120,11 +126,23 @@ enum scope {
 	COMPUTED,      /* write() works the values out */
 };
 
+/* The process as /proc shows it, read once per scrape: the standard process_* families
+ * that every Prometheus client library exports, under their usual names. */
+struct process_stats {
+	double cpu_seconds;    /* user + system */
+	double start_time;     /* since the epoch */
+	double resident_bytes; /* doubles: these are what Prometheus stores anyway */
+	double virtual_bytes;
+	double open_fds;
+	double max_fds; /* the soft RLIMIT_NOFILE */
+};
+
 /* What one scrape reads. */
 struct scrape {
 	struct worker *w;
 	const struct client_counts *clients;
 	const struct classify_stats *classify;
+	const struct process_stats *process;
 };
 
 #define MAX_SERIES 4
@@ -148,10 +166,13 @@ struct family {
 #define POOL(f, kind) offsetof(struct pool, f), kind
 #define CLIENTS(f) offsetof(struct client_counts, f), K_INT
 #define CLASSIFY(f) offsetof(struct classify_stats, f), K_U64
+#define PROCESS(f) offsetof(struct process_stats, f), K_DOUBLE
 
 _Static_assert(sizeof(((struct node *)0)->breaker.state) == sizeof(int), "breaker state: K_INT");
 
 static void write_up(struct buf *b, const struct family *f, const struct scrape *s);
+static void write_build_info(struct buf *b, const struct family *f, const struct scrape *s);
+static void write_max_clients(struct buf *b, const struct family *f, const struct scrape *s);
 static void write_server_states(struct buf *b, const struct family *f, const struct scrape *s);
 static void write_node_queries(struct buf *b, const struct family *f, const struct scrape *s);
 static void write_by_pin_reason(struct buf *b, const struct family *f, const struct scrape *s);
@@ -161,11 +182,29 @@ static void write_clusters(struct buf *b, const struct family *f, const struct s
 
 static const struct family families[] = {
     {"pooler_up", GAUGE, "1 while the pooler serves.", COMPUTED, .write = write_up},
+    {"pooler_build_info", GAUGE, "Always 1; the version label says which pooler this is.", COMPUTED,
+     .write = write_build_info},
+    /* the process */
+    {"process_cpu_seconds_total", COUNTER, "User and system CPU time spent, in seconds.",
+     OF_PROCESS, .series = {{NULL, PROCESS(cpu_seconds)}}},
+    {"process_start_time_seconds", GAUGE, "Start time of the process since the Unix epoch.",
+     OF_PROCESS, .series = {{NULL, PROCESS(start_time)}}},
+    {"process_resident_memory_bytes", GAUGE, "Resident memory size in bytes.", OF_PROCESS,
+     .series = {{NULL, PROCESS(resident_bytes)}}},
+    {"process_virtual_memory_bytes", GAUGE, "Virtual memory size in bytes.", OF_PROCESS,
+     .series = {{NULL, PROCESS(virtual_bytes)}}},
+    {"process_open_fds", GAUGE, "Open file descriptors (client and server sockets among them).",
+     OF_PROCESS, .series = {{NULL, PROCESS(open_fds)}}},
+    {"process_max_fds", GAUGE, "Most file descriptors the process may open (RLIMIT_NOFILE).",
+     OF_PROCESS, .series = {{NULL, PROCESS(max_fds)}}},
     {"pooler_clients", GAUGE, "Client connections by state.", OF_CLIENTS,
      .series = {{"state=\"login\"", CLIENTS(login)},
                 {"state=\"idle\"", CLIENTS(idle)},
                 {"state=\"waiting\"", CLIENTS(waiting)},
                 {"state=\"active\"", CLIENTS(active)}}},
+    {"pooler_max_client_connections", GAUGE,
+     "Client connections accepted at most (max_client_conn); more get SQLSTATE 53300.", COMPUTED,
+     .write = write_max_clients},
     {"pooler_client_received_bytes_total", COUNTER, "Bytes read from clients.", OF_WORKER,
      .series = {{NULL, METRIC(client_bytes.in)}}},
     {"pooler_client_sent_bytes_total", COUNTER, "Bytes written to clients.", OF_WORKER,
@@ -267,6 +306,10 @@ static const struct family families[] = {
     {"pooler_login_settings_restored_total", COUNTER,
      "Client RESET, RESET ALL or DISCARD ALL followed by the client's login settings.", OF_WORKER,
      .series = {{NULL, METRIC(login_restores)}}},
+    {"pooler_settings_carried_total", COUNTER,
+     "Session SETs the pooler carries to every server the client gets, instead of pinning "
+     "the client to one.",
+     OF_WORKER, .series = {{NULL, METRIC(settings_carried)}}},
     {"pooler_replica_connect_fallbacks_total", COUNTER,
      "Reads that waited on a replica that could not be reached and ran on the primary.", OF_WORKER,
      .series = {{NULL, METRIC(replica_fallbacks)}}},
@@ -356,6 +399,9 @@ static void write_value(struct buf *b, const char *name, const char *labels, con
 	case K_MS:
 		snprintf(v, sizeof(v), "%.3f", (double)*(const int64_t *)p / 1000.0);
 		break;
+	case K_DOUBLE:
+		snprintf(v, sizeof(v), "%.15g", *(const double *)p);
+		break;
 	}
 	if (labels[0])
 		out(b, "%s{%s} %s\n", name, labels, v);
@@ -409,6 +455,9 @@ static void write_family(struct buf *b, const struct family *f, const struct scr
 	case OF_CLASSIFY:
 		write_series(b, f, "", s->classify);
 		break;
+	case OF_PROCESS:
+		write_series(b, f, "", s->process);
+		break;
 	case PER_POOL:
 		for (struct list *pos = s->w->pools.next; pos != &s->w->pools; pos = pos->next) {
 			const struct pool *p = container_of(pos, struct pool, node);
@@ -427,9 +476,65 @@ static void write_family(struct buf *b, const struct family *f, const struct scr
 	}
 }
 
+/* Seconds since the epoch when the machine booted (/proc/stat btime), 0 if unknown. */
+static double boot_time(void)
+{
+	FILE *f = fopen("/proc/stat", "r");
+	char line[256];
+	double btime = 0;
+
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "btime %lf", &btime) == 1)
+			break;
+	if (f != NULL)
+		fclose(f);
+	return btime;
+}
+
+/* CPU time, start time and memory from /proc/self/stat (fields 14, 15, 22, 23, 24 of
+ * proc(5), counted after the command name, which may hold spaces), descriptors from
+ * /proc/self/fd. What cannot be read stays 0. */
+static void process_read(struct process_stats *p)
+{
+	char text[1024], *after;
+	unsigned long long utime, stime, start, vsize;
+	long long rss;
+	double tick = (double)sysconf(_SC_CLK_TCK), page = (double)sysconf(_SC_PAGESIZE);
+	FILE *f = fopen("/proc/self/stat", "r");
+	size_t n = f != NULL ? fread(text, 1, sizeof(text) - 1, f) : 0;
+	struct rlimit rl;
+
+	*p = (struct process_stats){0};
+	if (f != NULL)
+		fclose(f);
+	text[n] = '\0';
+	after = strrchr(text, ')');
+	if (after != NULL && tick > 0 &&
+	    sscanf(after + 2,
+	           "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d "
+	           "%*d %llu %llu %lld",
+	           &utime, &stime, &start, &vsize, &rss) == 5) {
+		p->cpu_seconds = (double)(utime + stime) / tick;
+		p->start_time = boot_time() + (double)start / tick;
+		p->virtual_bytes = (double)vsize;
+		p->resident_bytes = (double)rss * page;
+	}
+	DIR *d = opendir("/proc/self/fd");
+	if (d != NULL) {
+		for (struct dirent *e; (e = readdir(d)) != NULL;)
+			p->open_fds += e->d_name[0] != '.';
+		p->open_fds -= 1; /* the directory's own */
+		closedir(d);
+	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+		p->max_fds = rl.rlim_cur == RLIM_INFINITY ? -1 : (double)rl.rlim_cur;
+}
+
 void metrics_render(struct worker *w, const struct client_counts *cc, struct buf *b)
 {
-	const struct scrape s = {w, cc, classify_stats(w->classifier)};
+	struct process_stats proc;
+	process_read(&proc);
+	const struct scrape s = {w, cc, classify_stats(w->classifier), &proc};
 
 	for (size_t i = 0; i < ARRAY_LEN(families); i++)
 		write_family(b, &families[i], &s);
@@ -451,6 +556,17 @@ static void write_up(struct buf *b, const struct family *f, const struct scrape 
 {
 	(void)s;
 	out(b, "%s 1\n", f->name);
+}
+
+static void write_build_info(struct buf *b, const struct family *f, const struct scrape *s)
+{
+	(void)s;
+	out(b, "%s{version=\"%s\"} 1\n", f->name, POOLER_VERSION);
+}
+
+static void write_max_clients(struct buf *b, const struct family *f, const struct scrape *s)
+{
+	out(b, "%s %d\n", f->name, s->w->cfg->max_client_conn);
 }
 
 static void write_server_states(struct buf *b, const struct family *f, const struct scrape *s)
@@ -532,6 +648,7 @@ static void window_roll(struct stats_window *win, const struct stats_totals *now
 	win->avg.wait_us = xacts ? (now->wait_us - prev->wait_us) / xacts : 0;
 	win->avg.query_us = queries ? (now->query_us - prev->query_us) / queries : 0;
 	win->prev = *now;
+	win->rolled = true;
 }
 
 /* A pool's bytes are measured on the server side: what it received from clients is

@@ -19,12 +19,20 @@ static const char probe_sql[] =
 /* Every function name; whether an overload is volatile; whether an overload's body (not
  * internal or C: languages 12 and 13) changes settings, by the rule classify.c applies to
  * DO blocks. A SET clause of the definition (proconfig) is left out on purpose: PostgreSQL
- * restores those settings when the function returns. */
+ * restores those settings when the function returns. Then, marked by the fourth column,
+ * the relations a standby cannot read: unlogged tables, and the views over them (through
+ * their rewrite rules' dependencies, views of views included). */
 static const char catalog_sql[] =
     ";select proname, bool_or(provolatile = 'v'),"
     " bool_or(prolang not in (12, 13) and (prosrc ~* 'set_config'"
-    "  or prosrc ~* '(^|[;'']|\\m(begin|then|else|loop)\\M)\\s*(re)?set\\M'))"
-    " from pg_proc group by proname";
+    "  or prosrc ~* '(^|[;'']|\\m(begin|then|else|loop)\\M)\\s*(re)?set\\M')),"
+    " false from pg_proc group by proname"
+    " union all (with recursive u(oid) as ("
+    "  select oid from pg_class where relpersistence = 'u' and relkind in ('r', 'p', 'm')"
+    "  union select r.ev_class from pg_rewrite r"
+    "   join pg_depend d on d.classid = 'pg_rewrite'::regclass and d.objid = r.oid"
+    "   join u on d.refclassid = 'pg_class'::regclass and d.refobjid = u.oid)"
+    " select distinct relname::text, false, false, true from pg_class join u using (oid))";
 
 uint64_t node_parse_lsn(const char *s)
 {
@@ -44,6 +52,11 @@ static void free_catalog(struct node *n)
 		free(n->cat_volatile[i]);
 	for (size_t i = 0; i < n->n_cat_setters; i++)
 		free(n->cat_setters[i]);
+	for (size_t i = 0; i < n->n_cat_unlogged; i++)
+		free(n->cat_unlogged[i]);
+	free(n->cat_unlogged);
+	n->cat_unlogged = NULL;
+	n->n_cat_unlogged = 0;
 	free(n->cat_names);
 	free(n->cat_volatile);
 	free(n->cat_setters);
@@ -95,8 +108,13 @@ static void read_catalog(struct node *n, PGresult *r)
 	n->cat_names = util_calloc((size_t)rows + 1, sizeof(char *));
 	n->cat_volatile = util_calloc((size_t)rows + 1, sizeof(char *));
 	n->cat_setters = util_calloc((size_t)rows + 1, sizeof(char *));
+	n->cat_unlogged = util_calloc((size_t)rows + 1, sizeof(char *));
 	for (int i = 0; i < rows; i++) {
 		const char *name = PQgetvalue(r, i, 0);
+		if (PQgetvalue(r, i, 3)[0] == 't') {
+			n->cat_unlogged[n->n_cat_unlogged++] = util_strdup(name);
+			continue;
+		}
 		n->cat_names[n->n_cat_names++] = util_strdup(name);
 		if (PQgetvalue(r, i, 1)[0] == 't')
 			n->cat_volatile[n->n_cat_volatile++] = util_strdup(name);
@@ -166,7 +184,7 @@ static void on_probe_result(struct pgconn *pc, PGresult *r)
 		n->result_ok = false;
 	} else if (n->result_index == 0 && PQntuples(r) == 1 && PQnfields(r) == 4) {
 		probe_answered(n, r);
-	} else if (n->result_index == 1 && PQnfields(r) == 3) {
+	} else if (n->result_index == 1 && PQnfields(r) == 4) {
 		read_catalog(n, r);
 	}
 	n->result_index++;

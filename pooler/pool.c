@@ -300,6 +300,8 @@ static bool past_lifetime(const struct pool *p, const struct server *s, uint64_t
 {
 	uint64_t life = (uint64_t)p->lifetime_ms * 1000;
 
+	if (s->created_us < p->reconnect_us)
+		return true; /* RECONNECT: older than the command */
 	if (life == 0)
 		return false;
 	life -= (s->id * 2654435761u) % (life / 10 + 1);
@@ -592,7 +594,7 @@ static bool db_paused(const struct worker *w, const char *db)
 {
 	const struct list *pos;
 
-	if (w->paused_all)
+	if (w->paused_all || config_list_has(w->paused_dbs, db))
 		return true;
 	for (pos = w->pools.next; pos != &w->pools; pos = pos->next) {
 		const struct pool *p = container_of(pos, struct pool, node);
@@ -620,6 +622,7 @@ struct pool *pool_get(struct worker *w, const struct db_conf *db, const char *us
 	p->user = util_strdup(user);
 	p->backend = backend;
 	p->paused = db_paused(w, db->name);
+	p->created_us = util_now_us();
 	p->tally.query_time = &backend->query_time;
 	p->login.host = util_strdup(backend->host);
 	p->login.port = backend->port;
@@ -725,6 +728,24 @@ void pool_resume(struct pool *p)
 		hand_over(p, s);
 	}
 	fill(p);
+}
+
+void pool_reconnect(struct pool *p)
+{
+	p->reconnect_us = util_now_us() + 1;
+	while (!list_empty(&p->idle))
+		pool_discard(p, container_of(p->idle.next, struct server, node), "RECONNECT");
+}
+
+int pool_old_servers(const struct pool *p)
+{
+	const struct list *lists[] = {&p->connecting, &p->idle, &p->active};
+	int n = 0;
+
+	for (size_t i = 0; i < ARRAY_LEN(lists); i++)
+		for (const struct list *pos = lists[i]->next; pos != lists[i]; pos = pos->next)
+			n += container_of(pos, struct server, node)->created_us < p->reconnect_us;
+	return n;
 }
 
 void pool_close_idle(struct pool *p)

@@ -3,10 +3,24 @@
 
 #include <assert.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "proto.h"
+
+/* pg_type.typlen: fixed sizes, 0xffff (-1) for variable-length types. */
+static uint16_t type_len(enum result_type type)
+{
+	switch (type) {
+	case RESULT_INT8:
+		return 8;
+	case RESULT_INT4:
+		return 4;
+	default:
+		return 0xffff;
+	}
+}
 
 void result_begin(struct result *r, struct buf *out, const struct result_column *cols, int n)
 {
@@ -18,9 +32,9 @@ void result_begin(struct result *r, struct buf *out, const struct result_column 
 		buf_put_u32(out, 0); /* table oid */
 		buf_put_u16(out, 0); /* column number */
 		buf_put_u32(out, cols[i].type);
-		buf_put_u16(out, cols[i].type == RESULT_INT8 ? 8 : 0xffff); /* typlen; varlena */
-		buf_put_u32(out, 0xffffffff);                               /* typmod */
-		buf_put_u16(out, 0);                                        /* text format */
+		buf_put_u16(out, type_len(cols[i].type));
+		buf_put_u32(out, 0xffffffff); /* typmod */
+		buf_put_u16(out, 0);          /* text format */
 	}
 	proto_end(out, m);
 }
@@ -33,11 +47,17 @@ void result_row(struct result *r)
 	r->cell = 0;
 }
 
+static bool is_number(enum result_type type)
+{
+	return type == RESULT_INT8 || type == RESULT_INT4 || type == RESULT_NUMERIC;
+}
+
 /* The next field of the row; type is its column's, or 0 for a NULL of any type. */
 static void put_cell(struct result *r, enum result_type type, const char *text, size_t len)
 {
 	assert(r->cell >= 0 && r->cell < r->n_cols);
-	assert(type == 0 || r->cols[r->cell].type == type);
+	assert(type == 0 || r->cols[r->cell].type == type ||
+	       (type == RESULT_INT8 && is_number(r->cols[r->cell].type)));
 	r->cell++;
 	if (text == NULL) {
 		buf_put_u32(r->out, 0xffffffff);

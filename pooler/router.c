@@ -94,6 +94,7 @@ static const struct {
     [ROUTE_HINT] = {"primary", "hint"},
     [ROUTE_SESSION_MODE] = {"primary", "session_mode"},
     [ROUTE_PRIMARY_ONLY] = {"primary", "primary_only"},
+    [ROUTE_REPLICAS_ONLY] = {"replica", "replicas_only"},
     [ROUTE_REFUSED_NO_REPLICA] = {"none", "no_replica"},
     [ROUTE_REFUSED_NO_PRIMARY] = {"none", "no_primary"},
     [ROUTE_REFUSED_STATEMENT] = {NULL, NULL}, /* counted by pooler_statement_mode_... */
@@ -118,6 +119,37 @@ static bool has_replicas(const struct db_conf *db)
 		if (db->node_list[i]->role != NODE_ROLE_PRIMARY)
 			return true;
 	return false;
+}
+
+/* A database that lists only replicas (a reporting database): every transaction runs
+ * on one of them, writes too, which the replica refuses itself (25006); never on a
+ * primary the operator did not list. */
+static bool replicas_only(const struct db_conf *db)
+{
+	for (int i = 0; i < db->n_nodes; i++)
+		if (db->node_list[i]->role != NODE_ROLE_REPLICA)
+			return false;
+	return true;
+}
+
+static void route_replicas_only(struct worker *w, const struct db_conf *db,
+                                struct route_session *rs, struct route_decision *d)
+{
+	/* one of its replicas may have been promoted since: it serves as well */
+	d->node = router_reader(w, db, 0, false);
+	if (d->node == NULL)
+		d->node = router_primary(w, db);
+	if (d->node == NULL) {
+		d->reason = ROUTE_REFUSED_NO_REPLICA;
+		d->sqlstate = SQLSTATE_CANNOT_CONNECT_NOW;
+		snprintf(d->message, sizeof(d->message),
+		         "no server of this database is available (it lists only replicas)");
+		return;
+	}
+	d->reason = ROUTE_REPLICAS_ONLY;
+	rs->on_replica = d->node->role == NODE_ROLE_REPLICA;
+	rs->ro_tx = true; /* nothing to judge or rerun: there is nowhere else to go */
+	rs->tx_wrote = false;
 }
 
 /* Whether reads may go to a replica yet after this client's last write. */
@@ -275,6 +307,11 @@ void router_route(struct worker *w, const struct db_conf *db, const struct batch
 	rs->once = ROUTE_NONE;
 	if (!admit(w, db, b, rs, d))
 		return;
+	if (replicas_only(db)) {
+		route_replicas_only(w, db, rs, d);
+		w->metrics.routed[d->reason]++;
+		return;
+	}
 	if (once != ROUTE_NONE)
 		hint = HINT_PRIMARY;
 	d->reason = stays(w, db, b, rs, hint);
@@ -406,11 +443,14 @@ void router_on_probe(struct node *n, void *arg)
 		    .n_volatile = n->n_cat_volatile,
 		    .setter_names = (const char *const *)n->cat_setters,
 		    .n_setters = n->n_cat_setters,
+		    .unlogged_names = (const char *const *)n->cat_unlogged,
+		    .n_unlogged = n->n_cat_unlogged,
 		};
 		classify_set_catalog(w->classifier, &cat);
 		log_info("function catalog from node %s: %zu functions, %zu volatile, %zu change "
-		         "settings",
-		         n->name, n->n_cat_names, n->n_cat_volatile, n->n_cat_setters);
+		         "settings; %zu relations a standby cannot read",
+		         n->name, n->n_cat_names, n->n_cat_volatile, n->n_cat_setters,
+		         n->n_cat_unlogged);
 		node_take_catalog(n);
 	}
 }

@@ -283,3 +283,12 @@ size_t tls_server_end_point(struct ssl_st *ssl, uint8_t *out, size_t outlen)
 		return 0;
 	return n;
 }
+
+void tls_describe(const struct ssl_st *ssl, char *text, size_t len)
+{
+	if (ssl == NULL || !SSL_is_init_finished(ssl)) {
+		snprintf(text, len, "%s", "");
+		return;
+	}
+	snprintf(text, len, "%s/%s", SSL_get_version(ssl), SSL_get_cipher_name(ssl));
+}

@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +25,19 @@ from pgcluster import Cluster, port_open, PG_BIN  # noqa: E402
 
 def pick(port):
     return port if not port_open(port) else None
+
+
+def free_near(port):
+    """port when nothing listens there, else the next free one (a fixed port the banner
+    can print, rather than one that only shows in the log)."""
+    for p in range(port, port + 100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", p))
+                return p
+            except OSError:
+                continue
+    raise RuntimeError("no free port in %d-%d" % (port, port + 99))
 
 
 def main():
@@ -53,7 +67,8 @@ def main():
         ini = re.sub(r"(?m)^(\[node\.replica1\][^\[]*?^port = )\d+", r"\g<1>%d" % cluster.replica_port, ini)
         ini = re.sub(r"(?m)^listen_port = \d+", "listen_port = %d" % listen_port, ini)
         ini = re.sub(r"(?m)^unix_socket_dir = .*", "unix_socket_dir = %s" % base, ini)
-        ini = re.sub(r"(?m)^metrics_listen = .*", "metrics_listen = 127.0.0.1:0", ini)
+        metrics_port = free_near(9930)
+        ini = re.sub(r"(?m)^metrics_listen = .*", "metrics_listen = 127.0.0.1:%d" % metrics_port, ini)
         ini_path = os.path.join(base, "pooler.ini")
         with open(ini_path, "w") as f:
             f.write(ini)
@@ -71,13 +86,17 @@ def main():
 pooler is running on 127.0.0.1:%(port)d in front of
   primary 127.0.0.1:%(p)d and replica 127.0.0.1:%(r)d  (database app, user app, password app)
 
-  psql "host=127.0.0.1 port=%(port)d dbname=app user=app password=app"
-  PGPASSWORD=app pgbench -n -S -c 20 -T 10 -h 127.0.0.1 -p %(port)d -U app app
-  PGPASSWORD=app pgbench -n -c 20 -T 10 -h 127.0.0.1 -p %(port)d -U app app
+  connect:        psql "host=127.0.0.1 port=%(port)d dbname=app user=app password=app"
+  admin console:  psql "host=127.0.0.1 port=%(port)d dbname=pooler user=admin password=admin" -c "SHOW POOLS"
+                  (SHOW HELP lists the commands: SHOW STATS, SHOW NODES, RELOAD, ...)
+  metrics:        curl http://127.0.0.1:%(m)d/metrics   (also /health and /ready)
+  load:           PGPASSWORD=app pgbench -n -S -c 20 -T 10 -h 127.0.0.1 -p %(port)d -U app app
+  reload config:  kill -HUP %(pid)d   (after editing %(ini)s)
 
   config: %(ini)s  (copied from conf/pooler.ini; users from conf/users.txt)
-Press Ctrl-C to stop.""" % {"port": listen_port, "p": cluster.primary_port,
-                            "r": cluster.replica_port, "ini": ini_path}, flush=True)
+To stop: press Ctrl-C here (stops the pooler and both servers, removes the files).""" % {
+            "port": listen_port, "p": cluster.primary_port, "r": cluster.replica_port,
+            "ini": ini_path, "m": metrics_port, "pid": pooler.pid}, flush=True)
         while not stopping and pooler.poll() is None:
             time.sleep(0.2)
         if pooler.poll() is not None and not stopping:

@@ -5,6 +5,7 @@ import os
 import socket
 import threading
 import time
+from decimal import Decimal
 
 import psycopg
 import pytest
@@ -74,7 +75,7 @@ def test_show_commands_answer(pooler):
         cols, r = rows(a, "SHOW CLIENTS")
         assert "admin" in {row[1] for row in r}
         cols, r = rows(a, "SHOW CONFIG")
-        config = dict(r)
+        config = {row[0]: row[1] for row in r}
         assert config["listen_port"] == str(p.port)
         assert config["database.app.server_password"] == "(set, not shown)"
         cols, r = rows(a, "SHOW VERSION")
@@ -382,25 +383,25 @@ def test_a_connect_error_with_a_tab_stays_in_last_error(pooler):
     assert (node["up"], node["usable"]) == ("no", "no"), node
 
 
-# The type each column is sent with: int8 (20) for counts, sizes, ports and times in
-# microseconds, as PgBouncer sends its numbers, so that exporters read them as numbers;
-# text (25) for the rest.
-INT8, TEXT = 20, 25
+# The type each column is sent with: PgBouncer 1.18's where it has the column (int4 for
+# counts and ports, numeric for statistics, as a running pgbouncer 1.18.0 describes them),
+# int8 for ours, text for the rest; so that exporters read them as numbers.
+INT4, INT8, TEXT, NUMERIC = 23, 20, 25, 1700
 COLUMN_TYPES = {
-    "POOLS": {"database": TEXT, "cl_active": INT8, "sv_idle": INT8, "maxwait": INT8,
-              "maxwait_us": INT8, "pool_mode": TEXT, "nodes": TEXT, "paused": TEXT},
-    "NODE_POOLS": {"user": TEXT, "sv_login": INT8, "node": TEXT, "node_role": TEXT},
-    "STATS": {"database": TEXT, "total_xact_count": INT8, "total_wait_time": INT8,
-              "avg_query_time": INT8},
-    "SERVERS": {"type": TEXT, "port": INT8, "local_port": INT8, "wait": INT8, "ptr": TEXT,
-                "link": TEXT, "remote_pid": INT8, "node": TEXT, "id": INT8},
-    "CLIENTS": {"addr": TEXT, "port": INT8, "wait_us": INT8, "close_needed": INT8,
+    "POOLS": {"database": TEXT, "cl_active": INT4, "sv_idle": INT4, "maxwait": INT4,
+              "maxwait_us": INT4, "pool_mode": TEXT, "nodes": TEXT, "paused": TEXT},
+    "NODE_POOLS": {"user": TEXT, "sv_login": INT4, "node": TEXT, "node_role": TEXT},
+    "STATS": {"database": TEXT, "total_xact_count": NUMERIC, "total_wait_time": NUMERIC,
+              "avg_query_time": NUMERIC},
+    "SERVERS": {"type": TEXT, "port": INT4, "local_port": INT4, "wait": INT4, "ptr": TEXT,
+                "link": TEXT, "remote_pid": INT4, "node": TEXT, "id": INT8},
+    "CLIENTS": {"addr": TEXT, "port": INT4, "wait_us": INT4, "close_needed": INT4,
                 "application_name": TEXT, "id": INT8, "pinned": TEXT},
-    "DATABASES": {"name": TEXT, "port": INT8, "pool_size": INT8, "current_connections": INT8,
-                  "paused": INT8, "nodes": TEXT},
+    "DATABASES": {"name": TEXT, "port": INT4, "pool_size": INT4, "current_connections": INT4,
+                  "paused": INT4, "nodes": TEXT},
     "NODES": {"name": TEXT, "port": INT8, "role": TEXT, "up": TEXT, "lag_bytes": INT8,
               "lag_ms": INT8, "weight": INT8, "probes_failed": INT8, "breaker": TEXT},
-    "CONFIG": {"key": TEXT, "value": TEXT},
+    "CONFIG": {"key": TEXT, "value": TEXT, "default": TEXT, "changeable": TEXT},
 }
 
 
@@ -418,4 +419,5 @@ def test_numbers_are_sent_as_numbers(pooler, command):
         assert types[col] == oid, (col, types[col])
     for row in r:
         for (col, oid), value in zip(types.items(), row):
-            assert value is None or isinstance(value, int if oid == INT8 else str), (col, value)
+            want = str if oid == TEXT else (Decimal if oid == NUMERIC else int)
+            assert value is None or isinstance(value, want), (col, value)

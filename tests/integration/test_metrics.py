@@ -43,7 +43,7 @@ def samples(text):
         name, labels = m.group(1), m.group(3) or ""
         base = re.sub(r"_(bucket|sum|count)$", "", name)
         assert name in typed or base in typed, "sample without # TYPE: %s" % name
-        assert name.startswith("pooler_"), name
+        assert name.startswith(("pooler_", "process_")), name
         pairs = frozenset(re.findall(r'(\w+)="([^"]*)"', labels))
         out[(name, pairs)] = float(m.group(4).replace("+Inf", "inf"))
     return out

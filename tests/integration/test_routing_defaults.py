@@ -1,10 +1,12 @@
 """Routing defaults, round two: reads go to the replicas unless none may serve them, a SET is
 not a write, a statement a replica refused stays known as a write, and a quiet replica is not
 reported behind."""
+import re
 import socket
 import time
 
 import psycopg
+import pytest
 
 from conftest import wait_for
 from test_limits import await_metric, metric
@@ -161,15 +163,43 @@ def test_notices_on_probe_connections_go_to_the_log(pooler, cluster):
     assert raw == [], raw[:5]
 
 
+def test_reads_of_unlogged_tables_and_their_views_go_to_the_primary(pooler, cluster):
+    """The catalog says which relations a standby cannot read (unlogged tables, views over
+    them, views of those views): reads of them go to the primary at once, in both
+    protocols, without a refusal from the replica."""
+    cluster.psql(cluster.primary_port, "drop table if exists rd_ul cascade;"
+                 " create unlogged table rd_ul(a int); insert into rd_ul values (5);"
+                 " create view rd_ul_v as select a from rd_ul;"
+                 " create view rd_ul_vv as select a * 2 as b from rd_ul_v", user="app")
+    cluster.wait_replay()
+    p = pooler(node_overrides={"primary": {"weight": 0}},
+               extra_pooler=dict(HEALTH, read_your_writes="off"))
+    wait_for(lambda: re.search(r"[1-9]\d* relations a standby cannot read", p.log()),
+             timeout=10, what="the catalog of unlogged relations")
+    wait_replica_reads(p, cluster)
+    with psycopg.connect(p.dsn(), autocommit=True, prepare_threshold=None) as c:
+        cur = psycopg.ClientCursor(c)
+        for sql in ("select sum(a), inet_server_port() from rd_ul",
+                    "select sum(a), inet_server_port() from public.RD_UL_V",
+                    "select sum(b) / 2, inet_server_port() from rd_ul_vv"):
+            cur.execute(sql)
+            assert cur.fetchone() == (5, cluster.primary_port), sql
+            assert c.execute(sql).fetchone() == (5, cluster.primary_port), sql  # extended
+        assert port(c) == cluster.replica_port  # other reads stay on the replica
+    assert "a replica refused" not in p.log()
+
+
 def test_unlogged_table_read_reruns_on_the_primary_and_is_learned(pooler, cluster):
-    """A standby cannot read an unlogged table (0A000): the autocommit read is rerun on the
-    primary before anything reached the client, and its shape is learned."""
+    """A standby cannot read an unlogged table (0A000). One created after the catalog was
+    read: the autocommit read is rerun on the primary before anything reached the
+    client, and its shape is learned."""
+    p = pooler(node_overrides={"primary": {"weight": 0}},
+               extra_pooler={"health_interval": "300ms", "read_your_writes": "off"})
+    wait_for(lambda: "function catalog" in p.log(), timeout=10, what="the catalog")
     cluster.psql(cluster.primary_port, "drop table if exists rd_unlogged;"
                  " create unlogged table rd_unlogged(a int); insert into rd_unlogged values (7)",
                  user="app")
     cluster.wait_replay()
-    p = pooler(node_overrides={"primary": {"weight": 0}},
-               extra_pooler=dict(HEALTH, read_your_writes="off"))
     wait_replica_reads(p, cluster)
     with psycopg.connect(p.dsn(), autocommit=True, prepare_threshold=None) as c:
         cur = psycopg.ClientCursor(c)  # simple protocol, as the safety net needs
@@ -243,3 +273,29 @@ def test_routing_metrics_say_why_a_read_went_to_the_primary(pooler, cluster):
                  reason="weight")
     assert routed(p2, "read_your_writes") == 0
     assert routed(p2, "hint") == 0
+
+
+def test_a_database_of_replicas_only(pooler, cluster):
+    """[database.app_ro] lists only the replica (a reporting database): it is accepted, its
+    reads run on the replica, and a write gets the replica's own read-only error (25006),
+    never the primary the operator did not list for it."""
+    cluster.psql(cluster.primary_port, "create table if not exists rd_ro(a int)", user="app")
+    cluster.wait_replay()
+    p = pooler(extra_pooler=HEALTH, extra_sections={"database.app_ro": {
+        "dbname": "app", "nodes": "replica1", "server_user": "app", "server_password": "app"}})
+    with psycopg.connect(p.dsn(dbname="app_ro"), autocommit=True,
+                         prepare_threshold=None) as c:
+        for _ in range(5):
+            assert port(c) == cluster.replica_port
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            c.execute("insert into rd_ro values (1)")
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            with c.transaction():
+                c.execute("insert into rd_ro values (2)")
+        assert port(c) == cluster.replica_port  # the session goes on
+    assert cluster.psql(cluster.primary_port, "select count(*) from rd_ro", user="app") \
+        .strip() == "0"
+    assert "a replica refused" not in p.log()
+    await_metric(p, "pooler_routing_decisions_total", lambda v: v >= 8, target="replica",
+                 reason="replicas_only")
+    assert routed(p, "write") == 0

@@ -221,3 +221,90 @@ def test_psql_gdesc_under_contention(pooler, cluster):
     for t in threads:
         t.join(90)
     assert errors == []
+
+
+# ---- session SETs carried, not pinned ---------------------------------------------------
+
+def backend(conn):
+    return conn.execute("select pg_backend_pid()").fetchone()[0]
+
+
+def test_session_sets_are_carried_across_servers_and_never_leak(pooler):
+    """A plain SET in its own transaction (statement_timeout, search_path, work_mem...) does
+    not pin: the client moves between server connections and keeps its values on each;
+    another client on the same servers sees the defaults; RESET forgets the value."""
+    p = pooler(pool_size=2, with_replica=False)
+    with p.connect(prepare_threshold=None, autocommit=True) as a, \
+            p.connect(prepare_threshold=None, autocommit=True) as b:
+        a.execute("set statement_timeout = 4321")
+        a.execute("SET Search_Path TO CarriedSchema")  # folds, as PostgreSQL folds it
+        a.execute("set work_mem = '5MB'")
+        seen = set()
+        for i in range(12):
+            # both hold a server at once, opening in turns: a lands on both servers
+            first, second = (a, b) if i % 2 else (b, a)
+            with first.transaction():
+                first.execute("select 1")
+                with second.transaction():
+                    second.execute("select 1")
+                    seen.add(backend(a))
+                    assert show(a, "statement_timeout") == "4321ms"
+                    assert show(a, "search_path") == "carriedschema"
+                    assert show(a, "work_mem") == "5MB"
+                    assert show(b, "statement_timeout") == "0", "a's setting reached b"
+                    assert show(b, "search_path") == DEFAULT_PATH
+                    assert show(b, "work_mem") == "4MB"
+        assert len(seen) == 2, "the client stayed on one server: it was pinned"
+        a.execute("reset statement_timeout")
+        for _ in range(4):
+            assert show(a, "statement_timeout") == "0"
+            assert show(a, "work_mem") == "5MB"
+    assert "keeps its server connection" not in p.log()
+    await_metric(p, "pooler_settings_carried_total", lambda v: v == 3)
+    await_metric(p, "pooler_pinned_clients_total", lambda v: v == 0)
+
+
+def test_a_refused_session_set_is_an_error_and_is_not_carried(pooler):
+    """SET statement_timeout = 'soon': the server's own error, the session goes on, and
+    nothing of it follows the client to other servers."""
+    p = pooler(pool_size=2, with_replica=False)
+    with p.connect(prepare_threshold=None, autocommit=True) as a, \
+            p.connect(prepare_threshold=None, autocommit=True) as b:
+        with pytest.raises(psycopg.errors.InvalidParameterValue):
+            a.execute("set statement_timeout = 'soon'")
+        for _ in range(6):
+            with b.transaction():
+                b.execute("select 1")
+                assert show(a, "statement_timeout") == "0"
+            assert show(b, "statement_timeout") == "0"
+    assert "keeps its server connection" not in p.log()
+
+
+def test_what_a_carried_set_cannot_be_still_pins(pooler):
+    """A list value, SET LOCAL outside a transaction, and the settings that decide routing
+    or identity (default_transaction_isolation) keep pinning, as before."""
+    p = pooler(pool_size=2, with_replica=False)
+    with p.connect(prepare_threshold=None, autocommit=True) as a:
+        a.execute("set default_transaction_isolation = 'repeatable read'")
+        first = backend(a)
+        for _ in range(4):
+            assert backend(a) == first
+    assert "keeps its server connection" in p.log()
+    leak_check(pooler(pool_size=1, with_replica=False), "set search_path = a1, b1",
+               "search_path", DEFAULT_PATH)
+
+
+def test_show_clients_lists_the_settings_carried_for_a_client(pooler):
+    """SHOW CLIENTS' settings column: what the client SET in its session and the pooler
+    carries for it; empty for a client that set nothing."""
+    from test_admin import admin, rows
+    p = pooler(pool_size=2, with_replica=False)
+    with p.connect(prepare_threshold=None, autocommit=True, application_name="carrier") as a, \
+            p.connect(prepare_threshold=None, autocommit=True, application_name="plain"):
+        a.execute("set statement_timeout = 2500")
+        a.execute("set lock_timeout = '1s'")
+        with admin(p) as adm:
+            cols, r = rows(adm, "SHOW CLIENTS")
+    by_app = {row[cols.index("application_name")]: row[cols.index("settings")] for row in r}
+    assert set(by_app["carrier"].split(", ")) == {"statement_timeout=2500", "lock_timeout=1s"}
+    assert by_app["plain"] == ""

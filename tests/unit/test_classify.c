@@ -20,7 +20,9 @@ static struct classifier *new_classifier(void)
 	    "my_stable", "random", "my_volatile", "nextval", "generate_series"};
 	static const char *const vol[] = {"random", "my_volatile", "nextval"};
 	struct classifier *cl = classify_new(64);
-	struct classify_catalog cat = {names, ARRAY_LEN(names), vol, ARRAY_LEN(vol), NULL, 0};
+	static const char *const unlogged[] = {"my_unlogged", "my_unlogged_view"};
+	struct classify_catalog cat = {names, ARRAY_LEN(names), vol,      ARRAY_LEN(vol),
+	                               NULL,  0,                unlogged, ARRAY_LEN(unlogged)};
 	classify_set_catalog(cl, &cat);
 	return cl;
 }
@@ -258,7 +260,7 @@ static void test_settings(void **state)
 	static const char *const names[] = {"count", "my_setter", "my_proc"};
 	static const char *const setters[] = {"my_setter", "my_proc"};
 	struct classifier *cl = classify_new(64);
-	struct classify_catalog cat = {names, 3, NULL, 0, setters, 2};
+	struct classify_catalog cat = {names, 3, NULL, 0, setters, 2, NULL, 0};
 	char got[128] = "";
 	(void)state;
 
@@ -348,6 +350,22 @@ static void test_normalize(void **state)
 
 #define TXT(s) (s), strlen(s)
 
+/* Relations a standby cannot read (unlogged, and views over them) send a read to the
+ * primary without marking it as a write. */
+static void test_unlogged(void **state)
+{
+	struct classifier *cl = new_classifier();
+	struct verdict v = run(cl, "select * from public.My_Unlogged where a = 1");
+	(void)state;
+
+	assert_false(v.read_only);
+	assert_false(v.wal); /* nothing written: read-your-writes does not move */
+	assert_false(run(cl, "select count(*) from my_unlogged_view").read_only);
+	assert_false(run(cl, "select 1 from t join my_unlogged u on true").read_only);
+	assert_true(run(cl, "select * from my_logged").read_only);
+	classify_free(cl);
+}
+
 static void test_text_facts(void **state)
 {
 	char name[64], value[64];
@@ -377,6 +395,15 @@ static void test_text_facts(void **state)
 	assert_true(classify_plain_set(TXT("set session x TO 'a b';"), name, 64, value, 64));
 	assert_string_equal(name, "x");
 	assert_string_equal(value, "a b");
+	assert_true(classify_plain_set(TXT("SET Search_Path = MySchema"), name, 64, value, 64));
+	assert_string_equal(name, "search_path"); /* folded, as PostgreSQL folds them */
+	assert_string_equal(value, "myschema");
+	assert_true(classify_plain_set(TXT("set x = 'Mixed'"), name, 64, value, 64));
+	assert_string_equal(value, "Mixed"); /* a literal keeps its case */
+	assert_true(classify_plain_set(TXT("set x = ''"), name, 64, value, 64));
+	assert_string_equal(value, "");
+	assert_false(classify_plain_set(TXT("SET x TO DEFAULT"), name, 64, value, 64));
+	assert_false(classify_plain_set(TXT("SET x = a, b"), name, 64, value, 64)); /* a list */
 	assert_false(classify_plain_set(TXT("SET LOCAL x = 1"), name, 64, value, 64));
 	assert_false(classify_plain_set(TXT("SET x = 1; SET y = 2"), name, 64, value, 64));
 
@@ -401,6 +428,7 @@ int main(void)
 	    cmocka_unit_test(test_wal_and_learned),
 	    cmocka_unit_test(test_normalize),
 	    cmocka_unit_test(test_text_facts),
+	    cmocka_unit_test(test_unlogged),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

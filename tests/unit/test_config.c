@@ -193,7 +193,6 @@ static void test_errors(void **state)
 	    {"[pooler]\n[mystery]\nx = 1\n", {":2:", "mystery", "unknown section"}},
 	    {"[pooler]\nthis line is not ini\n", {":2:", "syntax", NULL}},
 	    {"[node.a]\nrole = primary\n[database.d]\nnodes = a, b\n", {"node.b", "nodes", NULL}},
-	    {"[node.r]\nrole = replica\n[database.d]\n", {"database.d", "primary", NULL}},
 	    {"[node.a]\nrole = primary\n[database.d]\npool_size = 2\nmin_pool_size = 3\n",
 	     {"min_pool_size", "larger", NULL}},
 	};
@@ -316,6 +315,72 @@ static void test_split(void **state)
 	assert_string_equal(got, "");
 }
 
+/* What a file must not do silently: no database, a key or a section twice, the HTTP
+ * endpoint on the clients' port, a near-miss key name. Each names its line and key. */
+static void test_strict(void **state)
+{
+	static const struct bad_case cases[] = {
+	    {"", {":1:", "no [database.NAME] section", NULL}},
+	    {"[pooler]\nlisten_port = 6000\n\n[node.a]\n", {":4:", "[database.NAME]", NULL}},
+	    {"[pooler]\n[database.d]\n", {":2:", "no [node.NAME] section", NULL}},
+	    {"[pooler]\nlisten_port = 6000\nlisten_port = 6001\n[node.a]\n[database.d]\n",
+	     {":3:", "listen_port", "first on line 2"}},
+	    {"[pooler]\nretry_max = 1s\nserver_login_retry = 2\n[node.a]\n[database.d]\n",
+	     {":3:", "server_login_retry", "as retry_max"}},
+	    {"[node.a]\nport = 1\n[node.b]\n[node.a]\nport = 2\n[database.d]\n",
+	     {":4:", "[node.a]", "first on line 1"}},
+	    {"[pooler]\n[node.a]\n[database.d]\n[pooler]\n", {":4:", "[pooler]", "twice"}},
+	    {"[pooler]\nlisten_port = 7000\nmetrics_listen = 127.0.0.1:7000\n[node.a]\n"
+	     "[database.d]\n",
+	     {":3:", "metrics_listen", "listen_port"}},
+	    {"[pooler]\nmetrics_listen = *:6432\n[node.a]\n[database.d]\n",
+	     {":2:", "metrics_listen", "port 6432"}},
+	    {"[pooler]\nmetrics_listen = 9930\n[node.a]\n[database.d]\n",
+	     {":2:", "metrics_listen", "address:port"}},
+	    {"[pooler]\nlisten_prot = 6000\n", {":2:", "listen_prot", "did you mean listen_port?"}},
+	    {"[node.a]\nrloe = replica\n", {":2:", "rloe", "did you mean role?"}},
+	    {"[pooler]\npool_mode = session\n", {":2:", "pool_mode", "[database.NAME]"}},
+	    {"[pooler]\n\n[node.a]\n[database.d]\n[node.b]\n[pooler]\n", {":6:", NULL, NULL}},
+	    {"[pooler]\nlisten_port = 7000\n\n[node.a]\n\n[database.d]\n\n[pooler]\n",
+	     {":8:", NULL, NULL}},
+	    {"[pooler]\nlog_level = info\nclient_tls_sslmode = require\n[node.a]\n[database.d]\n",
+	     {":3:", "client_tls_cert_file", NULL}},
+	};
+	char err[512];
+	(void)state;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct config *cfg = config_load(write_ini(cases[i].text), err, sizeof(err));
+		unlink(path);
+		if (cfg != NULL)
+			fail_msg("case %zu loaded but should not have", i);
+		for (int j = 0; j < 3 && cases[i].expect[j]; j++)
+			if (strstr(err, cases[i].expect[j]) == NULL)
+				fail_msg("case %zu: \"%s\" lacks \"%s\"", i, err,
+				         cases[i].expect[j]);
+		/* the unknown-key message suggests, it does not list every key */
+		assert_true(strlen(err) < 300);
+	}
+	/* ports apart, or addresses apart, are fine */
+	struct config *cfg = config_load(write_ini("[pooler]\nlisten_addr = 127.0.0.2\n"
+	                                           "metrics_listen = 127.0.0.1:6432\n"
+	                                           "[node.a]\n[database.d]\n"),
+	                                 err, sizeof(err));
+	unlink(path);
+	if (cfg == NULL)
+		fail_msg("%s", err);
+	config_free(cfg);
+	/* a database of replicas only is allowed (a reporting database) */
+	cfg = config_load(write_ini("[node.r]\nrole = replica\n[database.d]\n"), err, sizeof(err));
+	unlink(path);
+	if (cfg == NULL)
+		fail_msg("%s", err);
+	config_free(cfg);
+	/* a directory is no ini file */
+	assert_null(config_load("/tmp", err, sizeof(err)));
+	assert_non_null(strstr(err, "directory"));
+}
+
 /* [cluster.NAME]: a database names the cluster; its known members become nodes
  * CLUSTER.MEMBER (role auto; weight 0 when tagged noloadbalance), the file's own nodes
  * stay out of it and it stays out of theirs. */
@@ -344,7 +409,7 @@ static void test_cluster_members(void **state)
 	assert_int_equal(config_find_db(cfg, "app")->n_nodes, 0); /* no member known yet */
 	config_free(cfg);
 
-	cfg = config_load_members(path, m, 3, err, sizeof(err));
+	cfg = config_load_members(path, NULL, m, 3, err, sizeof(err));
 	unlink(path);
 	assert_non_null(cfg);
 	assert_int_equal(cfg->n_nodes, 3);
@@ -368,16 +433,16 @@ static void test_cluster_errors(void **state)
 	static const struct {
 		const char *ini, *want;
 	} cases[] = {
-	    {"[cluster.c]\npoll_interval = 1s\n", "urls: required"},
-	    {"[cluster.c]\nurls = https://127.0.0.1:8008\n", "urls: each must be"},
-	    {"[cluster.c]\nurls = http://patroni1:8008\n", "urls: each must be"},
-	    {"[cluster.c]\nurls = http://127.0.0.1\n", "urls: each must be"},
+	    {"[cluster.c]\npoll_interval = 1s\n[database.d]\ncluster = c\n", "urls: required"},
+	    {"[cluster.c]\nurls = https://127.0.0.1:8008\n[database.d]\ncluster = c\n", "urls: each must be"},
+	    {"[cluster.c]\nurls = http://patroni1:8008\n[database.d]\ncluster = c\n", "urls: each must be"},
+	    {"[cluster.c]\nurls = http://127.0.0.1\n[database.d]\ncluster = c\n", "urls: each must be"},
 	    {"[cluster.c]\nurls = http://127.0.0.1:8008\n[database.d]\ncluster = x\n",
 	     "no section [cluster.x]"},
 	    {"[cluster.c]\nurls = http://127.0.0.1:8008\n[node.n]\n[database.d]\ncluster = c\n"
 	     "nodes = n\n",
 	     "exclusive"},
-	    {"[cluster.c]\nurls = http://127.0.0.1:8008\nport = 1\n", "unknown key"},
+	    {"[cluster.c]\nurls = http://127.0.0.1:8008\nport = 1\n[database.d]\ncluster = c\n", "unknown key"},
 	};
 	char err[512];
 
@@ -392,8 +457,8 @@ static void test_cluster_errors(void **state)
 	/* a member may not take the name of a section of the file */
 	const struct config_member m = {"c", "pg1", "127.0.0.1", 5432, false};
 	struct config *cfg = config_load_members(
-	    write_ini("[cluster.c]\nurls = http://127.0.0.1:8008\n[node.c.pg1]\n"), &m, 1, err,
-	    sizeof(err));
+	    write_ini("[cluster.c]\nurls = http://127.0.0.1:8008\n[node.c.pg1]\n[database.d]\n"),
+	    NULL, &m, 1, err, sizeof(err));
 	unlink(path);
 	assert_null(cfg);
 	assert_non_null(strstr(err, "member of cluster c"));
@@ -402,10 +467,11 @@ static void test_cluster_errors(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_minimal),         cmocka_unit_test(test_sizing_and_units),
-	    cmocka_unit_test(test_errors),          cmocka_unit_test(test_node_budget_and_shares),
-	    cmocka_unit_test(test_list_has),        cmocka_unit_test(test_duration_aliases),
-	    cmocka_unit_test(test_node_index),      cmocka_unit_test(test_split),
+	    cmocka_unit_test(test_minimal),    cmocka_unit_test(test_sizing_and_units),
+	    cmocka_unit_test(test_errors),     cmocka_unit_test(test_node_budget_and_shares),
+	    cmocka_unit_test(test_list_has),   cmocka_unit_test(test_duration_aliases),
+	    cmocka_unit_test(test_node_index), cmocka_unit_test(test_split),
+	    cmocka_unit_test(test_strict),
 	    cmocka_unit_test(test_cluster_members), cmocka_unit_test(test_cluster_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

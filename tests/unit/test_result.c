@@ -122,11 +122,51 @@ static void test_each_cell_is_one_field(void **state)
 	buf_free(&b);
 }
 
+/* PgBouncer's number types: int4 (typlen 4) and numeric (variable length) columns take
+ * result_int as int8 columns do. */
+static void test_int4_and_numeric_columns(void **state)
+{
+	static const struct result_column nums[] = {
+	    {"items", RESULT_INT4}, {"xact_count", RESULT_NUMERIC}, {"key", RESULT_BYTEA}};
+	struct buf b;
+	struct result r;
+	(void)state;
+
+	buf_init(&b);
+	result_begin(&r, &b, RESULT_COLUMNS(nums));
+	struct reader rd = {buf_head(&b)};
+	message(&rd, 'T');
+	assert_int_equal(get16(&rd), 3);
+	const uint32_t oids[] = {23, 1700, 17};
+	const uint16_t lens[] = {4, 0xffff, 0xffff};
+	for (int i = 0; i < 3; i++) {
+		rd.p += strlen(nums[i].name) + 1 + 4 + 2;
+		assert_int_equal(get32(&rd), oids[i]);
+		assert_int_equal(get16(&rd), lens[i]);
+		rd.p += 4 + 2;
+	}
+	size_t described = buf_len(&b);
+	result_row(&r);
+	result_int(&r, 12);
+	result_int(&r, 9007199254740993);
+	result_text(&r, NULL); /* NULL fits any type */
+	result_row_end(&r);
+	rd.p = buf_head(&b) + described;
+	const uint8_t *end = message(&rd, 'D');
+	assert_int_equal(get16(&rd), 3);
+	field(&rd, "12");
+	field(&rd, "9007199254740993");
+	field(&rd, NULL);
+	assert_ptr_equal(rd.p, end);
+	buf_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_row_description_carries_names_and_types),
 	    cmocka_unit_test(test_each_cell_is_one_field),
+	    cmocka_unit_test(test_int4_and_numeric_columns),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
