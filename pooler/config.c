@@ -729,7 +729,7 @@ static bool apply_sets(struct parse_state *ps, const char *sets)
 }
 
 static struct config *load(const char *path, const char *sets, const struct config_member *m,
-                            int n_members, char *err, size_t errlen);
+                           int n_members, char *err, size_t errlen);
 
 /* Each known member of a configured cluster becomes the node section CLUSTER.MEMBER. */
 static bool add_members(struct parse_state *ps, const struct config_member *m, int n)
@@ -746,9 +746,9 @@ static bool add_members(struct parse_state *ps, const struct config_member *m, i
 		snprintf(section, sizeof(section), "node.%s.%s", m[i].cluster, m[i].name);
 		for (int k = 0; k < cfg->n_nodes; k++)
 			if (strcmp(cfg->nodes[k].name, section + 5) == 0)
-				return config_fail(ps,
-				                   "[%s]: a section has the name of a member of cluster %s",
-				                   section, m[i].cluster);
+				return config_fail(
+				    ps, "[%s]: a section has the name of a member of cluster %s",
+				    section, m[i].cluster);
 		struct node_conf *nc = find_or_add_section(ps, section, KIND_NODE);
 		free(nc->host);
 		nc->host = util_strdup(m[i].host);
@@ -795,7 +795,7 @@ struct config *config_load_members(const char *path, const char *sets,
 }
 
 static struct config *load(const char *path, const char *sets, const struct config_member *m,
-                            int n_members, char *err, size_t errlen)
+                           int n_members, char *err, size_t errlen)
 {
 	struct parse_state ps = {.err = err, .errlen = errlen};
 	struct config *cfg = util_calloc(1, sizeof(*cfg));
@@ -808,8 +808,7 @@ static struct config *load(const char *path, const char *sets, const struct conf
 	ps.cfg = cfg;
 	apply_defaults(&ps, "pooler", cfg, pooler_keys, ARRAY_LEN(pooler_keys));
 	bool ok = read_file(&ps, path) && (sets == NULL || apply_sets(&ps, sets)) &&
-	          add_members(&ps, m, n_members) && config_check_whole(&ps) &&
-	          admin_db_free(&ps);
+	          add_members(&ps, m, n_members) && config_check_whole(&ps) && admin_db_free(&ps);
 	free_seen(&ps);
 	if (ok)
 		return cfg;

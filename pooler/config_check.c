@@ -157,7 +157,8 @@ static bool resolve_db(struct parse_state *ps, struct db_conf *d)
 		return resolve_cluster_db(ps, d);
 	if (d->nodes == NULL) {
 		for (int i = 0; i < cfg->n_nodes; i++)
-			if (cfg->nodes[i].cluster == NULL) /* members serve their cluster's databases */
+			if (cfg->nodes[i].cluster ==
+			    NULL) /* members serve their cluster's databases */
 				d->node_list[d->n_nodes++] = &cfg->nodes[i];
 	} else {
 		struct db_nodes dn = {ps, d};
@@ -302,13 +303,14 @@ static bool check_clusters(struct parse_state *ps)
 		struct cluster_conf *c = &ps->cfg->clusters[i];
 		ps->line = c->line;
 		if (c->urls == NULL || c->urls[0] == '\0')
-			return config_fail(ps, "[cluster.%s] urls: required (http://HOST:PORT, ...)",
-			                   c->name);
+			return config_fail(
+			    ps, "[cluster.%s] urls: required (http://HOST:PORT, ...)", c->name);
 		if (!util_split(c->urls, check_url, ps))
-			return config_fail(ps,
-			                   "[cluster.%s] urls: each must be http://HOST:PORT with HOST "
-			                   "a numeric address or localhost",
-			                   c->name);
+			return config_fail(
+			    ps,
+			    "[cluster.%s] urls: each must be http://HOST:PORT with HOST "
+			    "a numeric address or localhost",
+			    c->name);
 	}
 	return true;
 }

@@ -110,7 +110,8 @@ static bool ready(struct daemon *d, char *reason, size_t len)
 	for (int i = 0; i < w->n_clusters; i++)
 		if (!w->clusters[i]->reachable)
 			snprintf(reason, len,
-			         "cluster %.40s: Patroni API unreachable (%.90s), last known members kept",
+			         "cluster %.40s: Patroni API unreachable (%.90s), last known "
+			         "members kept",
 			         w->clusters[i]->name, w->clusters[i]->last_error);
 	return true;
 }
@@ -291,8 +292,8 @@ static void snapshot_free(struct snapshot *s)
 
 /* Read the config and every file it names. At startup, with auth_type = trust, a missing
  * auth file is an empty one. False (with err) when any is bad; nothing is left then. */
-static bool snapshot_load(struct snapshot *s, struct worker *w, const char *path,
-                          const char *sets, bool startup, char *err, size_t errlen)
+static bool snapshot_load(struct snapshot *s, struct worker *w, const char *path, const char *sets,
+                          bool startup, char *err, size_t errlen)
 {
 	*s = (struct snapshot){0};
 	int n_members;

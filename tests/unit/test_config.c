@@ -434,15 +434,19 @@ static void test_cluster_errors(void **state)
 		const char *ini, *want;
 	} cases[] = {
 	    {"[cluster.c]\npoll_interval = 1s\n[database.d]\ncluster = c\n", "urls: required"},
-	    {"[cluster.c]\nurls = https://127.0.0.1:8008\n[database.d]\ncluster = c\n", "urls: each must be"},
-	    {"[cluster.c]\nurls = http://patroni1:8008\n[database.d]\ncluster = c\n", "urls: each must be"},
-	    {"[cluster.c]\nurls = http://127.0.0.1\n[database.d]\ncluster = c\n", "urls: each must be"},
+	    {"[cluster.c]\nurls = https://127.0.0.1:8008\n[database.d]\ncluster = c\n",
+	     "urls: each must be"},
+	    {"[cluster.c]\nurls = http://patroni1:8008\n[database.d]\ncluster = c\n",
+	     "urls: each must be"},
+	    {"[cluster.c]\nurls = http://127.0.0.1\n[database.d]\ncluster = c\n",
+	     "urls: each must be"},
 	    {"[cluster.c]\nurls = http://127.0.0.1:8008\n[database.d]\ncluster = x\n",
 	     "no section [cluster.x]"},
 	    {"[cluster.c]\nurls = http://127.0.0.1:8008\n[node.n]\n[database.d]\ncluster = c\n"
 	     "nodes = n\n",
 	     "exclusive"},
-	    {"[cluster.c]\nurls = http://127.0.0.1:8008\nport = 1\n[database.d]\ncluster = c\n", "unknown key"},
+	    {"[cluster.c]\nurls = http://127.0.0.1:8008\nport = 1\n[database.d]\ncluster = c\n",
+	     "unknown key"},
 	};
 	char err[512];
 
@@ -467,12 +471,12 @@ static void test_cluster_errors(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_minimal),    cmocka_unit_test(test_sizing_and_units),
-	    cmocka_unit_test(test_errors),     cmocka_unit_test(test_node_budget_and_shares),
-	    cmocka_unit_test(test_list_has),   cmocka_unit_test(test_duration_aliases),
-	    cmocka_unit_test(test_node_index), cmocka_unit_test(test_split),
-	    cmocka_unit_test(test_strict),
-	    cmocka_unit_test(test_cluster_members), cmocka_unit_test(test_cluster_errors),
+	    cmocka_unit_test(test_minimal),        cmocka_unit_test(test_sizing_and_units),
+	    cmocka_unit_test(test_errors),         cmocka_unit_test(test_node_budget_and_shares),
+	    cmocka_unit_test(test_list_has),       cmocka_unit_test(test_duration_aliases),
+	    cmocka_unit_test(test_node_index),     cmocka_unit_test(test_split),
+	    cmocka_unit_test(test_strict),         cmocka_unit_test(test_cluster_members),
+	    cmocka_unit_test(test_cluster_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
