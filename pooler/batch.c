@@ -50,6 +50,7 @@ static void merge(struct batch *b, const struct verdict *v)
 	b->read_only = b->read_only && v->read_only;
 	b->begin = b->begin || v->begin;
 	b->begin_ro = b->begin_ro || v->begin_read_only;
+	b->serializable = b->serializable || v->serializable;
 	if (v->session_ro >= 0)
 		b->session_ro = v->session_ro;
 	if (b->hint == HINT_NONE)
