@@ -321,3 +321,20 @@ def test_serializable_set_after_begin_read_only_moves_to_the_primary(pooler, clu
         assert port(c) == cluster.replica_port
         c.execute("commit")
     assert "moves to the primary" in p.log()
+
+
+def test_a_serializable_session_runs_on_the_primary(pooler, cluster):
+    """Logged in with default_transaction_isolation = serializable (a startup option):
+    every transaction is serializable, which a standby cannot run: all go to the primary,
+    reads too, and work."""
+    p = pooler(extra_pooler=dict(HEALTH, read_your_writes="off"))
+    wait_replica_reads(p, cluster)
+    with psycopg.connect(p.dsn(), autocommit=True, prepare_threshold=None,
+                         options="-c default_transaction_isolation=serializable") as c:
+        for _ in range(3):
+            assert port(c) == cluster.primary_port
+        with c.transaction():
+            c.execute("set transaction read only")
+            assert c.execute("show transaction_isolation").fetchone() == ("serializable",)
+            assert port(c) == cluster.primary_port
+    assert "a replica refused" not in p.log()  # sent there at once, not after a refusal
