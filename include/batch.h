@@ -30,6 +30,7 @@ struct batch {
 	bool wal;          /* something in it may write: the client's reads must see it after */
 	bool begin;        /* opens a transaction block */
 	bool begin_ro;     /* ...a READ ONLY one */
+	bool serializable; /* asks for serializable isolation (SET TRANSACTION ...) */
 	bool terminate;    /* the client said goodbye */
 	int8_t session_ro; /* -1, or the session's new default_transaction_read_only */
 	uint8_t hint;      /* enum route_hint */

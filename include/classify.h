@@ -44,6 +44,7 @@ struct verdict {
 	bool begin_read_only; /* ...declared READ ONLY */
 	bool ends;            /* COMMIT / ROLLBACK / END / ABORT */
 	bool parse_error;     /* the parser refused it: the server will say why */
+	bool serializable;    /* asks for serializable isolation, which a standby cannot run */
 	int8_t session_ro; /* -1 unchanged; 0 or 1: the session's default_transaction_read_only */
 	uint8_t hint;      /* enum route_hint, from a leading pooler:primary|replica comment */
 	uint8_t pins;      /* enum pin_reason */

@@ -30,6 +30,7 @@ struct route_session {
 	uint8_t forced_route;  /* enum route_hint from the startup option pooler.route */
 	uint8_t once;          /* enum route_reason for the next transaction only, or 0 */
 	uint8_t pinned;        /* enum pin_reason: keeps its server for the whole session */
+	bool serializable;     /* logged in with default_transaction_isolation = serializable */
 	bool on_replica;       /* the current transaction runs on a replica */
 	bool ro_tx;            /* ...inside READ ONLY, or asked for by name: nothing in it can
 	                        * write, its later batches are not judged */

@@ -50,6 +50,7 @@ static void merge(struct batch *b, const struct verdict *v)
 	b->read_only = b->read_only && v->read_only;
 	b->begin = b->begin || v->begin;
 	b->begin_ro = b->begin_ro || v->begin_read_only;
+	b->serializable = b->serializable || v->serializable;
 	if (v->session_ro >= 0)
 		b->session_ro = v->session_ro;
 	if (b->hint == HINT_NONE)
@@ -92,6 +93,49 @@ bool batch_may_reset(const uint8_t *p, size_t n)
 	return classify_may_reset(text, len);
 }
 
+/* A batch judged without reading on: nothing in it may go to a replica. */
+static void unsure(struct batch *b)
+{
+	b->read_only = false;
+	b->wal = true;
+}
+
+/* The batch ends with the message of this type, at off. */
+static void ends(struct batch *b, char type, size_t off)
+{
+	b->complete = true;
+	b->last = type;
+	b->end = off;
+}
+
+/* Judge one extended-protocol message of the batch (Parse, Bind, Describe, Execute,
+ * Close): the statements it runs and remembers. */
+static void judge_extended(struct classifier *cl, struct stmt_names *names, struct batch *b,
+                           char type, struct proto_reader *r)
+{
+	if (type == 'P') {
+		const char *name = proto_get_str(r);
+		const char *sql = proto_get_str(r);
+		if (r->err) {
+			unsure(b);
+			return;
+		}
+		struct verdict v = classify_sql(cl, sql, strlen(sql));
+		merge(b, &v);
+		/* a primary hint in the text holds for every later Bind of it too */
+		remember(names, name,
+		         v.read_only && v.hint != HINT_PRIMARY && (!v.begin || v.begin_read_only),
+		         v.restore);
+	} else if (type == 'B') {
+		proto_get_str(r); /* portal */
+		const char *stmt = proto_get_str(r);
+		bool restore = false;
+		if (r->err || !recall(names, stmt, &restore))
+			unsure(b);
+		b->restore |= restore;
+	}
+}
+
 void batch_scan(struct classifier *cl, const uint8_t *p, size_t n, struct stmt_names *names,
                 struct batch *b)
 {
@@ -101,9 +145,8 @@ void batch_scan(struct classifier *cl, const uint8_t *p, size_t n, struct stmt_n
 	for (;;) {
 		struct proto_header h;
 		if (off >= BATCH_LOOKAHEAD) {
-			b->read_only = false, b->wal = true;
-			b->complete = true;
-			b->end = off; /* last stays 0: cut short, not a message's end */
+			unsure(b);
+			ends(b, 0, off); /* last stays 0: cut short, not a message's end */
 			return;
 		}
 		if (proto_read_header(p + off, n - off, PROTO_MAX_MESSAGE, &h) != PROTO_OK ||
@@ -111,78 +154,46 @@ void batch_scan(struct classifier *cl, const uint8_t *p, size_t n, struct stmt_n
 			if (n - off >= 5 && h.len > BATCH_LOOKAHEAD) {
 				/* a huge message: no need to see it to know it's not for a replica
 				 */
-				b->read_only = false, b->wal = true;
-				b->complete = true;
-				b->end = off;
+				unsure(b);
+				ends(b, 0, off);
 			}
 			return;
 		}
-		const uint8_t *body = p + off + 5;
 		struct proto_reader r;
-		proto_reader_init(&r, body, h.len);
+		proto_reader_init(&r, p + off + 5, h.len);
 		off += 5 + h.len;
 		switch (h.type) {
 		case 'Q': {
 			const char *sql = proto_get_str(&r);
 			if (r.err) {
-				b->read_only = false, b->wal = true;
+				unsure(b);
 			} else {
 				struct verdict v = classify_sql(cl, sql, strlen(sql));
 				merge(b, &v);
 			}
-			b->complete = true;
-			b->last = h.type;
-			b->end = off;
+			ends(b, h.type, off);
 			return;
 		}
-		case 'P': {
-			const char *name = proto_get_str(&r);
-			const char *sql = proto_get_str(&r);
-			if (r.err) {
-				b->read_only = false, b->wal = true;
-				break;
-			}
-			struct verdict v = classify_sql(cl, sql, strlen(sql));
-			merge(b, &v);
-			/* a primary hint in the text holds for every later Bind of it too */
-			remember(names, name,
-			         v.read_only && v.hint != HINT_PRIMARY &&
-			             (!v.begin || v.begin_read_only),
-			         v.restore);
-			break;
-		}
-		case 'B': {
-			proto_get_str(&r); /* portal */
-			const char *stmt = proto_get_str(&r);
-			bool restore = false;
-			if (r.err || !recall(names, stmt, &restore))
-				b->read_only = false, b->wal = true;
-			b->restore |= restore;
-			break;
-		}
+		case 'P':
+		case 'B':
 		case 'D':
 		case 'E':
 		case 'C':
+			judge_extended(cl, names, b, h.type, &r);
 			break;
-		case 'S':
-		case 'H':
-			b->complete = true;
-			b->last = h.type;
-			b->end = off;
-			return;
 		case 'X':
 			b->terminate = true;
-			b->complete = true;
-			b->last = h.type;
-			b->end = off;
+			ends(b, h.type, off);
+			return;
+		case 'S':
+		case 'H':
+			ends(b, h.type, off);
 			return;
 		default:
 			/* FunctionCall, COPY data, or garbage the relay will refuse: no replica,
 			 * and nothing to wait for */
-			b->read_only = false, b->wal = true;
-			b->complete = true;
-			b->last = h.type;
-			b->end = off;
+			unsure(b);
+			ends(b, h.type, off);
 			return;
 		}
 	}

@@ -287,7 +287,7 @@ static bool classify_set(const PgQuery__VariableSetStmt *s, struct verdict *v)
 	if (s->kind == PG_QUERY__VARIABLE_SET_KIND__VAR_SET_MULTI &&
 	    strcmp(name, "TRANSACTION") == 0) {
 		if (serializable_option(s->args, s->n_args))
-			v->read_only = false; /* a standby cannot run it */
+			v->read_only = false, v->serializable = true; /* a standby cannot run it */
 		return false; /* SET TRANSACTION ...: inside a transaction, changes nothing */
 	}
 	v->read_only = false;

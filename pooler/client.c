@@ -834,6 +834,7 @@ void client_reap(struct worker *w)
 		params_free(&c->wants);
 		free(c->names);
 		free(c->retry_batch);
+		free(c->begin_text);
 		free(c->admin_wait);
 		pstmts_free(&c->stmts);
 		free(c->server_user);

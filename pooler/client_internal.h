@@ -95,6 +95,9 @@ struct client {
 	struct client_stmts stmts;  /* named statements, prepared again wherever needed */
 	struct batch first;         /* the batch that opened the transaction (transaction and
 	                             * statement mode): its facts, for the server that runs it */
+	char *begin_text;           /* a lone BEGIN ... READ ONLY that opened a transaction on a
+	                             * replica, until its next batch (client_relay.c) */
+	bool begin_moves;           /* ...which moves it to the primary: BEGIN runs there first */
 	uint8_t retry;              /* enum retry_state */
 	uint8_t *retry_batch;       /* the kept batch, while retry != RETRY_NONE */
 	size_t retry_len;

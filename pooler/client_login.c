@@ -183,6 +183,8 @@ static void auth_ok(struct client *c)
 	const char *ro = params_get(&c->wants, "default_transaction_read_only");
 	c->route.session_ro = ro != NULL && (!strcasecmp(ro, "on") || !strcasecmp(ro, "true") ||
 	                                     !strcasecmp(ro, "1") || !strcasecmp(ro, "yes"));
+	const char *iso = params_get(&c->wants, "default_transaction_isolation");
+	c->route.serializable = iso != NULL && strcasecmp(iso, "serializable") == 0;
 	struct node *node = router_primary(c->w, db);
 	if (node == NULL)
 		node = router_node(c->w, db->node_list[0]);

@@ -148,6 +148,32 @@ static bool watch_session(struct client *c, const uint8_t *p, size_t avail)
 	return true;
 }
 
+/* The first batch after a lone BEGIN ... READ ONLY on a replica. One that asks for
+ * serializable isolation (SET TRANSACTION ISOLATION LEVEL SERIALIZABLE), which a standby
+ * cannot run, moves the transaction to the primary: nothing has run in it yet, so the
+ * replica's is rolled back unseen, and the BEGIN runs again on the primary ahead of the
+ * batch (client_first_batch_linked). Returns false to stop relaying for now. */
+static bool first_after_begin(struct client *c, const uint8_t *p, size_t avail)
+{
+	struct batch b;
+
+	batch_scan(c->w->classifier, p, avail, client_names(c), &b);
+	if (!b.complete)
+		return false;
+	if (!b.serializable || !may_answer(c)) {
+		free(c->begin_text);
+		c->begin_text = NULL;
+		return true; /* READ ONLY: nothing in it can write */
+	}
+	c->held = true;
+	c->begin_moves = true;
+	server_query(c->server, "ROLLBACK");
+	log_info(CLIENT_FMT " a serializable transaction began on a replica: it moves to the "
+	                    "primary",
+	         CLIENT_ARGS(c));
+	return false;
+}
+
 /* At the start of each later batch of a held server: on a replica, only batches fit for
  * it go through (a write waits until the replica is let go, then takes the primary); on
  * the primary, note possible writes and session-wide read-only switches. Returns false
@@ -167,6 +193,8 @@ static bool check_batch(struct client *c, char type)
 		return false;
 	if (!c->route.on_replica)
 		return (type != 'Q' && type != 'P') || watch_session(c, p, avail);
+	if (c->begin_text != NULL)
+		return first_after_begin(c, p, avail);
 	if (c->route.ro_tx)
 		return true; /* nothing in it can write */
 	if (c->retry != RETRY_NONE) {
@@ -347,6 +375,31 @@ static void refuse_batch(struct client *c, const struct batch *b, const char *sq
 	answer_error(c, b->end, sqlstate, message);
 }
 
+/* A first batch holding nothing but BEGIN ... READ ONLY (one Query, or an unnamed Parse
+ * with its Bind, Execute and Sync): its text, in case the transaction must move to the
+ * primary (first_after_begin). */
+static void keep_lone_begin(struct client *c, const struct batch *b)
+{
+	const uint8_t *in = buf_head(&c->conn.in);
+	struct proto_header h;
+	size_t len;
+
+	if (proto_read_header(in, b->end, PROTO_MAX_MESSAGE, &h) != PROTO_OK || h.len > 256 ||
+	    !((in[0] == 'Q' && b->end == 5 + (size_t)h.len) ||
+	      (in[0] == 'P' && in[5] == '\0' && b->last == 'S')))
+		return;
+	const char *text = batch_sql_text((char)in[0], in + 5, h.len, &len);
+	if (text == NULL)
+		return;
+	len = strnlen(text, len);
+	const char *semi = memchr(text, ';', len);
+	for (const char *q = semi; q != NULL && q < text + len; q++)
+		if (!strchr("; \t\r\n", *q))
+			return; /* more than the BEGIN: a SET TRANSACTION after it would fail anyway
+			         */
+	c->begin_text = strndup(text, len);
+}
+
 /* Keep a copy of the batch's first end bytes until it has run, to run it again. */
 static void keep_for_retry(struct client *c, size_t end)
 {
@@ -401,6 +454,11 @@ static struct node *route(struct client *c, const struct db_conf *db)
 		c->first = b;
 	}
 	router_route(c->w, db, &b, &c->route, &d);
+	if (c->begin_text != NULL && (!c->begin_moves || d.node == NULL || c->route.on_replica)) {
+		free(c->begin_text); /* a moved transaction's BEGIN is for the primary only */
+		c->begin_text = NULL;
+		c->begin_moves = false;
+	}
 	if (d.pinned != PIN_NONE)
 		log_pinned(c, d.pinned);
 	if (d.node == NULL) {
@@ -417,6 +475,8 @@ static struct node *route(struct client *c, const struct db_conf *db)
 		if (!c->route.ro_tx && b.end >= 5 &&
 		    (in[0] == 'Q' || (in[0] == 'P' && in[b.end - 5] == 'S')))
 			keep_for_retry(c, b.end);
+		if (b.begin_ro && c->begin_text == NULL)
+			keep_lone_begin(c, &b);
 	} else if (!c->route.on_replica && binds_named(c, b.end)) {
 		keep_for_retry(c, b.end);
 	}

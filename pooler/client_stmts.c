@@ -597,6 +597,13 @@ size_t client_restore_login_values(struct client *c, struct server *s, size_t st
  * batch is still at the head of the client's buffer. */
 void client_first_batch_linked(struct client *c, struct server *s)
 {
+	if (c->begin_moves) {
+		/* a transaction moved from a replica: its BEGIN runs here first, unseen */
+		server_query(s, c->begin_text);
+		free(c->begin_text);
+		c->begin_text = NULL;
+		c->begin_moves = false;
+	}
 	if (c->first.restore)
 		s->needs_restore = true;
 	c->approved += client_restore_login_values(c, s, 0, &c->first);

@@ -173,6 +173,11 @@ static void put_pooler(FILE *out, const struct pgb *b)
 		bool done = false;
 		if (strcasecmp(e->section, "pgbouncer") != 0)
 			continue;
+		if (pgb_get(b, e->key, NULL) != e->value) {
+			/* PgBouncer takes the last of a key written twice; the pooler refuses both */
+			fprintf(out, "; overridden below: %s = %s\n", e->key, e->value);
+			continue;
+		}
 		for (size_t k = 0; !done && k < ARRAY_LEN(same_keys); k++)
 			if (strcmp(same_keys[k].pgb, e->key) == 0) {
 				if (strstr(e->key, "_file") || strcmp(e->key, "logfile") == 0)

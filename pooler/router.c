@@ -219,6 +219,8 @@ static enum route_reason stays(struct worker *w, const struct db_conf *db, const
 
 	if (db->pool_mode == POOL_MODE_SESSION)
 		return ROUTE_SESSION_MODE;
+	if (b->serializable || rs->serializable)
+		return ROUTE_WRITE; /* a standby cannot run it, whatever was asked */
 	if (!b->read_only && !reads)
 		return ROUTE_WRITE;
 	if (!has_replicas(db))

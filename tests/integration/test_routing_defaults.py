@@ -299,3 +299,42 @@ def test_a_database_of_replicas_only(pooler, cluster):
     await_metric(p, "pooler_routing_decisions_total", lambda v: v >= 8, target="replica",
                  reason="replicas_only")
     assert routed(p, "write") == 0
+
+
+def test_serializable_set_after_begin_read_only_moves_to_the_primary(pooler, cluster):
+    """BEGIN READ ONLY, then SET TRANSACTION ISOLATION LEVEL SERIALIZABLE in a batch of its
+    own: a standby cannot run serializable transactions, so the transaction moves to the
+    primary before anything ran in it; the client sees no error and stays READ ONLY.
+    A read-only transaction that does not ask for it stays on the replica."""
+    p = pooler(extra_pooler=dict(HEALTH, read_your_writes="off"))
+    wait_replica_reads(p, cluster)
+    with psycopg.connect(p.dsn(), autocommit=True, prepare_threshold=None) as c:
+        for _ in range(2):
+            c.execute("begin read only")
+            c.execute("set transaction isolation level serializable")
+            assert port(c) == cluster.primary_port
+            assert c.execute("show transaction_isolation").fetchone() == ("serializable",)
+            assert c.execute("show transaction_read_only").fetchone() == ("on",)
+            c.execute("commit")
+        c.execute("BEGIN TRANSACTION READ ONLY")
+        c.execute("set local statement_timeout = 5000")
+        assert port(c) == cluster.replica_port
+        c.execute("commit")
+    assert "moves to the primary" in p.log()
+
+
+def test_a_serializable_session_runs_on_the_primary(pooler, cluster):
+    """Logged in with default_transaction_isolation = serializable (a startup option):
+    every transaction is serializable, which a standby cannot run: all go to the primary,
+    reads too, and work."""
+    p = pooler(extra_pooler=dict(HEALTH, read_your_writes="off"))
+    wait_replica_reads(p, cluster)
+    with psycopg.connect(p.dsn(), autocommit=True, prepare_threshold=None,
+                         options="-c default_transaction_isolation=serializable") as c:
+        for _ in range(3):
+            assert port(c) == cluster.primary_port
+        with c.transaction():
+            c.execute("set transaction read only")
+            assert c.execute("show transaction_isolation").fetchone() == ("serializable",)
+            assert port(c) == cluster.primary_port
+    assert "a replica refused" not in p.log()  # sent there at once, not after a refusal
