@@ -46,6 +46,8 @@ struct worker {
 	unsigned wal_seen_n;            /* positions recorded so far (the ring wraps) */
 	unsigned cfg_gen;               /* bumped on reload: cached config pointers are stale */
 	struct list dead_clients;       /* closed, freed before the loop sleeps */
+	struct list held_clients;       /* transactions waiting for a primary (a failover) */
+	void (*retry_held)(struct worker *w); /* client: route them again (after a probe) */
 	struct list dead_servers;       /* closed, freed before the loop sleeps */
 	ev_prepare reaper;              /* frees the dead lists */
 	struct ratelimit connect_limit; /* client_rate_limit, per source address */

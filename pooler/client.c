@@ -53,9 +53,11 @@ static const struct {
     [CLIENT_AUTH] = {"login", FROM(CLIENT_STARTUP), TIMER_KEEP},
     [CLIENT_LOGIN] = {"login", LOGGING_IN, TIMER_KEEP},
     [CLIENT_IDLE] = {"idle",
-                     LOGGING_IN | FROM(CLIENT_LOGIN) | FROM(CLIENT_WAITING) | FROM(CLIENT_ACTIVE),
+                     LOGGING_IN | FROM(CLIENT_LOGIN) | FROM(CLIENT_WAITING) | FROM(CLIENT_HOLD) |
+                         FROM(CLIENT_ACTIVE),
                      TIMER_SESSION},
     [CLIENT_WAITING] = {"waiting", FROM(CLIENT_IDLE), TIMER_STOP},
+    [CLIENT_HOLD] = {"waiting", FROM(CLIENT_IDLE), TIMER_KEEP},
     [CLIENT_ACTIVE] = {"active", FROM(CLIENT_WAITING), TIMER_SESSION},
     [CLIENT_ADMIN] = {"admin", LOGGING_IN, TIMER_STOP},
     [CLIENT_CLOSED] = {"closed", ~FROM(CLIENT_CLOSED), TIMER_STOP},
@@ -71,6 +73,10 @@ void client_set_state(struct client *c, enum client_state st)
 		if (st != CLIENT_ACTIVE)
 			client_retry_drop(c);
 	}
+	if (c->state == CLIENT_HOLD)
+		list_del(&c->waiter.node);
+	if (st == CLIENT_HOLD)
+		list_append(&c->w->held_clients, &c->waiter.node);
 	if (st == CLIENT_CLOSED) {
 		if (c->pool != NULL)
 			pool_unwait(c->pool, &c->waiter); /* LOGIN waits too */
@@ -467,6 +473,7 @@ void client_process(struct client *c)
 			break;
 		case CLIENT_LOGIN:
 		case CLIENT_WAITING:
+		case CLIENT_HOLD:
 		case CLIENT_CLOSED:
 			return;
 		}
@@ -632,6 +639,13 @@ static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
 
 	if (c->state == CLIENT_IDLE || c->state == CLIENT_ACTIVE) {
 		check_session_limits(c);
+	} else if (c->state == CLIENT_HOLD) {
+		c->hold_since_us = 0;
+		if (!client_refuse_waiting(c, SQLSTATE_CANNOT_CONNECT_NOW,
+		                           "no primary server is available (waited query_wait_timeout)"))
+			client_fatal(c, SQLSTATE_CANNOT_CONNECT_NOW, "no primary server is available");
+		else if (buf_len(&c->conn.in) > 0)
+			client_process(c);
 	} else if (c->state == CLIENT_WAITING) {
 		snprintf(msg, sizeof(msg),
 		         "query_wait_timeout: no server connection became free within %d ms",
@@ -807,6 +821,7 @@ void client_count(const struct worker *w, struct client_counts *cc)
 			cc->idle++;
 			break;
 		case CLIENT_WAITING:
+		case CLIENT_HOLD:
 			cc->waiting++;
 			break;
 		case CLIENT_ACTIVE:

@@ -37,6 +37,8 @@ enum client_state {
 	CLIENT_LOGIN,   /* + pool->waiting: authenticated, needs one server to learn parameters */
 	CLIENT_IDLE,    /* worker->clients: between transactions, holds no server */
 	CLIENT_WAITING, /* + pool->waiting: a transaction started, wants a server */
+	CLIENT_HOLD,    /* + worker->held_clients (by its waiter's node): its transaction needs a
+	                 * primary and none is known (a failover): routed again after each probe */
 	CLIENT_ACTIVE,  /* worker->clients: linked to a server */
 	CLIENT_ADMIN,   /* worker->clients: on the admin console, never holds a server */
 	CLIENT_CLOSED,  /* worker->dead_clients: freed before the loop sleeps */
@@ -97,6 +99,7 @@ struct client {
 	                             * statement mode): its facts, for the server that runs it */
 	char *begin_text;           /* a lone BEGIN ... READ ONLY that opened a transaction on a
 	                             * replica, until its next batch (client_relay.c) */
+	uint64_t hold_since_us;     /* waiting for a primary since (CLIENT_HOLD), or 0 */
 	bool begin_moves;           /* ...which moves it to the primary: BEGIN runs there first */
 	uint8_t retry;              /* enum retry_state */
 	uint8_t *retry_batch;       /* the kept batch, while retry != RETRY_NONE */

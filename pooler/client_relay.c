@@ -435,6 +435,52 @@ static bool binds_named(struct client *c, size_t end)
 	return false;
 }
 
+/* The worker's held clients: route each again (after a probe, which may have found the
+ * new primary). One that still finds none is held again. */
+static void retry_held(struct worker *w)
+{
+	struct list again;
+
+	list_init(&again);
+	while (!list_empty(&w->held_clients)) {
+		struct list *n = w->held_clients.next;
+		list_del(n);
+		list_append(&again, n);
+	}
+	while (!list_empty(&again)) {
+		struct client *c = container_of(again.next, struct client, waiter.node);
+		list_del(&c->waiter.node);
+		list_append(&w->held_clients, &c->waiter.node); /* where HOLD's exit takes it */
+		client_set_state(c, CLIENT_IDLE);
+		client_process(c);
+	}
+}
+
+/* No primary is known for a write (a failover under way: the old one in recovery, the
+ * new one not promoted yet): rather than an error, the transaction waits, up to
+ * query_wait_timeout, and is routed again after each probe. Nothing of it has run. */
+static bool hold(struct client *c, const struct db_conf *db, const struct batch *b)
+{
+	uint64_t now = util_now_us(), limit = (uint64_t)c->w->cfg->query_wait_timeout_ms * 1000;
+
+	if (limit == 0 || db->pool_mode == POOL_MODE_SESSION || !b->complete || b->end == 0 ||
+	    (b->last != 'Q' && b->last != 'S'))
+		return false;
+	if (c->hold_since_us == 0) {
+		c->hold_since_us = now;
+		log_info(CLIENT_FMT " no primary is available: the transaction waits for one",
+		         CLIENT_ARGS(c));
+	}
+	if (now - c->hold_since_us >= limit)
+		return false;
+	c->w->retry_held = retry_held;
+	client_set_state(c, CLIENT_HOLD);
+	ev_timer_stop(c->w->loop, &c->timer);
+	ev_timer_set(&c->timer, (double)(limit - (now - c->hold_since_us)) / 1e6, 0);
+	ev_timer_start(c->w->loop, &c->timer);
+	return true;
+}
+
 /* Scan the transaction whose first bytes wait in the buffer and have the router choose
  * its node. Returns NULL when it must wait for more bytes or the client was answered. */
 static struct node *route(struct client *c, const struct db_conf *db)
@@ -461,6 +507,9 @@ static struct node *route(struct client *c, const struct db_conf *db)
 	}
 	if (d.pinned != PIN_NONE)
 		log_pinned(c, d.pinned);
+	if (d.node == NULL && d.reason == ROUTE_REFUSED_NO_PRIMARY && hold(c, db, &b))
+		return NULL;
+	c->hold_since_us = 0;
 	if (d.node == NULL) {
 		refuse_batch(c, &b, d.sqlstate, d.message);
 		return NULL;
@@ -487,7 +536,8 @@ bool client_refuse_waiting(struct client *c, const char *sqlstate, const char *m
 {
 	size_t end = c->first.end;
 
-	if (c->state != CLIENT_WAITING || end == 0 || end > buf_len(&c->conn.in) ||
+	if ((c->state != CLIENT_WAITING && c->state != CLIENT_HOLD) || end == 0 ||
+	    end > buf_len(&c->conn.in) ||
 	    (c->first.last != 'Q' && c->first.last != 'S'))
 		return false; /* logging in, session mode, or no Sync the client waits on */
 	client_unqueue(c);

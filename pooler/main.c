@@ -460,6 +460,7 @@ static bool init_worker(struct daemon *d, char *err, size_t errlen)
 	list_init(&w->clients);
 	list_init(&w->pools);
 	list_init(&w->dead_clients);
+	list_init(&w->held_clients);
 	list_init(&w->dead_servers);
 	w->classifier = classify_new((size_t)d->files.cfg->classify_cache_size);
 	ratelimit_init(&w->connect_limit, 4096);

@@ -437,6 +437,8 @@ void router_on_probe(struct node *n, void *arg)
 	/* functions come and go: read their volatility again every so often */
 	if (n->role == NODE_ROLE_PRIMARY && n->up && n->probes_ok % ROUTER_CATALOG_EVERY == 0)
 		node_request_catalog(n);
+	if (w->retry_held != NULL && !list_empty(&w->held_clients))
+		w->retry_held(w);
 	if (n->n_cat_names > 0) {
 		struct classify_catalog cat = {
 		    .names = (const char *const *)n->cat_names,

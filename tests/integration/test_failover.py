@@ -2,6 +2,9 @@
 stops and the replica is promoted, writes through the pooler reach the new primary within a
 few probe intervals.  Runs on a cluster of its own (the session cluster is left alone)."""
 
+import re
+import signal
+import psycopg
 import tempfile
 import threading
 import time
@@ -125,3 +128,32 @@ def test_writes_follow_promotion(pooler, fo_cluster):
     rows = cl.query("select count(*) from fo_t where port = %s", (cl.replica_port,),
                     port=cl.replica_port)
     assert rows[0][0] >= 11
+
+
+def test_a_write_waits_for_the_new_primary_instead_of_failing(pooler, cluster):
+    """While no primary is known (here the node meant to be the primary answers as a
+    replica, as an old primary does after a failover until the new one is found), a write
+    waits for one, up to query_wait_timeout: past it, 57P03 and the session goes on; when
+    a probe finds the primary, the waiting write runs there at once."""
+    p = pooler(node_overrides={"primary": {"role": "auto", "port": cluster.replica_port}},
+               extra_pooler={"health_interval": "100ms", "query_wait_timeout": "3s"})
+    wait_for(lambda: re.search(r"node primary \S+ is up \(replica\)", p.log()), timeout=10,
+             what="the probe of the node meant to be the primary")
+    write = "select inet_server_port() from (select txid_current()) t"
+    with psycopg.connect(p.dsn(), autocommit=True, prepare_threshold=None) as c:
+        t0 = time.monotonic()
+        with pytest.raises(psycopg.errors.CannotConnectNow):
+            c.execute(write)
+        waited = time.monotonic() - t0
+        assert 2.5 <= waited <= 6, waited  # held for query_wait_timeout, then told
+        assert c.execute("select 1").fetchone() == (1,)  # the session goes on
+        with open(p.ini) as f:
+            ini = f.read()
+        with open(p.ini, "w") as f:  # the first port is [node.primary]'s
+            f.write(ini.replace("port = %d" % cluster.replica_port,
+                                "port = %d" % cluster.primary_port, 1))
+        threading.Timer(0.5, p.proc.send_signal, (signal.SIGHUP,)).start()
+        t0 = time.monotonic()
+        assert c.execute(write).fetchone()[0] == cluster.primary_port
+        assert time.monotonic() - t0 < 2.5
+    assert "the transaction waits for one" in p.log()

@@ -187,7 +187,7 @@ def test_api_roles_only_take_away(pooler, cluster, fake_api):
     """The API decides who may write and read; the probe has the last word: a member the
     API calls the leader but which is in recovery gets no write; a member tagged
     noloadbalance gets no read; a member that leaves is retired."""
-    p = _start(pooler, [fake_api.url])
+    p = _start(pooler, [fake_api.url], query_wait_timeout="1s")  # a write waits 1 s for one
     write = "select inet_server_port() from (select txid_current()) t"
     wait_for(lambda: _try_served_by(p, "select inet_server_port()") == cluster.replica_port,
              timeout=10, what="a read on the replica")
