@@ -135,10 +135,16 @@ static bool replicas_only(const struct db_conf *db)
 static void route_replicas_only(struct worker *w, const struct db_conf *db,
                                 struct route_session *rs, struct route_decision *d)
 {
-	/* one of its replicas may have been promoted since: it serves as well */
+	/* one of its replicas may have been promoted since: it serves as well; and one not
+	 * probed yet, or behind, beats an error for a database with nowhere else to go */
 	d->node = router_reader(w, db, 0, false);
 	if (d->node == NULL)
 		d->node = router_primary(w, db);
+	for (int i = 0; d->node == NULL && i < db->n_nodes; i++) {
+		struct node *n = router_node(w, db->node_list[i]);
+		if (n != NULL && (n->up || !n->probed))
+			d->node = n;
+	}
 	if (d->node == NULL) {
 		d->reason = ROUTE_REFUSED_NO_REPLICA;
 		d->sqlstate = SQLSTATE_CANNOT_CONNECT_NOW;
