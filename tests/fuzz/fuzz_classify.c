@@ -18,7 +18,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* a small cache, so the fuzzer also churns evictions */
 		cached = classify_new(16);
 		uncached = classify_new(0);
-		struct classify_catalog cat = {names, 5, vol, 2, NULL, 0};
+		static const char *const unlogged[] = {"u_log", "u_view"};
+		struct classify_catalog cat = {names, 5, vol, 2, NULL, 0, unlogged, 2};
 		classify_set_catalog(cached, &cat);
 		classify_set_catalog(uncached, &cat);
 	}

@@ -6,11 +6,10 @@
 #include "config.h"
 #include "fuzz.h"
 
-static void ignore(const char *key, const char *value, void *arg)
+static void ignore(const char *key, const char *value, const char *def, bool changeable,
+                   void *arg)
 {
-	(void)key;
-	(void)value;
-	(void)arg;
+	(void)key, (void)value, (void)def, (void)changeable, (void)arg;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
