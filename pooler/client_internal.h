@@ -1,6 +1,7 @@
 /* client_internal: what the files of the client module share (client.c: lifecycle and
  * server events; client_login.c: startup, authentication, the admin console login;
- * client_relay.c: relaying, routing; client_stmts.c: statements, carried settings, RESET).
+ * client_relay.c: relaying, routing; client_stmts.c: statements, carried settings, RESET;
+ * client_limits.c: the session limits and the client's timer).
  * Private to those files: other modules use include/client.h. */
 #ifndef POOLER_CLIENT_INTERNAL_H
 #define POOLER_CLIENT_INTERNAL_H
@@ -143,6 +144,9 @@ bool client_rate_exempt(const struct client *c, char *host, size_t len);
 void client_arm_timer(struct client *c);
 void client_unqueue(struct client *c);
 void client_retry_drop(struct client *c);
+
+/* client_limits.c */
+void client_on_timer(struct ev_loop *loop, ev_timer *t, int revents);
 
 /* client_relay.c */
 void client_relay(struct client *c);

@@ -412,7 +412,7 @@ static bool set_key(struct parse_state *ps, const char *section, void *obj, cons
 	return false;
 }
 
-static bool apply_defaults(struct parse_state *ps, const char *section, void *obj,
+bool config_apply_defaults(struct parse_state *ps, const char *section, void *obj,
                            const struct key *keys, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -477,7 +477,7 @@ static void *find_or_add_cluster(struct parse_state *ps, const char *section, co
 	memset(c, 0, sizeof(*c));
 	c->name = util_strdup(name);
 	c->line = ps->line;
-	apply_defaults(ps, section, c, cluster_keys, ARRAY_LEN(cluster_keys));
+	config_apply_defaults(ps, section, c, cluster_keys, ARRAY_LEN(cluster_keys));
 	return c;
 }
 
@@ -502,7 +502,7 @@ static void *find_or_add_section(struct parse_state *ps, const char *section, in
 		n->index = cfg->n_nodes++;
 		n->name = util_strdup(name);
 		n->line = ps->line;
-		apply_defaults(ps, section, n, node_keys, ARRAY_LEN(node_keys));
+		config_apply_defaults(ps, section, n, node_keys, ARRAY_LEN(node_keys));
 		return n;
 	}
 	for (int i = 0; i < cfg->n_dbs; i++)
@@ -515,7 +515,7 @@ static void *find_or_add_section(struct parse_state *ps, const char *section, in
 	memset(d, 0, sizeof(*d));
 	d->name = util_strdup(name);
 	d->line = ps->line;
-	apply_defaults(ps, section, d, db_keys, ARRAY_LEN(db_keys));
+	config_apply_defaults(ps, section, d, db_keys, ARRAY_LEN(db_keys));
 	return d;
 }
 
@@ -696,17 +696,6 @@ static bool read_file(struct parse_state *ps, const char *path)
 	return true;
 }
 
-static bool needs_restart(const struct key *k, const void *obj, const struct config *cfg);
-
-bool config_key_changeable(const char *key)
-{
-	for (size_t i = 0; i < ARRAY_LEN(pooler_keys); i++)
-		if (strcmp(pooler_keys[i].name, key) == 0)
-			return !pooler_keys[i].secret &&
-			       !needs_restart(&pooler_keys[i], NULL, NULL);
-	return false;
-}
-
 /* SET on the console: "key=value" lines over the [pooler] keys of the file. */
 static bool apply_sets(struct parse_state *ps, const char *sets)
 {
@@ -806,7 +795,7 @@ static struct config *load(const char *path, const char *sets, const struct conf
 	cfg->dir = slash ? strndup(path, (size_t)(slash - path == 0 ? 1 : slash - path))
 	                 : util_strdup(".");
 	ps.cfg = cfg;
-	apply_defaults(&ps, "pooler", cfg, pooler_keys, ARRAY_LEN(pooler_keys));
+	config_apply_defaults(&ps, "pooler", cfg, pooler_keys, ARRAY_LEN(pooler_keys));
 	bool ok = read_file(&ps, path) && (sets == NULL || apply_sets(&ps, sets)) &&
 	          add_members(&ps, m, n_members) && config_check_whole(&ps) && admin_db_free(&ps);
 	free_seen(&ps);
@@ -816,7 +805,7 @@ static struct config *load(const char *path, const char *sets, const struct conf
 	return NULL;
 }
 
-static void free_keys(void *obj, const struct key *keys, size_t n)
+void config_free_keys(void *obj, const struct key *keys, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		if (keys[i].type == K_STR || keys[i].type == K_PATH)
@@ -827,22 +816,22 @@ void config_free(struct config *cfg)
 {
 	if (cfg == NULL)
 		return;
-	free_keys(cfg, pooler_keys, ARRAY_LEN(pooler_keys));
+	config_free_keys(cfg, pooler_keys, ARRAY_LEN(pooler_keys));
 	for (int i = 0; i < cfg->n_nodes; i++) {
-		free_keys(&cfg->nodes[i], node_keys, ARRAY_LEN(node_keys));
+		config_free_keys(&cfg->nodes[i], node_keys, ARRAY_LEN(node_keys));
 		free(cfg->nodes[i].name);
 		free(cfg->nodes[i].pool_size_source);
 		free(cfg->nodes[i].cluster);
 		free(cfg->nodes[i].member);
 	}
 	for (int i = 0; i < cfg->n_dbs; i++) {
-		free_keys(&cfg->dbs[i], db_keys, ARRAY_LEN(db_keys));
+		config_free_keys(&cfg->dbs[i], db_keys, ARRAY_LEN(db_keys));
 		free(cfg->dbs[i].name);
 		free(cfg->dbs[i].node_list);
 		free(cfg->dbs[i].pool_size_source);
 	}
 	for (int i = 0; i < cfg->n_clusters; i++) {
-		free_keys(&cfg->clusters[i], cluster_keys, ARRAY_LEN(cluster_keys));
+		config_free_keys(&cfg->clusters[i], cluster_keys, ARRAY_LEN(cluster_keys));
 		free(cfg->clusters[i].name);
 	}
 	free(cfg->clusters);
@@ -861,68 +850,3 @@ const struct db_conf *config_find_db(const struct config *cfg, const char *name)
 	return NULL;
 }
 
-/* Keys a RELOAD cannot change: the sockets are opened once, at start. */
-static const char *const restart_keys[] = {"listen_addr", "listen_port", "unix_socket_dir",
-                                           "metrics_listen", "workers"};
-
-static bool needs_restart(const struct key *k, const void *obj, const struct config *cfg)
-{
-	if (obj != cfg)       /* (both NULL: a [pooler] key by name) */
-		return false; /* [node.*] and [database.*] keys: reload_apply takes them all */
-	for (size_t i = 0; i < ARRAY_LEN(restart_keys); i++)
-		if (strcmp(restart_keys[i], k->name) == 0)
-			return true;
-	return false;
-}
-
-/* The keys of one section: their values beside the defaults, which are parsed from the
- * table into defs by the same code as the file, so both print alike. */
-static void foreach_keys(const struct config *cfg, const char *prefix, const void *obj, void *defs,
-                         const struct key *keys, size_t n, config_key_fn *fn, void *arg)
-{
-	char value[512], def[512], key[256];
-
-	for (size_t i = 0; i < n; i++) {
-		config_format_value(&keys[i], obj, value, sizeof(value));
-		config_format_value(&keys[i], defs, def, sizeof(def));
-		snprintf(key, sizeof(key), "%s%s", prefix, keys[i].name);
-		fn(key, value, keys[i].def ? def : NULL, !needs_restart(&keys[i], obj, cfg), arg);
-	}
-}
-
-void config_foreach(const struct config *cfg, config_key_fn *fn, void *arg)
-{
-	char prefix[256];
-	struct config *defs = util_calloc(1, sizeof(*defs));
-	struct node_conf node_defs = {0};
-	struct db_conf db_defs = {0};
-	struct cluster_conf cluster_defs = {0};
-	struct parse_state ps = {.cfg = defs, .err = prefix, .errlen = sizeof(prefix)};
-
-	defs->path = util_strdup(cfg->path);
-	defs->dir = util_strdup(cfg->dir);
-	apply_defaults(&ps, "pooler", defs, pooler_keys, ARRAY_LEN(pooler_keys));
-	apply_defaults(&ps, "node", &node_defs, node_keys, ARRAY_LEN(node_keys));
-	apply_defaults(&ps, "database", &db_defs, db_keys, ARRAY_LEN(db_keys));
-	apply_defaults(&ps, "cluster", &cluster_defs, cluster_keys, ARRAY_LEN(cluster_keys));
-	foreach_keys(cfg, "", cfg, defs, pooler_keys, ARRAY_LEN(pooler_keys), fn, arg);
-	for (int n = 0; n < cfg->n_nodes; n++) {
-		snprintf(prefix, sizeof(prefix), "node.%s.", cfg->nodes[n].name);
-		foreach_keys(cfg, prefix, &cfg->nodes[n], &node_defs, node_keys,
-		             ARRAY_LEN(node_keys), fn, arg);
-	}
-	for (int d = 0; d < cfg->n_dbs; d++) {
-		snprintf(prefix, sizeof(prefix), "database.%s.", cfg->dbs[d].name);
-		foreach_keys(cfg, prefix, &cfg->dbs[d], &db_defs, db_keys, ARRAY_LEN(db_keys), fn,
-		             arg);
-	}
-	for (int c = 0; c < cfg->n_clusters; c++) {
-		snprintf(prefix, sizeof(prefix), "cluster.%s.", cfg->clusters[c].name);
-		foreach_keys(cfg, prefix, &cfg->clusters[c], &cluster_defs, cluster_keys,
-		             ARRAY_LEN(cluster_keys), fn, arg);
-	}
-	free_keys(&node_defs, node_keys, ARRAY_LEN(node_keys));
-	free_keys(&db_defs, db_keys, ARRAY_LEN(db_keys));
-	free_keys(&cluster_defs, cluster_keys, ARRAY_LEN(cluster_keys));
-	config_free(defs);
-}

@@ -71,6 +71,11 @@ struct parse_state {
 	size_t n_seen, cap_seen;
 };
 
+/* Set every key of the table in obj to its default; free what they hold. */
+bool config_apply_defaults(struct parse_state *ps, const char *section, void *obj,
+                           const struct key *keys, size_t n);
+void config_free_keys(void *obj, const struct key *keys, size_t n);
+
 /* A key's value in obj as --check-config and SHOW CONFIG write it (secrets masked). */
 void config_format_value(const struct key *k, const void *obj, char *out, size_t cap);
 
