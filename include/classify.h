@@ -114,6 +114,7 @@ enum param_kind {
 	PARAM_SERVER_OWNED,     /* set by the server alone (server_version, is_superuser...) */
 	PARAM_REPORTED,         /* reported by ParameterStatus: carried from server to server */
 	PARAM_CARRIED_BY_VALUE, /* not reported, but carried from a plain SET of it */
+	PARAM_PINS,             /* a session SET of it pins: isolation, read-only, role */
 };
 /* The kind of name (any case); *canonical, when given, gets the table's spelling. */
 enum param_kind classify_param(const char *name, const char **canonical);

@@ -70,6 +70,8 @@ struct db_conf {
 	char *cluster; /* [cluster.NAME] whose members serve it, instead of nodes */
 	struct node_conf **node_list;
 	int n_nodes;
+	bool has_replicas;  /* a node of it may serve reads: role replica or auto */
+	bool replicas_only; /* every node of it is a replica (a reporting database) */
 	char *server_user;     /* NULL: log in as the client's own user */
 	char *server_password; /* NULL: the client's plain secret from the auth file */
 	int pool_mode;         /* enum pool_mode */

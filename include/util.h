@@ -44,6 +44,19 @@ static inline void list_del(struct list *n)
 	n->next = n->prev = n;
 }
 
+/* dst (empty) takes every entry of src, which is left empty. */
+static inline void list_take(struct list *dst, struct list *src)
+{
+	list_init(dst);
+	if (list_empty(src))
+		return;
+	dst->next = src->next;
+	dst->prev = src->prev;
+	dst->next->prev = dst;
+	dst->prev->next = dst;
+	list_init(src);
+}
+
 static inline struct list *list_pop(struct list *head)
 {
 	struct list *n = head->next;

@@ -31,6 +31,14 @@ static const struct {
     /* not reported, but set right after login (pgjdbc) with one plain value the pooler
      * reads from the SET itself: carried too, rather than pinning the client */
     {"extra_float_digits", PARAM_CARRIED_BY_VALUE},
+    /* a session SET of these still pins: they decide where transactions may run (a
+     * replica cannot run serializable ones) or who the session is */
+    {"default_transaction_isolation", PARAM_PINS},
+    {"transaction_isolation", PARAM_PINS},
+    {"transaction_read_only", PARAM_PINS},
+    {"transaction_deferrable", PARAM_PINS},
+    {"default_transaction_deferrable", PARAM_PINS},
+    {"role", PARAM_PINS},
 };
 
 enum param_kind classify_param(const char *name, const char **canonical)
@@ -190,11 +198,10 @@ bool classify_plain_set(const char *q, size_t n, char *name, size_t name_cap, ch
 	char word[64];
 	bool quoted;
 
-	if (!set_word(&p, end, word, sizeof(word), &quoted) || quoted ||
-	    strcmp(word, "set") != 0 || !set_word(&p, end, name, name_cap, &quoted) || quoted)
+	if (!set_word(&p, end, word, sizeof(word), &quoted) || quoted || strcmp(word, "set") != 0 ||
+	    !set_word(&p, end, name, name_cap, &quoted) || quoted)
 		return false;
-	if (strcmp(name, "session") == 0 &&
-	    (!set_word(&p, end, name, name_cap, &quoted) || quoted))
+	if (strcmp(name, "session") == 0 && (!set_word(&p, end, name, name_cap, &quoted) || quoted))
 		return false;
 	if (!set_word(&p, end, word, sizeof(word), &quoted) || quoted ||
 	    (strcmp(word, "=") != 0 && strcmp(word, "to") != 0) ||

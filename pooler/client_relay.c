@@ -441,17 +441,10 @@ static void retry_held(struct worker *w)
 {
 	struct list again;
 
-	list_init(&again);
-	while (!list_empty(&w->held_clients)) {
-		struct list *n = w->held_clients.next;
-		list_del(n);
-		list_append(&again, n);
-	}
+	list_take(&again, &w->held_clients); /* one held again joins the worker's list */
 	while (!list_empty(&again)) {
 		struct client *c = container_of(again.next, struct client, waiter.node);
-		list_del(&c->waiter.node);
-		list_append(&w->held_clients, &c->waiter.node); /* where HOLD's exit takes it */
-		client_set_state(c, CLIENT_IDLE);
+		client_set_state(c, CLIENT_IDLE); /* leaving HOLD unlinks it from again */
 		client_process(c);
 	}
 }
@@ -537,8 +530,7 @@ bool client_refuse_waiting(struct client *c, const char *sqlstate, const char *m
 	size_t end = c->first.end;
 
 	if ((c->state != CLIENT_WAITING && c->state != CLIENT_HOLD) || end == 0 ||
-	    end > buf_len(&c->conn.in) ||
-	    (c->first.last != 'Q' && c->first.last != 'S'))
+	    end > buf_len(&c->conn.in) || (c->first.last != 'Q' && c->first.last != 'S'))
 		return false; /* logging in, session mode, or no Sync the client waits on */
 	client_unqueue(c);
 	c->first.end = 0;

@@ -368,13 +368,6 @@ void client_forget_stale_statements(struct server *s)
 	server_query(s, "DEALLOCATE ALL");
 }
 
-/* Settings a plain SET of which still pins: they decide where transactions may run (a
- * replica cannot run serializable ones) or who the session is. */
-static const char *const pinned_settings[] = {
-    "default_transaction_isolation", "transaction_isolation", "transaction_read_only",
-    "transaction_deferrable", "default_transaction_deferrable", "role", "session_authorization",
-};
-
 /* A first batch (batch_end bytes) that is just "SET [SESSION] name {= | TO} value", alone
  * in its own autocommit transaction: carried like a startup parameter instead of pinning
  * the client. The value becomes the client's wish, set on every server it gets from now on
@@ -392,12 +385,11 @@ bool client_carry_set(struct client *c, size_t batch_end)
 	if (text == NULL || len != batch_end ||
 	    !classify_plain_set((const char *)text, text_len, name, sizeof(name), value,
 	                        sizeof(value)) ||
-	    classify_param(name, &canonical) == PARAM_SERVER_OWNED ||
 	    strchr(value, '$') != NULL) /* set again inside a dollar-quoted DO block */
 		return false;
-	for (size_t i = 0; i < ARRAY_LEN(pinned_settings); i++)
-		if (strcmp(name, pinned_settings[i]) == 0)
-			return false;
+	enum param_kind kind = classify_param(name, &canonical);
+	if (kind == PARAM_SERVER_OWNED || kind == PARAM_PINS)
+		return false;
 	params_set(&c->wants, canonical != NULL ? canonical : name, value);
 	c->w->metrics.settings_carried++;
 	return true;

@@ -145,6 +145,20 @@ static bool add_db_node(const char *name, void *arg)
 static bool resolve_cluster_db(struct parse_state *ps, struct db_conf *d);
 static bool size_db(struct parse_state *ps, struct db_conf *d);
 
+/* What routing asks of a database's nodes on every transaction, worked out once. */
+static bool note_roles(struct db_conf *d)
+{
+	d->has_replicas = false;
+	d->replicas_only = d->n_nodes > 0;
+	for (int i = 0; i < d->n_nodes; i++) {
+		if (d->node_list[i]->role != NODE_ROLE_PRIMARY)
+			d->has_replicas = true;
+		if (d->node_list[i]->role != NODE_ROLE_REPLICA)
+			d->replicas_only = false;
+	}
+	return true;
+}
+
 static bool resolve_db(struct parse_state *ps, struct db_conf *d)
 {
 	struct config *cfg = ps->cfg;
@@ -154,7 +168,7 @@ static bool resolve_db(struct parse_state *ps, struct db_conf *d)
 		d->dbname = util_strdup(d->name);
 	d->node_list = util_calloc((size_t)cfg->n_nodes + 1, sizeof(*d->node_list));
 	if (d->cluster != NULL)
-		return resolve_cluster_db(ps, d);
+		return resolve_cluster_db(ps, d) && note_roles(d);
 	if (d->nodes == NULL) {
 		for (int i = 0; i < cfg->n_nodes; i++)
 			if (cfg->nodes[i].cluster ==
@@ -169,7 +183,7 @@ static bool resolve_db(struct parse_state *ps, struct db_conf *d)
 	 * them, and they refuse writes themselves. */
 	if (d->n_nodes == 0)
 		return config_fail(ps, "[database.%s] nodes: needs at least one node", d->name);
-	return size_db(ps, d);
+	return size_db(ps, d) && note_roles(d);
 }
 
 /* A database served by a cluster: its members, as many as are known (none before the

@@ -113,25 +113,9 @@ const char *router_reason_label(enum route_reason r)
 	return r < ROUTE_REASON_COUNT ? reasons[r].label : NULL;
 }
 
-static bool has_replicas(const struct db_conf *db)
-{
-	for (int i = 0; i < db->n_nodes; i++)
-		if (db->node_list[i]->role != NODE_ROLE_PRIMARY)
-			return true;
-	return false;
-}
-
-/* A database that lists only replicas (a reporting database): every transaction runs
- * on one of them, writes too, which the replica refuses itself (25006); never on a
- * primary the operator did not list. */
-static bool replicas_only(const struct db_conf *db)
-{
-	for (int i = 0; i < db->n_nodes; i++)
-		if (db->node_list[i]->role != NODE_ROLE_REPLICA)
-			return false;
-	return true;
-}
-
+/* A database that lists only replicas (a reporting database, db->replicas_only): every
+ * transaction runs on one of them, writes too, which the replica refuses itself (25006);
+ * never on a primary the operator did not list. */
 static void route_replicas_only(struct worker *w, const struct db_conf *db,
                                 struct route_session *rs, struct route_decision *d)
 {
@@ -229,7 +213,7 @@ static enum route_reason stays(struct worker *w, const struct db_conf *db, const
 		return ROUTE_WRITE; /* a standby cannot run it, whatever was asked */
 	if (!b->read_only && !reads)
 		return ROUTE_WRITE;
-	if (!has_replicas(db))
+	if (!db->has_replicas)
 		return b->read_only ? ROUTE_PRIMARY_ONLY : ROUTE_WRITE;
 	if (rs->pinned != PIN_NONE)
 		return b->read_only ? ROUTE_PINNED : ROUTE_WRITE;
@@ -315,7 +299,7 @@ void router_route(struct worker *w, const struct db_conf *db, const struct batch
 	rs->once = ROUTE_NONE;
 	if (!admit(w, db, b, rs, d))
 		return;
-	if (replicas_only(db)) {
+	if (db->replicas_only) {
 		route_replicas_only(w, db, rs, d);
 		w->metrics.routed[d->reason]++;
 		return;
@@ -334,11 +318,11 @@ void router_route(struct worker *w, const struct db_conf *db, const struct batch
 		d->node = router_primary(w, db);
 		/* only what may write moves the read-your-writes position: not SET, SHOW, BEGIN */
 		rs->tx_wrote = b->wal || !b->complete;
-	}
-	if (d->node == NULL && d->sqlstate == NULL) {
-		d->reason = ROUTE_REFUSED_NO_PRIMARY;
-		d->sqlstate = SQLSTATE_CANNOT_CONNECT_NOW;
-		snprintf(d->message, sizeof(d->message), "no primary server is available");
+		if (d->node == NULL) {
+			d->reason = ROUTE_REFUSED_NO_PRIMARY;
+			d->sqlstate = SQLSTATE_CANNOT_CONNECT_NOW;
+			snprintf(d->message, sizeof(d->message), "no primary server is available");
+		}
 	}
 	w->metrics.routed[d->reason]++;
 }

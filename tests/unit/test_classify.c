@@ -412,6 +412,7 @@ static void test_text_facts(void **state)
 	assert_string_equal(canonical, "timezone");
 	assert_int_equal(classify_param("EXTRA_FLOAT_DIGITS", NULL), PARAM_CARRIED_BY_VALUE);
 	assert_int_equal(classify_param("work_mem", NULL), PARAM_OTHER);
+	assert_int_equal(classify_param("Default_Transaction_Isolation", NULL), PARAM_PINS);
 }
 
 int main(void)
