@@ -7,7 +7,12 @@
 #include "worker.h"
 
 struct ssl_st;
+struct client;
 
+/* Hand c to another worker (the admin console lives on worker 0): it stops here at once,
+ * then(c) runs on the new worker's thread once it has it. Nothing of c may be in use on
+ * this worker's stack after the call. */
+void client_move(struct client *c, struct worker *to, void (*then)(struct client *c));
 /* Take over an accepted socket. addr is the peer's address as text, for logs. */
 void client_accept(struct worker *w, int fd, const char *addr);
 

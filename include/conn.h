@@ -50,6 +50,7 @@ struct conn {
 	bool borrowed;         /* fd belongs to libpq: conn_close leaves it open */
 	bool handshaking;      /* TLS handshake running: no reads or writes for the owner yet */
 	bool read_wants_write; /* a TLS read waits for the socket to take bytes */
+	bool moved_rio, moved_wio; /* watchers active when conn_detach stopped them */
 	struct ssl_st *ssl;    /* TLS session, or NULL for plain bytes; libpq's when borrowed */
 	size_t fwd;            /* bytes at the head of `in` ready for the peer */
 	size_t want;           /* the owner needs this many bytes in `in` before it can go on */
@@ -69,6 +70,10 @@ void conn_init(struct conn *c, struct ev_loop *loop, int fd, void *owner, conn_c
 void conn_close(struct conn *c);
 void conn_free(struct conn *c);
 
+/* A connection moving to another worker's loop: detach on the thread of the loop it
+ * leaves (its watchers stop), attach on the thread of the new one (they start again). */
+void conn_detach(struct conn *c);
+void conn_attach(struct conn *c, struct ev_loop *loop);
 void conn_start_read(struct conn *c);
 void conn_stop_read(struct conn *c);
 

@@ -19,5 +19,7 @@ struct histogram {
 };
 
 void histogram_observe(struct histogram *h, uint64_t micros);
+/* dst += src: the sum of two workers' histograms. */
+void histogram_add(struct histogram *dst, const struct histogram *src);
 
 #endif

@@ -11,6 +11,7 @@
 #define POOLER_NODE_H
 
 #include <ev.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -34,6 +35,7 @@ enum node_api_role {
 };
 
 struct node;
+struct worker;
 
 struct node_probe_conf {
 	const char *dbname;
@@ -49,6 +51,16 @@ struct node_probe_conf {
 
 /* Called after each probe ends, well or badly; the worker refreshes lag figures. */
 typedef void (*node_probe_cb)(struct node *n, void *arg);
+
+/* What one worker's traffic does on a node. Each worker writes only its own shard, so the
+ * data path shares nothing; SHOW and /metrics add them up (node_sum) in a world section. */
+struct node_shard {
+	int inflight;           /* transactions running on it through this worker */
+	uint64_t transactions;  /* run on it through this worker */
+	uint64_t connect_attempts, connect_failures; /* server logins started, and failed */
+	struct histogram connect_time;               /* from connect to logged in */
+	struct histogram query_time; /* request to ReadyForQuery, every pool's servers */
+} __attribute__((aligned(64)));
 
 struct node {
 	char *name;
@@ -69,22 +81,27 @@ struct node {
 	uint64_t probe_sent_us; /* when the probe in flight (or the last one) was sent */
 	uint64_t probe_done_us; /* when the last probe answered */
 	uint64_t lsn_as_of_us;  /* lsn was read no earlier than this (the probe's send time) */
-	int inflight;           /* transactions running on it through this worker */
 	int conf_budget;        /* pool_size of its section: connections over all pools */
 	int server_limit;       /* max_connections - superuser_reserved_connections; 0 unknown */
 	int budget;             /* the smaller of the two: what pools may open in all */
-	int n_servers;          /* server connections open or opening, all pools */
 	uint64_t probes_ok, probes_failed;
-	uint64_t transactions;  /* run on it through this worker */
-	struct breaker breaker; /* connect and probe failures: fail clients fast when open */
-	struct backoff backoff; /* spacing of connect retries, shared by every pool */
 	char last_error[200];
 
-	uint64_t connect_attempts, connect_failures; /* server logins started, and failed */
-	struct histogram connect_time;               /* from connect to logged in */
-	struct histogram query_time; /* request to ReadyForQuery, every pool's servers */
+	/* Shared by the workers, under `mu` (a leaf lock: nothing else is taken under it). */
+	pthread_mutex_t mu;
+	bool locking;           /* more than one worker: mu is taken */
+	int n_servers;          /* server connections open or opening, all pools, all workers */
+	struct breaker breaker; /* connect and probe failures: fail clients fast when open */
+	struct backoff backoff; /* spacing of connect retries, shared by every pool */
+	struct list shares;     /* struct pool_share: what each pool holds and wants (pool.c) */
+	int n_blocked;          /* shares waiting for room another worker may give */
+
+	struct node_shard *shards; /* one per worker */
+	int n_shards;
+	struct node_shard total;   /* the sum, for SHOW and /metrics (node_sum) */
 
 	struct ev_loop *loop;
+	struct worker *w; /* whose loop runs the probe: worker 0 */
 	struct node_probe_conf probe;
 	node_probe_cb on_probe;
 	void *cb_arg;
@@ -102,7 +119,9 @@ struct node {
 	size_t n_cat_names, n_cat_volatile, n_cat_setters, n_cat_unlogged;
 };
 
-struct node *node_new(const struct node_conf *nc, struct ev_loop *loop,
+/* Probes run on worker w (worker 0), their results land in world sections; n_workers
+ * shards count the traffic. */
+struct node *node_new(const struct node_conf *nc, struct worker *w, int n_workers,
                       const struct node_probe_conf *probe, node_probe_cb cb, void *arg);
 void node_start(struct node *n);
 /* Reload: take the probe settings of the new config (interval, timeout, lag limits, probe
@@ -115,6 +134,39 @@ void node_free(struct node *n);
 /* Probe now rather than at the next tick (the API named a new leader: writes move as soon
  * as its probe says it left recovery). */
 void node_probe_now(struct node *n);
+
+/* The shared part of a node (n_servers, breaker, backoff, shares), held briefly. */
+static inline void node_lock(struct node *n)
+{
+	if (n->locking)
+		pthread_mutex_lock(&n->mu);
+}
+static inline void node_unlock(struct node *n)
+{
+	if (n->locking)
+		pthread_mutex_unlock(&n->mu);
+}
+
+static inline enum breaker_state node_breaker_state(struct node *n)
+{
+	node_lock(n);
+	enum breaker_state st = n->breaker.state;
+	node_unlock(n);
+	return st;
+}
+
+/* The circuit is open and its recovery time has not passed: connects fail at once. */
+static inline bool node_breaker_refuses(struct node *n, uint64_t now)
+{
+	node_lock(n);
+	const struct breaker *b = &n->breaker;
+	bool refuses = b->state == BREAKER_OPEN && now - b->opened_us < (uint64_t)b->recovery_ms * 1000;
+	node_unlock(n);
+	return refuses;
+}
+
+/* Fill n->total with the sum of the shards (in a world section). */
+void node_sum(struct node *n);
 
 /* Whether the cluster manager lets this node take writes, and reads. */
 static inline bool node_api_writable(const struct node *n)

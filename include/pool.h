@@ -28,6 +28,61 @@ struct pool_waiter {
 	bool queued;
 };
 
+/* The caps a server counts against, all per node. */
+enum cap { CAP_NODE, CAP_DB, CAP_USER, CAP_POOL, N_CAPS };
+
+/* A pool's part of its node's budget, as every worker sees it (on node->shares, under the
+ * node's lock). With several workers each has its own pool for a (database, user, node);
+ * the caps (the node's budget, max_db_connections, max_user_connections, the pool's size
+ * and reserve) count the servers of them all. A pool that finds no room, and no idle
+ * server of its own worker to close for it, is blocked: the next slot another worker frees
+ * is reserved for the one blocked longest, and a worker whose pool holds two or more
+ * servers more than a blocked one closes its next free server to make that slot. */
+struct pool_share {
+	struct list link;     /* node->shares */
+	const char *db, *user; /* the pool's */
+	int worker;           /* its worker's index */
+	int servers;          /* open or opening: the pool's n_servers */
+	int reserved;         /* slots freed for it by another worker, not yet used */
+	uint64_t blocked_since; /* waiting for room; 0: not */
+	unsigned blocked_by;  /* the caps that were full (a mask), while blocked */
+	int limits[N_CAPS];   /* its pool's limits when it blocked */
+};
+
+/* pool_share.c: the node's budget over every worker. limits[k] is cap k's limit for the
+ * share's pool (0: none, but CAP_POOL and CAP_NODE, where 0 means full). Messages go to
+ * the workers concerned; pool_room and pool_make_room answer them. */
+struct pool_share *share_join(struct node *n, const char *db, const char *user, int worker);
+/* The caps (a mask) that leave s no room for one more server. */
+unsigned share_full(struct node *n, const struct pool_share *s, const int limits[N_CAPS]);
+/* Servers and reserved slots of s's (database, user) on n, over every worker. */
+int share_pool_total(struct node *n, const struct pool_share *s);
+/* The pool leaves with `servers` already closed; its reserved slots go to others. */
+void share_leave(struct worker *w, struct node *n, struct pool_share *s);
+/* One more server for s: 0 when taken (a reserved slot first), else the full caps. False
+ * in *allowed when the node's circuit lets no connect through (nothing is taken). */
+unsigned share_take(struct node *n, struct pool_share *s, const int limits[N_CAPS], uint64_t now,
+                    bool *allowed);
+/* A server of s closed: its slot goes to the share of another worker blocked longest
+ * that it makes room for, else back to the budget. */
+void share_give(struct worker *w, struct node *n, struct pool_share *s);
+/* s waits for room (the caps in mask are full); other workers are asked to close an idle
+ * server for it. */
+void share_block(struct worker *w, struct node *n, struct pool_share *s, unsigned mask,
+                 uint64_t since);
+void share_unblock(struct node *n, struct pool_share *s);
+/* Whether a free server of s should close so that a blocked share of another worker gets
+ * its slot: that share has waited under caps s shares, and s has no clients waiting or
+ * holds two or more servers more. */
+bool share_should_yield(struct node *n, const struct pool_share *s, bool waiting);
+/* Reserved slots s no longer needs go back (to the next blocked share, or the budget). */
+void share_release_reserved(struct worker *w, struct node *n, struct pool_share *s);
+
+/* Answers to pool_share.c's messages, on the pool's own worker: use the slots reserved
+ * for its pools on n; close idle servers of them that another worker's pool needs. */
+void pool_room(struct worker *w, struct node *n);
+void pool_make_room(struct worker *w, struct node *n);
+
 /* Settings: pool_configure copies each one the pool uses from the config, at creation and
  * on every reload; nothing here reads the worker's config live, so a pool acts on one
  * generation of settings at a time. */
@@ -37,6 +92,7 @@ struct pool {
 	char *db_name;        /* as clients name it */
 	char *user;           /* client user */
 	struct node *backend; /* the server this pool connects to */
+	struct pool_share *share; /* its part of the node's budget */
 	int mode;             /* enum pool_mode */
 	int size;             /* most server connections at once */
 	int min_size;
@@ -80,6 +136,17 @@ struct pool {
  * (trust or .pgpass on the server side). */
 struct pool *pool_get(struct worker *w, const struct db_conf *db, const char *user,
                       struct node *backend, const char *server_user, const char *server_password);
+
+/* Every pool of every worker, in a fixed order: pool_next(w, NULL) is the first, NULL
+ * follows the last. Only where every worker's pools may be read (a world section). */
+struct pool *pool_next(const struct worker *w, const struct pool *p);
+/* Whether two pools (of any workers) serve the same database, user and node. */
+bool pool_same_key(const struct pool *a, const struct pool *b);
+/* The first pool of p's key in pool_next order (the others' figures add up to its). */
+bool pool_leads_key(const struct worker *w, const struct pool *p);
+/* dst += src's counts (servers, waiting clients, transactions, times, traffic): two
+ * workers' pools of one key shown as one. */
+void pool_add_counts(struct pool *dst, const struct pool *src);
 
 /* Ask for a server; wt->grant runs before this returns when one is idle. */
 void pool_acquire(struct pool *p, struct pool_waiter *wt);

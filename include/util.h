@@ -111,5 +111,7 @@ static inline uint64_t util_fnv1a(uint64_t h, const void *p, size_t n)
 
 char *util_strdup(const char *s);
 void *util_calloc(size_t n, size_t size);
+/* Zeroed, on a cache line of its own (64 bytes): for what each thread writes. */
+void *util_aligned_calloc(size_t n, size_t size);
 
 #endif

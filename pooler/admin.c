@@ -2,6 +2,7 @@
  * commands that change things; the views are in admin_show.c and admin_sockets.c. */
 #include "admin.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include "client.h"
 #include "config.h"
 #include "log.h"
+#include "node.h"
 #include "pool.h"
 #include "proto.h"
 
@@ -63,7 +65,8 @@ void admin_free(struct worker *w)
 
 bool admin_db_disabled(const struct worker *w, const char *db)
 {
-	return config_list_has(w->disabled_dbs, db);
+	/* worker 0's list: only admin commands (in world sections) change it */
+	return config_list_has(worker_main(w)->disabled_dbs, db);
 }
 
 /* ---- commands that change things ---------------------------------------------------- */
@@ -99,10 +102,10 @@ static bool known_db(struct worker *w, const char *verb, const char *db, bool ma
 /* Apply fn to the pools of db (all pools when db is empty); returns how many. */
 static int each_pool(struct worker *w, const char *db, void (*fn)(struct pool *p))
 {
-	struct list *pos, *tmp;
+	struct pool *p, *next;
 	int n = 0;
-	list_for_each_safe (pos, tmp, &w->pools) {
-		struct pool *p = container_of(pos, struct pool, node);
+	for (p = pool_next(w, NULL); p != NULL; p = next) {
+		next = pool_next(w, p);
 		if (db[0] == '\0' || strcmp(p->db_name, db) == 0) {
 			fn(p);
 			n++;
@@ -115,12 +118,11 @@ static int each_pool(struct worker *w, const char *db, void (*fn)(struct pool *p
  * RECONNECT asked to close (WAIT_CLOSE); then the database, empty for all. */
 static int waiting_for(struct worker *w, const char *wait)
 {
-	struct list *pos, *sp;
+	struct list *sp;
 	const char *db = wait + 1;
 	int n = 0;
 
-	for (pos = w->pools.next; pos != &w->pools; pos = pos->next) {
-		const struct pool *p = container_of(pos, struct pool, node);
+	for (const struct pool *p = pool_next(w, NULL); p != NULL; p = pool_next(w, p)) {
 		if (db[0] != '\0' && strcmp(p->db_name, db) != 0)
 			continue;
 		if (wait[0] == 'W')
@@ -154,7 +156,10 @@ static bool answer_when_done(struct worker *w, char kind, const char *db, struct
 
 bool admin_poll(struct worker *w, const char *wait, struct buf *out)
 {
-	if (waiting_for(w, wait) > 0)
+	worker_world_enter(w);
+	int left = waiting_for(w, wait);
+	worker_world_leave(w);
+	if (left > 0)
 		return false;
 	complete(out, wait_tag(wait));
 	return true;
@@ -511,8 +516,27 @@ static bool run_command(struct worker *w, const struct command *c, const char *p
 	return true;
 }
 
+static bool run_sql(struct worker *w, const char *sql, const struct admin_caller *who,
+                    struct buf *out, char **wait);
+
+/* The console runs on worker 0 (client_login.c moves its clients there), each command in a
+ * world section: what it shows adds up every worker's, what it changes changes for all. */
 bool admin_run(struct worker *w, const char *sql, const struct admin_caller *who, struct buf *out,
                char **wait)
+{
+	bool done;
+
+	assert(w->index == 0);
+	worker_world_enter(w);
+	for (int i = 0; i < w->n_nodes; i++)
+		node_sum(w->nodes[i]);
+	done = run_sql(w, sql, who, out, wait);
+	worker_world_leave(w);
+	return done;
+}
+
+static bool run_sql(struct worker *w, const char *sql, const struct admin_caller *who,
+                    struct buf *out, char **wait)
 {
 	char verb[32];
 	const char *p = next_word(sql, verb, sizeof(verb), true);

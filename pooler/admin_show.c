@@ -48,16 +48,14 @@ enum group { BY_POOL, BY_DB_USER, BY_DB };
 static bool same_group(const struct pool *a, const struct pool *b, enum group g)
 {
 	if (g == BY_POOL)
-		return a == b;
+		return pool_same_key(a, b); /* one (database, user, node), over the workers */
 	return strcmp(a->db_name, b->db_name) == 0 && (g == BY_DB || strcmp(a->user, b->user) == 0);
 }
 
 /* True when an earlier pool of the list led p's group (its row is written). */
 static bool group_seen(struct worker *w, const struct pool *p, enum group g)
 {
-	struct list *pos, *tmp;
-	list_for_each_safe (pos, tmp, &w->pools) {
-		const struct pool *q = container_of(pos, struct pool, node);
+	for (const struct pool *q = pool_next(w, NULL); q != NULL; q = pool_next(w, q)) {
 		if (q == p)
 			return false;
 		if (same_group(q, p, g))
@@ -67,7 +65,9 @@ static bool group_seen(struct worker *w, const struct pool *p, enum group g)
 }
 
 struct pool_counts {
-	int pools, cl_active, cl_waiting, sv_active, sv_idle, sv_tested, sv_login;
+	int pools; /* nodes, really: a node's pools on several workers count once */
+	const struct node *seen[16];
+	int cl_active, cl_waiting, sv_active, sv_idle, sv_tested, sv_login;
 	uint64_t maxwait;
 	bool paused;
 	char nodes[256];
@@ -79,7 +79,6 @@ static void count_pool(struct worker *w, struct pool *p, uint64_t now, struct po
 	struct list *sp, *st;
 
 	client_foreach(w, count_active, &clients);
-	pc->pools++;
 	pc->cl_active += clients.n;
 	pc->cl_waiting += p->n_waiting;
 	list_for_each_safe (sp, st, &p->active) {
@@ -97,6 +96,12 @@ static void count_pool(struct worker *w, struct pool *p, uint64_t now, struct po
 			pc->maxwait = now - wt->since_us;
 	}
 	pc->paused = pc->paused || p->paused;
+	for (int i = 0; i < pc->pools && i < (int)ARRAY_LEN(pc->seen); i++)
+		if (pc->seen[i] == p->backend)
+			return;
+	if (pc->pools < (int)ARRAY_LEN(pc->seen))
+		pc->seen[pc->pools] = p->backend;
+	pc->pools++;
 	size_t n = strlen(pc->nodes);
 	snprintf(pc->nodes + n, sizeof(pc->nodes) - n, "%s%s", n > 0 ? "," : "", p->backend->name);
 }
@@ -143,16 +148,13 @@ static void pool_row(struct result *r, const struct pool *p, const struct pool_c
 
 static void pools_view(struct worker *w, struct result *r, enum group g)
 {
-	struct list *pos, *tmp, *qp, *qt;
 	uint64_t now = util_now_us();
 
-	list_for_each_safe (pos, tmp, &w->pools) {
-		struct pool *p = container_of(pos, struct pool, node);
+	for (struct pool *p = pool_next(w, NULL); p != NULL; p = pool_next(w, p)) {
 		struct pool_counts pc = {.pools = 0};
 		if (group_seen(w, p, g))
 			continue;
-		list_for_each_safe (qp, qt, &w->pools) {
-			struct pool *q = container_of(qp, struct pool, node);
+		for (struct pool *q = pool_next(w, NULL); q != NULL; q = pool_next(w, q)) {
 			if (same_group(p, q, g))
 				count_pool(w, q, now, &pc);
 		}
@@ -198,13 +200,11 @@ static void first_period(const struct pool *q, uint64_t now, struct stats_totals
 /* Sum the pools of database db (NULL: of every database). */
 static void sum_db(struct worker *w, const char *db, struct db_stats *s)
 {
-	struct list *qp, *qt;
 	uint64_t xact_w = 0, query_w = 0, wait_w = 0, xact_n = 0, query_n = 0;
 	uint64_t now = util_now_us();
 
 	*s = (struct db_stats){{0}, {0}};
-	list_for_each_safe (qp, qt, &w->pools) {
-		const struct pool *q = container_of(qp, struct pool, node);
+	for (const struct pool *q = pool_next(w, NULL); q != NULL; q = pool_next(w, q)) {
 		struct stats_totals a = q->window.avg;
 		if (db != NULL && strcmp(q->db_name, db) != 0)
 			continue;
@@ -238,11 +238,9 @@ static void sum_db(struct worker *w, const char *db, struct db_stats *s)
 static void each_db_stats(struct worker *w, struct result *r,
                           void (*fn)(struct result *r, const char *db, const struct db_stats *s))
 {
-	struct list *pos, *tmp;
 	struct db_stats s;
 
-	list_for_each_safe (pos, tmp, &w->pools) {
-		const struct pool *p = container_of(pos, struct pool, node);
+	for (const struct pool *p = pool_next(w, NULL); p != NULL; p = pool_next(w, p)) {
 		if (group_seen(w, p, BY_DB))
 			continue;
 		sum_db(w, p->db_name, &s);
@@ -355,15 +353,12 @@ static void tally_client(const struct client_info *ci, void *arg)
  * (they have pools). Calls fn once per name. */
 static void each_user(struct worker *w, void (*fn)(const char *name, void *arg), void *arg)
 {
-	struct list *pos;
-
 	for (int i = 0; w->auth != NULL && i < w->auth->n_users; i++)
 		fn(w->auth->users[i].name, arg);
-	for (pos = w->pools.next; pos != &w->pools; pos = pos->next) {
-		const struct pool *p = container_of(pos, struct pool, node);
+	for (const struct pool *p = pool_next(w, NULL); p != NULL; p = pool_next(w, p)) {
 		bool seen = w->auth != NULL && auth_file_find(w->auth, p->user) != NULL;
-		for (struct list *q = w->pools.next; !seen && q != pos; q = q->next)
-			seen = strcmp(container_of(q, struct pool, node)->user, p->user) == 0;
+		for (const struct pool *q = pool_next(w, NULL); !seen && q != p; q = pool_next(w, q))
+			seen = strcmp(q->user, p->user) == 0;
 		if (!seen)
 			fn(p->user, arg);
 	}
@@ -382,14 +377,13 @@ static const struct result_column lists_cols[] = {TEXT_COL("list"), INT4_COL("it
 static void show_lists(struct worker *w, struct result *r)
 {
 	struct client_tally ct = {0, 0};
-	struct list *pos;
 	int pools = 0, servers = 0, users = 0;
 
 	client_foreach(w, tally_client, &ct);
 	each_user(w, count_user, &users);
-	for (pos = w->pools.next; pos != &w->pools; pos = pos->next) {
-		pools++;
-		servers += container_of(pos, struct pool, node)->n_servers;
+	for (const struct pool *p = pool_next(w, NULL); p != NULL; p = pool_next(w, p)) {
+		pools += pool_leads_key(w, p);
+		servers += p->n_servers;
 	}
 	const struct {
 		const char *name;
@@ -497,11 +491,9 @@ static void show_state(struct worker *w, struct result *r)
  * (until RESUME), or all its pools paused. */
 static int db_servers(struct worker *w, const char *db, bool *paused)
 {
-	struct list *pos;
 	int n = 0, pools = 0, held = 0;
 
-	for (pos = w->pools.next; pos != &w->pools; pos = pos->next) {
-		const struct pool *p = container_of(pos, struct pool, node);
+	for (const struct pool *p = pool_next(w, NULL); p != NULL; p = pool_next(w, p)) {
 		if (strcmp(p->db_name, db) != 0)
 			continue;
 		n += p->n_servers;
@@ -588,8 +580,8 @@ static void show_nodes(struct worker *w, struct result *r)
 		result_text(r, n->usable ? "yes" : "no");
 		result_int(r, (int64_t)n->lag_bytes);
 		result_int(r, n->lag_ms);
-		result_int(r, n->inflight);
-		result_int(r, (int64_t)n->transactions);
+		result_int(r, n->total.inflight);
+		result_int(r, (int64_t)n->total.transactions);
 		result_int(r, router_read_weight(n));
 		result_int(r, (int64_t)n->probes_ok);
 		result_int(r, (int64_t)n->probes_failed);

@@ -183,13 +183,12 @@ static void server_row(const struct view *vw, const struct pool *p, const struct
 
 static void server_rows(struct worker *w, const struct view *vw)
 {
-	struct list *pos, *tmp, *sp, *st;
-	struct links links = {.cap = (size_t)w->n_clients};
+	struct list *sp, *st;
+	struct links links = {.cap = (size_t)w->team->n_clients};
 
 	links.pairs = util_calloc(links.cap + 1, sizeof(*links.pairs));
 	client_foreach(w, collect_link, &links);
-	list_for_each_safe (pos, tmp, &w->pools) {
-		struct pool *p = container_of(pos, struct pool, node);
+	for (struct pool *p = pool_next(w, NULL); p != NULL; p = pool_next(w, p)) {
 		struct list *lists[] = {&p->connecting, &p->idle, &p->active};
 		for (int i = 0; i < 3; i++)
 			list_for_each_safe (sp, st, lists[i])

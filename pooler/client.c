@@ -83,6 +83,7 @@ void client_set_state(struct client *c, enum client_state st)
 		list_del(&c->node);
 		list_append(&c->w->dead_clients, &c->node);
 		c->w->n_clients--;
+		__atomic_sub_fetch(&c->w->team->n_clients, 1, __ATOMIC_RELAXED);
 	}
 	c->state = st;
 	if (states[st].timer == TIMER_STOP)
@@ -186,7 +187,7 @@ static void attach(struct client *c, struct server *s)
 	s->guard = c->retry != RETRY_NONE;
 	c->linked_us = util_now_us();
 	histogram_observe(&c->w->metrics.client_wait, c->linked_us - c->waiter.since_us);
-	c->pool->backend->transactions++;
+	c->pool->backend->shards[c->w->index].transactions++;
 	c->pool->xact_count++;
 	c->pool->wait_us += c->linked_us - c->waiter.since_us;
 	if (s->replies != NULL)
@@ -490,6 +491,8 @@ static void on_conn_read(struct conn *cn)
 		                                : "client closed the connection");
 		return;
 	}
+	if (c->moving != NULL)
+		return; /* the next worker reads it (client_move) */
 	c->last_read_us = util_now_us();
 	c->query_cancelled = false;
 	client_process(c);
@@ -512,6 +515,46 @@ bool client_rate_exempt(const struct client *c, char *host, size_t len)
 	return strcmp(c->addr, "unix") == 0 || ratelimit_listed(c->w->cfg->rate_limit_exempt, host);
 }
 
+/* The second half of client_move, on the new worker's thread. */
+static void adopt(struct worker *w, void *arg)
+{
+	struct client *c = arg;
+
+	c->w = w;
+	list_append(&w->clients, &c->node);
+	w->n_clients++;
+	c->conn.bytes = &w->metrics.client_bytes;
+	conn_attach(&c->conn, w->loop);
+	c->moved(c);
+}
+
+void client_move(struct client *c, struct worker *to, void (*then)(struct client *c))
+{
+	c->moving = to;
+	c->moved = then;
+	list_append(&c->w->moving_clients, &c->move_link);
+}
+
+/* Before the loop sleeps, with no callback of theirs running: clients leave for the
+ * worker client_move named (unless they closed meanwhile). */
+static void send_moving(struct worker *w)
+{
+	struct list *n;
+
+	while ((n = list_pop(&w->moving_clients)) != NULL) {
+		struct client *c = container_of(n, struct client, move_link);
+		if (c->state == CLIENT_CLOSED)
+			continue;
+		conn_detach(&c->conn);
+		ev_timer_stop(w->loop, &c->timer);
+		list_del(&c->node);
+		w->n_clients--;
+		struct worker *to = c->moving;
+		c->moving = NULL;
+		worker_post(to, adopt, c);
+	}
+}
+
 void client_accept(struct worker *w, int fd, const char *addr)
 {
 	char host[RATELIMIT_KEY];
@@ -519,10 +562,11 @@ void client_accept(struct worker *w, int fd, const char *addr)
 	uint64_t r = util_rand64(&w->rng);
 
 	c->w = w;
-	c->id = ++w->next_id;
+	c->id = worker_next_id(w);
 	c->state = CLIENT_STARTUP;
 	c->connect_us = util_now_us();
-	c->cancel_pid = (uint32_t)(r >> 32) & 0x7fffffff;
+	/* the worker in bits 8..15 of the pid: a cancel request finds the client's worker */
+	c->cancel_pid = ((uint32_t)(r >> 32) & 0xffu) | (uint32_t)(w->index & 0xff) << 8;
 	c->cancel_key = (uint32_t)r;
 	util_strlcpy(c->addr, addr, sizeof(c->addr));
 	c->waiter.grant = on_grant;
@@ -531,19 +575,20 @@ void client_accept(struct worker *w, int fd, const char *addr)
 	params_init(&c->wants);
 	list_append(&w->clients, &c->node);
 	w->n_clients++;
+	int all_clients = __atomic_add_fetch(&w->team->n_clients, 1, __ATOMIC_RELAXED);
 	conn_init(&c->conn, w->loop, fd, c, on_conn_read, on_conn_drain);
 	c->conn.bytes = &w->metrics.client_bytes;
 	ev_timer_init(&c->timer, client_on_timer, 0, 0);
 	c->timer.data = c;
 	if (!client_rate_exempt(c, host, sizeof(host)) &&
-	    !ratelimit_take(&w->connect_limit, host, c->connect_us)) {
+	    !worker_rate_take(w, &w->team->connect_limit, host, c->connect_us)) {
 		/* answered before the startup packet: nothing is parsed or hashed for it */
 		w->metrics.clients_throttled++;
 		client_fatal(c, SQLSTATE_TOO_MANY_CONNECTIONS,
 		             "too many connections from this address (client_rate_limit)");
 		return;
 	}
-	if (w->n_clients > w->cfg->max_client_conn) {
+	if (all_clients > w->cfg->max_client_conn) {
 		metrics_reject(&w->metrics, REJECT_MAX_CLIENT_CONN);
 		client_fatal(c, SQLSTATE_TOO_MANY_CONNECTIONS,
 		             "too many client connections (max_client_conn)");
@@ -586,13 +631,27 @@ static const char *session_settings(const struct client *c, char *out, size_t ca
 	return out;
 }
 
+/* Every client of every worker in turn: team_client(w, NULL) is the first, NULL follows
+ * the last. In a world section, or with one worker. */
+static struct client *team_client(const struct worker *w, const struct client *c)
+{
+	const struct team *t = w->team;
+	int i = c == NULL ? 0 : c->w->index;
+	const struct list *pos = c == NULL ? t->all[0]->clients.next : c->node.next;
+
+	for (;;) {
+		if (pos != &t->all[i]->clients)
+			return container_of(pos, struct client, node);
+		if (++i == t->n)
+			return NULL;
+		pos = t->all[i]->clients.next;
+	}
+}
+
 void client_foreach(struct worker *w, void (*fn)(const struct client_info *ci, void *arg),
                     void *arg)
 {
-	struct list *pos, *tmp;
-
-	list_for_each_safe (pos, tmp, &w->clients) {
-		struct client *c = container_of(pos, struct client, node);
+	for (struct client *c = team_client(w, NULL); c != NULL; c = team_client(w, c)) {
 		char settings[512];
 		struct client_info ci = {
 		    .id = c->id,
@@ -619,11 +678,11 @@ void client_foreach(struct worker *w, void (*fn)(const struct client_info *ci, v
 
 int client_kill_db(struct worker *w, const char *db)
 {
-	struct list *pos, *tmp;
+	struct client *c, *next;
 	int n = 0;
 
-	list_for_each_safe (pos, tmp, &w->clients) {
-		struct client *c = container_of(pos, struct client, node);
+	for (c = team_client(w, NULL); c != NULL; c = next) {
+		next = team_client(w, c); /* c leaves the list (client_fatal) */
 		if (c->db == NULL || strcmp(c->db, db) != 0 || c->state == CLIENT_ADMIN)
 			continue;
 		client_fatal(c, SQLSTATE_ADMIN_SHUTDOWN, "terminated by the admin console (KILL)");
@@ -634,10 +693,7 @@ int client_kill_db(struct worker *w, const char *db)
 
 bool client_kill_id(struct worker *w, uint64_t id)
 {
-	struct list *pos, *tmp;
-
-	list_for_each_safe (pos, tmp, &w->clients) {
-		struct client *c = container_of(pos, struct client, node);
+	for (struct client *c = team_client(w, NULL); c != NULL; c = team_client(w, c)) {
 		if (c->id != id || c->state == CLIENT_ADMIN || c->state == CLIENT_CLOSED)
 			continue;
 		client_fatal(c, SQLSTATE_ADMIN_SHUTDOWN,
@@ -649,11 +705,9 @@ bool client_kill_id(struct worker *w, uint64_t id)
 
 void client_count(const struct worker *w, struct client_counts *cc)
 {
-	const struct list *pos;
-
 	memset(cc, 0, sizeof(*cc));
-	for (pos = w->clients.next; pos != &w->clients; pos = pos->next) {
-		switch (container_of(pos, struct client, node)->state) {
+	for (const struct client *c = team_client(w, NULL); c != NULL; c = team_client(w, c)) {
+		switch (c->state) {
 		case CLIENT_STARTUP:
 		case CLIENT_AUTH:
 		case CLIENT_LOGIN:
@@ -686,6 +740,7 @@ void client_reap(struct worker *w)
 {
 	struct list *n;
 
+	send_moving(w); /* before the dead are freed: a moving client may have closed */
 	while ((n = list_pop(&w->dead_clients)) != NULL) {
 		struct client *c = container_of(n, struct client, node);
 		conn_free(&c->conn);

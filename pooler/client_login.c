@@ -38,20 +38,24 @@ void client_send_welcome(struct client *c)
 		conn_trim(&c->conn);
 }
 
-/* The admin console answers itself: no pool, no server. */
+/* The admin console answers itself: no pool, no server. Its clients log in on worker 0
+ * (others move them there first: admin_greet runs after the move). */
+static const char *const admin_params[][2] = {
+    {"server_version", "15.0 (pooler " POOLER_VERSION ")"},
+    {"server_encoding", "UTF8"},
+    {"client_encoding", "UTF8"},
+    {"DateStyle", "ISO, MDY"},
+    {"integer_datetimes", "on"},
+    {"standard_conforming_strings", "on"},
+    {"TimeZone", "UTC"},
+    {"is_superuser", "off"},
+};
+
+static void admin_greet(struct client *c);
+
 static void admin_login(struct client *c)
 {
 	const struct config *cfg = c->w->cfg;
-	static const char *const params[][2] = {
-	    {"server_version", "15.0 (pooler " POOLER_VERSION ")"},
-	    {"server_encoding", "UTF8"},
-	    {"client_encoding", "UTF8"},
-	    {"DateStyle", "ISO, MDY"},
-	    {"integer_datetimes", "on"},
-	    {"standard_conforming_strings", "on"},
-	    {"TimeZone", "UTC"},
-	    {"is_superuser", "off"},
-	};
 
 	c->admin_writer = config_list_has(cfg->admin_users, c->user);
 	if (!c->admin_writer && !config_list_has(cfg->stats_users, c->user)) {
@@ -60,14 +64,25 @@ static void admin_login(struct client *c)
 		return;
 	}
 	client_auth_done(c);
-	for (size_t i = 0; i < ARRAY_LEN(params); i++)
-		proto_write_param(&c->conn.out, params[i][0], params[i][1]);
+	client_set_state(c, CLIENT_ADMIN);
+	if (c->w->index != 0) {
+		client_move(c, worker_main(c->w), admin_greet);
+		return;
+	}
+	admin_greet(c);
+}
+
+static void admin_greet(struct client *c)
+{
+	for (size_t i = 0; i < ARRAY_LEN(admin_params); i++)
+		proto_write_param(&c->conn.out, admin_params[i][0], admin_params[i][1]);
 	proto_write_key(&c->conn.out, c->cancel_pid, c->cancel_key);
 	proto_write_ready(&c->conn.out, 'I');
-	client_set_state(c, CLIENT_ADMIN);
 	log_info("c=%llu user=%s addr=%s admin console login", (unsigned long long)c->id, c->user,
 	         c->addr);
 	client_flush(c);
+	if (c->state == CLIENT_ADMIN && buf_len(&c->conn.in) > 0)
+		client_admin_read(c); /* sent before the move ended */
 }
 
 /* Admin console messages: simple Query only. */
@@ -205,7 +220,7 @@ static void auth_failed(struct client *c)
 
 	metrics_reject(&c->w->metrics, REJECT_AUTHENTICATION);
 	if (!client_rate_exempt(c, host, sizeof(host)))
-		ratelimit_take(&c->w->auth_limit, host, util_now_us());
+		worker_rate_take(c->w, &c->w->team->auth_limit, host, util_now_us());
 	char msg[200];
 	snprintf(msg, sizeof(msg), "password authentication failed for user \"%s\"", c->user);
 	client_fatal(c, SQLSTATE_INVALID_PASSWORD, msg);
@@ -218,7 +233,7 @@ static bool login_throttled(struct client *c)
 	char host[RATELIMIT_KEY];
 
 	if (client_rate_exempt(c, host, sizeof(host)) ||
-	    ratelimit_allows(&c->w->auth_limit, host, util_now_us()))
+	    worker_rate_allows(c->w, &c->w->team->auth_limit, host, util_now_us()))
 		return false;
 	c->w->metrics.logins_throttled++;
 	client_fatal(c, SQLSTATE_INVALID_PASSWORD,
@@ -511,23 +526,46 @@ static void auth_message(struct client *c, const uint8_t *body, uint32_t len)
 	}
 }
 
-static void handle_cancel(struct client *c, uint32_t pid, uint32_t key)
-{
-	struct list *pos, *tmp;
+struct cancel_req {
+	uint64_t from; /* the client that sent it, for the log */
+	uint32_t pid, key;
+};
 
-	list_for_each_safe (pos, tmp, &c->w->clients) {
+/* On the worker of the client the key names: cancel its query, if it runs one. */
+static void cancel_on(struct worker *w, void *arg)
+{
+	struct cancel_req *r = arg;
+	struct list *pos;
+
+	for (pos = w->clients.next; pos != &w->clients; pos = pos->next) {
 		struct client *t = container_of(pos, struct client, node);
-		if (t == c || t->cancel_pid != pid || t->cancel_key != key)
+		if (t->cancel_pid != r->pid || t->cancel_key != r->key)
 			continue;
 		if (t->state == CLIENT_ACTIVE && t->server != NULL) {
 			log_info("c=%llu cancel request for c=%llu forwarded to s=%llu",
-			         (unsigned long long)c->id, (unsigned long long)t->id,
+			         (unsigned long long)r->from, (unsigned long long)t->id,
 			         (unsigned long long)t->server->id);
 			server_cancel(t->server);
 		}
 		break;
 	}
+	free(r);
+}
+
+/* The key's pid names the worker of its client (client_accept): the request goes there. */
+static void handle_cancel(struct client *c, uint32_t pid, uint32_t key)
+{
+	struct cancel_req *r = util_calloc(1, sizeof(*r));
+	int worker = (int)(pid >> 8 & 0xff);
+
+	*r = (struct cancel_req){c->id, pid, key};
 	client_close(c, "cancel request handled");
+	if (worker == c->w->index)
+		cancel_on(c->w, r);
+	else if (worker < c->w->team->n)
+		worker_post(c->w->team->all[worker], cancel_on, r);
+	else
+		free(r); /* no such worker: a key this process never gave */
 }
 
 /* Startup parameters meant for the pooler itself; true when consumed. */

@@ -77,7 +77,9 @@ static const struct key pooler_keys[] = {
      "exit; empty: none (read at startup only)"},
     {"stats_period", K_MS, P(stats_period_ms), "60s", 0, 86400000, NULL, false,
      "how often a one-line stats summary is logged and SHOW STATS averages roll; 0: never"},
-    {"workers", K_AUTO_INT, P(workers), "1", 1, 1, NULL, false, "event-loop threads (1 for now)"},
+    {"workers", K_AUTO_INT, P(workers), "1", 1, 256, NULL, false,
+     "event-loop threads, each with its own clients and server connections; auto = the cores "
+     "this process may run on (read at startup only)"},
     {"max_client_conn", K_INT, P(max_client_conn), "10000", 1, 1000000, NULL, false,
      "client connections accepted at most; more get SQLSTATE 53300"},
     {"max_packet_size", K_INT, P(max_packet_size), "1073741822", 1024, 1073741822, NULL, false,

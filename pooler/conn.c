@@ -81,6 +81,24 @@ static void kick_pending(struct conn *c)
 		ev_feed_event(c->loop, &c->rio, EV_READ);
 }
 
+void conn_detach(struct conn *c)
+{
+	c->moved_rio = ev_is_active(&c->rio);
+	c->moved_wio = ev_is_active(&c->wio);
+	ev_io_stop(c->loop, &c->rio);
+	ev_io_stop(c->loop, &c->wio);
+	c->loop = NULL;
+}
+
+void conn_attach(struct conn *c, struct ev_loop *loop)
+{
+	c->loop = loop;
+	if (c->moved_rio)
+		ev_io_start(loop, &c->rio);
+	if (c->moved_wio)
+		ev_io_start(loop, &c->wio);
+}
+
 void conn_start_read(struct conn *c)
 {
 	c->reading = true;

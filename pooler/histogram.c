@@ -14,3 +14,11 @@ void histogram_observe(struct histogram *h, uint64_t micros)
 	h->count++;
 	h->sum += s;
 }
+
+void histogram_add(struct histogram *dst, const struct histogram *src)
+{
+	for (int i = 0; i <= HISTOGRAM_BUCKETS; i++)
+		dst->counts[i] += src->counts[i];
+	dst->count += src->count;
+	dst->sum += src->sum;
+}

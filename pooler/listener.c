@@ -34,6 +34,34 @@ struct listeners {
 	int n;
 };
 
+/* A Unix socket client accepted by worker 0, for another worker (Linux spreads only TCP
+ * connections over SO_REUSEPORT sockets). */
+struct handoff {
+	int fd;
+};
+
+static void adopt(struct worker *w, void *arg)
+{
+	struct handoff *h = arg;
+	client_accept(w, h->fd, "unix");
+	free(h);
+}
+
+/* Unix socket clients go round the workers. */
+static void accept_unix(struct worker *w, int fd)
+{
+	struct team *t = w->team;
+	struct worker *to = t->all[t->next_accept++ % (unsigned)t->n];
+
+	if (to == w) {
+		client_accept(w, fd, "unix");
+		return;
+	}
+	struct handoff *h = util_calloc(1, sizeof(*h));
+	h->fd = fd;
+	worker_post(to, adopt, h);
+}
+
 static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
 {
 	struct listener *l = io->data;
@@ -67,6 +95,9 @@ static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
 				port = ntohs(s6->sin6_port);
 			}
 			snprintf(addr, sizeof(addr), "%s:%d", host, port);
+		} else {
+			accept_unix(l->w, fd);
+			continue;
 		}
 		client_accept(l->w, fd, addr);
 	}
@@ -86,6 +117,27 @@ static bool add(struct listeners *ls, struct worker *w, int fd, bool unix_socket
 	ev_io_init(&l->io, on_accept, fd, EV_READ);
 	l->io.data = l;
 	return true;
+}
+
+/* Worker 0, before the workers bind with SO_REUSEPORT: true when the address is free for
+ * a socket without it. So another process's SO_REUSEPORT socket on the port is an error
+ * ("address in use"), not a silent share of its clients. */
+static bool port_free(const struct addrinfo *ai, int worker)
+{
+	int one = 1, fd;
+	bool ok;
+
+	if (worker != 0)
+		return true;
+	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return true; /* the real bind will say what is wrong */
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (ai->ai_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	ok = bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 || errno != EADDRINUSE;
+	close(fd);
+	return ok;
 }
 
 static bool open_tcp(struct listeners *ls, struct worker *w, const char *host, int port, char *err,
@@ -111,6 +163,16 @@ static bool open_tcp(struct listeners *ls, struct worker *w, const char *host, i
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 		if (ai->ai_family == AF_INET6)
 			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+		if (w->team->n > 1 && !port_free(ai, w->index)) {
+			snprintf(err, errlen, "cannot listen on %s port %d: %s", host, port,
+			         strerror(EADDRINUSE));
+			close(fd);
+			freeaddrinfo(res);
+			return false;
+		}
+		/* several workers: each its own socket, the kernel spreads connections */
+		if (w->team->n > 1)
+			setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 		if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
 			snprintf(err, errlen, "cannot listen on %s port %d: %s", host, port,
 			         strerror(errno));
@@ -123,7 +185,8 @@ static bool open_tcp(struct listeners *ls, struct worker *w, const char *host, i
 			freeaddrinfo(res);
 			return false;
 		}
-		log_info("listening on %s port %d", host, port);
+		if (w->index == 0)
+			log_info("listening on %s port %d", host, port);
 	}
 	freeaddrinfo(res);
 	return true;
@@ -187,8 +250,9 @@ struct listeners *listener_open(struct worker *w, const struct config *cfg, char
 	struct listeners *ls = util_calloc(1, sizeof(*ls));
 	struct tcp_open o = {ls, w, cfg->listen_port, err, errlen};
 
-	/* The Unix socket first: whoever sees the TCP port answer can use both. */
-	if (cfg->unix_socket_dir[0] != '\0' &&
+	/* The Unix socket first: whoever sees the TCP port answer can use both. Worker 0
+	 * accepts on it for every worker. */
+	if (cfg->unix_socket_dir[0] != '\0' && w->index == 0 &&
 	    !open_unix(ls, w, cfg->unix_socket_dir, cfg->listen_port, err, errlen))
 		goto fail;
 	if (!util_split(cfg->listen_addr, open_tcp_each, &o))

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include "auth.h"
@@ -41,9 +42,10 @@ struct snapshot {
 };
 
 struct daemon {
-	struct worker w;
+	struct team *team; /* the workers; NULL until startup makes them */
+	struct worker *w;  /* team->all[0]: signals, probes, clusters, timers, HTTP */
 	struct snapshot files; /* the running ones */
-	struct listeners *listeners;
+	struct listeners **listeners; /* one set per worker */
 	const char *config_path;
 	bool check_only; /* --check-config */
 	bool logging;    /* stderr is set up (log_file): errors go to the log */
@@ -91,7 +93,7 @@ static void usage(FILE *out)
  * leader, and each node's probe) with a reason that says so. */
 static bool ready(struct daemon *d, char *reason, size_t len)
 {
-	struct worker *w = &d->w;
+	struct worker *w = d->w;
 
 	if (w->shutting_down) {
 		snprintf(reason, len, "shutting down");
@@ -125,9 +127,11 @@ static void publish(struct daemon *d)
 	if (d->http == NULL)
 		return;
 	buf_init(&b);
-	client_count(&d->w, &cc);
-	metrics_render(&d->w, &cc, &b);
+	worker_world_enter(d->w);
+	client_count(d->w, &cc);
+	metrics_render(d->w, &cc, &b);
 	bool ok = ready(d, reason, sizeof(reason));
+	worker_world_leave(d->w);
 	http_publish(d->http, (const char *)buf_head(&b), buf_len(&b), ok, reason);
 	buf_free(&b);
 }
@@ -147,7 +151,9 @@ static void on_stats(struct ev_loop *loop, ev_timer *t, int revents)
 	(void)loop;
 	(void)revents;
 
-	metrics_period(&d->w, (double)(now - d->stats_at_us) / 1e6, line, sizeof(line));
+	worker_world_enter(d->w);
+	metrics_period(d->w, (double)(now - d->stats_at_us) / 1e6, line, sizeof(line));
+	worker_world_leave(d->w);
 	d->stats_at_us = now;
 	log_info("%s", line);
 }
@@ -158,12 +164,12 @@ static void start_stats(struct daemon *d)
 
 	if (ev_is_active(&d->stats) && d->stats.repeat == period)
 		return;
-	ev_timer_stop(d->w.loop, &d->stats);
+	ev_timer_stop(d->w->loop, &d->stats);
 	if (period <= 0)
 		return;
 	d->stats_at_us = util_now_us();
 	ev_timer_set(&d->stats, period, period);
-	ev_timer_start(d->w.loop, &d->stats);
+	ev_timer_start(d->w->loop, &d->stats);
 }
 
 /* log_file: point stderr at it, so that everything written there (sanitizer reports too)
@@ -199,16 +205,23 @@ static void reap(struct ev_loop *loop, ev_prepare *p, int revents)
 		server_free(container_of(n, struct server, node));
 }
 
+/* Once draining: exit when the last client of any worker has gone, or at the deadline.
+ * Worker 0's own clients call it as they leave; the others' are seen by the 50 ms check. */
 static void maybe_exit(struct worker *w)
 {
-	struct daemon *d = container_of(w, struct daemon, w);
+	struct daemon *d = &daemon_state;
+	int clients = 0;
 
-	if (!w->shutting_down)
+	if (w->index != 0 || !w->shutting_down)
 		return;
-	if (w->n_clients == 0 || util_now_us() >= d->shutdown_deadline_us) {
-		if (w->n_clients > 0)
+	worker_world_enter(w);
+	for (int i = 0; i < w->team->n; i++)
+		clients += w->team->all[i]->n_clients;
+	worker_world_leave(w);
+	if (clients == 0 || util_now_us() >= d->shutdown_deadline_us) {
+		if (clients > 0)
 			log_warning("shutdown_timeout reached with %d clients still connected",
-			            w->n_clients);
+			            clients);
 		ev_break(w->loop, EVBREAK_ALL);
 	}
 }
@@ -233,23 +246,28 @@ static void on_sigterm(struct ev_loop *loop, ev_signal *sig, int revents)
 	(void)loop;
 	(void)revents;
 
-	if (d->w.shutting_down)
+	if (d->w->shutting_down)
 		return;
 	service_notify("STOPPING=1\nSTATUS=draining: waiting for running transactions");
 	log_info("SIGTERM: no new clients; waiting up to %d ms for running transactions",
 	         d->files.cfg->shutdown_timeout_ms);
-	d->w.shutting_down = true;
-	publish(d); /* /ready says so at once */
 	d->shutdown_deadline_us =
 	    util_now_us() + (uint64_t)d->files.cfg->shutdown_timeout_ms * 1000;
-	listener_close(d->listeners);
-	d->listeners = NULL;
-	client_shutdown_idle(&d->w);
-	close_idle_servers(&d->w);
+	worker_world_enter(d->w);
+	for (int i = 0; i < d->team->n; i++) {
+		struct worker *w = d->team->all[i];
+		w->shutting_down = true;
+		listener_close(d->listeners[i]);
+		d->listeners[i] = NULL;
+		client_shutdown_idle(w);
+		close_idle_servers(w);
+	}
+	worker_world_leave(d->w);
+	publish(d); /* /ready says so at once */
 	ev_timer_init(&d->shutdown_check, on_shutdown_check, 0.05, 0.05);
-	d->shutdown_check.data = &d->w;
-	ev_timer_start(d->w.loop, &d->shutdown_check);
-	maybe_exit(&d->w);
+	d->shutdown_check.data = d->w;
+	ev_timer_start(d->w->loop, &d->shutdown_check);
+	maybe_exit(d->w);
 }
 
 static void on_sigint(struct ev_loop *loop, ev_signal *sig, int revents)
@@ -296,8 +314,9 @@ static bool snapshot_load(struct snapshot *s, struct worker *w, const char *path
                           bool startup, char *err, size_t errlen)
 {
 	*s = (struct snapshot){0};
-	int n_members;
-	struct config_member *members = reload_members(w, &n_members); /* Patroni members */
+	int n_members = 0;
+	/* Patroni members (none at startup, before the worker exists) */
+	struct config_member *members = w != NULL ? reload_members(w, &n_members) : NULL;
 	s->cfg = config_load_members(path, sets, members, n_members, err, errlen);
 	free(members);
 	if (s->cfg == NULL)
@@ -315,32 +334,45 @@ static bool snapshot_load(struct snapshot *s, struct worker *w, const char *path
 
 /* Reload: a new snapshot of config and files; a bad file keeps the old ones.
  * reload_apply reconciles nodes, pools and worker settings with the new config. */
+static bool reload_in_world(struct daemon *d, char *err, size_t errlen);
+
 static bool reload(struct daemon *d, char *err, size_t errlen)
 {
-	struct snapshot next;
-
 	if (d->ready_sent)
 		service_notify("RELOADING=1\nMONOTONIC_USEC=%llu",
 		               (unsigned long long)util_now_us());
-	if (!snapshot_load(&next, &d->w, d->config_path, d->w.sets, false, err, errlen) ||
+	worker_world_enter(d->w);
+	bool ok = reload_in_world(d, err, errlen);
+	worker_world_leave(d->w);
+	return ok;
+}
+
+/* reload, in a world section: every worker takes the new snapshot at once. */
+static bool reload_in_world(struct daemon *d, char *err, size_t errlen)
+{
+	struct snapshot next;
+
+	if (!snapshot_load(&next, d->w, d->config_path, d->w->sets, false, err, errlen) ||
 	    !open_log_file(d, next.cfg, err, errlen)) {
 		snapshot_free(&next);
-		d->w.metrics.config_reloads_failed++;
+		d->w->metrics.config_reloads_failed++;
 		log_error("reload failed, keeping the running config: %s", err);
 		if (d->ready_sent)
 			service_notify(
 			    "READY=1\nSTATUS=reload failed, running the previous config");
 		return false;
 	}
-	d->w.auth = next.auth;
-	d->w.hba = next.hba;
-	d->w.tls_ctx = next.tls_ctx;
-	reload_apply(&d->w, next.cfg);
+	for (int i = 0; i < d->team->n; i++) {
+		d->team->all[i]->auth = next.auth;
+		d->team->all[i]->hba = next.hba;
+		d->team->all[i]->tls_ctx = next.tls_ctx;
+	}
+	reload_apply(d->w, next.cfg);
 	snapshot_free(&d->files); /* nothing points into the old config any more */
 	d->files = next;
 	log_min_level = (enum log_level)next.cfg->log_level;
 	start_stats(d);
-	d->w.metrics.config_reloads_ok++;
+	d->w->metrics.config_reloads_ok++;
 	log_info("reloaded %s", d->config_path);
 	if (d->ready_sent)
 		service_notify("READY=1\nSTATUS=serving (config reloaded)");
@@ -349,7 +381,7 @@ static bool reload(struct daemon *d, char *err, size_t errlen)
 
 static bool on_admin_reload(struct worker *w, char *err, size_t errlen)
 {
-	return reload(container_of(w, struct daemon, w), err, errlen);
+	return reload((&daemon_state), err, errlen);
 }
 
 static void on_sighup(struct ev_loop *loop, ev_signal *sig, int revents)
@@ -362,7 +394,7 @@ static void on_sighup(struct ev_loop *loop, ev_signal *sig, int revents)
 
 static void on_admin_shutdown(struct worker *w)
 {
-	struct daemon *d = container_of(w, struct daemon, w);
+	struct daemon *d = (&daemon_state);
 	on_sigterm(w->loop, &d->sigterm, 0);
 }
 
@@ -437,19 +469,29 @@ static bool setup_process(struct daemon *d, char *err, size_t errlen)
 	return true;
 }
 
-/* The worker: its loop, caches and limits, then its nodes from the config (reload_apply,
- * as every reload after it). */
-static bool init_worker(struct daemon *d, char *err, size_t errlen)
+/* workers = auto: the cores this process may run on (its CPU affinity). */
+static int auto_workers(void)
 {
-	struct worker *w = &d->w;
+	cpu_set_t set;
 
-	if (!util_random_bytes(w->mock_key, sizeof(w->mock_key))) {
-		snprintf(err, errlen, "no random bytes for the mock SCRAM key");
+	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+		return CPU_COUNT(&set) < 256 ? CPU_COUNT(&set) : 256;
+	return config_local_cores();
+}
+
+/* One worker: its loop, caches and lists. Every worker makes the same fake SCRAM salts
+ * (mock_key is worker 0's), so that a probing client learns nothing from which one it
+ * reached. */
+static bool init_worker(struct daemon *d, struct worker *w, char *err, size_t errlen)
+{
+	if (!worker_init_loop(w)) {
+		snprintf(err, errlen, "cannot make the event loop of worker %d", w->index + 1);
 		return false;
 	}
+	if (w->index > 0)
+		memcpy(w->mock_key, d->w->mock_key, sizeof(w->mock_key));
 	if (!util_random_bytes(&w->rng, sizeof(w->rng)) || w->rng == 0)
 		w->rng = util_now_us() | 1;
-	w->loop = ev_default_loop(EVFLAG_AUTO);
 	w->auth = d->files.auth;
 	w->hba = d->files.hba;
 	w->tls_ctx = d->files.tls_ctx;
@@ -460,15 +502,33 @@ static bool init_worker(struct daemon *d, char *err, size_t errlen)
 	list_init(&w->clients);
 	list_init(&w->pools);
 	list_init(&w->dead_clients);
+	list_init(&w->moving_clients);
 	list_init(&w->held_clients);
 	list_init(&w->dead_servers);
 	w->classifier = classify_new((size_t)d->files.cfg->classify_cache_size);
-	ratelimit_init(&w->connect_limit, 4096);
-	ratelimit_init(&w->auth_limit, 4096);
-	reload_apply(w, d->files.cfg);
 	ev_prepare_init(&w->reaper, reap);
 	w->reaper.data = w;
 	ev_prepare_start(w->loop, &w->reaper);
+	return true;
+}
+
+/* The workers (their threads start once everything is ready), then the nodes from the
+ * config (reload_apply, as every reload after it). */
+static bool init_team(struct daemon *d, char *err, size_t errlen)
+{
+	int n = d->files.cfg->workers > 0 ? d->files.cfg->workers : auto_workers();
+
+	d->team = team_new(n);
+	d->w = d->team->all[0];
+	d->listeners = util_calloc((size_t)n, sizeof(*d->listeners));
+	if (!util_random_bytes(d->w->mock_key, sizeof(d->w->mock_key))) {
+		snprintf(err, errlen, "no random bytes for the mock SCRAM key");
+		return false;
+	}
+	for (int i = 0; i < n; i++)
+		if (!init_worker(d, d->team->all[i], err, errlen))
+			return false;
+	reload_apply(d->w, d->files.cfg);
 	return true;
 }
 
@@ -477,10 +537,15 @@ static bool open_endpoints(struct daemon *d, char *err, size_t errlen)
 {
 	const struct config *cfg = d->files.cfg;
 
-	d->listeners = listener_open(&d->w, cfg, err, errlen);
-	if (d->listeners == NULL)
-		return false;
-	listener_start(d->listeners);
+	for (int i = 0; i < d->team->n; i++) {
+		d->listeners[i] = listener_open(d->team->all[i], cfg, err, errlen);
+		if (d->listeners[i] == NULL)
+			return false;
+		listener_start(d->listeners[i]);
+	}
+	if (d->team->n > 1)
+		log_info("%d workers, each accepting on its own socket (SO_REUSEPORT)",
+		         d->team->n);
 	if (cfg->metrics_listen[0] != '\0') {
 		d->http = http_start(cfg->metrics_listen, err, errlen);
 		if (d->http == NULL)
@@ -490,7 +555,7 @@ static bool open_endpoints(struct daemon *d, char *err, size_t errlen)
 	}
 	ev_timer_init(&d->publish, on_publish, 0.2, 1.0);
 	d->publish.data = d;
-	ev_timer_start(d->w.loop, &d->publish);
+	ev_timer_start(d->w->loop, &d->publish);
 	ev_init(&d->stats, on_stats);
 	d->stats.data = d;
 	start_stats(d);
@@ -507,17 +572,17 @@ static void on_ready_check(struct ev_loop *loop, ev_timer *t, int revents)
 	int probed = 0;
 	(void)revents;
 
-	for (int i = 0; i < d->w.n_nodes; i++)
-		probed += d->w.nodes[i]->probed;
-	if (probed < d->w.n_nodes && util_now_us() < d->ready_deadline_us)
+	for (int i = 0; i < d->w->n_nodes; i++)
+		probed += d->w->nodes[i]->probed;
+	if (probed < d->w->n_nodes && util_now_us() < d->ready_deadline_us)
 		return;
 	ev_timer_stop(loop, t);
-	if (d->w.shutting_down) /* STOPPING=1 went out already */
+	if (d->w->shutting_down) /* STOPPING=1 went out already */
 		return;
 	d->ready_sent = true;
 	service_notify("READY=1\nMAINPID=%ld\nSTATUS=serving; %d of %d nodes probed",
-	               (long)getpid(), probed, d->w.n_nodes);
-	log_info("ready: %d of %d nodes probed", probed, d->w.n_nodes);
+	               (long)getpid(), probed, d->w->n_nodes);
+	log_info("ready: %d of %d nodes probed", probed, d->w->n_nodes);
 }
 
 /* Once listening: the pidfile, then READY=1 when the first probes are in. */
@@ -534,7 +599,7 @@ static bool announce(struct daemon *d, char *err, size_t errlen)
 	d->ready_deadline_us = util_now_us() + (uint64_t)cfg->health_timeout_ms * 1000 + 500000;
 	ev_timer_init(&d->ready_check, on_ready_check, 0, 0.02);
 	d->ready_check.data = d;
-	ev_timer_start(d->w.loop, &d->ready_check);
+	ev_timer_start(d->w->loop, &d->ready_check);
 	return true;
 }
 
@@ -544,34 +609,44 @@ static void wire_signals(struct daemon *d)
 	ev_signal_init(&d->sigint, on_sigint, SIGINT);
 	ev_signal_init(&d->sighup, on_sighup, SIGHUP);
 	d->sigterm.data = d->sigint.data = d->sighup.data = d;
-	ev_signal_start(d->w.loop, &d->sigterm);
-	ev_signal_start(d->w.loop, &d->sigint);
-	ev_signal_start(d->w.loop, &d->sighup);
+	ev_signal_start(d->w->loop, &d->sigterm);
+	ev_signal_start(d->w->loop, &d->sigint);
+	ev_signal_start(d->w->loop, &d->sighup);
 }
 
 /* Free whatever startup set up, in reverse order: pools before the nodes they use, the
  * loop after everything on it. Safe from any point of startup. */
+static void teardown_worker(struct daemon *d, struct worker *w)
+{
+	listener_close(d->listeners[w->index]);
+	if (w->loop == NULL)
+		return;
+	client_close_all(w);
+	while (!list_empty(&w->pools))
+		pool_free(container_of(w->pools.next, struct pool, node));
+	reap(w->loop, &w->reaper, 0);
+	if (w->index == 0)
+		reload_free_nodes(w); /* the others share worker 0's node table */
+	classify_free(w->classifier);
+	authq_free(w->authq);
+	admin_free(w);
+}
+
+/* Free whatever startup set up, in reverse order: pools before the nodes they use, the
+ * loops after everything on them. Safe from any point of startup; the threads have ended
+ * (team_stop). */
 static void teardown(struct daemon *d)
 {
-	struct worker *w = &d->w;
-
-	listener_close(d->listeners);
 	http_stop(d->http);
 	service_pidfile_remove(d->pidfile, d->pidfile_fd);
 	free(d->pidfile);
-	if (w->loop != NULL) {
-		client_close_all(w);
-		while (!list_empty(&w->pools))
-			pool_free(container_of(w->pools.next, struct pool, node));
-		reap(w->loop, &w->reaper, 0);
-		reload_free_nodes(w);
-		classify_free(w->classifier);
-		ratelimit_free(&w->connect_limit);
-		ratelimit_free(&w->auth_limit);
-		authq_free(w->authq);
-		admin_free(w);
-		ev_loop_destroy(w->loop);
-	}
+	for (int i = d->team ? d->team->n - 1 : -1; i >= 0; i--)
+		teardown_worker(d, d->team->all[i]);
+	for (int i = d->team ? d->team->n - 1 : -1; i >= 0; i--)
+		if (d->team->all[i]->loop != NULL)
+			ev_loop_destroy(d->team->all[i]->loop);
+	team_free(d->team);
+	free(d->listeners);
 	snapshot_free(&d->files);
 }
 
@@ -584,7 +659,7 @@ int main(int argc, char **argv)
 	d->pidfile_fd = -1;
 	if (rc >= 0)
 		return rc;
-	if (!snapshot_load(&d->files, &d->w, d->config_path, NULL, true, err, sizeof(err)))
+	if (!snapshot_load(&d->files, NULL, d->config_path, NULL, true, err, sizeof(err)))
 		goto fail;
 	log_min_level = (enum log_level)d->files.cfg->log_level;
 	if (d->check_only) {
@@ -592,12 +667,17 @@ int main(int argc, char **argv)
 		teardown(d);
 		return 0;
 	}
-	if (!setup_process(d, err, sizeof(err)) || !init_worker(d, err, sizeof(err)) ||
+	if (!setup_process(d, err, sizeof(err)) || !init_team(d, err, sizeof(err)) ||
 	    !open_endpoints(d, err, sizeof(err)) || !announce(d, err, sizeof(err)))
 		goto fail;
 	wire_signals(d);
+	if (!team_start(d->team, err, sizeof(err))) {
+		team_stop(d->team);
+		goto fail;
+	}
 	log_info("pooler %s started (config %s)", POOLER_VERSION, d->config_path);
-	ev_run(d->w.loop, 0);
+	ev_run(d->w->loop, 0);
+	team_stop(d->team);
 	teardown(d);
 	log_info("pooler stopped");
 	return 0;

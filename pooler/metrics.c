@@ -242,9 +242,9 @@ static const struct family families[] = {
     {"pooler_replica_lag_seconds", GAUGE, "Replay delay of a replica.", PER_REPLICA,
      .series = {{NULL, NODE(lag_ms, K_MS)}}},
     {"pooler_node_transactions_in_flight", GAUGE, "Transactions running on the node now.",
-     PER_NODE_ROLE, .series = {{NULL, NODE(inflight, K_INT)}}},
+     PER_NODE_ROLE, .series = {{NULL, NODE(total.inflight, K_INT)}}},
     {"pooler_node_transactions_total", COUNTER, "Transactions run on the node.", PER_NODE_ROLE,
-     .series = {{NULL, NODE(transactions, K_U64)}}},
+     .series = {{NULL, NODE(total.transactions, K_U64)}}},
     /* Patroni clusters: series[0].at is the offset of the value in struct cluster */
     {"pooler_cluster_api_up", GAUGE,
      "1 when the last poll of the cluster's Patroni API answered; 0: routing goes on with the "
@@ -274,16 +274,16 @@ static const struct family families[] = {
      .write = write_node_queries},
     {"pooler_query_duration_seconds", HISTOGRAM,
      "From relaying a request to its ReadyForQuery, by node.", PER_NODE_ROLE,
-     .series = {{NULL, NODE(query_time, K_HISTOGRAM)}}},
+     .series = {{NULL, NODE(total.query_time, K_HISTOGRAM)}}},
     {"pooler_server_connect_attempts_total", COUNTER,
      "Server connections the pooler started to open.", PER_NODE,
-     .series = {{NULL, NODE(connect_attempts, K_U64)}}},
+     .series = {{NULL, NODE(total.connect_attempts, K_U64)}}},
     {"pooler_server_connect_failures_total", COUNTER,
      "Server connections that failed to connect or log in.", PER_NODE,
-     .series = {{NULL, NODE(connect_failures, K_U64)}}},
+     .series = {{NULL, NODE(total.connect_failures, K_U64)}}},
     {"pooler_server_connect_duration_seconds", HISTOGRAM,
      "From starting a server connection to its login being done.", PER_NODE,
-     .series = {{NULL, NODE(connect_time, K_HISTOGRAM)}}},
+     .series = {{NULL, NODE(total.connect_time, K_HISTOGRAM)}}},
     /* routing */
     {"pooler_routing_decisions_total", COUNTER,
      "Where transactions were sent, and why (the router's reason).", COMPUTED,
@@ -459,10 +459,16 @@ static void write_family(struct buf *b, const struct family *f, const struct scr
 		write_series(b, f, "", s->process);
 		break;
 	case PER_POOL:
-		for (struct list *pos = s->w->pools.next; pos != &s->w->pools; pos = pos->next) {
-			const struct pool *p = container_of(pos, struct pool, node);
+		/* one series per key: the workers' pools of a (database, user, node) add up */
+		for (const struct pool *p = pool_next(s->w, NULL); p; p = pool_next(s->w, p)) {
+			if (!pool_leads_key(s->w, p))
+				continue;
+			struct pool sum = *p;
+			for (const struct pool *q = pool_next(s->w, p); q; q = pool_next(s->w, q))
+				if (pool_same_key(p, q))
+					pool_add_counts(&sum, q);
 			snprintf(labels, sizeof(labels), POOL_LABELS, POOL_VALUES(p));
-			write_series(b, f, labels, p);
+			write_series(b, f, labels, &sum);
 		}
 		break;
 	case PER_NODE:
@@ -530,11 +536,60 @@ static void process_read(struct process_stats *p)
 		p->max_fds = rl.rlim_cur == RLIM_INFINITY ? -1 : (double)rl.rlim_cur;
 }
 
+/* The counters of every field of struct metrics but the window, added up: they are all
+ * uint64_t but the two histograms and the window, checked below. */
+#define U64_SPAN(from, to) (offsetof(struct metrics, to) - offsetof(struct metrics, from))
+_Static_assert(offsetof(struct metrics, routed) ==
+                   offsetof(struct metrics, client_bytes) + sizeof(struct conn_bytes),
+               "struct metrics: routed follows client_bytes");
+_Static_assert(U64_SPAN(routed, window) % sizeof(uint64_t) == 0, "struct metrics: uint64_t");
+
+static void add_u64s(uint64_t *dst, const uint64_t *src, size_t bytes)
+{
+	for (size_t i = 0; i < bytes / sizeof(uint64_t); i++)
+		dst[i] += src[i];
+}
+
+static void metrics_add(struct metrics *dst, const struct metrics *src)
+{
+	histogram_add(&dst->client_wait, &src->client_wait);
+	histogram_add(&dst->transaction_time, &src->transaction_time);
+	dst->client_bytes.in += src->client_bytes.in;
+	dst->client_bytes.out += src->client_bytes.out;
+	add_u64s(dst->routed, src->routed, U64_SPAN(routed, window));
+	add_u64s(dst->pinned, src->pinned,
+	         sizeof(struct metrics) - offsetof(struct metrics, pinned));
+}
+
+/* The team as one worker, for a scrape: worker 0's config, nodes and clusters, every
+ * worker's counters. In a world section. */
+static void sum_team(const struct worker *w, struct worker *sum, struct classify_stats *cs)
+{
+	*sum = *w;
+	*cs = *classify_stats(w->classifier);
+	for (int i = 1; i < w->team->n; i++) {
+		const struct worker *o = w->team->all[i];
+		const struct classify_stats *os = classify_stats(o->classifier);
+		metrics_add(&sum->metrics, &o->metrics);
+		sum->replica_refusals += o->replica_refusals;
+		sum->n_clients += o->n_clients;
+		add_u64s((uint64_t *)cs, (const uint64_t *)os, sizeof(*cs));
+	}
+	for (int i = 0; i < w->n_nodes; i++)
+		node_sum(w->nodes[i]);
+	for (int i = 0; i < w->n_retired_nodes; i++)
+		node_sum(w->retired_nodes[i]);
+}
+
 void metrics_render(struct worker *w, const struct client_counts *cc, struct buf *b)
 {
 	struct process_stats proc;
+	struct worker sum;
+	struct classify_stats cs;
+
 	process_read(&proc);
-	const struct scrape s = {w, cc, classify_stats(w->classifier), &proc};
+	sum_team(w, &sum, &cs);
+	const struct scrape s = {&sum, cc, &cs, &proc};
 
 	for (size_t i = 0; i < ARRAY_LEN(families); i++)
 		write_family(b, &families[i], &s);
@@ -571,10 +626,18 @@ static void write_max_clients(struct buf *b, const struct family *f, const struc
 
 static void write_server_states(struct buf *b, const struct family *f, const struct scrape *s)
 {
-	for (struct list *pos = s->w->pools.next; pos != &s->w->pools; pos = pos->next) {
-		const struct pool *p = container_of(pos, struct pool, node);
-		int counts[SV_STATES];
+	for (const struct pool *p = pool_next(s->w, NULL); p; p = pool_next(s->w, p)) {
+		int counts[SV_STATES], more[SV_STATES];
+		if (!pool_leads_key(s->w, p))
+			continue;
 		count_servers(p, counts);
+		for (const struct pool *q = pool_next(s->w, p); q; q = pool_next(s->w, q)) {
+			if (!pool_same_key(p, q))
+				continue;
+			count_servers(q, more);
+			for (int i = 0; i < SV_STATES; i++)
+				counts[i] += more[i];
+		}
 		for (int i = 0; i < SV_STATES; i++)
 			out(b, "%s{" POOL_LABELS ",state=\"%s\"} %d\n", f->name, POOL_VALUES(p),
 			    sv_state_names[i], counts[i]);
@@ -588,11 +651,9 @@ static void write_node_queries(struct buf *b, const struct family *f, const stru
 
 	for (int i = 0; i < w->n_nodes; i++) {
 		uint64_t sum = 0;
-		for (struct list *pos = w->pools.next; pos != &w->pools; pos = pos->next) {
-			const struct pool *p = container_of(pos, struct pool, node);
+		for (const struct pool *p = pool_next(w, NULL); p; p = pool_next(w, p))
 			if (p->backend == w->nodes[i])
 				sum += p->tally.queries;
-		}
 		out(b, "%s{node=\"%s\",role=\"%s\"} %llu\n", f->name, w->nodes[i]->name,
 		    role_label(w->nodes[i]), (unsigned long long)sum);
 	}
@@ -668,13 +729,15 @@ static void pool_totals(const struct pool *p, struct stats_totals *t)
 
 void metrics_period(struct worker *w, double seconds, char *line, size_t len)
 {
-	struct stats_totals all = {.recv = w->metrics.client_bytes.in,
-	                           .sent = w->metrics.client_bytes.out};
-	struct list *pos;
-	int servers = 0;
+	struct stats_totals all = {0};
+	int servers = 0, clients = 0;
 
-	for (pos = w->pools.next; pos != &w->pools; pos = pos->next) {
-		struct pool *p = container_of(pos, struct pool, node);
+	for (int i = 0; i < w->team->n; i++) {
+		all.recv += w->team->all[i]->metrics.client_bytes.in;
+		all.sent += w->team->all[i]->metrics.client_bytes.out;
+		clients += w->team->all[i]->n_clients;
+	}
+	for (struct pool *p = pool_next(w, NULL); p; p = pool_next(w, p)) {
 		struct stats_totals t;
 		pool_totals(p, &t);
 		window_roll(&p->window, &t, seconds);
@@ -695,5 +758,5 @@ void metrics_period(struct worker *w, double seconds, char *line, size_t len)
 	    seconds, (unsigned long long)a->xacts, (unsigned long long)a->queries,
 	    (unsigned long long)a->recv, (unsigned long long)a->sent,
 	    (unsigned long long)a->xact_us, (unsigned long long)a->query_us,
-	    (unsigned long long)a->wait_us, w->n_clients, servers);
+	    (unsigned long long)a->wait_us, clients, servers);
 }

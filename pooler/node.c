@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "worker.h"
 
 static const char probe_sql[] =
     "select pg_is_in_recovery(),"
@@ -70,16 +71,18 @@ static void free_catalog(struct node *n)
  * recovery time. */
 static void probe_counts(struct node *n)
 {
+	node_lock(n);
 	if (!n->up) {
 		if (breaker_failure(&n->breaker, util_now_us()))
 			log_warning("node %s: circuit open after %u failures in a row", n->name,
 			            n->breaker.failures);
-		return;
+	} else {
+		if (n->breaker.state != BREAKER_CLOSED)
+			log_info("node %s: circuit closed", n->name);
+		breaker_success(&n->breaker);
+		backoff_reset(&n->backoff);
 	}
-	if (n->breaker.state != BREAKER_CLOSED)
-		log_info("node %s: circuit closed", n->name);
-	breaker_success(&n->breaker);
-	backoff_reset(&n->backoff);
+	node_unlock(n);
 }
 
 static void probe_failed(struct node *n, const char *why)
@@ -163,10 +166,20 @@ static void probe_answered(struct node *n, PGresult *r)
 
 /* One result of the probe query (the probe itself, then the catalog when asked), or NULL
  * when all are in: the probe succeeded only if every one did. */
+static void probe_result(struct node *n, PGresult *r);
+
+/* What a probe learns is what every worker's router reads: it lands in a world section. */
 static void on_probe_result(struct pgconn *pc, PGresult *r)
 {
 	struct node *n = container_of(pc, struct node, pq);
 
+	worker_world_enter(n->w);
+	probe_result(n, r);
+	worker_world_leave(n->w);
+}
+
+static void probe_result(struct node *n, PGresult *r)
+{
 	if (r == NULL) {
 		if (!n->result_ok || n->result_index == 0) {
 			probe_failed(n, n->result_error[0] ? n->result_error
@@ -213,7 +226,11 @@ static void on_probe_connected(struct pgconn *pc)
 
 static void on_probe_failed(struct pgconn *pc, const char *why)
 {
-	probe_failed(container_of(pc, struct node, pq), why);
+	struct node *n = container_of(pc, struct node, pq);
+
+	worker_world_enter(n->w);
+	probe_failed(n, why);
+	worker_world_leave(n->w);
 }
 
 static const struct pgconn_ops probe_ops = {
@@ -259,10 +276,11 @@ static char *strdup_nonempty(const char *s)
 	return s != NULL && s[0] != '\0' ? util_strdup(s) : NULL;
 }
 
-struct node *node_new(const struct node_conf *nc, struct ev_loop *loop,
+struct node *node_new(const struct node_conf *nc, struct worker *w, int n_workers,
                       const struct node_probe_conf *probe, node_probe_cb cb, void *arg)
 {
 	struct node *n = util_calloc(1, sizeof(*n));
+	struct ev_loop *loop = w->loop;
 
 	n->name = util_strdup(nc->name);
 	n->host = util_strdup(nc->host);
@@ -278,6 +296,12 @@ struct node *node_new(const struct node_conf *nc, struct ev_loop *loop,
 	n->tls.sslkey = strdup_nonempty(nc->sslkey);
 	n->tls.sslpassword = strdup_nonempty(nc->sslpassword);
 	n->loop = loop;
+	n->w = w;
+	pthread_mutex_init(&n->mu, NULL);
+	n->locking = n_workers > 1;
+	list_init(&n->shares);
+	n->n_shards = n_workers;
+	n->shards = util_aligned_calloc((size_t)n_workers, sizeof(*n->shards));
 	n->probe = *probe;
 	n->probe.dbname = util_strdup(probe->dbname);
 	n->probe.user = util_strdup(probe->user);
@@ -405,5 +429,23 @@ void node_free(struct node *n)
 	free((char *)n->probe.dbname);
 	free((char *)n->probe.user);
 	free((char *)n->probe.password);
+	free(n->shards);
+	pthread_mutex_destroy(&n->mu);
 	free(n);
+}
+
+void node_sum(struct node *n)
+{
+	struct node_shard *t = &n->total;
+
+	*t = (struct node_shard){0};
+	for (int i = 0; i < n->n_shards; i++) {
+		const struct node_shard *s = &n->shards[i];
+		t->inflight += s->inflight;
+		t->transactions += s->transactions;
+		t->connect_attempts += s->connect_attempts;
+		t->connect_failures += s->connect_failures;
+		histogram_add(&t->connect_time, &s->connect_time);
+		histogram_add(&t->query_time, &s->query_time);
+	}
 }

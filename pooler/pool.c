@@ -21,15 +21,14 @@ static void pool_set_state(struct pool *p, struct server *s, enum server_state s
 	assert(s->state != SERVER_CLOSED);
 	assert(joining == (st == SERVER_CONNECTING)); /* only launch connects */
 	if (joining) {
-		p->n_servers++;
-		p->backend->n_servers++;
+		p->n_servers++; /* its slot was taken (take_slot) before launch */
 	} else if (s->state == SERVER_CONNECTING) {
 		p->n_connecting--;
 	} else if (s->state == SERVER_ACTIVE) {
-		p->backend->inflight--;
+		p->backend->shards[p->w->index].inflight--;
 	}
 	if (st == SERVER_ACTIVE)
-		p->backend->inflight++;
+		p->backend->shards[p->w->index].inflight++;
 	list_del(&s->node);
 	s->state = st;
 	switch (st) {
@@ -46,7 +45,7 @@ static void pool_set_state(struct pool *p, struct server *s, enum server_state s
 		break;
 	case SERVER_CLOSED:
 		p->n_servers--;
-		p->backend->n_servers--;
+		share_give(p->w, p->backend, p->share);
 		list_append(&p->w->dead_servers, &s->node);
 		break;
 	}
@@ -56,7 +55,7 @@ static void launch(struct pool *p)
 {
 	struct server *s = util_calloc(1, sizeof(*s));
 
-	s->id = ++p->w->next_id;
+	s->id = worker_next_id(p->w);
 	s->pool = p;
 	s->owner = p;
 	s->ops = &pool_server_ops;
@@ -65,7 +64,7 @@ static void launch(struct pool *p)
 	s->stmt_cache_size = p->stmt_cache_size;
 	list_init(&s->node);
 	pool_set_state(p, s, SERVER_CONNECTING);
-	p->backend->connect_attempts++;
+	p->backend->shards[p->w->index].connect_attempts++;
 	log_debug("s=%llu db=%s user=%s connecting to %s:%d", (unsigned long long)s->id, p->db_name,
 	          p->user, p->login.host, p->login.port);
 	if (!server_connect(s, p->w->loop, &p->login)) {
@@ -84,8 +83,6 @@ static void launch(struct pool *p)
  * server (closed there, opened here). So one busy pool cannot starve the others (a
  * bulkhead), while a lone busy pool may still use the whole budget. */
 
-enum cap { CAP_NODE, CAP_DB, CAP_USER, N_CAPS };
-
 static bool shares_cap(const struct pool *p, const struct pool *q, enum cap k)
 {
 	if (p->backend != q->backend)
@@ -95,46 +92,37 @@ static bool shares_cap(const struct pool *p, const struct pool *q, enum cap k)
 		return strcmp(p->db_name, q->db_name) == 0;
 	case CAP_USER:
 		return strcmp(p->user, q->user) == 0;
+	case CAP_POOL:
+		return p == q;
 	default:
 		return true;
 	}
 }
 
-static int cap_limit(const struct pool *p, enum cap k)
+static int pool_limit(const struct pool *p, uint64_t now);
+
+static void limits_of(const struct pool *p, uint64_t now, int limits[N_CAPS])
 {
-	switch (k) {
-	case CAP_DB:
-		return p->max_db_connections;
-	case CAP_USER:
-		return p->max_user_connections;
-	default:
-		return p->backend->budget;
-	}
+	limits[CAP_NODE] = p->backend->budget;
+	limits[CAP_DB] = p->max_db_connections;
+	limits[CAP_USER] = p->max_user_connections;
+	limits[CAP_POOL] = pool_limit(p, now);
 }
 
-/* The caps (a bit mask) that leave p no room for one more server. */
+/* The caps (a bit mask) that leave p no room for one more server, counting every
+ * worker's pools. */
 static unsigned full_caps(const struct pool *p)
 {
-	unsigned mask = 0;
+	int limits[N_CAPS];
 
-	for (int k = 0; k < N_CAPS; k++) {
-		int limit = cap_limit(p, (enum cap)k), used = 0;
-		const struct list *pos;
-		if (limit <= 0)
-			continue;
-		if (k == CAP_NODE) {
-			used = p->backend->n_servers;
-		} else {
-			for (pos = p->w->pools.next; pos != &p->w->pools; pos = pos->next) {
-				const struct pool *q = container_of(pos, struct pool, node);
-				if (shares_cap(p, q, (enum cap)k))
-					used += q->n_servers;
-			}
-		}
-		if (used >= limit)
-			mask |= 1u << k;
-	}
-	return mask;
+	limits_of(p, util_now_us(), limits);
+	return share_full(p->backend, p->share, limits);
+}
+
+/* Servers of p's (database, user) on its node over every worker, reserved slots too. */
+static int pool_total(const struct pool *p)
+{
+	return share_pool_total(p->backend, p->share);
 }
 
 static bool shares_caps(const struct pool *p, const struct pool *q, unsigned mask)
@@ -191,7 +179,7 @@ static void arm_reserve(struct pool *p)
 	uint64_t due, now = util_now_us();
 
 	if (p->reserve <= 0 || list_empty(&p->waiting) || ev_is_active(&p->reserve_timer) ||
-	    p->n_servers < p->size)
+	    pool_total(p) < p->size)
 		return;
 	head = container_of(p->waiting.next, struct pool_waiter, node);
 	due = head->since_us + (uint64_t)p->reserve_timeout_ms * 1000;
@@ -211,7 +199,7 @@ static void blocked_by_breaker(struct pool *p)
 
 	if (p->n_servers > 0 || p->n_waiting == 0)
 		return;
-	if (p->backend->breaker.state == BREAKER_OPEN) {
+	if (node_breaker_state(p->backend) == BREAKER_OPEN) {
 		circuit_message(p, msg, sizeof(msg));
 		fail_waiters(p, SQLSTATE_CONNECTION_FAILURE, msg);
 		return;
@@ -220,40 +208,57 @@ static void blocked_by_breaker(struct pool *p)
 	ev_timer_start(p->w->loop, &p->retry);
 }
 
-/* Open connections while clients wait and the pool has room, and keep min_size open. */
+static uint64_t head_since(const struct pool *p, uint64_t now)
+{
+	if (list_empty(&p->waiting))
+		return now;
+	return container_of(p->waiting.next, struct pool_waiter, node)->since_us;
+}
+
+/* Open connections while clients wait and the pool has room, and keep min_size open. A
+ * full cap is met by closing an idle server of a neighbour under it; failing that the
+ * pool waits for a neighbour to give way (pool_release), on this worker or another. */
 static void fill(struct pool *p)
 {
 	uint64_t now = util_now_us();
-	int limit;
+	int limits[N_CAPS];
 
 	if (p->w->shutting_down || p->paused || ev_is_active(&p->retry))
 		return;
-	limit = pool_limit(p, now);
-	while (p->n_servers < limit &&
-	       (p->n_connecting < p->n_waiting || p->n_servers < p->min_size)) {
-		unsigned full = full_caps(p);
-		struct pool *victim = full ? find_idle_victim(p, full) : NULL;
-		if (full && victim == NULL)
-			break; /* wait for a neighbour to give way (pool_release) */
-		/* an open circuit lets no connect through, a half-open one just the trial */
-		if (!breaker_allow(&p->backend->breaker, now)) {
+	limits_of(p, now, limits);
+	while (p->n_connecting < p->n_waiting || pool_total(p) < p->min_size) {
+		bool allowed;
+		unsigned full = share_take(p->backend, p->share, limits, now, &allowed);
+		if (!allowed) {
 			blocked_by_breaker(p);
 			return;
 		}
-		if (victim != NULL) {
+		if (full != 0) {
+			struct pool *victim =
+			    full & (1u << CAP_POOL) ? NULL : find_idle_victim(p, full);
+			if (victim == NULL) {
+				if (p->n_waiting > p->n_connecting)
+					share_block(p->w, p->backend, p->share, full,
+					            head_since(p, now));
+				break;
+			}
 			close_quietly(victim, container_of(victim->idle.next, struct server, node),
 			              "making room for another pool");
 			p->w->metrics.servers_evicted++;
+			continue;
 		}
-		if (p->n_servers >= p->size) {
+		int total = pool_total(p);
+		if (total > p->size) {
 			p->w->metrics.reserve_used++;
 			log_info("pool db=%s user=%s: a client waited %d ms; opening reserve "
 			         "connection %d of %d",
-			         p->db_name, p->user, p->reserve_timeout_ms,
-			         p->n_servers - p->size + 1, p->reserve);
+			         p->db_name, p->user, p->reserve_timeout_ms, total - p->size,
+			         p->reserve);
 		}
 		launch(p);
 	}
+	if (p->n_waiting <= p->n_connecting)
+		share_unblock(p->backend, p->share);
 	arm_reserve(p);
 }
 
@@ -273,7 +278,7 @@ static void wake_neighbours(struct pool *p)
  * whose clients wait while it holds at least two servers fewer than p. */
 static bool give_way(struct pool *p, struct server *s)
 {
-	unsigned full = full_caps(p);
+	unsigned full = full_caps(p) & ~(1u << CAP_POOL);
 	struct pool *starved = NULL;
 	struct list *pos;
 
@@ -356,14 +361,20 @@ void pool_release(struct pool *p, struct server *s)
 		pool_discard(p, s, "server_lifetime reached");
 		return;
 	}
-	if (p->n_servers > pool_limit(p, util_now_us())) {
+	int total = pool_total(p);
+	if (total > pool_limit(p, util_now_us())) {
 		pool_discard(p, s,
-		             p->n_servers > p->size + p->reserve ? "pool_size lowered"
-		                                                 : "reserve no longer needed");
+		             total > p->size + p->reserve ? "pool_size lowered"
+		                                          : "reserve no longer needed");
 		return;
 	}
 	if (give_way(p, s))
 		return;
+	if (share_should_yield(p->backend, p->share, !list_empty(&p->waiting))) {
+		close_quietly(p, s, "giving way to a pool of another worker");
+		p->w->metrics.servers_evicted++;
+		return;
+	}
 	hand_over(p, s);
 }
 
@@ -414,20 +425,24 @@ static void login_failed(struct pool *p)
 {
 	struct node *n = p->backend;
 	char msg[400];
+	uint32_t ms;
 
+	node_lock(n);
 	if (breaker_failure(&n->breaker, util_now_us()))
 		log_warning("node %s: circuit open after %u failures in a row; clients needing it "
 		            "fail at once for %u ms",
 		            n->name, n->breaker.failures, n->breaker.recovery_ms);
+	bool open = n->breaker.state == BREAKER_OPEN;
+	ms = backoff_next(&n->backoff, &p->w->rng);
+	node_unlock(n);
 	if (p->n_servers > 0 || p->n_waiting == 0)
 		return;
-	if (n->breaker.state == BREAKER_OPEN) {
+	if (open) {
 		circuit_message(p, msg, sizeof(msg));
 		fail_waiters(p, SQLSTATE_CONNECTION_FAILURE, msg);
 		return;
 	}
 	if (p->tries < p->retry_max_tries) {
-		uint32_t ms = backoff_next(&n->backoff, &p->w->rng);
 		p->tries++;
 		log_debug("pool db=%s user=%s node=%s: retry %d in %u ms", p->db_name, p->user,
 		          n->name, p->tries, ms);
@@ -470,7 +485,7 @@ static void on_maintain(struct ev_loop *loop, ev_timer *t, int revents)
 			p->w->metrics.servers_recycled++;
 			close_quietly(p, s, "server_lifetime reached");
 		} else if (idle_max > 0 && now - s->used_us >= idle_max &&
-		           p->n_servers > p->min_size) {
+		           pool_total(p) > p->min_size) {
 			p->w->metrics.servers_idle_closed++;
 			close_quietly(p, s, "server_idle_timeout reached");
 		}
@@ -488,15 +503,18 @@ static void on_login_done(struct server *s, const char *error)
 		            p->login.port, error);
 		snprintf(p->last_error, sizeof(p->last_error), "%s", error);
 		p->w->metrics.server_login_failures++;
-		p->backend->connect_failures++;
+		p->backend->shards[p->w->index].connect_failures++;
 		server_close(s);
 		pool_set_state(p, s, SERVER_CLOSED);
 		login_failed(p);
 		return;
 	}
-	histogram_observe(&p->backend->connect_time, util_now_us() - s->created_us);
+	histogram_observe(&p->backend->shards[p->w->index].connect_time,
+	                  util_now_us() - s->created_us);
+	node_lock(p->backend);
 	breaker_success(&p->backend->breaker);
 	backoff_reset(&p->backend->backoff);
+	node_unlock(p->backend);
 	p->tries = 0;
 	if (!p->have_welcome) {
 		params_copy(&p->welcome, &s->params);
@@ -564,9 +582,7 @@ void pool_acquire(struct pool *p, struct pool_waiter *wt)
 		wt->grant(wt, s);
 		return;
 	}
-	const struct breaker *b = &p->backend->breaker;
-	if (p->n_servers == 0 && b->state == BREAKER_OPEN &&
-	    util_now_us() - b->opened_us < (uint64_t)b->recovery_ms * 1000) {
+	if (p->n_servers == 0 && node_breaker_refuses(p->backend, util_now_us())) {
 		char msg[400];
 		circuit_message(p, msg, sizeof(msg));
 		wt->queued = false;
@@ -593,8 +609,9 @@ void pool_unwait(struct pool *p, struct pool_waiter *wt)
 static bool db_paused(const struct worker *w, const char *db)
 {
 	const struct list *pos;
+	const struct worker *m = worker_main(w); /* admin commands keep the lists there */
 
-	if (w->paused_all || config_list_has(w->paused_dbs, db))
+	if (m->paused_all || config_list_has(m->paused_dbs, db))
 		return true;
 	for (pos = w->pools.next; pos != &w->pools; pos = pos->next) {
 		const struct pool *p = container_of(pos, struct pool, node);
@@ -623,7 +640,7 @@ struct pool *pool_get(struct worker *w, const struct db_conf *db, const char *us
 	p->backend = backend;
 	p->paused = db_paused(w, db->name);
 	p->created_us = util_now_us();
-	p->tally.query_time = &backend->query_time;
+	p->tally.query_time = &backend->shards[w->index].query_time;
 	p->login.host = util_strdup(backend->host);
 	p->login.port = backend->port;
 	p->login.dbname = util_strdup(db->dbname);
@@ -642,6 +659,7 @@ struct pool *pool_get(struct worker *w, const struct db_conf *db, const char *us
 	ev_timer_init(&p->maintain, on_maintain, 1.0, 1.0);
 	p->maintain.data = p;
 	ev_timer_start(w->loop, &p->maintain);
+	p->share = share_join(backend, p->db_name, p->user, w->index);
 	list_append(&w->pools, &p->node);
 	pool_configure(p, db, w->cfg);
 	return p;
@@ -682,7 +700,7 @@ void pool_configure(struct pool *p, const struct db_conf *db, const struct confi
 	p->lifetime_ms = cfg->server_lifetime_ms;
 	p->idle_timeout_ms = cfg->server_idle_timeout_ms;
 	p->retry_max_tries = cfg->retry_max_tries;
-	while (p->n_servers > p->size + p->reserve && !list_empty(&p->idle))
+	while (pool_total(p) > p->size + p->reserve && !list_empty(&p->idle))
 		pool_discard(p, container_of(p->idle.next, struct server, node),
 		             "pool_size lowered");
 	fill(p);
@@ -767,6 +785,7 @@ void pool_free(struct pool *p)
 	ev_timer_stop(p->w->loop, &p->retry);
 	ev_timer_stop(p->w->loop, &p->reserve_timer);
 	ev_timer_stop(p->w->loop, &p->maintain);
+	share_leave(p->w, p->backend, p->share);
 	list_del(&p->node);
 	params_free(&p->welcome);
 	free(p->db_name);
@@ -777,4 +796,76 @@ void pool_free(struct pool *p)
 	free((char *)p->login.user);
 	free((char *)p->login.password);
 	free(p);
+}
+
+void pool_room(struct worker *w, struct node *n)
+{
+	struct list *pos, *tmp;
+
+	list_for_each_safe (pos, tmp, &w->pools) {
+		struct pool *p = container_of(pos, struct pool, node);
+		if (p->backend != n)
+			continue;
+		fill(p);
+		if (p->n_waiting <= p->n_connecting || p->paused || p->retired)
+			share_release_reserved(w, n, p->share);
+	}
+}
+
+void pool_make_room(struct worker *w, struct node *n)
+{
+	struct list *pos, *tmp;
+
+	list_for_each_safe (pos, tmp, &w->pools) {
+		struct pool *p = container_of(pos, struct pool, node);
+		while (p->backend == n && !list_empty(&p->idle) &&
+		       share_should_yield(n, p->share, !list_empty(&p->waiting))) {
+			close_quietly(p, container_of(p->idle.next, struct server, node),
+			              "making room for a pool of another worker");
+			w->metrics.servers_evicted++;
+		}
+	}
+}
+
+struct pool *pool_next(const struct worker *w, const struct pool *p)
+{
+	const struct team *t = w->team;
+	int i = p == NULL ? 0 : p->w->index;
+	const struct list *pos = p == NULL ? t->all[0]->pools.next : p->node.next;
+
+	for (;;) {
+		if (pos != &t->all[i]->pools)
+			return container_of(pos, struct pool, node);
+		if (++i == t->n)
+			return NULL;
+		pos = t->all[i]->pools.next;
+	}
+}
+
+bool pool_same_key(const struct pool *a, const struct pool *b)
+{
+	return a->backend == b->backend && strcmp(a->db_name, b->db_name) == 0 &&
+	       strcmp(a->user, b->user) == 0 && a->retired == b->retired;
+}
+
+bool pool_leads_key(const struct worker *w, const struct pool *p)
+{
+	for (struct pool *q = pool_next(w, NULL); q != p; q = pool_next(w, q))
+		if (pool_same_key(q, p))
+			return false;
+	return true;
+}
+
+void pool_add_counts(struct pool *dst, const struct pool *src)
+{
+	dst->n_servers += src->n_servers;
+	dst->n_connecting += src->n_connecting;
+	dst->n_waiting += src->n_waiting;
+	dst->xact_count += src->xact_count;
+	dst->xact_us += src->xact_us;
+	dst->wait_us += src->wait_us;
+	dst->tally.queries += src->tally.queries;
+	dst->tally.query_us += src->tally.query_us;
+	dst->tally.bytes.in += src->tally.bytes.in;
+	dst->tally.bytes.out += src->tally.bytes.out;
 }

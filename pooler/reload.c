@@ -116,7 +116,7 @@ static void apply_nodes(struct worker *w, const struct config *cfg)
 			node_set_probe(nodes[i], &probe);
 			continue;
 		}
-		nodes[i] = node_new(&cfg->nodes[i], w->loop, &probe, router_on_probe, w);
+		nodes[i] = node_new(&cfg->nodes[i], w, w->team->n, &probe, router_on_probe, w);
 		node_start(nodes[i]);
 		if (w->nodes != NULL)
 			log_info("node %s (%s:%d) added", nodes[i]->name, nodes[i]->host,
@@ -141,10 +141,10 @@ static void apply_nodes(struct worker *w, const struct config *cfg)
 
 /* Rates of the per-address limits: connections per second (bursts of two seconds' worth)
  * and failed logins per minute. */
-static void apply_limits(struct worker *w, const struct config *cfg)
+static void apply_limits(struct team *t, const struct config *cfg)
 {
-	ratelimit_set(&w->connect_limit, cfg->client_rate_limit, 2.0 * cfg->client_rate_limit);
-	ratelimit_set(&w->auth_limit, cfg->auth_failure_limit / 60.0, cfg->auth_failure_limit);
+	ratelimit_set(&t->connect_limit, cfg->client_rate_limit, 2.0 * cfg->client_rate_limit);
+	ratelimit_set(&t->auth_limit, cfg->auth_failure_limit / 60.0, cfg->auth_failure_limit);
 }
 
 /* Why a pool cannot serve its database any more (after the node table changed), or NULL
@@ -234,6 +234,8 @@ static bool members_match(const struct config *cfg, const struct cluster *c)
 	return n == c->view.n_members;
 }
 
+static void cluster_polled(struct worker *w, struct cluster *c, bool changed);
+
 /* After every poll of a cluster. A new member set is a new generation of the config, made
  * the way RELOAD makes one (the ini is read again, with the members as node sections);
  * otherwise only roles change. This is the last thing the cluster does in its round, so a
@@ -241,6 +243,14 @@ static bool members_match(const struct config *cfg, const struct cluster *c)
 static void on_cluster_poll(struct cluster *c, bool changed, void *arg)
 {
 	struct worker *w = arg;
+
+	worker_world_enter(w); /* roles and nodes are what every router reads */
+	cluster_polled(w, c, changed);
+	worker_world_leave(w);
+}
+
+static void cluster_polled(struct worker *w, struct cluster *c, bool changed)
+{
 	char err[1024];
 
 	(void)changed; /* the config, not the previous view, is what nodes are made of */
@@ -303,17 +313,27 @@ struct config_member *reload_members(struct worker *w, int *n)
 
 void reload_apply(struct worker *w, const struct config *cfg)
 {
-	apply_functions(w, cfg);
+	struct team *t = w->team;
+
 	/* the node table and the config it indexes change together: routing between them
-	 * would pair one generation's sections with the other's nodes */
+	 * would pair one generation's sections with the other's nodes. Worker 0 owns the
+	 * table (its loop runs the probes); the others share it. */
 	apply_nodes(w, cfg);
-	w->cfg = cfg;
-	w->cfg_gen++;
+	for (int i = 0; i < t->n; i++) {
+		struct worker *o = t->all[i];
+		apply_functions(o, cfg);
+		o->nodes = w->nodes;
+		o->n_nodes = w->n_nodes;
+		o->cfg = cfg;
+		o->cfg_gen++;
+	}
 	apply_clusters(w, cfg);
 	apply_roles(w);
-	apply_limits(w, cfg);
-	authq_clear(w->authq); /* auth_query or its target may have changed */
-	apply_pools(w, cfg);
+	apply_limits(t, cfg);
+	for (int i = 0; i < t->n; i++) {
+		authq_clear(t->all[i]->authq); /* auth_query or its target may have changed */
+		apply_pools(t->all[i], cfg);
+	}
 }
 
 void reload_free_nodes(struct worker *w)
@@ -327,6 +347,10 @@ void reload_free_nodes(struct worker *w)
 		node_free(w->nodes[i]);
 	for (int i = 0; i < w->n_retired_nodes; i++)
 		node_free(w->retired_nodes[i]);
+	for (int i = 1; i < w->team->n; i++) {
+		w->team->all[i]->nodes = NULL; /* worker 0's table, freed here */
+		w->team->all[i]->n_nodes = 0;
+	}
 	free(w->nodes);
 	free(w->retired_nodes);
 	w->nodes = w->retired_nodes = NULL;

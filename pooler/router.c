@@ -67,8 +67,9 @@ struct node *router_reader(struct worker *w, const struct db_conf *db, uint64_t 
 		} else if (n != primary) {
 			continue;
 		}
-		/* fewest in-flight per unit of weight; scaled to stay in integers */
-		long score = (long)n->inflight * 1000 / weight;
+		/* fewest in-flight (of this worker's) per unit of weight; scaled to stay in
+		 * integers */
+		long score = (long)n->shards[w->index].inflight * 1000 / weight;
 		if (best == NULL || score < best_score) {
 			best = n;
 			best_score = score;
@@ -410,6 +411,15 @@ static uint64_t wal_pending_us(const struct worker *w, uint64_t replayed, uint64
 	return 0;
 }
 
+/* After a probe: held transactions try again, each on its own worker. */
+static void retry_held_msg(struct worker *w, void *arg)
+{
+	(void)arg;
+	if (w->retry_held != NULL && !list_empty(&w->held_clients))
+		w->retry_held(w);
+}
+
+/* In the world section of the probe's result (node.c): every worker's state may be read. */
 void router_on_probe(struct node *n, void *arg)
 {
 	struct worker *w = arg;
@@ -427,8 +437,11 @@ void router_on_probe(struct node *n, void *arg)
 	/* functions come and go: read their volatility again every so often */
 	if (n->role == NODE_ROLE_PRIMARY && n->up && n->probes_ok % ROUTER_CATALOG_EVERY == 0)
 		node_request_catalog(n);
-	if (w->retry_held != NULL && !list_empty(&w->held_clients))
-		w->retry_held(w);
+	for (int i = 0; i < w->team->n; i++) {
+		struct worker *o = w->team->all[i];
+		if (o->retry_held != NULL && !list_empty(&o->held_clients))
+			worker_post(o, retry_held_msg, NULL);
+	}
 	if (n->n_cat_names > 0) {
 		struct classify_catalog cat = {
 		    .names = (const char *const *)n->cat_names,
@@ -440,7 +453,8 @@ void router_on_probe(struct node *n, void *arg)
 		    .unlogged_names = (const char *const *)n->cat_unlogged,
 		    .n_unlogged = n->n_cat_unlogged,
 		};
-		classify_set_catalog(w->classifier, &cat);
+		for (int i = 0; i < w->team->n; i++)
+			classify_set_catalog(w->team->all[i]->classifier, &cat);
 		log_info("function catalog from node %s: %zu functions, %zu volatile, %zu change "
 		         "settings; %zu relations a standby cannot read",
 		         n->name, n->n_cat_names, n->n_cat_volatile, n->n_cat_setters,

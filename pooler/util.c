@@ -111,3 +111,14 @@ void *util_calloc(size_t n, size_t size)
 	}
 	return p;
 }
+
+void *util_aligned_calloc(size_t n, size_t size)
+{
+	void *p = NULL;
+	if (posix_memalign(&p, 64, n * size) != 0) {
+		fputs("pooler: out of memory\n", stderr);
+		abort();
+	}
+	memset(p, 0, n * size);
+	return p;
+}
