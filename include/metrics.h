@@ -71,6 +71,7 @@ struct metrics {
 	uint64_t prepared_shared;    /* client Parses served by a server's statement */
 	uint64_t prepared_evictions; /* statements closed to bound the cache */
 	uint64_t prepared_retries;   /* batches rerun after a stale statement */
+	uint64_t servers_moved_in;   /* taken over from another worker for a waiting client */
 };
 
 static inline void metrics_reject(struct metrics *m, enum reject_reason why)

@@ -47,12 +47,14 @@ struct pool_share {
 	uint64_t blocked_since; /* waiting for room; 0: not */
 	unsigned blocked_by;  /* the caps that were full (a mask), while blocked */
 	int limits[N_CAPS];   /* its pool's limits when it blocked */
+	struct pool *pool;    /* NULL once the pool is freed; read only on its worker */
+	int refs;             /* the pool, and servers on their way to it */
 };
 
 /* pool_share.c: the node's budget over every worker. limits[k] is cap k's limit for the
  * share's pool (0: none, but CAP_POOL and CAP_NODE, where 0 means full). Messages go to
  * the workers concerned; pool_room and pool_make_room answer them. */
-struct pool_share *share_join(struct node *n, const char *db, const char *user, int worker);
+struct pool_share *share_join(struct node *n, struct pool *p);
 /* The caps (a mask) that leave s no room for one more server. */
 unsigned share_full(struct node *n, const struct pool_share *s, const int limits[N_CAPS]);
 /* Servers and reserved slots of s's (database, user) on n, over every worker. */
@@ -71,16 +73,24 @@ void share_give(struct worker *w, struct node *n, struct pool_share *s);
 void share_block(struct worker *w, struct node *n, struct pool_share *s, unsigned mask,
                  uint64_t since);
 void share_unblock(struct node *n, struct pool_share *s);
-/* Whether a free server of s should close so that a blocked share of another worker gets
- * its slot: that share has waited under caps s shares, and s has no clients waiting or
- * holds two or more servers more. */
-bool share_should_yield(struct node *n, const struct pool_share *s, bool waiting);
+/* The blocked share of another worker that a free server of s should go to: it has waited
+ * longest under caps s shares, and s has no clients waiting or holds two or more servers
+ * more; NULL when none. One of the same database and user takes the server itself (*moved:
+ * the count is its already, and it holds a reference until share_put); another only its
+ * slot, once the server closes. */
+struct pool_share *share_yield_to(struct node *n, struct pool_share *s, bool waiting, bool *moved);
+/* Drop a reference share_yield_to gave; the pool it names, or NULL when it has gone. */
+struct pool *share_put(struct node *n, struct pool_share *s);
+/* A server share_yield_to sent closed before it left: its count and reference go. */
+void share_cancel_move(struct worker *w, struct node *n, struct pool_share *s);
 /* Reserved slots s no longer needs go back (to the next blocked share, or the budget). */
 void share_release_reserved(struct worker *w, struct node *n, struct pool_share *s);
 
 /* Answers to pool_share.c's messages, on the pool's own worker: use the slots reserved
  * for its pools on n; close idle servers of them that another worker's pool needs. */
 void pool_room(struct worker *w, struct node *n);
+/* Before the loop sleeps: servers given to another worker leave (see pool.c). */
+void pool_send_moving(struct worker *w);
 void pool_make_room(struct worker *w, struct node *n);
 
 /* Settings: pool_configure copies each one the pool uses from the config, at creation and

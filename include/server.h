@@ -84,6 +84,7 @@ struct server {
 	void *owner;      /* receives ops callbacks: pool or client */
 	const struct server_ops *ops;
 	struct server_tally *tally; /* the pool's, set before server_connect */
+	void *moving;               /* on its way to another worker (pool.c), or NULL */
 	enum server_state state;
 	uint64_t id; /* for log lines: s=ID */
 

@@ -97,6 +97,7 @@ struct worker {
 	struct list held_clients;       /* transactions waiting for a primary (a failover) */
 	void (*retry_held)(struct worker *w); /* client: route them again (after a probe) */
 	struct list dead_servers;       /* closed, freed before the loop sleeps */
+	struct list outgoing_servers;   /* given to another worker, sent before the loop sleeps */
 	ev_prepare reaper;              /* frees the dead lists */
 	uint64_t rng;                   /* xorshift state for cancel keys and jitter */
 	uint8_t mock_key[32];           /* makes the fake SCRAM salt of each unknown user */
@@ -135,6 +136,11 @@ bool worker_init_loop(struct worker *w);
 bool team_start(struct team *t, char *err, size_t errlen);
 /* Ask every worker to leave its loop, wait for threads 1..n-1 to end. From worker 0. */
 void team_stop(struct team *t);
+/* After team_stop: run what is still posted (a server or client on its way to another
+ * worker), so that teardown finds everything on some worker. */
+void team_drain(struct team *t);
+/* Run the messages posted to w (its own thread, or after team_stop). */
+void worker_run_inbox(struct worker *w);
 
 /* Stop the team: on return every worker's state may be read and changed (and watchers of
  * their loops started or stopped). Only from worker 0's thread; sections nest. */

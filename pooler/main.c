@@ -201,6 +201,7 @@ static void reap(struct ev_loop *loop, ev_prepare *p, int revents)
 	(void)revents;
 
 	client_reap(w);
+	pool_send_moving(w);
 	while ((n = list_pop(&w->dead_servers)) != NULL)
 		server_free(container_of(n, struct server, node));
 }
@@ -505,6 +506,7 @@ static bool init_worker(struct daemon *d, struct worker *w, char *err, size_t er
 	list_init(&w->moving_clients);
 	list_init(&w->held_clients);
 	list_init(&w->dead_servers);
+	list_init(&w->outgoing_servers);
 	w->classifier = classify_new((size_t)d->files.cfg->classify_cache_size);
 	ev_prepare_init(&w->reaper, reap);
 	w->reaper.data = w;
@@ -637,6 +639,12 @@ static void teardown_worker(struct daemon *d, struct worker *w)
  * (team_stop). */
 static void teardown(struct daemon *d)
 {
+	if (d->team != NULL) {
+		for (int i = 0; i < d->team->n; i++)
+			if (d->team->all[i]->loop != NULL)
+				reap(d->team->all[i]->loop, &d->team->all[i]->reaper, 0);
+		team_drain(d->team);
+	}
 	http_stop(d->http);
 	service_pidfile_remove(d->pidfile, d->pidfile_fd);
 	free(d->pidfile);

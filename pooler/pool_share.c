@@ -65,13 +65,15 @@ int share_pool_total(struct node *n, const struct pool_share *s)
 	return used;
 }
 
-struct pool_share *share_join(struct node *n, const char *db, const char *user, int worker)
+struct pool_share *share_join(struct node *n, struct pool *p)
 {
 	struct pool_share *s = util_calloc(1, sizeof(*s));
 
-	s->db = db;
-	s->user = user;
-	s->worker = worker;
+	s->db = p->db_name;
+	s->user = p->user;
+	s->worker = p->w->index;
+	s->pool = p;
+	s->refs = 1;
 	node_lock(n);
 	list_append(&n->shares, &s->link);
 	node_unlock(n);
@@ -128,22 +130,59 @@ static void wake(struct worker *w, int to, struct node *n)
 void share_leave(struct worker *w, struct node *n, struct pool_share *s)
 {
 	int to[8], k = 0;
+	bool last;
 
 	node_lock(n);
 	unblock_locked(n, s);
 	n->n_servers -= s->servers;
 	s->servers = 0;
+	s->pool = NULL;
 	list_del(&s->link);
+	list_init(&s->link);
 	while (s->reserved > 0) {
 		s->reserved--;
 		int t = pass_on_locked(n, s->worker);
 		if (t >= 0 && k < (int)ARRAY_LEN(to))
 			to[k++] = t;
 	}
+	last = --s->refs == 0;
 	node_unlock(n);
 	for (int i = 0; i < k; i++)
 		wake(w, to[i], n);
-	free(s);
+	if (last)
+		free(s); /* else the last server on its way frees it (share_put) */
+}
+
+void share_cancel_move(struct worker *w, struct node *n, struct pool_share *s)
+{
+	int to = -1;
+	bool last;
+
+	node_lock(n);
+	if (s->pool != NULL) { /* else its count went with it (share_leave) */
+		s->servers--;
+		n->n_servers--;
+		to = pass_on_locked(n, -1);
+	}
+	last = --s->refs == 0;
+	node_unlock(n);
+	wake(w, to, n);
+	if (last)
+		free(s);
+}
+
+struct pool *share_put(struct node *n, struct pool_share *s)
+{
+	struct pool *p;
+	bool last;
+
+	node_lock(n);
+	p = s->pool;
+	last = --s->refs == 0;
+	node_unlock(n);
+	if (last)
+		free(s);
+	return p;
 }
 
 unsigned share_take(struct node *n, struct pool_share *s, const int limits[N_CAPS], uint64_t now,
@@ -214,25 +253,36 @@ void share_unblock(struct node *n, struct pool_share *s)
 	node_unlock(n);
 }
 
-bool share_should_yield(struct node *n, const struct pool_share *s, bool waiting)
+struct pool_share *share_yield_to(struct node *n, struct pool_share *s, bool waiting, bool *moved)
 {
-	bool yield = false;
+	struct pool_share *to = NULL;
 
+	*moved = false;
 	if (__atomic_load_n(&n->n_blocked, __ATOMIC_RELAXED) == 0)
-		return false;
+		return NULL;
 	node_lock(n);
-	for (struct list *pos = n->shares.next; !yield && pos != &n->shares; pos = pos->next) {
-		const struct pool_share *q = container_of(pos, struct pool_share, link);
+	for (struct list *pos = n->shares.next; pos != &n->shares; pos = pos->next) {
+		struct pool_share *q = container_of(pos, struct pool_share, link);
 		bool under = true;
-		if (q->blocked_since == 0 || q->worker == s->worker)
+		if (q->blocked_since == 0 || q->worker == s->worker ||
+		    (to != NULL && q->blocked_since >= to->blocked_since))
 			continue;
 		for (int k = 0; k < N_CAPS; k++)
 			if ((q->blocked_by & (1u << k)) && !share_shares_cap(q, s, (enum cap)k))
 				under = false;
-		yield = under && (!waiting || q->servers + q->reserved + 1 < s->servers);
+		if (under && (!waiting || q->servers + q->reserved + 1 < s->servers))
+			to = q;
+	}
+	if (to != NULL && share_shares_cap(to, s, CAP_POOL)) {
+		/* same database and user: the server itself goes, and its count with it */
+		s->servers--;
+		to->servers++;
+		to->refs++;
+		unblock_locked(n, to);
+		*moved = true;
 	}
 	node_unlock(n);
-	return yield;
+	return to;
 }
 
 void share_release_reserved(struct worker *w, struct node *n, struct pool_share *s)

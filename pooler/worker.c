@@ -80,10 +80,14 @@ static void loop_acquire(struct ev_loop *loop)
 /* Messages posted to w, run on its thread. */
 static void on_wake(struct ev_loop *loop, ev_async *a, int revents)
 {
-	struct worker *w = a->data;
-	struct list batch, *m;
 	(void)loop;
 	(void)revents;
+	worker_run_inbox(a->data);
+}
+
+void worker_run_inbox(struct worker *w)
+{
+	struct list batch, *m;
 
 	pthread_mutex_lock(&w->inbox_mu);
 	list_take(&batch, &w->inbox);
@@ -141,6 +145,13 @@ static void break_loop(struct worker *w, void *arg)
 	(void)arg;
 	w->stop = true;
 	ev_break(w->loop, EVBREAK_ALL);
+}
+
+void team_drain(struct team *t)
+{
+	for (int round = 0; round < 4; round++)
+		for (int i = 0; i < t->n; i++)
+			worker_run_inbox(t->all[i]);
 }
 
 void team_stop(struct team *t)
