@@ -18,10 +18,13 @@ CFLAGS   += -std=gnu11 $(WARN) -Iinclude $(PKG_CFLAGS) -D_GNU_SOURCE -pthread
 LDLIBS   := $(PKG_LIBS) $(EV_LIBS) $(PGQ_LIBS) -pthread
 
 SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+# ThreadSanitizer cannot share a binary with ASan: its own build, objects and test target.
+TSAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=thread
 
 SRCS     := $(wildcard pooler/*.c)
 OBJS     := $(SRCS:pooler/%.c=build/obj/%.o)
 SAN_OBJS := $(SRCS:pooler/%.c=build/asan/obj/%.o)
+TSAN_OBJS := $(SRCS:pooler/%.c=build/tsan/obj/%.o)
 # Modules without I/O, linked into the unit tests.
 PURE     := util log buf proto result patroni config config_check config_show config_man auth params classify classify_tree classify_text batch prepared backoff breaker ratelimit hba tls histogram
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
@@ -59,8 +62,8 @@ FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS    := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 FUZZ_OBJS    := $(PURE:%=build/fuzz/obj/%.o)
 
-.PHONY: all deps deps-run asan unit integration test ha-test run bench soak fuzz format lint clean \
-	check-format regress man install uninstall
+.PHONY: all deps deps-run asan tsan unit integration test tsan-test ha-test run bench soak fuzz \
+	format lint clean check-format regress man install uninstall
 # the fuzz objects are only inputs of the fuzz targets; keep them between runs
 .SECONDARY: $(FUZZ_OBJS)
 
@@ -82,6 +85,14 @@ build/asan/obj/%.o: pooler/%.c $(wildcard include/*.h pooler/*.h) | build/asan/o
 	@echo "  CC   $< (asan)"
 	$(Q)$(CC) $(CFLAGS) $(SAN_FLAGS) -c -o $@ $<
 
+build/tsan/pooler: $(TSAN_OBJS)
+	@echo "  LINK $@"
+	$(Q)$(CC) $(CFLAGS) $(TSAN_FLAGS) -o $@ $^ $(LDLIBS)
+
+build/tsan/obj/%.o: pooler/%.c $(wildcard include/*.h pooler/*.h) | build/tsan/obj
+	@echo "  CC   $< (tsan)"
+	$(Q)$(CC) $(CFLAGS) $(TSAN_FLAGS) -c -o $@ $<
+
 build/asan/tests/test_%: tests/unit/test_%.c $(PURE:%=build/asan/obj/%.o) | build/asan/tests
 	@echo "  LINK $@"
 	$(Q)$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $^ $(LDLIBS) -lcmocka
@@ -94,7 +105,7 @@ build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_OBJS)
 	@echo "  LINK $@"
 	$(Q)$(FUZZ_CC) $(CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJS) $(LDLIBS)
 
-build/obj build/asan/obj build/asan/tests build/fuzz/obj build/man:
+build/obj build/asan/obj build/asan/tests build/tsan/obj build/fuzz/obj build/man:
 	mkdir -p $@
 
 # The man pages come from the binary's own key table and --help (pooler --print-man).
@@ -136,6 +147,8 @@ uninstall:
 
 asan: build/asan/pooler
 
+tsan: build/tsan/pooler
+
 # Install the Debian packages that are missing (only those), as root or through sudo:
 # deps for the tests, deps-run for the demo.
 deps:
@@ -169,6 +182,29 @@ test: deps
 	$(MAKE) all asan
 	$(MAKE) unit
 	$(MAKE) integration
+
+# The integration tests with the most clients, pools and cross-client paths (about 2.5 min),
+# against the ThreadSanitizer build with TSAN_WORKERS event loops (POOLER_WORKERS, see
+# tests/integration/conftest.py). A build whose `workers` key does not take that value yet
+# (--check-config of a minimal config says so) runs with its default instead. TSan reports
+# go to the daemon's stderr, where the harness's sanitizer scan fails the test.
+TSAN_WORKERS ?= 2
+TSAN_TESTS   := pool cancel admin reload shutdown pgbench routing limits metrics prepared_clients
+TSAN_PROBE   := [pooler]\nworkers = %s\nauth_file = users.txt\n[node.a]\nhost = 127.0.0.1\n[database.a]\nnodes = a\n
+TSAN_RUN_OPTIONS := log_path=stderr:halt_on_error=0:second_deadlock_stack=1
+
+tsan-test: deps tsan
+	@workers=$(TSAN_WORKERS); d=$$(mktemp -d); : > $$d/users.txt; \
+	printf '$(TSAN_PROBE)' "$$workers" > $$d/probe.ini; \
+	if [ -n "$$workers" ] && \
+		! why=$$(build/tsan/pooler --check-config -c $$d/probe.ini 2>&1 >/dev/null); then \
+		echo "tsan-test: workers = $$workers not taken ($$why); running with the default"; \
+		workers=; \
+	fi; rm -rf $$d; \
+	echo "tsan-test: POOLER_WORKERS=$${workers:-(unset)}"; \
+	POOLER_BIN=$(CURDIR)/build/tsan/pooler POOLER_WORKERS=$$workers \
+	TSAN_OPTIONS=$(TSAN_RUN_OPTIONS) $(PYTHON) -m pytest -q -p no:cacheprovider \
+		$(TSAN_TESTS:%=tests/integration/test_%.py) $(PYTEST_ARGS)
 
 # Only the Patroni tests (a three-member cluster and its etcd, about a minute); they are
 # part of `make test` too.

@@ -18,7 +18,8 @@ How it works
   `p.connect(...)` (psycopg), `await p.aconnect(...)` (asyncpg), `p.log()` (its
   stderr so far), `p.proc`.  At teardown each pooler gets SIGTERM (SIGKILL after 5 s)
   and the test errors if the daemon had died, needed SIGKILL, exited by another
-  signal or with a non-zero code, or printed AddressSanitizer/UBSan reports.
+  signal or with a non-zero code, or printed sanitizer reports
+  (SANITIZER_MARKERS: ASan, LSan, UBSan, TSan, MSan).
 * Users in users.txt: app/app (plain), md5user/secret (md5 secret), scramuser/secret
   (SCRAM verifier), admin/admin.  The pooler itself always logs in to PostgreSQL as
   app/app.
@@ -28,7 +29,10 @@ How it works
 
 Run:  cd /work/main && /usr/bin/python3 -m pytest -q tests/integration
 Env:  POOLER_BIN (daemon binary), POOLER_TEST_BENCH_SECONDS (pgbench -T, default 10),
-      PG_BIN (PostgreSQL binaries, default /usr/lib/postgresql/15/bin).
+      PG_BIN (PostgreSQL binaries, default /usr/lib/postgresql/15/bin),
+      POOLER_WORKERS (when set and not empty, every ini gets `workers = <value>` in
+      [pooler] unless the test sets workers itself through extra_pooler; make tsan-test
+      uses it to run the suite with several event loops).
 """
 
 import faulthandler
@@ -51,6 +55,7 @@ from pgwire import md5_secret, scram_verifier  # noqa: E402
 
 REPO_ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 POOLER_BIN = os.environ.get("POOLER_BIN", os.path.join(REPO_ROOT, "build", "pooler"))
+POOLER_WORKERS = os.environ.get("POOLER_WORKERS", "").strip()
 DEFAULT_TEST_TIMEOUT = 60
 CONNECT_TIMEOUT = 5
 
@@ -132,7 +137,8 @@ def write_ini(directory, cluster, port, pool_size=10, pool_mode="transaction",
     """Write pooler.ini + users.txt into `directory`; return the ini path.
     A key whose value is None in the extra_* dicts is left out.  node_overrides maps a
     node name ("primary", "replica1") to keys merged into its [node.NAME] section
-    (for example {"primary": {"role": "auto"}})."""
+    (for example {"primary": {"role": "auto"}}).  With env POOLER_WORKERS set, [pooler]
+    gets `workers = <value>` unless extra_pooler names workers (None leaves it out)."""
     write_users(os.path.join(directory, "users.txt"))
     pooler = {
         "listen_addr": "127.0.0.1",
@@ -144,6 +150,8 @@ def write_ini(directory, cluster, port, pool_size=10, pool_mode="transaction",
         "metrics_listen": "127.0.0.1:0",
         "log_level": log_level,
     }
+    if POOLER_WORKERS:
+        pooler["workers"] = POOLER_WORKERS
     pooler.update(extra_pooler or {})
     database = {
         "dbname": "app",

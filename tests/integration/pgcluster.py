@@ -33,7 +33,9 @@ import socket
 import subprocess
 import time
 
-PG_BIN = os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin")
+# PG_BINDIR is taken as another name for it (pg_config's word for the directory)
+PG_BIN = (os.environ.get("PG_BIN") or os.environ.get("PG_BINDIR")
+          or "/usr/lib/postgresql/15/bin")
 HOST = "127.0.0.1"
 SUPERUSER = "postgres"
 APP_USER = "app"
