@@ -23,6 +23,8 @@ struct ssl_ctx_st;
 
 struct worker {
 	struct ev_loop *loop;
+	int index;   /* among the workers, 0 to 255: carried in its clients' cancel keys */
+	int peer_id; /* cancel keys' peer_id: the config's at start (a change needs a restart) */
 	const struct config *cfg;     /* current snapshot; swapped on reload */
 	const struct auth_file *auth; /* current auth file */
 	const struct hba *hba;        /* auth_hba_file rules, or NULL: auth_type for all */
@@ -53,6 +55,7 @@ struct worker {
 	struct ratelimit connect_limit; /* client_rate_limit, per source address */
 	struct ratelimit auth_limit;    /* auth_failure_limit, per source address */
 	uint64_t rng;                   /* xorshift state for cancel keys and jitter */
+	int peer_forwards;              /* cancel requests on their way to peers (peer.c) */
 	uint8_t mock_key[32];           /* makes the fake SCRAM salt of each unknown user */
 	uint64_t next_id;               /* connection ids for log lines */
 	int n_clients;

@@ -522,8 +522,7 @@ void client_accept(struct worker *w, int fd, const char *addr)
 	c->id = ++w->next_id;
 	c->state = CLIENT_STARTUP;
 	c->connect_us = util_now_us();
-	c->cancel_pid = (uint32_t)(r >> 32) & 0x7fffffff;
-	c->cancel_key = (uint32_t)r;
+	peer_key_make(w->peer_id, w->index, r, &c->cancel_pid, &c->cancel_key);
 	util_strlcpy(c->addr, addr, sizeof(c->addr));
 	c->waiter.grant = on_grant;
 	c->waiter.fail = on_wait_failed;

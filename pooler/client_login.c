@@ -511,7 +511,32 @@ static void auth_message(struct client *c, const uint8_t *body, uint32_t len)
 	}
 }
 
-static void handle_cancel(struct client *c, uint32_t pid, uint32_t key)
+/* A key naming another pooler of [peers] goes there unchanged, whatever it holds: only
+ * that pooler can check it. One naming this pooler (or none, 0) is looked up here, and is
+ * never sent on: a peer list that pointed back here cannot make requests go round. That
+ * covers the peer_id of a reloaded config too, which the keys do not carry until a
+ * restart but whose [peers] line may well be this pooler's address. True when the request
+ * is not this pooler's. */
+static bool cancel_elsewhere(struct client *c, uint32_t pid, uint32_t key)
+{
+	int peer_id, worker;
+
+	peer_key_read(pid, &peer_id, &worker);
+	if (peer_id == 0 || peer_id == c->w->peer_id || peer_id == c->w->cfg->peer_id)
+		return false;
+	const struct peer_conf *p = config_find_peer(c->w->cfg, peer_id);
+	if (p == NULL)
+		log_info("c=%llu cancel request for unknown peer %d dropped (not in [peers])",
+		         (unsigned long long)c->id, peer_id);
+	else if (peer_forward(c->w, p, pid, key, c->id))
+		log_debug("c=%llu cancel request for peer %d (worker %d) on its way",
+		          (unsigned long long)c->id, peer_id, worker);
+	return true;
+}
+
+/* The client of this pooler that holds the key: its running query, if any, is cancelled
+ * on its server. */
+static void cancel_here(struct client *c, uint32_t pid, uint32_t key)
 {
 	struct list *pos, *tmp;
 
@@ -527,6 +552,12 @@ static void handle_cancel(struct client *c, uint32_t pid, uint32_t key)
 		}
 		break;
 	}
+}
+
+static void handle_cancel(struct client *c, uint32_t pid, uint32_t key)
+{
+	if (!cancel_elsewhere(c, pid, key))
+		cancel_here(c, pid, key);
 	client_close(c, "cancel request handled");
 }
 
