@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <sys/socket.h>
 
 #include "util.h"
 
@@ -63,6 +64,20 @@ struct config_member {
 	bool noloadbalance;
 };
 
+/* The largest peer_id: a cancel key's pid has 14 bits for it (peer.h). */
+#define CONFIG_PEER_ID_MAX 16383
+
+/* [peers]: another pooler behind the same address (SO_REUSEPORT, a load balancer). A cancel
+ * request whose key names its id is sent on to it (see peer.h). */
+struct peer_conf {
+	int id;     /* 1 to CONFIG_PEER_ID_MAX */
+	char *host; /* numeric IPv4 or IPv6 address, or a Unix socket folder */
+	int port;
+	struct sockaddr_storage addr; /* what to connect to: the address, or the socket file */
+	socklen_t addrlen;
+	int line;
+};
+
 struct db_conf {
 	char *name;   /* what clients put in their connection string */
 	char *dbname; /* the database on the servers */
@@ -94,7 +109,9 @@ struct config {
 	char *listen_addr;
 	int listen_port;
 	char *unix_socket_dir;
-	int auth_type; /* enum auth_type */
+	bool so_reuseport; /* several processes share listen_port; the kernel spreads clients */
+	int peer_id;       /* named by this pooler's cancel keys; 0: peering off */
+	int auth_type;     /* enum auth_type */
 	char *auth_file;
 	char *auth_hba_file; /* NULL: auth_type for everyone */
 	char *auth_user;     /* NULL: no auth_query */
@@ -160,6 +177,8 @@ struct config {
 	int n_dbs;
 	struct cluster_conf *clusters;
 	int n_clusters;
+	struct peer_conf *peers; /* [peers], in file order; the own peer_id's line among them */
+	int n_peers;
 };
 
 /* Read and validate path. On failure returns NULL and writes one message to err. */
@@ -185,6 +204,11 @@ const struct db_conf *config_find_db(const struct config *cfg, const char *name)
  * node's pool_size times max_pool_share, never more than the node's pool_size. src (may be
  * NULL) receives how the number came about. */
 int config_pool_size(const struct db_conf *d, const struct node_conf *n, char *src, size_t len);
+
+/* The [peers] entry of that id, or NULL. */
+const struct peer_conf *config_find_peer(const struct config *cfg, int id);
+/* A peer's address as [peers] writes it: IPV4:PORT, [IPV6]:PORT or /folder:PORT. */
+void config_peer_address(const struct peer_conf *p, char *out, size_t cap);
 
 /* Print every key with its effective value and the computed pool sizes. */
 void config_print(const struct config *cfg, FILE *out);

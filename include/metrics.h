@@ -56,6 +56,7 @@ struct metrics {
 	uint64_t clients_idle_timeout;
 	uint64_t clients_idle_tx_timeout;
 	uint64_t queries_timed_out;                /* query_timeout cancels */
+	uint64_t cancels_forwarded;                /* cancel requests sent on to their peer */
 	uint64_t clients_throttled;                /* client_rate_limit */
 	uint64_t logins_throttled;                 /* auth_failure_limit */
 	struct stats_window window;                /* the whole worker, client side bytes */

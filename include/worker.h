@@ -70,6 +70,8 @@ struct worker {
 	ev_async wake;                /* worker_post, and a world section's changes */
 	bool stop;                    /* leave the loop (shutdown, exit) */
 	int world_depth;              /* worker 0: world sections entered and not left */
+	int peer_id;                  /* cancel keys' peer_id: the config's at start (a change
+	                              * needs a restart) */
 	const struct config *cfg;     /* current snapshot; swapped on reload */
 	const struct auth_file *auth; /* current auth file */
 	const struct hba *hba;        /* auth_hba_file rules, or NULL: auth_type for all */
@@ -100,6 +102,7 @@ struct worker {
 	struct list outgoing_servers;   /* given to another worker, sent before the loop sleeps */
 	ev_prepare reaper;              /* frees the dead lists */
 	uint64_t rng;                   /* xorshift state for cancel keys and jitter */
+	int peer_forwards;              /* cancel requests on their way to peers (peer.c) */
 	uint8_t mock_key[32];           /* makes the fake SCRAM salt of each unknown user */
 	int n_clients;
 	bool shutdown_requested; /* SHUTDOWN on the admin console, not yet acted on */

@@ -436,7 +436,11 @@ static const struct result_column dns_hosts_cols[] = {TEXT_COL("hostname"), INT8
                                                       TEXT_COL("addrs")};
 static const struct result_column dns_zones_cols[] = {TEXT_COL("zonename"), INT8_COL("serial"),
                                                       INT4_COL("count")};
-/* Peering (cancel requests forwarded between poolers) is not offered: no peers. */
+/* [peers]: the other poolers that cancel requests are sent on to (this pooler's own line
+ * is left out, as it is never sent anything). host is the address or Unix socket folder;
+ * pool_size is PgBouncer's cap on cancel connections to the peer, which has no equivalent
+ * here (0). PEER_POOLS has no rows: a forwarded request is not queued, so there is
+ * nothing per peer to count. */
 static const struct result_column peers_cols[] = {INT4_COL("peer_id"), TEXT_COL("host"),
                                                   INT4_COL("port"), INT4_COL("pool_size")};
 static const struct result_column peer_pools_cols[] = {
@@ -464,6 +468,21 @@ static void show_nothing(struct worker *w, struct result *r)
 {
 	(void)w;
 	(void)r;
+}
+
+static void show_peers(struct worker *w, struct result *r)
+{
+	for (int i = 0; i < w->cfg->n_peers; i++) {
+		const struct peer_conf *p = &w->cfg->peers[i];
+		if (p->id == w->peer_id || p->id == w->cfg->peer_id)
+			continue; /* never sent anything (see cancel_elsewhere in client_login.c) */
+		result_row(r);
+		result_int(r, p->id);
+		result_text(r, p->host);
+		result_int(r, p->port);
+		result_int(r, 0);
+		result_row_end(r);
+	}
 }
 
 /* Whether the pooler runs, is paused as a whole (PAUSE without a database), or is
@@ -660,7 +679,7 @@ const struct admin_view admin_show_views[] = {
     VIEW("MEM", show_nothing, mem_cols, "no rows: the pooler keeps no object caches"),
     VIEW("DNS_HOSTS", show_nothing, dns_hosts_cols, "no rows: libpq resolves host names"),
     VIEW("DNS_ZONES", show_nothing, dns_zones_cols, "no rows: libpq resolves host names"),
-    VIEW("PEERS", show_nothing, peers_cols, "no rows: peering is not offered"),
-    VIEW("PEER_POOLS", show_nothing, peer_pools_cols, "no rows: peering is not offered"),
+    VIEW("PEERS", show_peers, peers_cols, "the other poolers of [peers], where cancel requests go"),
+    VIEW("PEER_POOLS", show_nothing, peer_pools_cols, "no rows: forwarded cancels are not queued"),
 };
 const int admin_show_n_views = (int)ARRAY_LEN(admin_show_views);

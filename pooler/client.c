@@ -565,9 +565,7 @@ void client_accept(struct worker *w, int fd, const char *addr)
 	c->id = worker_next_id(w);
 	c->state = CLIENT_STARTUP;
 	c->connect_us = util_now_us();
-	/* the worker in bits 8..15 of the pid: a cancel request finds the client's worker */
-	c->cancel_pid = ((uint32_t)(r >> 32) & 0xffu) | (uint32_t)(w->index & 0xff) << 8;
-	c->cancel_key = (uint32_t)r;
+	peer_key_make(w->peer_id, w->index, r, &c->cancel_pid, &c->cancel_key);
 	util_strlcpy(c->addr, addr, sizeof(c->addr));
 	c->waiter.grant = on_grant;
 	c->waiter.fail = on_wait_failed;

@@ -24,6 +24,7 @@
 #include "hba.h"
 #include "log.h"
 #include "params.h"
+#include "peer.h"
 #include "pool.h"
 #include "prepared.h"
 #include "ratelimit.h"

@@ -531,6 +531,29 @@ struct cancel_req {
 	uint32_t pid, key;
 };
 
+/* A key naming another pooler of [peers] goes there unchanged, whatever it holds: only
+ * that pooler can check it. One naming this pooler (or none, 0) is looked up here, and is
+ * never sent on: a peer list that pointed back here cannot make requests go round. That
+ * covers the peer_id of a reloaded config too, which the keys do not carry until a
+ * restart but whose [peers] line may well be this pooler's address. True when the request
+ * is not this pooler's. */
+static bool cancel_elsewhere(struct client *c, uint32_t pid, uint32_t key)
+{
+	int peer_id, worker;
+
+	peer_key_read(pid, &peer_id, &worker);
+	if (peer_id == 0 || peer_id == c->w->peer_id || peer_id == c->w->cfg->peer_id)
+		return false;
+	const struct peer_conf *p = config_find_peer(c->w->cfg, peer_id);
+	if (p == NULL)
+		log_info("c=%llu cancel request for unknown peer %d dropped (not in [peers])",
+		         (unsigned long long)c->id, peer_id);
+	else if (peer_forward(c->w, p, pid, key, c->id))
+		log_debug("c=%llu cancel request for peer %d (worker %d) on its way",
+		          (unsigned long long)c->id, peer_id, worker);
+	return true;
+}
+
 /* On the worker of the client the key names: cancel its query, if it runs one. */
 static void cancel_on(struct worker *w, void *arg)
 {
@@ -552,20 +575,28 @@ static void cancel_on(struct worker *w, void *arg)
 	free(r);
 }
 
-/* The key's pid names the worker of its client (client_accept): the request goes there. */
-static void handle_cancel(struct client *c, uint32_t pid, uint32_t key)
+/* A key of this pooler names its client's worker (peer_key_make): the request goes
+ * there. */
+static void cancel_here(struct client *c, uint32_t pid, uint32_t key)
 {
 	struct cancel_req *r = util_calloc(1, sizeof(*r));
-	int worker = (int)(pid >> 8 & 0xff);
+	int peer_id, worker;
 
+	peer_key_read(pid, &peer_id, &worker);
 	*r = (struct cancel_req){c->id, pid, key};
-	client_close(c, "cancel request handled");
 	if (worker == c->w->index)
 		cancel_on(c->w, r);
 	else if (worker < c->w->team->n)
 		worker_post(c->w->team->all[worker], cancel_on, r);
 	else
 		free(r); /* no such worker: a key this process never gave */
+}
+
+static void handle_cancel(struct client *c, uint32_t pid, uint32_t key)
+{
+	if (!cancel_elsewhere(c, pid, key))
+		cancel_here(c, pid, key);
+	client_close(c, "cancel request handled");
 }
 
 /* Startup parameters meant for the pooler itself; true when consumed. */

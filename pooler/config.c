@@ -30,6 +30,12 @@ static const struct key pooler_keys[] = {
     {"listen_port", K_INT, P(listen_port), "6432", 1, 65535, NULL, false, "TCP port"},
     {"unix_socket_dir", K_STR, P(unix_socket_dir), "/tmp", 0, 0, NULL, false,
      "folder for the .s.PGSQL.<port> socket; empty disables it"},
+    {"so_reuseport", K_BOOL, P(so_reuseport), "off", 0, 0, NULL, false,
+     "let several pooler processes listen on the same TCP port (SO_REUSEPORT); the kernel "
+     "spreads new connections between them"},
+    {"peer_id", K_INT, P(peer_id), "0", 0, CONFIG_PEER_ID_MAX, NULL, false,
+     "this pooler's id among the [peers] that share its address, carried in its cancel keys "
+     "so that a cancel request reaching another peer is sent on here; 0: peering off"},
     {"auth_type", K_ENUM, P(auth_type), "scram-sha-256", 0, 0, auth_types, false,
      "how clients prove who they are"},
     {"auth_file", K_PATH, P(auth_file), "users.txt", 0, 0, NULL, false,
@@ -329,6 +335,22 @@ static bool parse_share(const char *v, long *out)
 	return true;
 }
 
+/* on | off, with the spellings other tools write booleans in. */
+static bool set_bool(struct parse_state *ps, const char *section, const struct key *k, bool *field,
+                     const char *value)
+{
+	static const char *const yes[] = {"on", "true", "yes", "1"}, *const no[] = {"off", "false",
+	                                                                            "no", "0"};
+
+	for (size_t i = 0; i < ARRAY_LEN(yes); i++)
+		if (strcasecmp(value, yes[i]) == 0 || strcasecmp(value, no[i]) == 0) {
+			*field = strcasecmp(value, yes[i]) == 0;
+			return true;
+		}
+	return config_fail(ps, "[%s] %s: \"%s\" is not allowed (allowed: on | off)", section,
+	                   k->name, value);
+}
+
 static bool set_key(struct parse_state *ps, const char *section, void *obj, const struct key *k,
                     const char *value)
 {
@@ -391,6 +413,8 @@ static bool set_key(struct parse_state *ps, const char *section, void *obj, cons
 			return config_fail(ps, "[%s] %s: \"%s\" is not allowed (allowed: %s)",
 			                   section, k->name, value, allowed);
 		}
+	case K_BOOL:
+		return set_bool(ps, section, k, (bool *)field, value);
 	case K_SHARE:
 		if (!parse_share(value, &v) || v < k->min || v > k->max)
 			return config_fail(
@@ -536,7 +560,9 @@ static int section_kind(struct parse_state *ps, const char *section, const char 
 		config_fail(ps, "%s: key outside any section (start with [pooler])", key);
 	else
 		config_fail(
-		    ps, "[%s]: unknown section (allowed: [pooler], [node.NAME], [database.NAME])",
+		    ps,
+		    "[%s]: unknown section (allowed: [pooler], [node.NAME], [database.NAME], "
+		    "[cluster.NAME], [peers])",
 		    section);
 	return -1;
 }
@@ -570,6 +596,8 @@ static int on_ini_entry(void *user, const char *section, const char *name, const
 
 	if (ps->failed)
 		return 0;
+	if (strcmp(section, "peers") == 0)
+		return config_peer_add(ps, name, value);
 	kind = section_kind(ps, section, name);
 	if (kind < 0)
 		return 0;
@@ -621,6 +649,15 @@ static void see_section_header(struct parse_state *ps, const char *line)
 	memcpy(name, p + 1, (size_t)(end - p - 1));
 	name[end - p - 1] = '\0';
 	char *trimmed = util_trim(name);
+	if (strcmp(trimmed, "peers") == 0) {
+		if (ps->peers_line > 0)
+			config_fail(ps,
+			            "[peers]: section appears twice (first on line %d); write each "
+			            "section once",
+			            ps->peers_line);
+		ps->peers_line = ps->line;
+		return;
+	}
 	int kind = section_kind(ps, trimmed, "");
 	if (kind < 0)
 		return;
@@ -799,7 +836,8 @@ static struct config *load(const char *path, const char *sets, const struct conf
 	ps.cfg = cfg;
 	config_apply_defaults(&ps, "pooler", cfg, pooler_keys, ARRAY_LEN(pooler_keys));
 	bool ok = read_file(&ps, path) && (sets == NULL || apply_sets(&ps, sets)) &&
-	          add_members(&ps, m, n_members) && config_check_whole(&ps) && admin_db_free(&ps);
+	          add_members(&ps, m, n_members) && config_check_whole(&ps) && admin_db_free(&ps) &&
+	          config_check_peers(&ps);
 	free_seen(&ps);
 	if (ok)
 		return cfg;
@@ -836,6 +874,7 @@ void config_free(struct config *cfg)
 		config_free_keys(&cfg->clusters[i], cluster_keys, ARRAY_LEN(cluster_keys));
 		free(cfg->clusters[i].name);
 	}
+	config_free_peers(cfg);
 	free(cfg->clusters);
 	free(cfg->nodes);
 	free(cfg->dbs);

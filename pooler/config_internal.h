@@ -11,9 +11,21 @@
 
 #include "config.h"
 
+/* K_BOOL: a bool field, written on or off (true/false, yes/no, 1/0 are read too). */
 /* K_MS: a duration, bare numbers in seconds; K_MSEC: the same for keys named *_ms, whose
  * bare numbers are milliseconds. */
-enum key_type { K_STR, K_PATH, K_INT, K_AUTO_INT, K_ENUM, K_MS, K_MSEC, K_LOGLEVEL, K_SHARE };
+enum key_type {
+	K_STR,
+	K_PATH,
+	K_INT,
+	K_AUTO_INT,
+	K_ENUM,
+	K_MS,
+	K_MSEC,
+	K_LOGLEVEL,
+	K_SHARE,
+	K_BOOL
+};
 
 /* One configurable key. Defaults are written as a user would write them and parsed by the
  * same code as the file, so the table is the single place a default lives. */
@@ -67,6 +79,7 @@ struct parse_state {
 	size_t errlen;
 	bool failed;
 	int pooler_line;       /* where the [pooler] header is; 0 before it */
+	int peers_line;        /* where the [peers] header is; 0 before it */
 	struct seen_key *seen; /* every key set so far, in file order */
 	size_t n_seen, cap_seen;
 };
@@ -89,6 +102,15 @@ int config_key_line(const struct parse_state *ps, const char *section, const cha
 /* An unknown key of a section of that kind: reported with the nearest key, or the kind of
  * section it belongs in, or where the keys are listed. Returns 0 (inih's "stop"). */
 int config_unknown_key(struct parse_state *ps, const char *section, int kind, const char *name);
+
+/* ---- [peers], config_peers.c ---- */
+
+/* One line "ID = ADDRESS" of [peers]; 0 (inih's "stop") after reporting a bad one. */
+int config_peer_add(struct parse_state *ps, const char *id, const char *address);
+/* Peering as a whole: peer_id set when peers are listed, no peer at this pooler's own
+ * listening address (a cancel sent there could come back). */
+bool config_check_peers(struct parse_state *ps);
+void config_free_peers(struct config *cfg);
 
 /* The checks over the whole file, once it is read; false after reporting one. */
 bool config_check_whole(struct parse_state *ps);

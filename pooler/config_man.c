@@ -80,6 +80,9 @@ static void describe_type(const struct key *k, char *buf, size_t cap)
 	case K_SHARE:
 		snprintf(buf, cap, "share from %ld%% to %ld%% (50%% or 0.5)", k->min, k->max);
 		return;
+	case K_BOOL:
+		snprintf(buf, cap, "on | off");
+		return;
 	}
 }
 
@@ -155,6 +158,25 @@ static const char ini_tail[] = ".SH EXAMPLE\n"
                                ".SH SEE ALSO\n"
                                ".BR pooler (1)\n";
 
+/* [peers] has no keys of the table: its lines name other poolers. */
+static const char peers_section[] =
+    ".SH \"[peers] SECTION\"\n"
+    "Other pooler processes that share this one's address (several processes on one port "
+    "with so_reuseport, or several machines behind a TCP load balancer). A client's cancel "
+    "request may reach any of them; the key it carries names the peer_id of the pooler "
+    "that holds the client, and a pooler that is not that one sends the request on, "
+    "unchanged, to the address listed here. One line per peer:\n"
+    ".TP\n.I \"ID = ADDRESS\"\n"
+    "ID from 1 to 16383; ADDRESS is a numeric\n.IR IPV4 : PORT\n"
+    "or\n.RI [ IPV6 ]: PORT ,\n"
+    "or a Unix socket folder and port such as\n.B /run/pooler2:6432\n"
+    "(the socket file /run/pooler2/.s.PGSQL.6432, as libpq names it).\n"
+    ".PP\n"
+    "The line of the pooler's own peer_id is ignored, so that every peer can read the same "
+    "list. Peers need peer_id set; an address this pooler listens on itself is refused "
+    "for another id, since a cancel request sent there could come back. A cancel request "
+    "whose peer is not listed is dropped and logged.\n";
+
 static void write_ini_page(FILE *out)
 {
 	static const char *const titles[] = {
@@ -171,6 +193,7 @@ static void write_ini_page(FILE *out)
 		fprintf(out, ".SH \"%s\"\n", titles[i]);
 		write_keys(out, &config_kinds[i]);
 	}
+	fputs(peers_section, out);
 	fputs(".SH \"OTHER NAMES\"\nThese [pooler] keys may also be written as:\n", out);
 	for (int a = 0; a < CONFIG_ALIASES; a++) {
 		fputs(".TP\n.B ", out);

@@ -19,10 +19,27 @@ static void print_keys(FILE *out, const void *obj, const struct key *keys, size_
 	}
 }
 
+/* [peers] as written, with what this pooler does with each line. */
+static void print_peers(const struct config *cfg, FILE *out)
+{
+	if (cfg->n_peers == 0)
+		return;
+	fputs("\n[peers]\n", out);
+	for (int i = 0; i < cfg->n_peers; i++) {
+		const struct peer_conf *p = &cfg->peers[i];
+		char addr[300];
+		config_peer_address(p, addr, sizeof(addr));
+		fprintf(out, "%d = %s    ; %s\n", p->id, addr,
+		        p->id == cfg->peer_id ? "this pooler (ignored)"
+		                              : "cancel requests with its id go there");
+	}
+}
+
 void config_print(const struct config *cfg, FILE *out)
 {
 	fprintf(out, "; %s\n[pooler]\n", cfg->path);
 	print_keys(out, cfg, config_kinds[0].keys, config_kinds[0].n_keys);
+	print_peers(cfg, out);
 	for (int i = 0; i < cfg->n_clusters; i++) {
 		fprintf(out, "\n[cluster.%s]\n", cfg->clusters[i].name);
 		print_keys(out, &cfg->clusters[i], config_kinds[KIND_CLUSTER].keys,
@@ -51,7 +68,7 @@ void config_print(const struct config *cfg, FILE *out)
 void config_format_value(const struct key *k, const void *obj, char *out, size_t cap)
 {
 	const char *field = (const char *)obj + k->offset;
-	int v = *(const int *)field;
+	int v = k->type == K_BOOL ? *(const bool *)field : *(const int *)field;
 
 	switch (k->type) {
 	case K_STR:
@@ -84,12 +101,17 @@ void config_format_value(const struct key *k, const void *obj, char *out, size_t
 	case K_LOGLEVEL:
 		snprintf(out, cap, "%s", log_level_name((enum log_level)v));
 		return;
+	case K_BOOL:
+		snprintf(out, cap, "%s", v ? "on" : "off");
+		return;
 	}
 }
 
-/* Keys a RELOAD cannot change: the sockets are opened once, at start. */
-static const char *const restart_keys[] = {"listen_addr", "listen_port", "unix_socket_dir",
-                                           "metrics_listen", "workers"};
+/* Keys a RELOAD cannot change: the sockets are opened once, at start, and the cancel keys
+ * handed out name the peer_id of the start (a new one would send their cancels away). */
+static const char *const restart_keys[] = {"listen_addr",  "listen_port", "unix_socket_dir",
+                                           "so_reuseport", "peer_id",     "metrics_listen",
+                                           "workers"};
 
 static bool needs_restart(const struct key *k, const void *obj, const struct config *cfg)
 {
@@ -144,6 +166,12 @@ void config_foreach(const struct config *cfg, config_key_fn *fn, void *arg)
 		snprintf(prefix, sizeof(prefix), "database.%s.", cfg->dbs[d].name);
 		foreach_keys(cfg, prefix, &cfg->dbs[d], &db_defs, config_kinds[2].keys,
 		             config_kinds[2].n_keys, fn, arg);
+	}
+	for (int i = 0; i < cfg->n_peers; i++) {
+		char key[32], value[300];
+		snprintf(key, sizeof(key), "peers.%d", cfg->peers[i].id);
+		config_peer_address(&cfg->peers[i], value, sizeof(value));
+		fn(key, value, NULL, true, arg);
 	}
 	for (int c = 0; c < cfg->n_clusters; c++) {
 		snprintf(prefix, sizeof(prefix), "cluster.%s.", cfg->clusters[c].name);

@@ -140,8 +140,8 @@ static bool port_free(const struct addrinfo *ai, int worker)
 	return ok;
 }
 
-static bool open_tcp(struct listeners *ls, struct worker *w, const char *host, int port, char *err,
-                     size_t errlen)
+static bool open_tcp(struct listeners *ls, struct worker *w, const char *host, int port,
+                     bool reuseport, char *err, size_t errlen)
 {
 	struct addrinfo hints = {
 	    .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
@@ -161,9 +161,19 @@ static bool open_tcp(struct listeners *ls, struct worker *w, const char *host, i
 		if (fd < 0)
 			continue;
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		/* so_reuseport: every process that sets it before bind shares the port, and
+		 * the kernel spreads new connections between them; without it the second
+		 * bind fails as before. */
+		if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+			snprintf(err, errlen, "so_reuseport on %s port %d: %s", host, port,
+			         strerror(errno));
+			close(fd);
+			freeaddrinfo(res);
+			return false;
+		}
 		if (ai->ai_family == AF_INET6)
 			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-		if (w->team->n > 1 && !port_free(ai, w->index)) {
+		if (w->team->n > 1 && !reuseport && !port_free(ai, w->index)) {
 			snprintf(err, errlen, "cannot listen on %s port %d: %s", host, port,
 			         strerror(EADDRINUSE));
 			close(fd);
@@ -171,7 +181,7 @@ static bool open_tcp(struct listeners *ls, struct worker *w, const char *host, i
 			return false;
 		}
 		/* several workers: each its own socket, the kernel spreads connections */
-		if (w->team->n > 1)
+		if (w->team->n > 1 && !reuseport)
 			setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 		if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
 			snprintf(err, errlen, "cannot listen on %s port %d: %s", host, port,
@@ -234,6 +244,7 @@ struct tcp_open {
 	struct listeners *ls;
 	struct worker *w;
 	int port;
+	bool reuseport;
 	char *err;
 	size_t errlen;
 };
@@ -241,14 +252,14 @@ struct tcp_open {
 static bool open_tcp_each(const char *addr, void *arg)
 {
 	struct tcp_open *o = arg;
-	return open_tcp(o->ls, o->w, addr, o->port, o->err, o->errlen);
+	return open_tcp(o->ls, o->w, addr, o->port, o->reuseport, o->err, o->errlen);
 }
 
 struct listeners *listener_open(struct worker *w, const struct config *cfg, char *err,
                                 size_t errlen)
 {
 	struct listeners *ls = util_calloc(1, sizeof(*ls));
-	struct tcp_open o = {ls, w, cfg->listen_port, err, errlen};
+	struct tcp_open o = {ls, w, cfg->listen_port, cfg->so_reuseport, err, errlen};
 
 	/* The Unix socket first: whoever sees the TCP port answer can use both. Worker 0
 	 * accepts on it for every worker. */

@@ -311,10 +311,24 @@ struct config_member *reload_members(struct worker *w, int *n)
 	return m;
 }
 
+/* peer_id is read once, at start: the keys handed out name it, and a new one would send
+ * their cancel requests to whichever peer took the old id. */
+static void keep_peer_id(struct worker *w, const struct config *cfg)
+{
+	if (w->cfg == NULL)
+		for (int i = 0; i < w->team->n; i++)
+			w->team->all[i]->peer_id = cfg->peer_id;
+	else if (cfg->peer_id != w->peer_id)
+		log_warning("peer_id %d: a restart is needed to change it; cancel keys keep "
+		            "peer_id %d",
+		            cfg->peer_id, w->peer_id);
+}
+
 void reload_apply(struct worker *w, const struct config *cfg)
 {
 	struct team *t = w->team;
 
+	keep_peer_id(w, cfg);
 	/* the node table and the config it indexes change together: routing between them
 	 * would pair one generation's sections with the other's nodes. Worker 0 owns the
 	 * table (its loop runs the probes); the others share it. */

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sys/socket.h>
 
 #include "config.h"
 #include "log.h"
@@ -468,6 +469,64 @@ static void test_cluster_errors(void **state)
 	assert_non_null(strstr(err, "member of cluster c"));
 }
 
+/* [peers]: addresses read once into socket addresses, the own id's line kept but ignored,
+ * so_reuseport as a boolean; and what is refused, at the line of the entry. */
+static void test_peers(void **state)
+{
+	static const char *const head = "[pooler]\nlisten_port = 7001\nunix_socket_dir = /tmp/p1\n"
+	                                "peer_id = 1\nso_reuseport = yes\n";
+	static const char *const tail = "[node.a]\nrole = primary\n[database.d]\n";
+	static const struct {
+		const char *peers, *want;
+	} bad[] = {
+	    {"2 = 127.0.0.1\n", ":7: [peers] 2: \"127.0.0.1\" is not an address"},
+	    {"two = 127.0.0.1:7002\n", ":7: [peers] two: not a peer id"},
+	    {"16384 = 127.0.0.1:7002\n", "16384: not a peer id"},
+	    {"2 = db.example:7002\n", "is not an address"},
+	    {"2 = ::1:7002\n", "is not an address"},
+	    {"2 = /tmp/p2:70000\n", "is not an address"},
+	    {"2 = /tmp/p2:7002\n2 = /tmp/p3:7003\n", ":8: [peers] 2: peer 2 listed twice"},
+	    {"2 = /tmp/p1/:7001\n", ":7: [peers] 2: this pooler listens there itself"},
+	    {"2 = 127.0.0.1:7001\n", "listens there itself"},
+	};
+	char text[1024], err[512];
+	(void)state;
+
+	snprintf(text, sizeof(text),
+	         "%s[peers]\n1 = /tmp/p1:7001\n2 = /tmp/p2:7001\n"
+	         "3 = 127.0.0.2:7001\n4 = [::1]:7004\n%s",
+	         head, tail);
+	struct config *cfg = config_load(write_ini(text), err, sizeof(err));
+	unlink(path);
+	if (cfg == NULL)
+		fail_msg("%s", err);
+	assert_true(cfg->so_reuseport);
+	assert_int_equal(cfg->peer_id, 1);
+	assert_int_equal(cfg->n_peers, 4);
+	assert_null(config_find_peer(cfg, 5));
+	assert_int_equal(config_find_peer(cfg, 2)->addr.ss_family, AF_UNIX);
+	assert_int_equal(config_find_peer(cfg, 3)->addr.ss_family, AF_INET);
+	assert_int_equal(config_find_peer(cfg, 4)->addr.ss_family, AF_INET6);
+	config_peer_address(config_find_peer(cfg, 4), text, sizeof(text));
+	assert_string_equal(text, "[::1]:7004");
+	config_free(cfg);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "%s[peers]\n%s%s", head, bad[i].peers, tail);
+		err[0] = '\0';
+		cfg = config_load(write_ini(text), err, sizeof(err));
+		unlink(path);
+		if (cfg != NULL || strstr(err, bad[i].want) == NULL)
+			fail_msg("case %zu: want \"%s\", got \"%s\"", i, bad[i].want, err);
+	}
+	/* peers without this pooler's own id: peering would be half on */
+	cfg =
+	    config_load(write_ini("[pooler]\n[peers]\n2 = /tmp/p2:7001\n[node.a]\n[database.d]\n"),
+	                err, sizeof(err));
+	unlink(path);
+	assert_null(cfg);
+	assert_non_null(strstr(err, ":2: [peers]: needs [pooler] peer_id"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -476,7 +535,7 @@ int main(void)
 	    cmocka_unit_test(test_list_has),       cmocka_unit_test(test_duration_aliases),
 	    cmocka_unit_test(test_node_index),     cmocka_unit_test(test_split),
 	    cmocka_unit_test(test_strict),         cmocka_unit_test(test_cluster_members),
-	    cmocka_unit_test(test_cluster_errors),
+	    cmocka_unit_test(test_cluster_errors), cmocka_unit_test(test_peers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
