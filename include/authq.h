@@ -33,13 +33,18 @@ struct authq_target {
  * error says why, for the log). u is valid only during the call. */
 typedef void (*authq_cb)(void *arg, const struct auth_user *u, const char *error);
 
-struct authq *authq_new(struct ev_loop *loop);
+/* The cache is shared by every worker's authq (authq_cache_new, once per process): an
+ * answer one worker got serves logins on all of them. */
+struct authq_cache;
+struct authq_cache *authq_cache_new(void);
+void authq_cache_free(struct authq_cache *c);
+struct authq *authq_new(struct ev_loop *loop, struct authq_cache *cache);
 void authq_free(struct authq *q);
 /* Forget every cached answer (reload). */
 void authq_clear(struct authq *q);
 
 /* A cached answer: true when the cache knows; *u is then the user, or NULL for none
- * (valid until the next authq call). */
+ * (a copy, valid until the next authq call on this q). */
 bool authq_cached(struct authq *q, const char *name, const struct auth_user **u);
 
 /* Start a lookup whose cb runs later from the loop (never before this returns); the

@@ -21,7 +21,8 @@ void log_write(enum log_level level, const char *fmt, ...) __attribute__((format
  * connection (a node's name, "server login", "auth_query"), or NULL. */
 void log_pq_notice(void *arg, const char *message);
 
-#define log_enabled(level) ((level) <= log_min_level)
+/* read by every worker thread (and cancel threads), written by reload: atomic */
+#define log_enabled(level) ((level) <= __atomic_load_n(&log_min_level, __ATOMIC_RELAXED))
 #define log_error(...) log_write(LOG_ERROR, __VA_ARGS__)
 #define log_warning(...) log_write(LOG_WARNING, __VA_ARGS__)
 #define log_info(...)                                                                              \

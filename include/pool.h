@@ -48,6 +48,7 @@ struct pool_share {
 	unsigned blocked_by;  /* the caps that were full (a mask), while blocked */
 	int limits[N_CAPS];   /* its pool's limits when it blocked */
 	struct pool *pool;    /* NULL once the pool is freed; read only on its worker */
+	struct params welcome; /* its pool's, once a server logged in (for the other workers) */
 	int refs;             /* the pool, and servers on their way to it */
 };
 
@@ -59,6 +60,11 @@ struct pool_share *share_join(struct node *n, struct pool *p);
 unsigned share_full(struct node *n, const struct pool_share *s, const int limits[N_CAPS]);
 /* Servers and reserved slots of s's (database, user) on n, over every worker. */
 int share_pool_total(struct node *n, const struct pool_share *s);
+/* The login parameters a pool of the same database, user and node on any worker has seen
+ * (a new pool greets its clients with them without logging in a server first): true when
+ * one had; store them for the others once this pool has its own. */
+bool share_welcome_get(struct node *n, const struct pool_share *s, struct params *out);
+void share_welcome_set(struct node *n, struct pool_share *s, const struct params *welcome);
 /* The pool leaves with `servers` already closed; its reserved slots go to others. */
 void share_leave(struct worker *w, struct node *n, struct pool_share *s);
 /* One more server for s: 0 when taken (a reserved slot first), else the full caps. False

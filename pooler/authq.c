@@ -3,6 +3,7 @@
 
 #include <libpq-fe.h>
 #include <openssl/crypto.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,11 +21,18 @@ struct authq_entry {
 	uint64_t expires_us;
 };
 
-struct authq {
-	struct ev_loop *loop;
+/* The answers, one cache for every worker's authq, under its own (leaf) lock. */
+struct authq_cache {
+	pthread_mutex_t mu;
 	struct authq_entry *entries;
 	int n;
-	struct list lookups; /* authq_lookup in flight */
+};
+
+struct authq {
+	struct ev_loop *loop;
+	struct authq_cache *cache;
+	struct authq_entry scratch; /* authq_cached's answer: a copy, this worker's own */
+	struct list lookups;        /* authq_lookup in flight */
 };
 
 struct authq_lookup {
@@ -39,11 +47,19 @@ struct authq_lookup {
 	struct pgconn pq;
 };
 
-struct authq *authq_new(struct ev_loop *loop)
+struct authq_cache *authq_cache_new(void)
+{
+	struct authq_cache *c = util_calloc(1, sizeof(*c));
+	pthread_mutex_init(&c->mu, NULL);
+	return c;
+}
+
+struct authq *authq_new(struct ev_loop *loop, struct authq_cache *cache)
 {
 	struct authq *q = util_calloc(1, sizeof(*q));
 
 	q->loop = loop;
+	q->cache = cache;
 	list_init(&q->lookups);
 	return q;
 }
@@ -58,11 +74,36 @@ static void entry_free(struct authq_entry *e)
 	OPENSSL_cleanse(&e->u, sizeof(e->u));
 }
 
+static void cache_clear(struct authq_cache *c)
+{
+	for (int i = 0; i < c->n; i++)
+		entry_free(&c->entries[i]);
+	c->n = 0;
+}
+
 void authq_clear(struct authq *q)
 {
-	for (int i = 0; i < q->n; i++)
-		entry_free(&q->entries[i]);
-	q->n = 0;
+	pthread_mutex_lock(&q->cache->mu);
+	cache_clear(q->cache);
+	pthread_mutex_unlock(&q->cache->mu);
+}
+
+void authq_cache_free(struct authq_cache *c)
+{
+	if (c == NULL)
+		return;
+	cache_clear(c);
+	free(c->entries);
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+}
+
+/* A deep copy: dst owns its strings. */
+static void entry_copy(struct authq_entry *dst, const struct authq_entry *src)
+{
+	*dst = *src;
+	dst->u.name = util_strdup(src->u.name);
+	dst->u.plain = src->u.plain ? util_strdup(src->u.plain) : NULL;
 }
 
 static void lookup_end(struct authq_lookup *l)
@@ -81,8 +122,8 @@ void authq_free(struct authq *q)
 		return;
 	while (!list_empty(&q->lookups))
 		lookup_end(container_of(q->lookups.next, struct authq_lookup, node));
-	authq_clear(q);
-	free(q->entries);
+	if (q->scratch.u.name != NULL)
+		entry_free(&q->scratch);
 	free(q);
 }
 
@@ -92,7 +133,7 @@ void authq_cancel(struct authq_lookup *l)
 		lookup_end(l);
 }
 
-static struct authq_entry *cache_find(struct authq *q, const char *name)
+static struct authq_entry *cache_find(struct authq_cache *q, const char *name)
 {
 	uint64_t now = util_now_us();
 
@@ -110,7 +151,7 @@ static struct authq_entry *cache_find(struct authq *q, const char *name)
 	return NULL;
 }
 
-static struct authq_entry *cache_add(struct authq *q, const char *name, int ttl_ms)
+static struct authq_entry *cache_add(struct authq_cache *q, const char *name, int ttl_ms)
 {
 	struct authq_entry *e;
 
@@ -128,11 +169,19 @@ static struct authq_entry *cache_add(struct authq *q, const char *name, int ttl_
 
 bool authq_cached(struct authq *q, const char *name, const struct auth_user **u)
 {
-	struct authq_entry *e = cache_find(q, name);
+	struct authq_entry *e;
 
+	pthread_mutex_lock(&q->cache->mu);
+	e = cache_find(q->cache, name);
+	if (e != NULL) {
+		if (q->scratch.u.name != NULL)
+			entry_free(&q->scratch);
+		entry_copy(&q->scratch, e);
+	}
+	pthread_mutex_unlock(&q->cache->mu);
 	if (e == NULL)
 		return false;
-	*u = e->found ? &e->u : NULL;
+	*u = q->scratch.found ? &q->scratch.u : NULL;
 	return true;
 }
 
@@ -168,16 +217,17 @@ static void lookup_answered(struct authq_lookup *l, PGresult *r)
 			tmp.found = true;
 	}
 	const struct auth_user *u = tmp.found ? &tmp.u : NULL;
-	e = cache_add(l->q, l->name, l->ttl_ms);
+	pthread_mutex_lock(&l->q->cache->mu);
+	e = cache_add(l->q->cache, l->name, l->ttl_ms);
 	if (e != NULL) {
 		char *name = e->u.name;
 		uint64_t expires = e->expires_us;
 		*e = tmp;
 		e->u.name = name;
 		e->expires_us = expires;
-		tmp.u.plain = NULL; /* the entry owns it now */
-		u = tmp.found ? &e->u : NULL;
+		e->u.plain = tmp.u.plain ? util_strdup(tmp.u.plain) : NULL;
 	}
+	pthread_mutex_unlock(&l->q->cache->mu);
 	if (why != NULL)
 		log_info("auth_query: user \"%s\": %s", l->name, why);
 	l->cb(l->arg, u, NULL);

@@ -44,6 +44,7 @@ struct snapshot {
 struct daemon {
 	struct team *team; /* the workers; NULL until startup makes them */
 	struct worker *w;  /* team->all[0]: signals, probes, clusters, timers, HTTP */
+	struct authq_cache *authq_cache; /* auth_query answers, for every worker */
 	struct snapshot files; /* the running ones */
 	struct listeners **listeners; /* one set per worker */
 	const char *config_path;
@@ -371,7 +372,7 @@ static bool reload_in_world(struct daemon *d, char *err, size_t errlen)
 	reload_apply(d->w, next.cfg);
 	snapshot_free(&d->files); /* nothing points into the old config any more */
 	d->files = next;
-	log_min_level = (enum log_level)next.cfg->log_level;
+	__atomic_store_n(&log_min_level, (enum log_level)next.cfg->log_level, __ATOMIC_RELAXED);
 	start_stats(d);
 	d->w->metrics.config_reloads_ok++;
 	log_info("reloaded %s", d->config_path);
@@ -496,7 +497,7 @@ static bool init_worker(struct daemon *d, struct worker *w, char *err, size_t er
 	w->auth = d->files.auth;
 	w->hba = d->files.hba;
 	w->tls_ctx = d->files.tls_ctx;
-	w->authq = authq_new(w->loop);
+	w->authq = authq_new(w->loop, d->authq_cache);
 	w->on_idle_client = maybe_exit;
 	w->on_reload = on_admin_reload;
 	w->on_shutdown = on_admin_shutdown;
@@ -521,6 +522,7 @@ static bool init_team(struct daemon *d, char *err, size_t errlen)
 	int n = d->files.cfg->workers > 0 ? d->files.cfg->workers : auto_workers();
 
 	d->team = team_new(n);
+	d->authq_cache = authq_cache_new();
 	d->w = d->team->all[0];
 	d->listeners = util_calloc((size_t)n, sizeof(*d->listeners));
 	if (!util_random_bytes(d->w->mock_key, sizeof(d->w->mock_key))) {
@@ -654,6 +656,7 @@ static void teardown(struct daemon *d)
 		if (d->team->all[i]->loop != NULL)
 			ev_loop_destroy(d->team->all[i]->loop);
 	team_free(d->team);
+	authq_cache_free(d->authq_cache);
 	free(d->listeners);
 	snapshot_free(&d->files);
 }
@@ -669,7 +672,7 @@ int main(int argc, char **argv)
 		return rc;
 	if (!snapshot_load(&d->files, NULL, d->config_path, NULL, true, err, sizeof(err)))
 		goto fail;
-	log_min_level = (enum log_level)d->files.cfg->log_level;
+	__atomic_store_n(&log_min_level, (enum log_level)d->files.cfg->log_level, __ATOMIC_RELAXED);
 	if (d->check_only) {
 		check_config(d);
 		teardown(d);

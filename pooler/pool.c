@@ -320,6 +320,8 @@ static void hand_over(struct pool *p, struct server *s)
 		    container_of(list_pop(&p->waiting), struct pool_waiter, node);
 		wt->queued = false;
 		p->n_waiting--;
+		if (p->n_waiting <= p->n_connecting)
+			share_unblock(p->backend, p->share);
 		pool_set_state(p, s, SERVER_ACTIVE);
 		wt->grant(wt, s);
 		return;
@@ -638,6 +640,7 @@ static void on_login_done(struct server *s, const char *error)
 	if (!p->have_welcome) {
 		params_copy(&p->welcome, &s->params);
 		p->have_welcome = true;
+		share_welcome_set(p->backend, p->share, &p->welcome);
 	}
 	log_info("s=%llu db=%s user=%s logged in to %s:%d (backend pid %u)",
 	         (unsigned long long)s->id, p->db_name, p->user, p->login.host, p->login.port,
@@ -721,6 +724,8 @@ void pool_unwait(struct pool *p, struct pool_waiter *wt)
 	list_del(&wt->node);
 	wt->queued = false;
 	p->n_waiting--;
+	if (p->n_waiting <= p->n_connecting)
+		share_unblock(p->backend, p->share); /* no one left to wait for room */
 }
 
 /* A new pool of a paused database (PAUSE of every database, or of this one, as its other
@@ -779,6 +784,7 @@ struct pool *pool_get(struct worker *w, const struct db_conf *db, const char *us
 	p->maintain.data = p;
 	ev_timer_start(w->loop, &p->maintain);
 	p->share = share_join(backend, p);
+	p->have_welcome = share_welcome_get(backend, p->share, &p->welcome);
 	list_append(&w->pools, &p->node);
 	pool_configure(p, db, w->cfg);
 	return p;

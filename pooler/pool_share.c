@@ -65,6 +65,31 @@ int share_pool_total(struct node *n, const struct pool_share *s)
 	return used;
 }
 
+bool share_welcome_get(struct node *n, const struct pool_share *s, struct params *out)
+{
+	bool found = false;
+
+	node_lock(n);
+	for (struct list *pos = n->shares.next; !found && pos != &n->shares; pos = pos->next) {
+		const struct pool_share *q = container_of(pos, struct pool_share, link);
+		if (q != s && q->welcome.n > 0 && share_shares_cap(q, s, CAP_POOL)) {
+			params_copy(out, &q->welcome);
+			found = true;
+		}
+	}
+	node_unlock(n);
+	return found;
+}
+
+void share_welcome_set(struct node *n, struct pool_share *s, const struct params *welcome)
+{
+	if (!n->locking)
+		return; /* one worker: no one else to greet */
+	node_lock(n);
+	params_copy(&s->welcome, welcome);
+	node_unlock(n);
+}
+
 struct pool_share *share_join(struct node *n, struct pool *p)
 {
 	struct pool_share *s = util_calloc(1, sizeof(*s));
@@ -74,10 +99,17 @@ struct pool_share *share_join(struct node *n, struct pool *p)
 	s->worker = p->w->index;
 	s->pool = p;
 	s->refs = 1;
+	params_init(&s->welcome);
 	node_lock(n);
 	list_append(&n->shares, &s->link);
 	node_unlock(n);
 	return s;
+}
+
+static void share_free(struct pool_share *s)
+{
+	params_free(&s->welcome);
+	free(s);
 }
 
 static void room_msg(struct worker *w, void *arg)
@@ -94,7 +126,7 @@ static void unblock_locked(struct node *n, struct pool_share *s)
 {
 	if (s->blocked_since == 0)
 		return;
-	s->blocked_since = 0;
+	__atomic_store_n(&s->blocked_since, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&n->n_blocked, n->n_blocked - 1, __ATOMIC_RELAXED);
 }
 
@@ -150,7 +182,7 @@ void share_leave(struct worker *w, struct node *n, struct pool_share *s)
 	for (int i = 0; i < k; i++)
 		wake(w, to[i], n);
 	if (last)
-		free(s); /* else the last server on its way frees it (share_put) */
+		share_free(s); /* else the last server on its way frees it (share_put) */
 }
 
 void share_cancel_move(struct worker *w, struct node *n, struct pool_share *s)
@@ -168,7 +200,7 @@ void share_cancel_move(struct worker *w, struct node *n, struct pool_share *s)
 	node_unlock(n);
 	wake(w, to, n);
 	if (last)
-		free(s);
+		share_free(s);
 }
 
 struct pool *share_put(struct node *n, struct pool_share *s)
@@ -181,7 +213,7 @@ struct pool *share_put(struct node *n, struct pool_share *s)
 	last = --s->refs == 0;
 	node_unlock(n);
 	if (last)
-		free(s);
+		share_free(s);
 	return p;
 }
 
@@ -230,7 +262,7 @@ void share_block(struct worker *w, struct node *n, struct pool_share *s, unsigne
 	node_lock(n);
 	newly = s->blocked_since == 0;
 	if (newly) {
-		s->blocked_since = since ? since : 1;
+		__atomic_store_n(&s->blocked_since, since ? since : 1, __ATOMIC_RELAXED);
 		__atomic_store_n(&n->n_blocked, n->n_blocked + 1, __ATOMIC_RELAXED);
 	}
 	s->blocked_by = mask;
@@ -244,10 +276,10 @@ void share_block(struct worker *w, struct node *n, struct pool_share *s, unsigne
 
 void share_unblock(struct node *n, struct pool_share *s)
 {
-	if (!n->locking) {
-		s->blocked_since = 0; /* one worker: never blocked (share_block) */
+	/* written under the lock, read here without it: a share that is not blocked (the
+	 * common case, every transaction) costs no lock */
+	if (__atomic_load_n(&s->blocked_since, __ATOMIC_RELAXED) == 0)
 		return;
-	}
 	node_lock(n);
 	unblock_locked(n, s);
 	node_unlock(n);

@@ -35,6 +35,8 @@ void team_free(struct team *t)
 {
 	if (t == NULL)
 		return;
+	if (t->n > 1 && t->all[0]->loop != NULL)
+		pthread_mutex_unlock(&t->all[0]->mu); /* the main thread held it (worker_init_loop) */
 	for (int i = 0; i < t->n; i++) {
 		struct worker *w = t->all[i];
 		struct list *m;
