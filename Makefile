@@ -189,7 +189,7 @@ test: deps
 # (--check-config of a minimal config says so) runs with its default instead. TSan reports
 # go to the daemon's stderr, where the harness's sanitizer scan fails the test.
 TSAN_WORKERS ?= 2
-TSAN_TESTS   := pool cancel admin reload shutdown pgbench routing limits metrics prepared_clients
+TSAN_TESTS   := workers pool cancel admin reload shutdown pgbench routing limits metrics prepared_clients
 TSAN_PROBE   := [pooler]\nworkers = %s\nauth_file = users.txt\n[node.a]\nhost = 127.0.0.1\n[database.a]\nnodes = a\n
 TSAN_RUN_OPTIONS := log_path=stderr:halt_on_error=0:second_deadlock_stack=1:suppressions=$(CURDIR)/tests/tsan.supp
 

@@ -179,4 +179,8 @@ void client_read_startup(struct client *c);
 void client_read_auth(struct client *c);
 void client_admin_poll(struct client *c);
 
+/* A CancelRequest (client_cancel.c): the key's query is cancelled, here, on another
+ * worker or by the peer pooler the key names; c, the connection that carried it, closes. */
+void client_cancel(struct client *c, uint32_t pid, uint32_t key);
+
 #endif

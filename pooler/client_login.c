@@ -526,79 +526,6 @@ static void auth_message(struct client *c, const uint8_t *body, uint32_t len)
 	}
 }
 
-struct cancel_req {
-	uint64_t from; /* the client that sent it, for the log */
-	uint32_t pid, key;
-};
-
-/* A key naming another pooler of [peers] goes there unchanged, whatever it holds: only
- * that pooler can check it. One naming this pooler (or none, 0) is looked up here, and is
- * never sent on: a peer list that pointed back here cannot make requests go round. That
- * covers the peer_id of a reloaded config too, which the keys do not carry until a
- * restart but whose [peers] line may well be this pooler's address. True when the request
- * is not this pooler's. */
-static bool cancel_elsewhere(struct client *c, uint32_t pid, uint32_t key)
-{
-	int peer_id, worker;
-
-	peer_key_read(pid, &peer_id, &worker);
-	if (peer_id == 0 || peer_id == c->w->peer_id || peer_id == c->w->cfg->peer_id)
-		return false;
-	const struct peer_conf *p = config_find_peer(c->w->cfg, peer_id);
-	if (p == NULL)
-		log_info("c=%llu cancel request for unknown peer %d dropped (not in [peers])",
-		         (unsigned long long)c->id, peer_id);
-	else if (peer_forward(c->w, p, pid, key, c->id))
-		log_debug("c=%llu cancel request for peer %d (worker %d) on its way",
-		          (unsigned long long)c->id, peer_id, worker);
-	return true;
-}
-
-/* On the worker of the client the key names: cancel its query, if it runs one. */
-static void cancel_on(struct worker *w, void *arg)
-{
-	struct cancel_req *r = arg;
-	struct list *pos;
-
-	for (pos = w->clients.next; pos != &w->clients; pos = pos->next) {
-		struct client *t = container_of(pos, struct client, node);
-		if (t->cancel_pid != r->pid || t->cancel_key != r->key)
-			continue;
-		if (t->state == CLIENT_ACTIVE && t->server != NULL) {
-			log_info("c=%llu cancel request for c=%llu forwarded to s=%llu",
-			         (unsigned long long)r->from, (unsigned long long)t->id,
-			         (unsigned long long)t->server->id);
-			server_cancel(t->server);
-		}
-		break;
-	}
-	free(r);
-}
-
-/* A key of this pooler names its client's worker (peer_key_make): the request goes
- * there. */
-static void cancel_here(struct client *c, uint32_t pid, uint32_t key)
-{
-	struct cancel_req *r = util_calloc(1, sizeof(*r));
-	int peer_id, worker;
-
-	peer_key_read(pid, &peer_id, &worker);
-	*r = (struct cancel_req){c->id, pid, key};
-	if (worker == c->w->index)
-		cancel_on(c->w, r);
-	else if (worker < c->w->team->n)
-		worker_post(c->w->team->all[worker], cancel_on, r);
-	else
-		free(r); /* no such worker: a key this process never gave */
-}
-
-static void handle_cancel(struct client *c, uint32_t pid, uint32_t key)
-{
-	if (!cancel_elsewhere(c, pid, key))
-		cancel_here(c, pid, key);
-	client_close(c, "cancel request handled");
-}
-
 /* Startup parameters meant for the pooler itself; true when consumed. */
 static bool pooler_param(struct client *c, const char *name, const char *value, bool *ok)
 {
@@ -773,7 +700,7 @@ void client_read_startup(struct client *c)
 			client_flush(c);
 			continue;
 		case STARTUP_CANCEL:
-			handle_cancel(c, st.cancel_pid, st.cancel_key);
+			client_cancel(c, st.cancel_pid, st.cancel_key);
 			return;
 		case STARTUP_BAD_VERSION:
 			snprintf(msg, sizeof(msg),

@@ -1,5 +1,6 @@
 /* pool: see include/pool.h. */
 #include "pool.h"
+#include "pool_internal.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -10,7 +11,6 @@
 #include "log.h"
 #include "proto.h"
 
-static const struct server_ops pool_server_ops;
 
 /* The one place a server changes state and list, and enters or leaves the counts: a new
  * server (on no list yet) joins the pool connecting, a closed one leaves it. */
@@ -150,7 +150,7 @@ static struct pool *find_idle_victim(const struct pool *p, unsigned mask)
 }
 
 /* Close a server without refilling its pool (the room is someone else's). */
-static void close_quietly(struct pool *p, struct server *s, const char *why)
+void pool_close_quietly(struct pool *p, struct server *s, const char *why)
 {
 	log_debug("s=%llu db=%s user=%s closing: %s", (unsigned long long)s->id, p->db_name,
 	          p->user, why);
@@ -218,7 +218,7 @@ static uint64_t head_since(const struct pool *p, uint64_t now)
 /* Open connections while clients wait and the pool has room, and keep min_size open. A
  * full cap is met by closing an idle server of a neighbour under it; failing that the
  * pool waits for a neighbour to give way (pool_release), on this worker or another. */
-static void fill(struct pool *p)
+void pool_fill(struct pool *p)
 {
 	uint64_t now = util_now_us();
 	int limits[N_CAPS];
@@ -242,7 +242,7 @@ static void fill(struct pool *p)
 					            head_since(p, now));
 				break;
 			}
-			close_quietly(victim, container_of(victim->idle.next, struct server, node),
+			pool_close_quietly(victim, container_of(victim->idle.next, struct server, node),
 			              "making room for another pool");
 			p->w->metrics.servers_evicted++;
 			continue;
@@ -270,7 +270,7 @@ static void wake_neighbours(struct pool *p)
 	for (pos = p->w->pools.next; pos != &p->w->pools; pos = pos->next) {
 		struct pool *q = container_of(pos, struct pool, node);
 		if (q != p && q->backend == p->backend && q->n_waiting > q->n_connecting)
-			fill(q);
+			pool_fill(q);
 	}
 }
 
@@ -293,9 +293,9 @@ static bool give_way(struct pool *p, struct server *s)
 	}
 	if (starved == NULL)
 		return false;
-	close_quietly(p, s, "giving way to a pool with waiting clients");
+	pool_close_quietly(p, s, "giving way to a pool with waiting clients");
 	p->w->metrics.servers_evicted++;
-	fill(starved);
+	pool_fill(starved);
 	return true;
 }
 
@@ -313,7 +313,7 @@ static bool past_lifetime(const struct pool *p, const struct server *s, uint64_t
 	return now - s->created_us >= life;
 }
 
-static void hand_over(struct pool *p, struct server *s)
+void pool_hand_over(struct pool *p, struct server *s)
 {
 	if (!list_empty(&p->waiting) && !p->paused) {
 		struct pool_waiter *wt =
@@ -332,128 +332,6 @@ static void hand_over(struct pool *p, struct server *s)
 	s->used_us = util_now_us();
 	if (buf_len(&s->conn.in) > 0)
 		server_scan(s);
-}
-
-/* ---- servers that move to another worker -------------------------------------------- */
-
-struct server_move {
-	struct server *s;
-	struct pool_share *to; /* a reference (share_yield_to) */
-	struct node *node;
-};
-
-/* On the worker the server moves to: its pool takes it (to the first waiting client), or
- * closes it when the pool went meanwhile (its count went with its share). */
-static void adopt_server(struct worker *w, void *arg)
-{
-	struct server_move *m = arg;
-	struct server *s = m->s;
-	struct pool *p = share_put(m->node, m->to);
-
-	free(m);
-	if (p == NULL) {
-		server_close(s);
-		s->state = SERVER_CLOSED;
-		list_append(&w->dead_servers, &s->node);
-		return;
-	}
-	s->pool = s->owner = p;
-	s->ops = &pool_server_ops;
-	s->tally = &p->tally;
-	s->conn.bytes = &p->tally.bytes;
-	s->pq.loop = w->loop;
-	conn_attach(&s->conn, w->loop);
-	p->n_servers++;
-	s->state = SERVER_IDLE;
-	list_append(&p->idle, &s->node);
-	w->metrics.servers_moved_in++;
-	if (!p->have_welcome) { /* its first server: what its clients are told at login */
-		params_copy(&p->welcome, &s->params);
-		p->have_welcome = true;
-	}
-	hand_over(p, s);
-}
-
-/* A server between two workers hears nothing but its own failure. */
-static void moving_failed(struct server *s, const char *why)
-{
-	log_debug("s=%llu closing on its way to another worker: %s", (unsigned long long)s->id,
-	          why);
-	server_close(s);
-}
-
-static void moving_param(struct server *s, const char *name, const char *value, bool relayed)
-{
-	(void)s;
-	(void)name;
-	(void)value;
-	(void)relayed;
-}
-
-static const struct server_ops moving_ops = {
-    .failed = moving_failed,
-    .param = moving_param,
-};
-
-/* Off p's lists and counts, on its way to another worker (its slot goes with it). It
- * leaves when the loop next sleeps (pool_send_moving): the callback that gave it back may
- * still use its socket until then. */
-static void send_server(struct pool *p, struct server *s, struct pool_share *to)
-{
-	struct server_move *m = util_calloc(1, sizeof(*m));
-
-	if (s->state == SERVER_ACTIVE)
-		p->backend->shards[p->w->index].inflight--;
-	p->n_servers--;
-	list_del(&s->node);
-	s->state = SERVER_IDLE;
-	s->owner = NULL;
-	s->ops = &moving_ops;
-	*m = (struct server_move){s, to, p->backend};
-	s->moving = m;
-	list_append(&p->w->outgoing_servers, &s->node);
-	log_debug("s=%llu db=%s user=%s moving to worker %d: its client has waited longer",
-	          (unsigned long long)s->id, p->db_name, p->user, to->worker + 1);
-}
-
-void pool_send_moving(struct worker *w)
-{
-	struct list *n;
-
-	while ((n = list_pop(&w->outgoing_servers)) != NULL) {
-		struct server *s = container_of(n, struct server, node);
-		struct server_move *m = s->moving;
-		s->moving = NULL;
-		if (s->conn.fd < 0) { /* failed meanwhile: its slot was the other pool's */
-			share_cancel_move(w, m->node, m->to);
-			free(m);
-			s->state = SERVER_CLOSED;
-			list_append(&w->dead_servers, &s->node);
-			continue;
-		}
-		conn_detach(&s->conn);
-		worker_post(w->team->all[m->to->worker], adopt_server, m);
-	}
-}
-
-/* A free server of p goes to a pool of another worker that has waited longest under caps
- * p shares (pool_share.c): the server itself to one of the same database and user, else
- * its slot once it closes. */
-static bool yield(struct pool *p, struct server *s)
-{
-	bool moved;
-	struct pool_share *to =
-	    share_yield_to(p->backend, p->share, !list_empty(&p->waiting), &moved);
-
-	if (to == NULL)
-		return false;
-	if (moved) {
-		send_server(p, s, to);
-		return true;
-	}
-	close_quietly(p, s, "giving way to a pool of another worker");
-	p->w->metrics.servers_evicted++;
-	return true;
 }
 
 void pool_release(struct pool *p, struct server *s)
@@ -494,9 +372,9 @@ void pool_release(struct pool *p, struct server *s)
 	}
 	if (give_way(p, s))
 		return;
-	if (yield(p, s))
+	if (pool_yield(p, s))
 		return;
-	hand_over(p, s);
+	pool_hand_over(p, s);
 }
 
 void pool_reset(struct pool *p, struct server *s, const char *sql)
@@ -519,7 +397,7 @@ void pool_discard(struct pool *p, struct server *s, const char *why)
 	          p->user, why);
 	server_close(s);
 	pool_set_state(p, s, SERVER_CLOSED);
-	fill(p);
+	pool_fill(p);
 	wake_neighbours(p);
 }
 
@@ -579,14 +457,14 @@ static void on_retry(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	(void)loop;
 	(void)revents;
-	fill(t->data);
+	pool_fill(t->data);
 }
 
 static void on_reserve_due(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	(void)loop;
 	(void)revents;
-	fill(t->data);
+	pool_fill(t->data);
 }
 
 /* Once a second: close servers idle past server_idle_timeout (keeping min_pool_size) or
@@ -604,14 +482,14 @@ static void on_maintain(struct ev_loop *loop, ev_timer *t, int revents)
 		struct server *s = container_of(pos, struct server, node);
 		if (past_lifetime(p, s, now)) {
 			p->w->metrics.servers_recycled++;
-			close_quietly(p, s, "server_lifetime reached");
+			pool_close_quietly(p, s, "server_lifetime reached");
 		} else if (idle_max > 0 && now - s->used_us >= idle_max &&
 		           pool_total(p) > p->min_size) {
 			p->w->metrics.servers_idle_closed++;
-			close_quietly(p, s, "server_idle_timeout reached");
+			pool_close_quietly(p, s, "server_idle_timeout reached");
 		}
 	}
-	fill(p);
+	pool_fill(p);
 }
 
 static void on_login_done(struct server *s, const char *error)
@@ -645,7 +523,7 @@ static void on_login_done(struct server *s, const char *error)
 	log_info("s=%llu db=%s user=%s logged in to %s:%d (backend pid %u)",
 	         (unsigned long long)s->id, p->db_name, p->user, p->login.host, p->login.port,
 	         s->be_pid);
-	hand_over(p, s);
+	pool_hand_over(p, s);
 }
 
 static void on_ready(struct server *s)
@@ -684,7 +562,7 @@ static bool on_refused(struct server *s, const char *sqlstate, bool stale)
 	return false;
 }
 
-static const struct server_ops pool_server_ops = {
+const struct server_ops pool_server_ops = {
     .refused = on_refused,
     .login_done = on_login_done,
     .ready = on_ready,
@@ -714,7 +592,7 @@ void pool_acquire(struct pool *p, struct pool_waiter *wt)
 	list_append(&p->waiting, &wt->node);
 	wt->queued = true;
 	p->n_waiting++;
-	fill(p);
+	pool_fill(p);
 }
 
 void pool_unwait(struct pool *p, struct pool_waiter *wt)
@@ -828,7 +706,7 @@ void pool_configure(struct pool *p, const struct db_conf *db, const struct confi
 	while (pool_total(p) > p->size + p->reserve && !list_empty(&p->idle))
 		pool_discard(p, container_of(p->idle.next, struct server, node),
 		             "pool_size lowered");
-	fill(p);
+	pool_fill(p);
 }
 
 void pool_retire(struct pool *p, const char *why)
@@ -868,9 +746,9 @@ void pool_resume(struct pool *p)
 	p->paused = false;
 	while (!list_empty(&p->waiting) && !list_empty(&p->idle)) {
 		struct server *s = container_of(p->idle.prev, struct server, node);
-		hand_over(p, s);
+		pool_hand_over(p, s);
 	}
-	fill(p);
+	pool_fill(p);
 }
 
 void pool_reconnect(struct pool *p)
@@ -921,73 +799,4 @@ void pool_free(struct pool *p)
 	free((char *)p->login.user);
 	free((char *)p->login.password);
 	free(p);
-}
-
-void pool_room(struct worker *w, struct node *n)
-{
-	struct list *pos, *tmp;
-
-	list_for_each_safe (pos, tmp, &w->pools) {
-		struct pool *p = container_of(pos, struct pool, node);
-		if (p->backend != n)
-			continue;
-		fill(p);
-		if (p->n_waiting <= p->n_connecting || p->paused || p->retired)
-			share_release_reserved(w, n, p->share);
-	}
-}
-
-void pool_make_room(struct worker *w, struct node *n)
-{
-	struct list *pos, *tmp;
-
-	list_for_each_safe (pos, tmp, &w->pools) {
-		struct pool *p = container_of(pos, struct pool, node);
-		while (p->backend == n && !list_empty(&p->idle) &&
-		       yield(p, container_of(p->idle.next, struct server, node)))
-			;
-	}
-}
-
-struct pool *pool_next(const struct worker *w, const struct pool *p)
-{
-	const struct team *t = w->team;
-	int i = p == NULL ? 0 : p->w->index;
-	const struct list *pos = p == NULL ? t->all[0]->pools.next : p->node.next;
-
-	for (;;) {
-		if (pos != &t->all[i]->pools)
-			return container_of(pos, struct pool, node);
-		if (++i == t->n)
-			return NULL;
-		pos = t->all[i]->pools.next;
-	}
-}
-
-bool pool_same_key(const struct pool *a, const struct pool *b)
-{
-	return a->backend == b->backend && strcmp(a->db_name, b->db_name) == 0 &&
-	       strcmp(a->user, b->user) == 0 && a->retired == b->retired;
-}
-
-bool pool_leads_key(const struct worker *w, const struct pool *p)
-{
-	for (struct pool *q = pool_next(w, NULL); q != p; q = pool_next(w, q))
-		if (pool_same_key(q, p))
-			return false;
-	return true;
-}
-
-void pool_add_counts(struct pool *dst, const struct pool *src)
-{
-	dst->n_servers += src->n_servers;
-	dst->n_connecting += src->n_connecting;
-	dst->n_waiting += src->n_waiting;
-	dst->xact_count += src->xact_count;
-	dst->xact_us += src->xact_us;
-	dst->wait_us += src->wait_us;
-	dst->tally.queries += src->tally.queries;
-	dst->tally.query_us += src->tally.query_us;
-	dst->tally.bytes.in += src->tally.bytes.in;
-	dst->tally.bytes.out += src->tally.bytes.out;
 }
