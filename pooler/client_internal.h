@@ -112,10 +112,8 @@ struct client {
 	bool asked_gss;      /* startup: a GSSENCRequest was answered (one is allowed) */
 	bool admin_writer;   /* admin console: in admin_users (else stats_users: SHOW only) */
 	bool admin_skip;     /* admin console: discarding extended messages up to Sync */
+	bool moving;         /* client_move: leaving for another worker; reads nothing here */
 	char *admin_wait;    /* admin console: a command answers later (admin_poll) */
-	void (*moved)(struct client *c); /* client_move: what to do on the new worker */
-	struct worker *moving;           /* client_move: the worker it leaves for, or NULL */
-	struct list move_link;           /* worker->moving_clients */
 	const struct db_conf *db_conf; /* from the config generation db_gen */
 	unsigned db_gen;
 	struct {
