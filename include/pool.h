@@ -39,17 +39,17 @@ enum cap { CAP_NODE, CAP_DB, CAP_USER, CAP_POOL, N_CAPS };
  * is reserved for the one blocked longest, and a worker whose pool holds two or more
  * servers more than a blocked one closes its next free server to make that slot. */
 struct pool_share {
-	struct list link;     /* node->shares */
-	const char *db, *user; /* the pool's */
-	int worker;           /* its worker's index */
-	int servers;          /* open or opening: the pool's n_servers */
-	int reserved;         /* slots freed for it by another worker, not yet used */
+	struct list link;       /* node->shares */
+	const char *db, *user;  /* the pool's */
+	int worker;             /* its worker's index */
+	int servers;            /* open or opening: the pool's n_servers */
+	int reserved;           /* slots freed for it by another worker, not yet used */
 	uint64_t blocked_since; /* waiting for room; 0: not */
-	unsigned blocked_by;  /* the caps that were full (a mask), while blocked */
-	int limits[N_CAPS];   /* its pool's limits when it blocked */
-	struct pool *pool;    /* NULL once the pool is freed; read only on its worker */
-	struct params welcome; /* its pool's, once a server logged in (for the other workers) */
-	int refs;             /* the pool, and servers on their way to it */
+	unsigned blocked_by;    /* the caps that were full (a mask), while blocked */
+	int limits[N_CAPS];     /* its pool's limits when it blocked */
+	struct pool *pool;      /* NULL once the pool is freed; read only on its worker */
+	struct params welcome;  /* its pool's, once a server logged in (for the other workers) */
+	int refs;               /* the pool, and servers on their way to it */
 };
 
 /* pool_share.c: the node's budget over every worker. limits[k] is cap k's limit for the
@@ -105,12 +105,12 @@ void pool_make_room(struct worker *w, struct node *n);
 struct pool {
 	struct list node; /* worker->pools */
 	struct worker *w;
-	char *db_name;        /* as clients name it */
-	char *user;           /* client user */
-	struct node *backend; /* the server this pool connects to */
+	char *db_name;            /* as clients name it */
+	char *user;               /* client user */
+	struct node *backend;     /* the server this pool connects to */
 	struct pool_share *share; /* its part of the node's budget */
-	int mode;             /* enum pool_mode */
-	int size;             /* most server connections at once */
+	int mode;                 /* enum pool_mode */
+	int size;                 /* most server connections at once */
 	int min_size;
 	int reserve;               /* reserve_pool_size */
 	int max_db_connections;    /* of its database, per node; 0 = no limit */

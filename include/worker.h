@@ -39,17 +39,17 @@ struct ssl_ctx_st;
 
 /* The workers of the process and what they share. */
 struct team {
-	int n;                        /* workers; 1: no threads, no locking */
-	struct worker **all;          /* all[0] runs in the main thread: signals, probes, HTTP */
-	pthread_mutex_t gate_mu;      /* with gate: workers hold back while a section waits */
+	int n;                   /* workers; 1: no threads, no locking */
+	struct worker **all;     /* all[0] runs in the main thread: signals, probes, HTTP */
+	pthread_mutex_t gate_mu; /* with gate: workers hold back while a section waits */
 	pthread_cond_t gate;
-	int want_world;               /* sections waiting or running (under gate_mu) */
-	pthread_mutex_t limits_mu;    /* the two rate limits below, per address for all */
+	int want_world;                 /* sections waiting or running (under gate_mu) */
+	pthread_mutex_t limits_mu;      /* the two rate limits below, per address for all */
 	struct ratelimit connect_limit; /* client_rate_limit, per source address */
 	struct ratelimit auth_limit;    /* auth_failure_limit, per source address */
-	unsigned next_accept;         /* Unix socket clients go round the workers */
-	int n_clients;                /* over all workers, for max_client_conn (atomic) */
-	uint64_t next_id;             /* connection ids, unique over the workers (atomic) */
+	unsigned next_accept;           /* Unix socket clients go round the workers */
+	int n_clients;                  /* over all workers, for max_client_conn (atomic) */
+	uint64_t next_id;               /* connection ids, unique over the workers (atomic) */
 };
 
 /* A function to run on a worker's own thread (worker_post). */
@@ -61,17 +61,17 @@ struct worker_msg {
 
 struct worker {
 	struct ev_loop *loop;
-	int index;                    /* in team->all; encoded in cancel keys */
+	int index; /* in team->all; encoded in cancel keys */
 	struct team *team;
-	pthread_t thread;             /* workers 1..n-1; worker 0 is the main thread */
-	pthread_mutex_t mu;           /* held while the loop runs callbacks (n > 1) */
+	pthread_t thread;   /* workers 1..n-1; worker 0 is the main thread */
+	pthread_mutex_t mu; /* held while the loop runs callbacks (n > 1) */
 	pthread_mutex_t inbox_mu;
 	struct list inbox;            /* struct worker_msg, run by `wake` */
 	ev_async wake;                /* worker_post, and a world section's changes */
 	bool stop;                    /* leave the loop (shutdown, exit) */
 	int world_depth;              /* worker 0: world sections entered and not left */
 	int peer_id;                  /* cancel keys' peer_id: the config's at start (a change
-	                              * needs a restart) */
+	                               * needs a restart) */
 	const struct config *cfg;     /* current snapshot; swapped on reload */
 	const struct auth_file *auth; /* current auth file */
 	const struct hba *hba;        /* auth_hba_file rules, or NULL: auth_type for all */
@@ -90,20 +90,20 @@ struct worker {
 	uint64_t replica_refusals;     /* reads a replica refused as writes, rerun on the primary */
 	unsigned rr;                   /* rotates ties between equally loaded nodes */
 	struct {
-		uint64_t lsn, us;       /* the primary's WAL position, and when a probe read it */
-	} wal_seen[64];                 /* ring of recent primary positions, for replica lag */
-	unsigned wal_seen_n;            /* positions recorded so far (the ring wraps) */
-	unsigned cfg_gen;               /* bumped on reload: cached config pointers are stale */
-	struct list dead_clients;       /* closed, freed before the loop sleeps */
-	struct list moving_clients;     /* leaving for another worker before the loop sleeps */
-	struct list held_clients;       /* transactions waiting for a primary (a failover) */
+		uint64_t lsn, us;   /* the primary's WAL position, and when a probe read it */
+	} wal_seen[64];             /* ring of recent primary positions, for replica lag */
+	unsigned wal_seen_n;        /* positions recorded so far (the ring wraps) */
+	unsigned cfg_gen;           /* bumped on reload: cached config pointers are stale */
+	struct list dead_clients;   /* closed, freed before the loop sleeps */
+	struct list moving_clients; /* leaving for another worker before the loop sleeps */
+	struct list held_clients;   /* transactions waiting for a primary (a failover) */
 	void (*retry_held)(struct worker *w); /* client: route them again (after a probe) */
-	struct list dead_servers;       /* closed, freed before the loop sleeps */
-	struct list outgoing_servers;   /* given to another worker, sent before the loop sleeps */
-	ev_prepare reaper;              /* frees the dead lists */
-	uint64_t rng;                   /* xorshift state for cancel keys and jitter */
-	int peer_forwards;              /* cancel requests on their way to peers (peer.c) */
-	uint8_t mock_key[32];           /* makes the fake SCRAM salt of each unknown user */
+	struct list dead_servers;             /* closed, freed before the loop sleeps */
+	struct list outgoing_servers; /* given to another worker, sent before the loop sleeps */
+	ev_prepare reaper;            /* frees the dead lists */
+	uint64_t rng;                 /* xorshift state for cancel keys and jitter */
+	int peer_forwards;            /* cancel requests on their way to peers (peer.c) */
+	uint8_t mock_key[32];         /* makes the fake SCRAM salt of each unknown user */
 	int n_clients;
 	bool shutdown_requested; /* SHUTDOWN on the admin console, not yet acted on */
 	bool shutting_down;      /* SIGTERM: finish transactions, accept nothing */

@@ -81,4 +81,3 @@ void client_cancel(struct client *c, uint32_t pid, uint32_t key)
 		cancel_here(c, pid, key);
 	client_close(c, "cancel request handled");
 }
-

@@ -201,8 +201,15 @@ static void auth_ok(struct client *c)
 	const char *iso = params_get(&c->wants, "default_transaction_isolation");
 	c->route.serializable = iso != NULL && strcasecmp(iso, "serializable") == 0;
 	struct node *node = router_primary(c->w, db);
-	if (node == NULL)
+	if (node == NULL && db->n_nodes > 0)
 		node = router_node(c->w, db->node_list[0]);
+	if (node == NULL) { /* a Patroni cluster none of whose members is known yet */
+		snprintf(msg, sizeof(msg),
+		         "database \"%s\" has no server yet: its cluster's members are not known",
+		         db->name);
+		client_fatal(c, SQLSTATE_CANNOT_CONNECT_NOW, msg);
+		return;
+	}
 	c->pool = pool_get(c->w, db, c->user, node, c->server_user, c->server_password);
 	if (c->pool->have_welcome) {
 		client_send_welcome(c);

@@ -42,6 +42,10 @@ static void adopt_server(struct worker *w, void *arg)
 	s->state = SERVER_IDLE;
 	list_append(&p->idle, &s->node);
 	w->metrics.servers_moved_in++;
+	if (p->retired) { /* a reload retired the pool meanwhile: its waiters went elsewhere */
+		pool_discard(p, s, "pool retired by a reload");
+		return;
+	}
 	if (!p->have_welcome) { /* its first server: what its clients are told at login */
 		params_copy(&p->welcome, &s->params);
 		p->have_welcome = true;

@@ -35,8 +35,9 @@ void team_free(struct team *t)
 {
 	if (t == NULL)
 		return;
+	/* the main thread has held worker 0's lock since worker_init_loop */
 	if (t->n > 1 && t->all[0]->loop != NULL)
-		pthread_mutex_unlock(&t->all[0]->mu); /* the main thread held it (worker_init_loop) */
+		pthread_mutex_unlock(&t->all[0]->mu);
 	for (int i = 0; i < t->n; i++) {
 		struct worker *w = t->all[i];
 		struct list *m;
@@ -133,8 +134,8 @@ bool team_start(struct team *t, char *err, size_t errlen)
 	for (int i = 1; i < t->n; i++) {
 		int rc = pthread_create(&t->all[i]->thread, NULL, worker_thread, t->all[i]);
 		if (rc != 0) {
-			snprintf(err, errlen, "cannot start worker thread %d of %d: %s", i + 1, t->n,
-			         strerror(rc));
+			snprintf(err, errlen, "cannot start worker thread %d of %d: %s", i + 1,
+			         t->n, strerror(rc));
 			t->n = i; /* the ones started are stopped by team_stop */
 			return false;
 		}

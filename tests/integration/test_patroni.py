@@ -125,6 +125,19 @@ def _try_served_by(p, sql):
 
 
 @pytest.mark.timeout(60)
+def test_login_before_any_member_is_known_gets_57P03(pooler):
+    """No URL of the cluster ever answered: the database has no node yet. A client that
+    logs in hears 57P03 (try again), and the pooler goes on."""
+    dead = "http://127.0.0.1:%d" % pgcluster.free_port()
+    p = _start(pooler, [dead])
+    for _ in range(3):
+        with pytest.raises(psycopg.OperationalError) as e:
+            psycopg.connect(p.dsn(), connect_timeout=5)
+        assert "members are not known" in str(e.value), e.value
+    assert p.alive()
+    assert re.search(r"error 57P03: database .{1,3}app.{1,3} has no server yet", p.log())
+
+
 def test_members_become_nodes_and_api_loss_keeps_them(pooler, cluster, fake_api):
     """Members become nodes main.a / main.b without a [node] section; a closed first URL
     falls back to the next; when no URL answers the pooler keeps routing by the last known
