@@ -77,11 +77,12 @@ void share_give(struct worker *w, struct node *n, struct pool_share *s);
 /* s waits for room (the caps in mask are full); other workers are asked to close an idle
  * server for it. */
 void share_block(struct worker *w, struct node *n, struct pool_share *s, unsigned mask,
-                 uint64_t since);
+                 const int limits[N_CAPS], uint64_t since);
 void share_unblock(struct node *n, struct pool_share *s);
 /* The blocked share of another worker that a free server of s should go to: it has waited
  * longest under caps s shares, and s has no clients waiting or holds two or more servers
- * more; NULL when none. One of the same database and user takes the server itself (*moved:
+ * more (its worker's, for one database and user; else its database and user's, over the
+ * workers); NULL when none. One of the same database and user takes the server itself (*moved:
  * the count is its already, and it holds a reference until share_put); another only its
  * slot, once the server closes. */
 struct pool_share *share_yield_to(struct node *n, struct pool_share *s, bool waiting, bool *moved);

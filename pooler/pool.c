@@ -238,7 +238,7 @@ void pool_fill(struct pool *p)
 			    full & (1u << CAP_POOL) ? NULL : find_idle_victim(p, full);
 			if (victim == NULL) {
 				if (p->n_waiting > p->n_connecting)
-					share_block(p->w, p->backend, p->share, full,
+					share_block(p->w, p->backend, p->share, full, limits,
 					            head_since(p, now));
 				break;
 			}

@@ -253,7 +253,7 @@ void share_give(struct worker *w, struct node *n, struct pool_share *s)
 }
 
 void share_block(struct worker *w, struct node *n, struct pool_share *s, unsigned mask,
-                 uint64_t since)
+                 const int limits[N_CAPS], uint64_t since)
 {
 	bool newly;
 
@@ -266,6 +266,7 @@ void share_block(struct worker *w, struct node *n, struct pool_share *s, unsigne
 		__atomic_store_n(&n->n_blocked, n->n_blocked + 1, __ATOMIC_RELAXED);
 	}
 	s->blocked_by = mask;
+	memcpy(s->limits, limits, sizeof(s->limits));
 	node_unlock(n);
 	if (!newly)
 		return;
@@ -285,6 +286,17 @@ void share_unblock(struct node *n, struct pool_share *s)
 	node_unlock(n);
 }
 
+/* Whether blocked share q holds two or more servers fewer than s: per worker between two
+ * pools of one database and user, else between the two (database, user) totals, so that
+ * a busy pool spread over the workers still gives way to a starved one (a bulkhead). */
+static bool holds_less(const struct node *n, const struct pool_share *q,
+                       const struct pool_share *s)
+{
+	if (share_shares_cap(q, s, CAP_POOL))
+		return q->servers + q->reserved + 1 < s->servers;
+	return cap_used(n, q, CAP_POOL) + 1 < cap_used(n, s, CAP_POOL);
+}
+
 struct pool_share *share_yield_to(struct node *n, struct pool_share *s, bool waiting, bool *moved)
 {
 	struct pool_share *to = NULL;
@@ -302,7 +314,7 @@ struct pool_share *share_yield_to(struct node *n, struct pool_share *s, bool wai
 		for (int k = 0; k < N_CAPS; k++)
 			if ((q->blocked_by & (1u << k)) && !share_shares_cap(q, s, (enum cap)k))
 				under = false;
-		if (under && (!waiting || q->servers + q->reserved + 1 < s->servers))
+		if (under && (!waiting || holds_less(n, q, s)))
 			to = q;
 	}
 	if (to != NULL && share_shares_cap(to, s, CAP_POOL)) {

@@ -122,6 +122,42 @@ def test_one_server_moves_between_workers(pooler, cluster):
              timeout=4, what="a server moved between workers")
 
 
+def test_a_busy_pool_on_both_workers_gives_way_to_a_starved_one(pooler):
+    """Node budget 2, database app busy on both workers (one server each, clients queued
+    on both): a client of database other, on either worker, gets a server within a second
+    or so, as with one worker (a bulkhead), not when app's load stops."""
+    other = {"dbname": "app", "nodes": "primary", "server_user": "app",
+             "server_password": "app", "pool_size": 2}
+    p = start(pooler, pool_size=2, with_replica=False,
+              node_overrides={"primary": {"pool_size": 2}},
+              extra_sections={"database.other": other})
+    stop_at = time.monotonic() + 6
+    errors = []
+
+    def busy():
+        try:
+            with psycopg.connect(p.dsn(host=p.unix_dir), autocommit=True) as c:
+                while time.monotonic() < stop_at:
+                    c.execute("select pg_sleep(0.05)")
+        except Exception as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=busy) for _ in range(6)]  # 3 on each worker
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.8)
+        for host in (p.unix_dir, p.unix_dir):  # the next two accepts: one on each worker
+            t0 = time.monotonic()
+            with psycopg.connect(p.dsn(host=host, dbname="other"), autocommit=True) as c:
+                assert c.execute("select 1").fetchone() == (1,)
+            assert time.monotonic() - t0 < 3, "database other waited for app's load to end"
+    finally:
+        for t in threads:
+            t.join(timeout=15)
+    assert not errors, errors
+
+
 @pytest.mark.parametrize("cancel_over", ["unix", "tcp"])
 def test_cancel_reaches_the_clients_worker(pooler, cancel_over):
     """Sleeping clients, each cancelled through a new connection: over the Unix socket the
