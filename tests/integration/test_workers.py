@@ -161,8 +161,9 @@ def test_a_busy_pool_on_both_workers_gives_way_to_a_starved_one(pooler):
 @pytest.mark.parametrize("cancel_over", ["unix", "tcp"])
 def test_cancel_reaches_the_clients_worker(pooler, cancel_over):
     """Sleeping clients, each cancelled through a new connection: over the Unix socket the
-    cancel lands on the other worker every time (they take turns); over TCP the kernel
-    picks. Every sleep ends with 57014, and the log shows the requests crossed."""
+    cancel lands on the other worker every time (worker 0 hands the accepted connections
+    round the workers in turn); over TCP the kernel picks. Every sleep ends with 57014 at
+    once, not after its 10 s."""
     p = start(pooler, auth_type="trust")
     for i in range(4):
         with unix_raw(p) as victim:
@@ -180,7 +181,6 @@ def test_cancel_reaches_the_clients_worker(pooler, cancel_over):
             _, (kind, payload) = victim.read_until("EZ")
             assert kind == "E" and parse_fields(payload)["C"] == "57014", (i, kind, payload)
             assert time.monotonic() - t0 < 3
-    assert p.log().count("cancel request for c=") == 4
 
 
 def test_console_adds_every_worker_up(pooler):
