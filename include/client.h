@@ -36,6 +36,7 @@ struct client_info {
 	const char *node;         /* the node of its current server, or NULL */
 	const void *pool;         /* the pool of its current or last transaction, or NULL */
 	int fd;                   /* for the socket's addresses */
+	int worker;               /* the index of the worker that holds it */
 	const struct ssl_st *ssl; /* its TLS session, or NULL */
 };
 

@@ -45,9 +45,11 @@ static void sock_addr(int fd, bool local, char *host, size_t len, int *port)
 	    INT4_COL("wait_us"), INT4_COL("close_needed"), TEXT_COL("ptr"), TEXT_COL("link"),      \
 	    INT4_COL("remote_pid"), TEXT_COL("tls"), TEXT_COL("application_name")
 
-static const struct result_column servers_cols[] = {SOCKET_COLS, TEXT_COL("node"), INT8_COL("id")};
-static const struct result_column clients_cols[] = {SOCKET_COLS, INT8_COL("id"), TEXT_COL("pinned"),
-                                                    TEXT_COL("node"), TEXT_COL("settings")};
+static const struct result_column servers_cols[] = {SOCKET_COLS, TEXT_COL("node"), INT8_COL("id"),
+                                                    INT4_COL("worker")};
+static const struct result_column clients_cols[] = {SOCKET_COLS,        INT8_COL("id"),
+                                                    TEXT_COL("pinned"), TEXT_COL("node"),
+                                                    TEXT_COL("settings"), INT4_COL("worker")};
 /* The pooler's buffers are not PgBouncer's packet buffers: those columns read 0. */
 static const struct result_column sockets_cols[] = {
     SOCKET_COLS,          INT4_COL("recv_pos"),    INT4_COL("pkt_pos"),   INT4_COL("pkt_remain"),
@@ -175,6 +177,7 @@ static void server_row(const struct view *vw, const struct pool *p, const struct
 	if (vw->v == V_PLAIN) {
 		result_text(vw->r, p->backend->name);
 		result_int(vw->r, (int64_t)s->id);
+		result_int(vw->r, p->w->index + 1);
 	} else {
 		buffer_cells(vw->r);
 	}
@@ -241,6 +244,7 @@ static void client_row(const struct client_info *ci, void *arg)
 		result_text(r, ci->pinned ? ci->pinned : "");
 		result_text(r, ci->node ? ci->node : "");
 		result_text(r, ci->settings ? ci->settings : "");
+		result_int(r, ci->worker + 1);
 	} else {
 		buffer_cells(r);
 	}

@@ -682,6 +682,7 @@ void client_foreach(struct worker *w, void (*fn)(const struct client_info *ci, v
 		    .settings = session_settings(c, settings, sizeof(settings)),
 		    .node = c->server ? c->pool->backend->name : NULL,
 		    .fd = c->conn.fd,
+		    .worker = c->w->index,
 		    .pool = c->pool,
 		    .ssl = c->conn.ssl,
 		};

@@ -205,6 +205,25 @@ def test_console_adds_every_worker_up(pooler):
             c.close()
 
 
+def test_idle_clients_spread_over_the_workers(pooler):
+    """60 TCP clients: the kernel spreads them over both workers' sockets (SHOW CLIENTS
+    says which worker holds each), neither gets fewer than a sixth."""
+    p = start(pooler, with_replica=False)
+    apps = [p.connect() for _ in range(60)]
+    try:
+        rows = [r for r in console_rows(p, "show clients") if r["database"] == "app"]
+        assert len(rows) == 60
+        per_worker = {1: 0, 2: 0}
+        for r in rows:
+            per_worker[r["worker"]] += 1
+        assert min(per_worker.values()) >= 10, per_worker
+        servers = console_rows(p, "show servers")
+        assert all(r["worker"] in (1, 2) for r in servers), servers
+    finally:
+        for c in apps:
+            c.close()
+
+
 def test_metrics_count_clients_of_both_workers(pooler):
     p = start(pooler, with_replica=False)
     apps = [p.connect() for _ in range(8)]
