@@ -231,10 +231,14 @@ def test_metrics_count_clients_of_both_workers(pooler):
         for c in apps:
             c.execute("select 1")
         port = metrics_port(p)
-        wait_for(lambda: value(samples(get(port, "/metrics")[1]), "pooler_clients") == 8,
-                 what="pooler_clients to reach 8")
-        s = samples(get(port, "/metrics")[1])
-        assert value(s, "pooler_pool_transactions_total", database="app") >= 8
+
+        def both_counted():
+            # the endpoint serves a snapshot taken every second
+            s = samples(get(port, "/metrics")[1])
+            return (value(s, "pooler_clients") == 8 and
+                    value(s, "pooler_pool_transactions_total", database="app") >= 8)
+
+        wait_for(both_counted, timeout=4, what="8 clients and their transactions counted")
     finally:
         for c in apps:
             c.close()
