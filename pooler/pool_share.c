@@ -159,9 +159,32 @@ static void wake(struct worker *w, int to, struct node *n)
 		worker_post(w->team->all[to], room_msg, n);
 }
 
+/* The workers to wake once the node's lock is let go: each at most once. */
+struct wakes {
+	uint64_t bits[256 / 64]; /* workers <= 256 (config) */
+};
+
+/* s's reserved slots go to the shares blocked longest (or back to the budget). */
+static void release_reserved_locked(struct node *n, struct pool_share *s, struct wakes *wk)
+{
+	while (s->reserved > 0) {
+		s->reserved--;
+		int t = pass_on_locked(n, s->worker);
+		if (t >= 0)
+			wk->bits[t / 64] |= 1ull << (t % 64);
+	}
+}
+
+static void wake_all(struct worker *w, const struct wakes *wk, struct node *n)
+{
+	for (int t = 0; t < w->team->n; t++)
+		if (wk->bits[t / 64] & (1ull << (t % 64)))
+			wake(w, t, n);
+}
+
 void share_leave(struct worker *w, struct node *n, struct pool_share *s)
 {
-	int to[8], k = 0;
+	struct wakes wk = {{0}};
 	bool last;
 
 	node_lock(n);
@@ -171,16 +194,10 @@ void share_leave(struct worker *w, struct node *n, struct pool_share *s)
 	s->pool = NULL;
 	list_del(&s->link);
 	list_init(&s->link);
-	while (s->reserved > 0) {
-		s->reserved--;
-		int t = pass_on_locked(n, s->worker);
-		if (t >= 0 && k < (int)ARRAY_LEN(to))
-			to[k++] = t;
-	}
+	release_reserved_locked(n, s, &wk);
 	last = --s->refs == 0;
 	node_unlock(n);
-	for (int i = 0; i < k; i++)
-		wake(w, to[i], n);
+	wake_all(w, &wk, n);
 	if (last)
 		share_free(s); /* else the last server on its way frees it (share_put) */
 }
@@ -289,8 +306,7 @@ void share_unblock(struct node *n, struct pool_share *s)
 /* Whether blocked share q holds two or more servers fewer than s: per worker between two
  * pools of one database and user, else between the two (database, user) totals, so that
  * a busy pool spread over the workers still gives way to a starved one (a bulkhead). */
-static bool holds_less(const struct node *n, const struct pool_share *q,
-                       const struct pool_share *s)
+static bool holds_less(const struct node *n, const struct pool_share *q, const struct pool_share *s)
 {
 	if (share_shares_cap(q, s, CAP_POOL))
 		return q->servers + q->reserved + 1 < s->servers;
@@ -331,16 +347,10 @@ struct pool_share *share_yield_to(struct node *n, struct pool_share *s, bool wai
 
 void share_release_reserved(struct worker *w, struct node *n, struct pool_share *s)
 {
-	int to[8], k = 0;
+	struct wakes wk = {{0}};
 
 	node_lock(n);
-	while (s->reserved > 0) {
-		s->reserved--;
-		int t = pass_on_locked(n, s->worker);
-		if (t >= 0 && k < (int)ARRAY_LEN(to))
-			to[k++] = t;
-	}
+	release_reserved_locked(n, s, &wk);
 	node_unlock(n);
-	for (int i = 0; i < k; i++)
-		wake(w, to[i], n);
+	wake_all(w, &wk, n);
 }
