@@ -128,6 +128,11 @@ static inline uint64_t worker_next_id(struct worker *w)
 	return __atomic_add_fetch(&w->team->next_id, 1, __ATOMIC_RELAXED);
 }
 
+/* The same list of every worker in turn (head: the offset of the list in struct worker),
+ * for walks over the whole team: after pos, a node of worker `at`'s list (NULL: from the
+ * start), the next node, or NULL after the last worker's last. In a world section. */
+struct list *team_list_next(const struct team *t, size_t head, int at, const struct list *pos);
+
 /* Set up a team of n (n >= 1) workers, calloc'ed, loops not yet made. */
 struct team *team_new(int n);
 void team_free(struct team *t);

@@ -648,17 +648,9 @@ static const char *session_settings(const struct client *c, char *out, size_t ca
  * the last. In a world section, or with one worker. */
 static struct client *team_client(const struct worker *w, const struct client *c)
 {
-	const struct team *t = w->team;
-	int i = c == NULL ? 0 : c->w->index;
-	const struct list *pos = c == NULL ? t->all[0]->clients.next : c->node.next;
-
-	for (;;) {
-		if (pos != &t->all[i]->clients)
-			return container_of(pos, struct client, node);
-		if (++i == t->n)
-			return NULL;
-		pos = t->all[i]->clients.next;
-	}
+	struct list *next = team_list_next(w->team, offsetof(struct worker, clients),
+	                                   c ? c->w->index : 0, c ? &c->node : NULL);
+	return next ? container_of(next, struct client, node) : NULL;
 }
 
 void client_foreach(struct worker *w, void (*fn)(const struct client_info *ci, void *arg),

@@ -212,14 +212,10 @@ static void reap(struct ev_loop *loop, ev_prepare *p, int revents)
 static void maybe_exit(struct worker *w)
 {
 	struct daemon *d = &daemon_state;
-	int clients = 0;
 
 	if (w->index != 0 || !w->shutting_down)
 		return;
-	worker_world_enter(w);
-	for (int i = 0; i < w->team->n; i++)
-		clients += w->team->all[i]->n_clients;
-	worker_world_leave(w);
+	int clients = __atomic_load_n(&w->team->n_clients, __ATOMIC_RELAXED);
 	if (clients == 0 || util_now_us() >= d->shutdown_deadline_us) {
 		if (clients > 0)
 			log_warning("shutdown_timeout reached with %d clients still connected",

@@ -736,12 +736,11 @@ static void pool_totals(const struct pool *p, struct stats_totals *t)
 void metrics_period(struct worker *w, double seconds, char *line, size_t len)
 {
 	struct stats_totals all = {0};
-	int servers = 0, clients = 0;
+	int servers = 0, clients = w->team->n_clients;
 
 	for (int i = 0; i < w->team->n; i++) {
 		all.recv += w->team->all[i]->metrics.client_bytes.in;
 		all.sent += w->team->all[i]->metrics.client_bytes.out;
-		clients += w->team->all[i]->n_clients;
 	}
 	for (struct pool *p = pool_next(w, NULL); p; p = pool_next(w, p)) {
 		struct stats_totals t;

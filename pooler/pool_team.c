@@ -163,17 +163,9 @@ void pool_make_room(struct worker *w, struct node *n)
 
 struct pool *pool_next(const struct worker *w, const struct pool *p)
 {
-	const struct team *t = w->team;
-	int i = p == NULL ? 0 : p->w->index;
-	const struct list *pos = p == NULL ? t->all[0]->pools.next : p->node.next;
-
-	for (;;) {
-		if (pos != &t->all[i]->pools)
-			return container_of(pos, struct pool, node);
-		if (++i == t->n)
-			return NULL;
-		pos = t->all[i]->pools.next;
-	}
+	struct list *next = team_list_next(w->team, offsetof(struct worker, pools),
+	                                   p ? p->w->index : 0, p ? &p->node : NULL);
+	return next ? container_of(next, struct pool, node) : NULL;
 }
 
 bool pool_same_key(const struct pool *a, const struct pool *b)

@@ -31,6 +31,20 @@ struct team *team_new(int n)
 	return t;
 }
 
+struct list *team_list_next(const struct team *t, size_t head, int at, const struct list *pos)
+{
+	int i = pos == NULL ? 0 : at;
+	const struct list *end = (const struct list *)((const char *)t->all[i] + head);
+
+	for (pos = pos == NULL ? end->next : pos->next;; pos = end->next) {
+		if (pos != end)
+			return (struct list *)pos;
+		if (++i == t->n)
+			return NULL;
+		end = (const struct list *)((const char *)t->all[i] + head);
+	}
+}
+
 void team_free(struct team *t)
 {
 	if (t == NULL)
