@@ -61,7 +61,8 @@ struct conn {
 	ev_io rio, wio;
 	struct buf in;    /* read from this socket */
 	struct buf out;   /* written by the pooler itself, sent before relayed bytes */
-	struct buf stage; /* TLS only: bytes handed to OpenSSL, kept until written */
+	struct buf *stage; /* TLS only, made on the first write: bytes handed to OpenSSL, kept
+	                    * until written */
 };
 
 void conn_init(struct conn *c, struct ev_loop *loop, int fd, void *owner, conn_cb on_read,
@@ -94,7 +95,7 @@ void conn_tls_borrow(struct conn *c, struct ssl_st *ssl);
 /* Bytes the pooler queued for this socket and not yet written. */
 static inline size_t conn_unsent(const struct conn *c)
 {
-	return buf_len(&c->out) + buf_len(&c->stage);
+	return buf_len(&c->out) + (c->stage != NULL ? buf_len(c->stage) : 0);
 }
 
 /* Pair two conns for relaying, or undo it. */

@@ -18,12 +18,18 @@
 #include "util.h"
 #include "worker.h"
 
-struct pool_waiter {
-	struct list node; /* pool->waiting, FIFO */
+struct pool_waiter;
+
+struct pool_waiter_ops {
 	void (*grant)(struct pool_waiter *wt, struct server *s);
 	void (*fail)(struct pool_waiter *wt, const char *sqlstate, const char *message);
 	/* The pool retired (reload) before a server came: ask another one; NULL: fail. */
 	void (*retry)(struct pool_waiter *wt);
+};
+
+struct pool_waiter {
+	struct list node; /* pool->waiting, FIFO */
+	const struct pool_waiter_ops *ops;
 	uint64_t since_us;
 	bool queued;
 };

@@ -45,6 +45,7 @@ struct client_stmts {
 	uint32_t unnamed_gen; /* counts unnamed Parses */
 };
 
+/* NULL when cs (NULL: no statements yet) has no such name. */
 struct pstmt *pstmts_find(const struct client_stmts *cs, const char *name);
 /* Add (or replace) name; rest is the Parse body after the client's name (query,
  * parameter types). Returns the entry. */

@@ -113,6 +113,13 @@ struct stmt_names *client_names(struct client *c)
 	return c->names;
 }
 
+struct client_stmts *client_stmts_of(struct client *c)
+{
+	if (c->stmts == NULL)
+		c->stmts = util_calloc(1, sizeof(*c->stmts));
+	return c->stmts;
+}
+
 /* Send what is queued; the caller checks c->state afterwards. */
 void client_flush(struct client *c)
 {
@@ -570,6 +577,12 @@ static void send_moving(struct worker *w)
 	}
 }
 
+static const struct pool_waiter_ops waiter_ops = {
+    .grant = on_grant,
+    .fail = on_wait_failed,
+    .retry = on_wait_retry,
+};
+
 void client_accept(struct worker *w, int fd, const char *addr)
 {
 	char host[RATELIMIT_KEY];
@@ -582,9 +595,7 @@ void client_accept(struct worker *w, int fd, const char *addr)
 	c->connect_us = util_now_us();
 	peer_key_make(w->peer_id, w->index, r, &c->cancel_pid, &c->cancel_key);
 	util_strlcpy(c->addr, addr, sizeof(c->addr));
-	c->waiter.grant = on_grant;
-	c->waiter.fail = on_wait_failed;
-	c->waiter.retry = on_wait_retry;
+	c->waiter.ops = &waiter_ops;
 	params_init(&c->wants);
 	list_append(&w->clients, &c->node);
 	w->n_clients++;
@@ -755,11 +766,11 @@ void client_reap(struct worker *w)
 		free(c->retry_batch);
 		free(c->begin_text);
 		free(c->admin_wait);
-		pstmts_free(&c->stmts);
-		free(c->server_user);
-		free(c->server_password);
-		free(c->user);
-		free(c->db);
+		if (c->stmts != NULL)
+			pstmts_free(c->stmts);
+		free(c->stmts);
+		free(c->own_password);
+		free(c->user); /* c->db too */
 		free(c);
 	}
 }

@@ -167,7 +167,6 @@ static void auth_ok(struct client *c)
 {
 	const struct config *cfg = c->w->cfg;
 	const struct db_conf *db;
-	const char *server_user, *server_password;
 	char msg[200];
 
 	proto_write_auth(&c->conn.out, AUTH_OK, NULL, 0);
@@ -188,12 +187,10 @@ static void auth_ok(struct client *c)
 		client_fatal(c, "55000", msg);
 		return;
 	}
-	server_user = db->server_user ? db->server_user : c->user;
-	server_password = db->server_password;
-	if (server_password == NULL && db->server_user == NULL && c->auth->user != NULL)
-		server_password = c->auth->user->plain;
-	c->server_user = util_strdup(server_user);
-	c->server_password = server_password ? util_strdup(server_password) : NULL;
+	/* The password the client gave, when the pooler logs in as the client with it. */
+	if (db->server_user == NULL && db->server_password == NULL && c->auth->user != NULL &&
+	    c->auth->user->plain != NULL)
+		c->own_password = util_strdup(c->auth->user->plain);
 	client_auth_done(c);
 	const char *ro = params_get(&c->wants, "default_transaction_read_only");
 	c->route.session_ro = ro != NULL && (!strcasecmp(ro, "on") || !strcasecmp(ro, "true") ||
@@ -210,7 +207,7 @@ static void auth_ok(struct client *c)
 		client_fatal(c, SQLSTATE_CANNOT_CONNECT_NOW, msg);
 		return;
 	}
-	c->pool = pool_get(c->w, db, c->user, node, c->server_user, c->server_password);
+	c->pool = client_pool_get(c, db, node);
 	if (c->pool->have_welcome) {
 		client_send_welcome(c);
 		return;
@@ -573,8 +570,13 @@ static void startup(struct client *c, const struct startup *st)
 		             "no PostgreSQL user name specified in startup packet");
 		return;
 	}
-	c->user = util_strdup(user);
-	c->db = util_strdup(db && db[0] ? db : user);
+	/* user and db share one allocation: c->user is the one to free */
+	if (db == NULL || db[0] == '\0')
+		db = user;
+	size_t ulen = strlen(user) + 1, dlen = strlen(db) + 1;
+	c->user = util_calloc(1, ulen + dlen);
+	memcpy(c->user, user, ulen);
+	c->db = memcpy(c->user + ulen, db, dlen);
 	if (c->conn.ssl == NULL && c->w->cfg->client_tls_sslmode >= TLS_REQUIRE &&
 	    strcmp(c->addr, "unix") != 0) {
 		client_fatal(c, SQLSTATE_INVALID_AUTH_SPEC,

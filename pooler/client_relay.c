@@ -337,6 +337,16 @@ static const struct db_conf *client_db(struct client *c)
 	return c->db_conf;
 }
 
+struct pool *client_pool_get(struct client *c, const struct db_conf *db, struct node *n)
+{
+	const char *password = db->server_password;
+
+	if (password == NULL && db->server_user == NULL)
+		password = c->own_password;
+	return pool_get(c->w, db, c->user, n, db->server_user ? db->server_user : c->user,
+	                password);
+}
+
 /* The pool for this client on node n; a small per-client cache spares the lookup. */
 static struct pool *pool_for(struct client *c, const struct db_conf *db, struct node *n)
 {
@@ -345,7 +355,7 @@ static struct pool *pool_for(struct client *c, const struct db_conf *db, struct 
 	for (i = 0; i < ARRAY_LEN(c->pool_cache); i++)
 		if (c->pool_cache[i].node == n)
 			return c->pool_cache[i].pool;
-	struct pool *p = pool_get(c->w, db, c->user, n, c->server_user, c->server_password);
+	struct pool *p = client_pool_get(c, db, n);
 	i = (size_t)(n->port) % ARRAY_LEN(c->pool_cache);
 	c->pool_cache[i].node = n;
 	c->pool_cache[i].pool = p;

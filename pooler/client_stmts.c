@@ -156,14 +156,14 @@ bool client_deallocate_own(struct client *c, char tx_status)
 	size_t len, text_len;
 	char name[128];
 
-	if (c->stmts.n == 0)
+	if (c->stmts == NULL || c->stmts->n == 0)
 		return false;
 	const uint8_t *text = one_statement_batch(m, buf_len(&cn->in) - cn->fwd, &len, &text_len);
 	if (text == NULL ||
 	    !classify_deallocate_name((const char *)text, text_len, name, sizeof(name)) ||
-	    pstmts_find(&c->stmts, name) == NULL)
+	    pstmts_find(c->stmts, name) == NULL)
 		return false;
-	pstmts_remove(&c->stmts, name);
+	pstmts_remove(c->stmts, name);
 	if (m[0] == 'Q') {
 		put_complete(&cn->out, "DEALLOCATE");
 	} else {
@@ -202,7 +202,7 @@ static int named_parse(struct client *c, struct server *s, struct proto_header *
                        const uint8_t *body, size_t nlen)
 {
 	const char *name = (const char *)body;
-	struct pstmt *pst = pstmts_add(&c->stmts, name, body + nlen + 1, h->len - nlen - 1);
+	struct pstmt *pst = pstmts_add(client_stmts_of(c), name, body + nlen + 1, h->len - nlen - 1);
 
 	if (stmt_cache_touch(&s->prepared, pst->hash)) {
 		uint8_t msg[64];
@@ -228,7 +228,7 @@ static int named_parse(struct client *c, struct server *s, struct proto_header *
 static int unnamed_statement(struct client *c, struct server *s, const struct proto_header *h,
                              const uint8_t *body, size_t have)
 {
-	struct client_stmts *cs = &c->stmts;
+	struct client_stmts *cs = c->stmts;
 	uint64_t mine;
 
 	switch (h->type) {
@@ -240,6 +240,7 @@ static int unnamed_statement(struct client *c, struct server *s, const struct pr
 			return 0; /* a Parse is kept whole */
 		if (body[0] != '\0')
 			return 1;
+		cs = client_stmts_of(c);
 		buf_reset(&cs->unnamed);
 		buf_put(&cs->unnamed, body - 5, 5 + (size_t)h->len);
 		cs->unnamed_gen++;
@@ -263,6 +264,8 @@ static int unnamed_statement(struct client *c, struct server *s, const struct pr
 	default:
 		return 1;
 	}
+	if (cs == NULL)
+		return 1; /* no unnamed Parse kept */
 	mine = c->id << 32 | cs->unnamed_gen;
 	if (buf_len(&cs->unnamed) == 0 || s->unnamed_owner == mine)
 		return 1;
@@ -340,13 +343,13 @@ int client_named_statements(struct client *c, struct server *s, struct proto_hea
 	default:
 		return 1;
 	}
-	struct pstmt *pst = pstmts_find(&c->stmts, name);
+	struct pstmt *pst = pstmts_find(c->stmts, name);
 	if (pst == NULL)
 		return 1; /* never prepared: the server answers as PostgreSQL would */
 	size_t nlen = strlen(name);
 	if (h->type == 'C') {
 		/* only the client's own name goes: others may share the statement */
-		pstmts_remove(&c->stmts, name);
+		pstmts_remove(c->stmts, name);
 		return rewrite(c, h, name_off, nlen, PREPARED_NO_NAME, strlen(PREPARED_NO_NAME))
 		           ? 1
 		           : -1;

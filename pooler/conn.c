@@ -3,11 +3,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include "tls.h"
+#include "util.h"
 
 static void on_readable(struct ev_loop *loop, ev_io *w, int revents);
 static void on_writable(struct ev_loop *loop, ev_io *w, int revents);
@@ -23,7 +25,7 @@ void conn_init(struct conn *c, struct ev_loop *loop, int fd, void *owner, conn_c
 	c->on_drain = on_drain;
 	buf_init(&c->in);
 	buf_init(&c->out);
-	buf_init(&c->stage);
+	c->stage = NULL;
 	ev_init(&c->rio, on_readable);
 	ev_init(&c->wio, on_writable);
 	c->rio.data = c;
@@ -65,12 +67,20 @@ void conn_close(struct conn *c)
 	c->reading = false;
 }
 
+static void conn_free_stage(struct conn *c)
+{
+	if (c->stage != NULL)
+		buf_free(c->stage);
+	free(c->stage);
+	c->stage = NULL;
+}
+
 void conn_free(struct conn *c)
 {
 	conn_close(c);
 	buf_free(&c->in);
 	buf_free(&c->out);
-	buf_free(&c->stage);
+	conn_free_stage(c);
 }
 
 /* A TLS session may hold decrypted bytes while the socket stays quiet: when reading
@@ -174,8 +184,8 @@ void conn_trim(struct conn *c)
 		buf_free(&c->in);
 	if (buf_len(&c->out) == 0)
 		buf_free(&c->out);
-	if (buf_len(&c->stage) == 0)
-		buf_free(&c->stage);
+	if (c->stage != NULL && buf_len(c->stage) == 0)
+		conn_free_stage(c);
 }
 
 void conn_cut(struct conn *c, size_t off, size_t n)
@@ -223,21 +233,24 @@ static enum conn_result flush_tls(struct conn *c, struct conn *src)
 
 	if (c->handshaking)
 		return CONN_AGAIN; /* the handshake step flushes when it is done */
+	if (c->stage == NULL)
+		c->stage = util_calloc(1, sizeof(*c->stage));
+	struct buf *stage = c->stage;
 	for (;;) {
-		if (buf_len(&c->stage) == 0) {
-			buf_put(&c->stage, buf_head(&c->out), buf_len(&c->out));
+		if (buf_len(stage) == 0) {
+			buf_put(stage, buf_head(&c->out), buf_len(&c->out));
 			buf_consume(&c->out, buf_len(&c->out));
 			if (src && src->fwd > 0) {
-				buf_put(&c->stage, buf_head(&src->in), src->fwd);
+				buf_put(stage, buf_head(&src->in), src->fwd);
 				buf_consume(&src->in, src->fwd);
 				src->fwd = 0;
 			}
-			if (buf_len(&c->stage) == 0)
+			if (buf_len(stage) == 0)
 				return flushed(c, src);
 		}
-		switch (tls_write(c->ssl, buf_head(&c->stage), buf_len(&c->stage), &put)) {
+		switch (tls_write(c->ssl, buf_head(stage), buf_len(stage), &put)) {
 		case TLS_DONE:
-			buf_consume(&c->stage, put);
+			buf_consume(stage, put);
 			if (c->bytes != NULL)
 				c->bytes->out += put;
 			continue;

@@ -7,6 +7,40 @@
 
 #include "util.h"
 
+/* Names every client or server sends: entries point at these instead of a copy each (a
+ * client that sits idle keeps its few parameters for hours, times ten thousand). */
+static const char *const known_names[] = {
+    "application_name", "client_encoding",   "DateStyle",
+    "TimeZone",         "IntervalStyle",     "extra_float_digits",
+    "search_path",      "server_version",    "server_encoding",
+    "integer_datetimes", "is_superuser",     "session_authorization",
+    "standard_conforming_strings", "default_transaction_read_only", "in_hot_standby",
+    "scram_iterations",
+};
+
+static char *name_dup(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_LEN(known_names); i++)
+		if (strcmp(known_names[i], name) == 0)
+			return (char *)known_names[i];
+	return util_strdup(name);
+}
+
+static void name_free(char *name)
+{
+	for (size_t i = 0; i < ARRAY_LEN(known_names); i++)
+		if (name == known_names[i])
+			return;
+	free(name);
+}
+
+/* The login value and the current one are one string until a SET changes the latter. */
+static void value_free(struct param *x)
+{
+	if (x->value != x->base)
+		free(x->value);
+}
+
 void params_init(struct params *p)
 {
 	p->items = NULL;
@@ -37,8 +71,8 @@ uint64_t params_fingerprint(struct params *p)
 void params_free(struct params *p)
 {
 	for (int i = 0; i < p->n; i++) {
-		free(p->items[i].name);
-		free(p->items[i].value);
+		name_free(p->items[i].name);
+		value_free(&p->items[i]);
 		free(p->items[i].base);
 	}
 	free(p->items);
@@ -66,8 +100,9 @@ bool params_set(struct params *p, const char *name, const char *value)
 	if (x != NULL) {
 		if (strcmp(x->value, value) == 0)
 			return false;
-		free(x->value);
-		x->value = util_strdup(value);
+		value_free(x);
+		x->value = x->base != NULL && strcmp(x->base, value) == 0 ? x->base
+		                                                          : util_strdup(value);
 		p->gen++;
 		return true;
 	}
@@ -75,7 +110,7 @@ bool params_set(struct params *p, const char *name, const char *value)
 	if (p->items == NULL)
 		abort();
 	x = &p->items[p->n++];
-	x->name = util_strdup(name);
+	x->name = name_dup(name);
 	x->value = util_strdup(value);
 	x->base = NULL;
 	p->gen++;
@@ -94,8 +129,8 @@ bool params_remove(struct params *p, const char *name)
 
 	if (x == NULL)
 		return false;
-	free(x->name);
-	free(x->value);
+	name_free(x->name);
+	value_free(x);
 	free(x->base);
 	*x = p->items[--p->n];
 	p->gen++;
@@ -105,7 +140,9 @@ bool params_remove(struct params *p, const char *name)
 void params_set_base(struct params *p)
 {
 	for (int i = 0; i < p->n; i++) {
-		free(p->items[i].base);
-		p->items[i].base = util_strdup(p->items[i].value);
+		struct param *x = &p->items[i];
+		if (x->base != x->value)
+			free(x->base);
+		x->base = x->value;
 	}
 }

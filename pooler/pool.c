@@ -323,7 +323,7 @@ void pool_hand_over(struct pool *p, struct server *s)
 		if (p->n_waiting <= p->n_connecting)
 			share_unblock(p->backend, p->share);
 		pool_set_state(p, s, SERVER_ACTIVE);
-		wt->grant(wt, s);
+		wt->ops->grant(wt, s);
 		return;
 	}
 	pool_set_state(p, s, SERVER_IDLE);
@@ -408,7 +408,7 @@ static void fail_waiters(struct pool *p, const char *sqlstate, const char *messa
 		    container_of(list_pop(&p->waiting), struct pool_waiter, node);
 		wt->queued = false;
 		p->n_waiting--;
-		wt->fail(wt, sqlstate, message);
+		wt->ops->fail(wt, sqlstate, message);
 	}
 }
 
@@ -579,14 +579,14 @@ void pool_acquire(struct pool *p, struct pool_waiter *wt)
 		struct server *s = container_of(p->idle.prev, struct server, node);
 		pool_set_state(p, s, SERVER_ACTIVE);
 		wt->queued = false;
-		wt->grant(wt, s);
+		wt->ops->grant(wt, s);
 		return;
 	}
 	if (p->n_servers == 0 && node_breaker_refuses(p->backend, util_now_us())) {
 		char msg[400];
 		circuit_message(p, msg, sizeof(msg));
 		wt->queued = false;
-		wt->fail(wt, SQLSTATE_CONNECTION_FAILURE, msg);
+		wt->ops->fail(wt, SQLSTATE_CONNECTION_FAILURE, msg);
 		return;
 	}
 	list_append(&p->waiting, &wt->node);
@@ -727,10 +727,10 @@ void pool_retire(struct pool *p, const char *why)
 		    container_of(list_pop(&p->waiting), struct pool_waiter, node);
 		wt->queued = false;
 		p->n_waiting--;
-		if (wt->retry != NULL)
-			wt->retry(wt);
+		if (wt->ops->retry != NULL)
+			wt->ops->retry(wt);
 		else
-			wt->fail(wt, SQLSTATE_ADMIN_SHUTDOWN, msg);
+			wt->ops->fail(wt, SQLSTATE_ADMIN_SHUTDOWN, msg);
 	}
 	while (!list_empty(&p->idle))
 		pool_discard(p, container_of(p->idle.next, struct server, node), why);

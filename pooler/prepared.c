@@ -9,6 +9,8 @@
 
 struct pstmt *pstmts_find(const struct client_stmts *cs, const char *name)
 {
+	if (cs == NULL)
+		return NULL;
 	for (int i = 0; i < cs->n; i++)
 		if (strcmp(cs->items[i].name, name) == 0)
 			return &cs->items[i];

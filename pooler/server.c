@@ -48,13 +48,10 @@ static void on_login_ok(struct pgconn *pc)
 	pgconn_stop(pc);
 	for (size_t i = 0; i < ARRAY_LEN(reported_params); i++) {
 		const char *v = PQparameterStatus(pc->pg, reported_params[i]);
-		if (v != NULL) {
+		if (v != NULL)
 			params_set(&s->params, reported_params[i], v);
-			struct param *p = params_find(&s->params, reported_params[i]);
-			free(p->base);
-			p->base = util_strdup(v);
-		}
 	}
+	params_set_base(&s->params); /* the login values, for RESET */
 	s->be_pid = (uint32_t)PQbackendPID(pc->pg);
 	s->tx_status = 'I';
 	struct ev_loop *loop = s->conn.loop;

@@ -82,7 +82,9 @@ def test_metrics_follow_the_traffic(pooler):
             c.execute("select %s::int", (i,))
         with c.transaction():
             c.execute("create temp table if not exists m_t(a int)")
-    s = wait_metrics(port, lambda s: value(s, "pooler_node_transactions_total") >= 31)
+    # the pinned client's transaction ends (and is timed) when its close has been read
+    s = wait_metrics(port, lambda s: value(s, "pooler_node_transactions_total") >= 31 and value(
+        s, "pooler_transaction_duration_seconds_bucket", le="+Inf") >= 31)
     assert value(s, "pooler_up") == 1
     assert value(s, "pooler_node_transactions_total") >= 31
     assert value(s, "pooler_node_up", node="primary") == 1
