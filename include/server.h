@@ -76,6 +76,8 @@ struct server_ops {
 	 * serializable, unlogged tables). True when the owner runs the batch again: its
 	 * replies are then dropped up to ReadyForQuery. */
 	bool (*refused)(struct server *s, const char *sqlstate, bool stale);
+	/* The last cancel request forwarded for it has been answered (optional). */
+	void (*cancel_done)(struct server *s);
 };
 
 struct server {
@@ -106,6 +108,10 @@ struct server {
 	uint64_t created_us;
 	uint64_t used_us; /* last time it went back to the pool */
 	uint32_t be_pid;  /* the backend's process id, for logs */
+	uint8_t cancels;  /* cancel requests forwarded and not yet answered: until then the
+	                   * backend may still be interrupted, so no other client gets it, and
+	                   * the struct outlives a close (server_cancel) */
+	bool cancel_parked; /* released while cancels > 0: waits in SERVER_RESET (pool.c) */
 
 	struct pgconn pq;            /* logs in; then owns the socket, for cancel and PQfinish */
 	struct params params;        /* ParameterStatus values as the server last reported */
@@ -164,7 +170,10 @@ void server_check_ready(struct server *s);
 bool server_is_clean(const struct server *s);
 
 /* Forward a CancelRequest for whatever the server runs now, from a helper thread, so that
- * the event loop never waits on the connect. */
+ * the event loop never waits on the connect. The postmaster interrupts the backend before
+ * it answers, and the backend may see the interrupt only then, whatever it runs by that
+ * time: s->cancels counts the requests on their way, and ops->cancel_done follows the
+ * last answer, on the server's worker. */
 void server_cancel(struct server *s);
 
 /* Close the connection (PQfinish); the struct stays valid until server_free. */

@@ -67,7 +67,7 @@ static bool group_seen(struct worker *w, const struct pool *p, enum group g)
 struct pool_counts {
 	int pools; /* nodes, really: a node's pools on several workers count once */
 	const struct node *seen[16];
-	int cl_active, cl_waiting, sv_active, sv_idle, sv_tested, sv_login;
+	int cl_active, cl_waiting, sv_active, sv_being_canceled, sv_idle, sv_tested, sv_login;
 	uint64_t maxwait;
 	bool paused;
 	char nodes[256];
@@ -82,7 +82,10 @@ static void count_pool(struct worker *w, struct pool *p, uint64_t now, struct po
 	pc->cl_active += clients.n;
 	pc->cl_waiting += p->n_waiting;
 	list_for_each_safe (sp, st, &p->active) {
-		if (container_of(sp, struct server, node)->state == SERVER_RESET)
+		const struct server *s = container_of(sp, struct server, node);
+		if (s->cancel_parked)
+			pc->sv_being_canceled++;
+		else if (s->state == SERVER_RESET)
 			pc->sv_tested++;
 		else
 			pc->sv_active++;
@@ -131,7 +134,7 @@ static void pool_row(struct result *r, const struct pool *p, const struct pool_c
 	result_int(r, 0); /* cl_waiting_cancel_req */
 	result_int(r, pc->sv_active);
 	result_int(r, 0); /* sv_active_cancel */
-	result_int(r, 0); /* sv_being_canceled */
+	result_int(r, pc->sv_being_canceled); /* released while a cancel is on its way */
 	result_int(r, pc->sv_idle);
 	result_int(r, 0); /* sv_used: a returned server is idle at once, never "used" */
 	result_int(r, pc->sv_tested);

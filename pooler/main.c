@@ -203,8 +203,16 @@ static void reap(struct ev_loop *loop, ev_prepare *p, int revents)
 
 	client_reap(w);
 	pool_send_moving(w);
-	while ((n = list_pop(&w->dead_servers)) != NULL)
-		server_free(container_of(n, struct server, node));
+	struct list waiting; /* a cancel request is still on its way: cancel_answered uses it */
+	list_init(&waiting);
+	while ((n = list_pop(&w->dead_servers)) != NULL) {
+		struct server *s = container_of(n, struct server, node);
+		if (s->cancels > 0)
+			list_append(&waiting, n);
+		else
+			server_free(s);
+	}
+	list_take(&w->dead_servers, &waiting);
 }
 
 /* Once draining: exit when the last client of any worker has gone, or at the deadline.

@@ -340,6 +340,15 @@ void pool_release(struct pool *p, struct server *s)
 	conn_unlink(&s->conn);
 	s->owner = p;
 	s->ops = &pool_server_ops;
+	if (s->cancels > 0) {
+		/* A cancel request is on its way: the interrupt could still stop whatever the
+		 * backend runs next, so no other client gets it until the postmaster answered. */
+		s->cancel_parked = true;
+		pool_set_state(p, s, SERVER_RESET);
+		log_debug("s=%llu waits for its cancel request to be answered before reuse",
+		          (unsigned long long)s->id);
+		return;
+	}
 	if (s->stmts_stale) {
 		/* a statement's result type changed: prepare everything afresh */
 		s->stmts_stale = false;
@@ -534,6 +543,14 @@ static void on_ready(struct server *s)
 		pool_release(p, s);
 }
 
+static void on_cancel_done(struct server *s)
+{
+	if (s->cancel_parked) {
+		s->cancel_parked = false;
+		pool_release(s->pool, s);
+	}
+}
+
 static void on_failed(struct server *s, const char *why)
 {
 	pool_discard(s->pool, s, why);
@@ -569,6 +586,7 @@ const struct server_ops pool_server_ops = {
     .failed = on_failed,
     .param = on_param,
     .query_error = on_query_error,
+    .cancel_done = on_cancel_done,
 };
 
 void pool_acquire(struct pool *p, struct pool_waiter *wt)

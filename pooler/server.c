@@ -8,6 +8,8 @@
 
 #include "log.h"
 #include "proto.h"
+#include "util.h"
+#include "worker.h"
 
 /* Parameters the server reports (GUC_REPORT in PostgreSQL 15) that a client sees at login. */
 static const char *const reported_params[] = {
@@ -480,14 +482,33 @@ static void on_conn_drain(struct conn *c)
 	server_check_ready(c->owner);
 }
 
+struct cancel_job {
+	PGcancel *cancel;
+	struct server *s;
+	struct worker *w; /* the server's: the answer is handled there */
+};
+
+/* On the server's worker, once the postmaster has answered (or the request failed). */
+static void cancel_answered(struct worker *w, void *arg)
+{
+	struct cancel_job *job = arg;
+	struct server *s = job->s;
+	(void)w;
+
+	free(job);
+	if (--s->cancels == 0 && s->state != SERVER_CLOSED && s->ops->cancel_done != NULL)
+		s->ops->cancel_done(s);
+}
+
 static void *cancel_thread(void *arg)
 {
-	PGcancel *cancel = arg;
+	struct cancel_job *job = arg;
 	char err[256];
 
-	if (!PQcancel(cancel, err, sizeof(err)))
+	if (!PQcancel(job->cancel, err, sizeof(err)))
 		log_warning("forwarding a cancel request failed: %s", err);
-	PQfreeCancel(cancel);
+	PQfreeCancel(job->cancel);
+	worker_post(job->w, cancel_answered, job);
 	return NULL;
 }
 
@@ -497,14 +518,19 @@ void server_cancel(struct server *s)
 	pthread_attr_t attr;
 	PGcancel *cancel;
 
-	if (s->pq.pg == NULL || (cancel = PQgetCancel(s->pq.pg)) == NULL)
+	if (s->pq.pg == NULL || s->cancels == UINT8_MAX || (cancel = PQgetCancel(s->pq.pg)) == NULL)
 		return;
+	struct cancel_job *job = util_calloc(1, sizeof(*job));
+	*job = (struct cancel_job){cancel, s, ev_userdata(s->conn.loop)};
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&t, &attr, cancel_thread, cancel) != 0) {
+	if (pthread_create(&t, &attr, cancel_thread, job) != 0) {
 		log_warning("s=%llu cannot start a thread to forward a cancel request",
 		            (unsigned long long)s->id);
 		PQfreeCancel(cancel);
+		free(job);
+	} else {
+		s->cancels++;
 	}
 	pthread_attr_destroy(&attr);
 }

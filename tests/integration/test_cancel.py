@@ -3,6 +3,7 @@
 import asyncio
 import random
 import socket
+import struct
 import threading
 import time
 
@@ -11,6 +12,7 @@ import pytest
 
 from conftest import wait_for
 from pgwire import cancel_request, wait_closed
+from test_admin import admin, rows
 
 
 def sleeping_backends(cluster):
@@ -103,3 +105,94 @@ def test_cancel_request_with_unknown_key_is_ignored(pooler):
         assert result.get("v") == "finished", result
         assert conn.execute("select 1").fetchone() == (1,)
     assert p.alive()
+
+
+class CancelDelayProxy:
+    """Loopback TCP proxy to a server that holds each CancelRequest for `delay` seconds
+    before passing it on (everything else goes straight through)."""
+
+    def __init__(self, target_port, delay):
+        self.target = target_port
+        self.delay = delay
+        self.cancels = 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.stop = False
+        threading.Thread(target=self.run, daemon=True).start()
+
+    def run(self):
+        while not self.stop:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self.link, args=(c,), daemon=True).start()
+
+    def link(self, c):
+        try:
+            c.settimeout(5)
+            head = c.recv(8, socket.MSG_PEEK | socket.MSG_WAITALL)
+            c.settimeout(None)
+            if head == struct.pack("!II", 16, 80877102):
+                self.cancels += 1
+                time.sleep(self.delay)
+            s = socket.create_connection(("127.0.0.1", self.target))
+        except OSError:
+            c.close()
+            return
+        for a, b in ((c, s), (s, c)):
+            threading.Thread(target=self.pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def pipe(a, b):
+        try:
+            while True:
+                data = a.recv(65536)
+                if not data:
+                    break
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for x in (a, b):
+                try:
+                    x.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.stop = True
+        self.sock.close()
+
+
+def test_a_late_cancel_never_reaches_the_next_client(cluster, pooler):
+    """A cancel still on its way when its query ends would interrupt whatever the backend
+    runs next: the server serves no other client until the postmaster has answered it."""
+    proxy = CancelDelayProxy(cluster.primary_port, delay=1.5)
+    try:
+        p = pooler(with_replica=False, pool_size=1,
+                   node_overrides={"primary": {"port": proxy.port}})
+        with p.connect() as a, p.connect() as b:
+            timer = threading.Timer(0.1, a.cancel)
+            timer.start()
+            try:
+                # the cancel is held by the proxy: the query ends normally
+                assert a.execute("select pg_sleep(0.4), 'a'").fetchone()[1] == "a"
+            finally:
+                timer.join(5)
+            assert proxy.cancels == 1
+            with admin(p) as console:
+                cols, pools = rows(console, "SHOW POOLS")
+            pool = dict(zip(cols, pools[0]))
+            assert (pool["sv_being_canceled"], pool["sv_idle"]) == (1, 0), pool
+            t0 = time.monotonic()
+            # the only server: b gets it once the cancel has been answered, and keeps it
+            assert b.execute("select pg_sleep(1.5), 'b'").fetchone()[1] == "b"
+            assert time.monotonic() - t0 >= 1.5
+            assert a.execute("select 'a again'").fetchone() == ("a again",)
+        assert p.alive()
+    finally:
+        proxy.close()
