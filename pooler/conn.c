@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -284,7 +285,9 @@ enum conn_result conn_flush(struct conn *c)
 			iov[n_iov++] = (struct iovec){buf_head(&src->in), fwd_len};
 		if (n_iov == 0)
 			break;
-		ssize_t n = writev(c->fd, iov, n_iov);
+		/* sendmsg, not writev: the socket call skips the VFS (file position lock, fsnotify) */
+		struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n_iov};
+		ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -349,7 +352,7 @@ static ssize_t receive(struct conn *c, uint8_t *p, size_t n)
 	size_t got;
 
 	if (c->ssl == NULL) {
-		ssize_t r = read(c->fd, p, n);
+		ssize_t r = recv(c->fd, p, n, 0); /* not read(): the socket call skips the VFS */
 		if (r >= 0)
 			return r;
 		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? READ_AGAIN
