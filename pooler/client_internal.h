@@ -91,7 +91,7 @@ struct client {
 	char addr[56]; /* "host:port" (an IPv6 host is at most 45 characters) or "unix" */
 	struct client_auth *auth; /* during login only */
 	struct params wants;      /* parameters this client asked for, as it believes them */
-	char *own_password; /* auth file's plain password: the server login's, without server_user */
+	char *own_password; /* the auth file's plain password, when the server login uses it */
 	const struct db_conf *db_conf; /* from the config generation db_gen */
 	char *admin_wait;              /* admin console: a command answers later (admin_poll) */
 

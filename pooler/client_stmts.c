@@ -202,7 +202,8 @@ static int named_parse(struct client *c, struct server *s, struct proto_header *
                        const uint8_t *body, size_t nlen)
 {
 	const char *name = (const char *)body;
-	struct pstmt *pst = pstmts_add(client_stmts_of(c), name, body + nlen + 1, h->len - nlen - 1);
+	struct pstmt *pst =
+	    pstmts_add(client_stmts_of(c), name, body + nlen + 1, h->len - nlen - 1);
 
 	if (stmt_cache_touch(&s->prepared, pst->hash)) {
 		uint8_t msg[64];

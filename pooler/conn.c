@@ -285,7 +285,7 @@ enum conn_result conn_flush(struct conn *c)
 			iov[n_iov++] = (struct iovec){buf_head(&src->in), fwd_len};
 		if (n_iov == 0)
 			break;
-		/* sendmsg, not writev: the socket call skips the VFS (file position lock, fsnotify) */
+		/* sendmsg, not writev: the socket call skips the VFS (f_pos lock, fsnotify) */
 		struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n_iov};
 		ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
 		if (n < 0) {

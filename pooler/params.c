@@ -10,12 +10,22 @@
 /* Names every client or server sends: entries point at these instead of a copy each (a
  * client that sits idle keeps its few parameters for hours, times ten thousand). */
 static const char *const known_names[] = {
-    "application_name", "client_encoding",   "DateStyle",
-    "TimeZone",         "IntervalStyle",     "extra_float_digits",
-    "search_path",      "server_version",    "server_encoding",
-    "integer_datetimes", "is_superuser",     "session_authorization",
-    "standard_conforming_strings", "default_transaction_read_only", "in_hot_standby",
+    "application_name",
+    "client_encoding",
+    "DateStyle",
+    "default_transaction_read_only",
+    "extra_float_digits",
+    "in_hot_standby",
+    "integer_datetimes",
+    "IntervalStyle",
+    "is_superuser",
     "scram_iterations",
+    "search_path",
+    "server_encoding",
+    "server_version",
+    "session_authorization",
+    "standard_conforming_strings",
+    "TimeZone",
 };
 
 static char *name_dup(const char *name)
@@ -101,8 +111,8 @@ bool params_set(struct params *p, const char *name, const char *value)
 		if (strcmp(x->value, value) == 0)
 			return false;
 		value_free(x);
-		x->value = x->base != NULL && strcmp(x->base, value) == 0 ? x->base
-		                                                          : util_strdup(value);
+		x->value =
+		    x->base != NULL && strcmp(x->base, value) == 0 ? x->base : util_strdup(value);
 		p->gen++;
 		return true;
 	}
