@@ -50,6 +50,8 @@ struct team {
 	unsigned next_accept;           /* Unix socket clients go round the workers */
 	int n_clients;                  /* over all workers, for max_client_conn (atomic) */
 	uint64_t next_id;               /* connection ids, unique over the workers (atomic) */
+	int helpers; /* threads of no worker that will still post to one (cancel requests;
+	              * atomic): teardown waits for them before it frees loops and workers */
 };
 
 /* A function to run on a worker's own thread (worker_post). */
@@ -147,6 +149,13 @@ void team_stop(struct team *t);
 /* After team_stop: run what is still posted (a server or client on its way to another
  * worker), so that teardown finds everything on some worker. */
 void team_drain(struct team *t);
+/* A helper thread that will post to a worker starts and ends (team->helpers); the end
+ * comes after its last worker_post. */
+void team_helper_begin(struct team *t);
+void team_helper_end(struct team *t);
+/* After team_stop: wait up to timeout_ms for the helpers to end; false if some still run
+ * (the loops and workers must then stay allocated). */
+bool team_wait_helpers(struct team *t, int timeout_ms);
 /* Run the messages posted to w (its own thread, or after team_stop). */
 void worker_run_inbox(struct worker *w);
 

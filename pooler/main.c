@@ -645,6 +645,12 @@ static void teardown_worker(struct daemon *d, struct worker *w)
  * (team_stop). */
 static void teardown(struct daemon *d)
 {
+	/* a cancel request's thread posts its answer: the loops and workers must outlive it */
+	bool helpers_done = d->team == NULL || team_wait_helpers(d->team, 2000);
+
+	if (!helpers_done)
+		log_warning("a cancel request is still being forwarded: exiting without freeing "
+		            "the event loops");
 	if (d->team != NULL) {
 		for (int i = 0; i < d->team->n; i++)
 			if (d->team->all[i]->loop != NULL)
@@ -656,6 +662,8 @@ static void teardown(struct daemon *d)
 	free(d->pidfile);
 	for (int i = d->team ? d->team->n - 1 : -1; i >= 0; i--)
 		teardown_worker(d, d->team->all[i]);
+	if (!helpers_done)
+		return;
 	for (int i = d->team ? d->team->n - 1 : -1; i >= 0; i--)
 		if (d->team->all[i]->loop != NULL)
 			ev_loop_destroy(d->team->all[i]->loop);

@@ -488,27 +488,29 @@ struct cancel_job {
 	struct worker *w; /* the server's: the answer is handled there */
 };
 
-/* On the server's worker, once the postmaster has answered (or the request failed). */
+/* On the server's worker, once the postmaster has answered (or the request failed). The
+ * server is still there: a closed one waits on dead_servers for this (main.c). */
 static void cancel_answered(struct worker *w, void *arg)
 {
-	struct cancel_job *job = arg;
-	struct server *s = job->s;
+	struct server *s = arg;
 	(void)w;
 
-	free(job);
 	if (--s->cancels == 0 && s->state != SERVER_CLOSED && s->ops->cancel_done != NULL)
 		s->ops->cancel_done(s);
 }
 
 static void *cancel_thread(void *arg)
 {
-	struct cancel_job *job = arg;
+	struct cancel_job job = *(struct cancel_job *)arg;
+	struct team *team = job.w->team;
 	char err[256];
 
-	if (!PQcancel(job->cancel, err, sizeof(err)))
+	free(arg);
+	if (!PQcancel(job.cancel, err, sizeof(err)))
 		log_warning("forwarding a cancel request failed: %s", err);
-	PQfreeCancel(job->cancel);
-	worker_post(job->w, cancel_answered, job);
+	PQfreeCancel(job.cancel);
+	worker_post(job.w, cancel_answered, job.s);
+	team_helper_end(team);
 	return NULL;
 }
 
@@ -524,9 +526,11 @@ void server_cancel(struct server *s)
 	*job = (struct cancel_job){cancel, s, ev_userdata(s->conn.loop)};
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	team_helper_begin(job->w->team);
 	if (pthread_create(&t, &attr, cancel_thread, job) != 0) {
 		log_warning("s=%llu cannot start a thread to forward a cancel request",
 		            (unsigned long long)s->id);
+		team_helper_end(job->w->team);
 		PQfreeCancel(cancel);
 		free(job);
 	} else {

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -162,6 +163,26 @@ static void break_loop(struct worker *w, void *arg)
 	(void)arg;
 	w->stop = true;
 	ev_break(w->loop, EVBREAK_ALL);
+}
+
+void team_helper_begin(struct team *t)
+{
+	__atomic_add_fetch(&t->helpers, 1, __ATOMIC_RELAXED);
+}
+
+void team_helper_end(struct team *t)
+{
+	__atomic_sub_fetch(&t->helpers, 1, __ATOMIC_RELEASE);
+}
+
+bool team_wait_helpers(struct team *t, int timeout_ms)
+{
+	for (int waited = 0; __atomic_load_n(&t->helpers, __ATOMIC_ACQUIRE) > 0; waited += 10) {
+		if (waited >= timeout_ms)
+			return false;
+		usleep(10000);
+	}
+	return true;
 }
 
 void team_drain(struct team *t)
