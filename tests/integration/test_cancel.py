@@ -13,6 +13,7 @@ import pytest
 from conftest import wait_for
 from pgwire import cancel_request, wait_closed
 from test_admin import admin, rows
+from test_resilience import FlakyProxy
 
 
 def sleeping_backends(cluster):
@@ -107,29 +108,18 @@ def test_cancel_request_with_unknown_key_is_ignored(pooler):
     assert p.alive()
 
 
-class CancelDelayProxy:
+class CancelDelayProxy(FlakyProxy):
     """Loopback TCP proxy to a server that holds each CancelRequest for `delay` seconds
     before passing it on (everything else goes straight through)."""
 
     def __init__(self, target_port, delay):
-        self.target = target_port
         self.delay = delay
         self.cancels = 0
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.stop = False
-        threading.Thread(target=self.run, daemon=True).start()
+        super().__init__(target_port, drops=0)
 
-    def run(self):
-        while not self.stop:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                continue
-            threading.Thread(target=self.link, args=(c,), daemon=True).start()
+    def handle(self, c):
+        # a thread each: a held cancel must not hold up the connections behind it
+        threading.Thread(target=self.link, args=(c,), daemon=True).start()
 
     def link(self, c):
         try:
@@ -145,27 +135,6 @@ class CancelDelayProxy:
             return
         for a, b in ((c, s), (s, c)):
             threading.Thread(target=self.pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def pipe(a, b):
-        try:
-            while True:
-                data = a.recv(65536)
-                if not data:
-                    break
-                b.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for x in (a, b):
-                try:
-                    x.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def close(self):
-        self.stop = True
-        self.sock.close()
 
 
 def test_a_late_cancel_never_reaches_the_next_client(cluster, pooler):

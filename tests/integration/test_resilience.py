@@ -32,14 +32,18 @@ class FlakyProxy:
                 c, _ = self.sock.accept()
             except OSError:
                 continue
-            self.seen += 1
-            if self.seen <= self.drops:
-                c.close()
-                continue
-            s = socket.create_connection(("127.0.0.1", self.target))
-            self.links.append((c, s))
-            for a, b in ((c, s), (s, c)):
-                threading.Thread(target=self.pipe, args=(a, b), daemon=True).start()
+            self.handle(c)
+
+    def handle(self, c):
+        """One accepted connection: dropped, or piped to the target."""
+        self.seen += 1
+        if self.seen <= self.drops:
+            c.close()
+            return
+        s = socket.create_connection(("127.0.0.1", self.target))
+        self.links.append((c, s))
+        for a, b in ((c, s), (s, c)):
+            threading.Thread(target=self.pipe, args=(a, b), daemon=True).start()
 
     @staticmethod
     def pipe(a, b):
