@@ -26,7 +26,7 @@ OBJS     := $(SRCS:pooler/%.c=build/obj/%.o)
 SAN_OBJS := $(SRCS:pooler/%.c=build/asan/obj/%.o)
 TSAN_OBJS := $(SRCS:pooler/%.c=build/tsan/obj/%.o)
 # Modules without I/O, linked into the unit tests (peer for its cancel key layout).
-PURE     := util log buf proto result patroni config config_check config_peers config_show config_man peer auth params classify classify_tree classify_text batch prepared backoff breaker ratelimit hba tls histogram
+PURE     := util log buf proto result patroni config config_keys config_check config_peers config_show config_man peer auth params classify classify_tree classify_text batch prepared backoff breaker ratelimit hba tls histogram
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/asan/tests/%)
 

@@ -382,6 +382,23 @@ static bool guard_message(struct server *s, char type, const uint8_t *body, uint
 	return true;
 }
 
+/* A whole message, inspected: relayed, held back under guard, or cut (an answer to the
+ * pooler's own query). False when the server failed. */
+static bool place_message(struct server *s, const struct proto_header *h, const uint8_t *body,
+                          size_t at, bool relay)
+{
+	if (relay && s->guard)
+		return guard_message(s, h->type, body, h->len);
+	if (relay) {
+		s->conn.fwd += 5 + h->len;
+	} else {
+		conn_cut(&s->conn, at, 5 + h->len);
+		if (h->type == 'Z')
+			s->dropping = false;
+	}
+	return true;
+}
+
 void server_scan(struct server *s)
 {
 	struct conn *c = &s->conn;
@@ -438,16 +455,8 @@ void server_scan(struct server *s)
 		const uint8_t *body = buf_head(&c->in) + at + 5;
 		if (!inspect(s, h.type, body, h.len, relay || s->dropping))
 			return;
-		if (relay && s->guard) {
-			if (!guard_message(s, h.type, body, h.len))
-				return;
-		} else if (relay) {
-			c->fwd += 5 + h.len;
-		} else {
-			conn_cut(c, at, 5 + h.len);
-			if (h.type == 'Z')
-				s->dropping = false;
-		}
+		if (!place_message(s, &h, body, at, relay))
+			return;
 		/* Clean now: later bytes (only asynchronous messages can follow) are for
 		 * whoever holds the server next. While the client still owes a Sync, answers
 		 * to its Flush may follow in the same read and must go through now. */
