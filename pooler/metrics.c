@@ -569,9 +569,13 @@ static void metrics_add(struct metrics *dst, const struct metrics *src)
 
 /* The team as one worker, for a scrape: worker 0's config, nodes and clusters, every
  * worker's counters. In a world section. */
-static void sum_team(const struct worker *w, struct worker *sum, struct classify_stats *cs)
+static void sum_team(struct worker *w, struct worker *sum, struct classify_stats *cs)
 {
+	/* Cancel helper threads post to worker 0 even in a world section: its inbox is read
+	 * under inbox_mu (the copy's inbox is never used) */
+	pthread_mutex_lock(&w->inbox_mu);
 	*sum = *w;
+	pthread_mutex_unlock(&w->inbox_mu);
 	*cs = *classify_stats(w->classifier);
 	for (int i = 1; i < w->team->n; i++) {
 		const struct worker *o = w->team->all[i];

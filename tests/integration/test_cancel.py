@@ -140,7 +140,7 @@ class CancelDelayProxy(FlakyProxy):
 def test_a_late_cancel_never_reaches_the_next_client(cluster, pooler):
     """A cancel still on its way when its query ends would interrupt whatever the backend
     runs next: the server serves no other client until the postmaster has answered it."""
-    proxy = CancelDelayProxy(cluster.primary_port, delay=1.5)
+    proxy = CancelDelayProxy(cluster.primary_port, delay=2.5)
     try:
         p = pooler(with_replica=False, pool_size=1,
                    node_overrides={"primary": {"port": proxy.port}})
@@ -149,7 +149,7 @@ def test_a_late_cancel_never_reaches_the_next_client(cluster, pooler):
             timer.start()
             try:
                 # the cancel is held by the proxy: the query ends normally
-                assert a.execute("select pg_sleep(0.4), 'a'").fetchone()[1] == "a"
+                assert a.execute("select pg_sleep(1), 'a'").fetchone()[1] == "a"
             finally:
                 timer.join(5)
             assert proxy.cancels == 1
@@ -158,9 +158,10 @@ def test_a_late_cancel_never_reaches_the_next_client(cluster, pooler):
             pool = dict(zip(cols, pools[0]))
             assert (pool["sv_being_canceled"], pool["sv_idle"]) == (1, 0), pool
             t0 = time.monotonic()
-            # the only server: b gets it once the cancel has been answered, and keeps it
-            assert b.execute("select pg_sleep(1.5), 'b'").fetchone()[1] == "b"
-            assert time.monotonic() - t0 >= 1.5
+            # the only server: b gets it once the cancel has been answered (about 1.5 s
+            # from now), and keeps it; without the wait the cancel would stop this sleep
+            assert b.execute("select pg_sleep(2.5), 'b'").fetchone()[1] == "b"
+            assert time.monotonic() - t0 >= 2.5
             assert a.execute("select 'a again'").fetchone() == ("a again",)
         assert p.alive()
     finally:
