@@ -72,9 +72,10 @@ static const char *const reject_names[] = {
 _Static_assert(ARRAY_LEN(reject_names) == REJECT_REASONS, "a reject reason has no label");
 
 /* Server connection states as PgBouncer names them: login, idle, active, tested (a reset
- * query runs between clients). */
-enum { SV_LOGIN, SV_IDLE, SV_ACTIVE, SV_TESTED, SV_STATES };
-static const char *const sv_state_names[] = {"login", "idle", "active", "tested"};
+ * query runs between clients), being_canceled (released while a cancel request of its last
+ * client is on its way: it serves nobody until the postmaster has answered). */
+enum { SV_LOGIN, SV_IDLE, SV_ACTIVE, SV_TESTED, SV_BEING_CANCELED, SV_STATES };
+static const char *const sv_state_names[] = {"login", "idle", "active", "tested", "being_canceled"};
 _Static_assert(ARRAY_LEN(sv_state_names) == SV_STATES, "a server state has no label");
 
 static void count_servers(const struct pool *p, int counts[SV_STATES])
@@ -82,12 +83,15 @@ static void count_servers(const struct pool *p, int counts[SV_STATES])
 	const struct list *pos;
 
 	counts[SV_LOGIN] = p->n_connecting;
-	counts[SV_IDLE] = counts[SV_ACTIVE] = counts[SV_TESTED] = 0;
+	counts[SV_IDLE] = counts[SV_ACTIVE] = counts[SV_TESTED] = counts[SV_BEING_CANCELED] = 0;
 	for (pos = p->idle.next; pos != &p->idle; pos = pos->next)
 		counts[SV_IDLE]++;
 	for (pos = p->active.next; pos != &p->active; pos = pos->next) {
 		const struct server *s = container_of(pos, const struct server, node);
-		counts[s->state == SERVER_RESET ? SV_TESTED : SV_ACTIVE]++;
+		if (s->cancel_parked)
+			counts[SV_BEING_CANCELED]++;
+		else
+			counts[s->state == SERVER_RESET ? SV_TESTED : SV_ACTIVE]++;
 	}
 }
 
@@ -211,8 +215,9 @@ static const struct family families[] = {
      .series = {{NULL, METRIC(client_bytes.out)}}},
     /* pools */
     {"pooler_server_connections", GAUGE,
-     "Server connections by state (login, idle, active, tested: running a reset).", COMPUTED,
-     .write = write_server_states},
+     "Server connections by state (login, idle, active, tested: running a reset, "
+     "being_canceled: waiting for a cancel request to be answered).",
+     COMPUTED, .write = write_server_states},
     {"pooler_pool_size", GAUGE,
      "Most server connections a pool may open (pool_size, auto computed).", PER_POOL,
      .series = {{NULL, POOL(size, K_INT)}}},

@@ -13,6 +13,7 @@ import pytest
 from conftest import wait_for
 from pgwire import cancel_request, wait_closed
 from test_admin import admin, rows
+from test_metrics import metrics_port, value, wait_metrics
 from test_resilience import FlakyProxy
 
 
@@ -140,7 +141,7 @@ class CancelDelayProxy(FlakyProxy):
 def test_a_late_cancel_never_reaches_the_next_client(cluster, pooler):
     """A cancel still on its way when its query ends would interrupt whatever the backend
     runs next: the server serves no other client until the postmaster has answered it."""
-    proxy = CancelDelayProxy(cluster.primary_port, delay=2.5)
+    proxy = CancelDelayProxy(cluster.primary_port, delay=3.0)
     try:
         p = pooler(with_replica=False, pool_size=1,
                    node_overrides={"primary": {"port": proxy.port}})
@@ -157,8 +158,14 @@ def test_a_late_cancel_never_reaches_the_next_client(cluster, pooler):
                 cols, pools = rows(console, "SHOW POOLS")
             pool = dict(zip(cols, pools[0]))
             assert (pool["sv_being_canceled"], pool["sv_idle"]) == (1, 0), pool
+            # /metrics (a snapshot a second) says the same of the server
+            def state(s, st):
+                return value(s, "pooler_server_connections", node="primary", state=st)
+            s = wait_metrics(metrics_port(p), lambda s: state(s, "being_canceled") == 1,
+                             timeout=1.5)
+            assert [state(s, st) for st in ("being_canceled", "idle", "tested")] == [1, 0, 0]
             t0 = time.monotonic()
-            # the only server: b gets it once the cancel has been answered (about 1.5 s
+            # the only server: b gets it once the cancel has been answered (about 2 s
             # from now), and keeps it; without the wait the cancel would stop this sleep
             assert b.execute("select pg_sleep(2.5), 'b'").fetchone()[1] == "b"
             assert time.monotonic() - t0 >= 2.5
