@@ -56,6 +56,9 @@ from pgwire import md5_secret, scram_verifier  # noqa: E402
 REPO_ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 POOLER_BIN = os.environ.get("POOLER_BIN", os.path.join(REPO_ROOT, "build", "pooler"))
 POOLER_WORKERS = os.environ.get("POOLER_WORKERS", "").strip()
+# extra_pooler for a test that arranges for one client to change server connections: with
+# more workers, each keeps its own servers, and two clients on different workers never meet
+ONE_WORKER = {"workers": 1}
 DEFAULT_TEST_TIMEOUT = 60
 CONNECT_TIMEOUT = 5
 

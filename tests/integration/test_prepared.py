@@ -4,6 +4,8 @@ import asyncio
 
 import psycopg
 
+from conftest import ONE_WORKER
+
 
 def test_psycopg_auto_prepared_statements_on_a_shared_server(pooler):
     """psycopg prepares a query as "_pg3_0" after 5 executions. Two clients doing so
@@ -20,7 +22,8 @@ def test_psycopg_auto_prepared_statements_on_a_shared_server(pooler):
 def test_prepared_statement_survives_moving_to_another_server(pooler):
     """Transaction pooling: a statement asyncpg prepared on one server keeps working
     when the next transaction of that client runs on a different server."""
-    p = pooler(pool_size=2, with_replica=False)  # both clients' servers on one node
+    p = pooler(pool_size=2, with_replica=False,  # both clients' servers on one node
+               extra_pooler=ONE_WORKER)
 
     async def main():
         a = await p.aconnect()               # default statement cache: named statements

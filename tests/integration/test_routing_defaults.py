@@ -254,8 +254,10 @@ def test_routing_metrics_say_why_a_read_went_to_the_primary(pooler, cluster):
         c.execute("insert into rd_m values (1)")
         assert port(c) == cluster.primary_port  # its own write is not on the replica yet
         c.execute("create temp table rd_tmp(a int)")  # pins: a write, then pinned reads
-    await_metric(p, "pooler_routing_decisions_total", lambda v: v >= 1, target="primary",
-                 reason="hint")
+    # the snapshot /metrics serves is taken every second: wait for the client's last
+    # decision (its second write), so that one snapshot has them all
+    await_metric(p, "pooler_routing_decisions_total", lambda v: v >= 2, target="primary",
+                 reason="write")
     assert routed(p, "hint") == 1
     assert routed(p, "read_your_writes") == 1
     assert routed(p, "write") == 2

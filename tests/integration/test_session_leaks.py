@@ -15,7 +15,7 @@ import threading
 import psycopg
 import pytest
 
-from conftest import wait_for
+from conftest import ONE_WORKER, wait_for
 from test_limits import await_metric
 
 DEFAULT_PATH = '"$user", public'
@@ -176,7 +176,7 @@ def test_session_mode_never_pins(pooler):
 def test_unnamed_statement_follows_its_client_across_syncs(pooler):
     """Parse+Sync, then another client takes a server, then Describe+Sync and Bind of the
     unnamed statement: they run wherever the client lands."""
-    p = pooler(pool_size=2, with_replica=False)
+    p = pooler(pool_size=2, with_replica=False, extra_pooler=ONE_WORKER)
     with p.connect() as a, p.connect() as b:
         for _ in range(10):
             pg = a.pgconn
@@ -233,7 +233,7 @@ def test_session_sets_are_carried_across_servers_and_never_leak(pooler):
     """A plain SET in its own transaction (statement_timeout, search_path, work_mem...) does
     not pin: the client moves between server connections and keeps its values on each;
     another client on the same servers sees the defaults; RESET forgets the value."""
-    p = pooler(pool_size=2, with_replica=False)
+    p = pooler(pool_size=2, with_replica=False, extra_pooler=ONE_WORKER)
     with p.connect(prepare_threshold=None, autocommit=True) as a, \
             p.connect(prepare_threshold=None, autocommit=True) as b:
         a.execute("set statement_timeout = 4321")

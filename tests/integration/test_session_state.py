@@ -8,6 +8,8 @@ import time
 import psycopg
 import pytest
 
+from conftest import ONE_WORKER
+
 
 def two_clients(p):
     kw = dict(autocommit=True, prepare_threshold=None)
@@ -123,7 +125,7 @@ def test_set_extra_float_digits_is_carried_not_pinned(pooler):
     """pgjdbc runs SET extra_float_digits = 3 right after login: the pooler carries that
     value to every server connection the client gets, resets it for the next client, and
     does not pin."""
-    p = pooler(pool_size=2, with_replica=False)
+    p = pooler(pool_size=2, with_replica=False, extra_pooler=ONE_WORKER)
     with psycopg.connect(p.dsn(), autocommit=True) as a, \
             psycopg.connect(p.dsn(), autocommit=True) as other:
         a.execute("SET extra_float_digits = 3")
