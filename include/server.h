@@ -125,6 +125,17 @@ struct server {
 	struct conn conn;
 };
 
+/* How SHOW POOLS and /metrics count a server on its pool's active list: serving a client,
+ * running a reset between clients (tested), or parked until a cancel request of its last
+ * client has been answered. */
+enum server_use { SERVER_USE_ACTIVE, SERVER_USE_TESTED, SERVER_USE_BEING_CANCELED };
+static inline enum server_use server_use(const struct server *s)
+{
+	if (s->cancel_parked)
+		return SERVER_USE_BEING_CANCELED;
+	return s->state == SERVER_RESET ? SERVER_USE_TESTED : SERVER_USE_ACTIVE;
+}
+
 struct server_login {
 	const char *host;
 	int port;

@@ -81,15 +81,11 @@ static void count_pool(struct worker *w, struct pool *p, uint64_t now, struct po
 	client_foreach(w, count_active, &clients);
 	pc->cl_active += clients.n;
 	pc->cl_waiting += p->n_waiting;
-	list_for_each_safe (sp, st, &p->active) {
-		const struct server *s = container_of(sp, struct server, node);
-		if (s->cancel_parked)
-			pc->sv_being_canceled++;
-		else if (s->state == SERVER_RESET)
-			pc->sv_tested++;
-		else
-			pc->sv_active++;
-	}
+	int *by_use[] = {[SERVER_USE_ACTIVE] = &pc->sv_active,
+	                 [SERVER_USE_TESTED] = &pc->sv_tested,
+	                 [SERVER_USE_BEING_CANCELED] = &pc->sv_being_canceled};
+	list_for_each_safe (sp, st, &p->active)
+		(*by_use[server_use(container_of(sp, struct server, node))])++;
 	list_for_each_safe (sp, st, &p->idle)
 		pc->sv_idle++;
 	pc->sv_login += p->n_connecting;

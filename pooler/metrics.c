@@ -77,6 +77,9 @@ _Static_assert(ARRAY_LEN(reject_names) == REJECT_REASONS, "a reject reason has n
 enum { SV_LOGIN, SV_IDLE, SV_ACTIVE, SV_TESTED, SV_BEING_CANCELED, SV_STATES };
 static const char *const sv_state_names[] = {"login", "idle", "active", "tested", "being_canceled"};
 _Static_assert(ARRAY_LEN(sv_state_names) == SV_STATES, "a server state has no label");
+_Static_assert(SV_TESTED == SV_ACTIVE + SERVER_USE_TESTED &&
+                   SV_BEING_CANCELED == SV_ACTIVE + SERVER_USE_BEING_CANCELED,
+               "SV_ACTIVE + enum server_use");
 
 static void count_servers(const struct pool *p, int counts[SV_STATES])
 {
@@ -86,13 +89,8 @@ static void count_servers(const struct pool *p, int counts[SV_STATES])
 	counts[SV_IDLE] = counts[SV_ACTIVE] = counts[SV_TESTED] = counts[SV_BEING_CANCELED] = 0;
 	for (pos = p->idle.next; pos != &p->idle; pos = pos->next)
 		counts[SV_IDLE]++;
-	for (pos = p->active.next; pos != &p->active; pos = pos->next) {
-		const struct server *s = container_of(pos, const struct server, node);
-		if (s->cancel_parked)
-			counts[SV_BEING_CANCELED]++;
-		else
-			counts[s->state == SERVER_RESET ? SV_TESTED : SV_ACTIVE]++;
-	}
+	for (pos = p->active.next; pos != &p->active; pos = pos->next)
+		counts[SV_ACTIVE + server_use(container_of(pos, const struct server, node))]++;
 }
 
 #define POOL_LABELS "database=\"%s\",user=\"%s\",node=\"%s\""
