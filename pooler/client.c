@@ -130,7 +130,8 @@ void client_flush(struct client *c)
 static void release_server(struct client *c);
 
 /* Close the client. Its server goes back to the pool when it is clean, is rolled back
- * when it idles inside a transaction, and is closed otherwise: never reused dirty. */
+ * when it idles inside a transaction (unless the client's session state pinned it: a
+ * rollback would leave that state behind), and is closed otherwise: never reused dirty. */
 void client_close(struct client *c, const char *why)
 {
 	if (c->state == CLIENT_CLOSED)
@@ -177,7 +178,8 @@ static void release_server(struct client *c)
 		else
 			pool_release(p, s);
 	} else if (!mid_message && s->pending == 0 && s->swallow == 0 && !s->unsynced &&
-	           (s->tx_status == 'T' || s->tx_status == 'E') && p->mode != POOL_MODE_SESSION) {
+	           (s->tx_status == 'T' || s->tx_status == 'E') && p->mode != POOL_MODE_SESSION &&
+	           c->route.pinned == PIN_NONE) {
 		pool_reset(p, s, "ROLLBACK");
 	} else {
 		pool_discard(p, s, "client left while the server was busy");

@@ -30,6 +30,23 @@ def test_temp_table_stays_with_its_client_and_leaks_to_no_one(pooler):
     assert "temp table" in p.log()
 
 
+def test_pinned_client_leaving_inside_a_transaction_leaves_nothing_behind(pooler):
+    """A client pinned by its session state that disconnects inside a transaction: a
+    rollback alone would hand its prepared statement and temp table to the next client, so
+    the server is closed instead."""
+    p = pooler(pool_size=1, with_replica=False, extra_pooler=ONE_WORKER)
+    a = psycopg.connect(p.dsn(), autocommit=True, prepare_threshold=None)
+    a.execute("prepare st_left_plan as select 1")
+    a.execute("create temp table st_left_tmp(a int)")
+    a.execute("begin")
+    a.execute("insert into st_left_tmp values (1)")
+    a.close()
+    with psycopg.connect(p.dsn(), autocommit=True) as b:
+        assert b.execute("select count(*) from pg_prepared_statements").fetchone() == (0,)
+        b.execute("create temp table st_left_tmp(a int)")  # would fail if a's survived
+    assert p.alive()
+
+
 def test_session_set_does_not_leak_to_other_clients(pooler):
     p = pooler(pool_size=1, with_replica=False)
     with psycopg.connect(p.dsn(), autocommit=True) as a:
