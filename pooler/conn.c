@@ -285,9 +285,15 @@ enum conn_result conn_flush(struct conn *c)
 			iov[n_iov++] = (struct iovec){buf_head(&src->in), fwd_len};
 		if (n_iov == 0)
 			break;
-		/* sendmsg, not writev: the socket call skips the VFS (f_pos lock, fsnotify) */
-		struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n_iov};
-		ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+		/* socket calls, not write(v): they skip the VFS (f_pos lock, fsnotify); and send
+		 * for one buffer, the usual case, as the kernel then copies in no iovec */
+		ssize_t n;
+		if (n_iov == 1) {
+			n = send(c->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
+		} else {
+			struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n_iov};
+			n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+		}
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
