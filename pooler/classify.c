@@ -276,6 +276,15 @@ static size_t dollar_end(const char *sql, size_t len, size_t i)
 	return j + taglen;
 }
 
+/* Bytes the key takes lower-cased and nothing more: not spacing, and starting no comment
+ * (- /), constant (' E e $ digits) or quoted name ("). */
+static const bool copied_as_is[256] = {
+    ['!'] = true, ['#'] = true,         ['%' ... '&'] = true, ['(' ... ','] = true,
+    ['.'] = true, [':' ... '@'] = true, ['A' ... 'D'] = true, ['F' ... 'Z'] = true,
+    ['[' ... '`'] = true, ['a' ... 'd'] = true, ['f' ... 'z'] = true, ['{' ... '~'] = true,
+    [0x80 ... 0xff] = true,
+};
+
 size_t classify_normalize(const char *sql, size_t len, char *out, size_t outlen)
 {
 	size_t i = 0, o = 0;
@@ -293,6 +302,15 @@ size_t classify_normalize(const char *sql, size_t len, char *out, size_t outlen)
 
 	while (i < len) {
 		char c = sql[i];
+		if (copied_as_is[(unsigned char)c]) {
+			/* most bytes: no comment, constant or spacing starts here */
+			if (space && o > 0)
+				EMIT(' ');
+			space = false;
+			EMIT(c >= 'A' && c <= 'Z' ? (char)(c + ('a' - 'A')) : c);
+			i++;
+			continue;
+		}
 		size_t end = comment_end(sql, len, i);
 		if (isspace((unsigned char)c) || end != i) {
 			space = true;
