@@ -73,6 +73,13 @@ static inline struct list *list_pop(struct list *head)
 /* Monotonic microseconds. */
 uint64_t util_now_us(void);
 
+/* Microseconds from then to now; 0 when then is the later one (two reads of the clock that
+ * are not in order: a worker's cached now against a stamp another read took). */
+static inline uint64_t util_elapsed_us(uint64_t now, uint64_t then)
+{
+	return now > then ? now - then : 0;
+}
+
 /* Copy at most size-1 bytes and always terminate; returns strlen(src). */
 size_t util_strlcpy(char *dst, const char *src, size_t size);
 

@@ -102,7 +102,8 @@ struct worker {
 	void (*retry_held)(struct worker *w); /* client: route them again (after a probe) */
 	struct list dead_servers;             /* closed, freed before the loop sleeps */
 	struct list outgoing_servers; /* given to another worker, sent before the loop sleeps */
-	ev_prepare reaper;            /* frees the dead lists */
+	ev_prepare reaper;            /* frees the dead lists; forgets now_us */
+	uint64_t now_us;              /* worker_now_us: this wake-up's clock read, or 0 */
 	uint64_t rng;                 /* xorshift state for cancel keys and jitter */
 	int peer_forwards;            /* cancel requests on their way to peers (peer.c) */
 	uint8_t mock_key[32];         /* makes the fake SCRAM salt of each unknown user */
@@ -117,6 +118,19 @@ struct worker {
 	bool (*on_reload)(struct worker *w, char *err, size_t errlen); /* RELOAD */
 	void (*on_shutdown)(struct worker *w);                         /* SHUTDOWN */
 };
+
+/* Now, for what this wake-up of the loop does: the clock is read on first use and
+ * forgotten before the loop sleeps (the reaper) and as it wakes (loop_acquire), so the handful of timestamps a transaction
+ * takes (waits, query and transaction times, idle stamps) cost one read between them.
+ * A wake-up's events are handled within microseconds (a millisecond or two under heavy
+ * load), which bounds the error. Stamps taken from it are compared with util_elapsed_us,
+ * as a fresh read elsewhere may be the later one. */
+static inline uint64_t worker_now_us(struct worker *w)
+{
+	if (w->now_us == 0)
+		w->now_us = util_now_us();
+	return w->now_us;
+}
 
 /* Worker 0 (probes, clusters, signals and the HTTP endpoint live there). */
 static inline struct worker *worker_main(const struct worker *w)

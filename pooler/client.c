@@ -159,6 +159,15 @@ void client_fatal(struct client *c, const char *sqlstate, const char *message)
 	client_close(c, message);
 }
 
+/* The client's hold on its server ends: the transaction's time is counted. */
+static void count_hold(struct client *c)
+{
+	uint64_t us = util_elapsed_us(worker_now_us(c->w), c->linked_us);
+
+	histogram_observe(&c->w->metrics.transaction_time, us);
+	c->pool->xact_us += us;
+}
+
 static void release_server(struct client *c)
 {
 	struct server *s = c->server;
@@ -167,8 +176,7 @@ static void release_server(struct client *c)
 
 	c->server = NULL;
 	conn_unlink(&c->conn);
-	histogram_observe(&c->w->metrics.transaction_time, util_now_us() - c->linked_us);
-	p->xact_us += util_now_us() - c->linked_us;
+	count_hold(c);
 	if (!mid_message && server_is_clean(s)) {
 		if (c->route.pinned != PIN_NONE)
 			pool_reset(p, s,
@@ -194,11 +202,12 @@ static void attach(struct client *c, struct server *s)
 	s->pending = 0;
 	s->unsynced = false;
 	s->guard = c->retry != RETRY_NONE;
-	c->linked_us = util_now_us();
-	histogram_observe(&c->w->metrics.client_wait, c->linked_us - c->waiter.since_us);
+	c->linked_us = worker_now_us(c->w);
+	uint64_t waited = util_elapsed_us(c->linked_us, c->waiter.since_us);
+	histogram_observe(&c->w->metrics.client_wait, waited);
 	c->pool->backend->shards[c->w->index].transactions++;
 	c->pool->xact_count++;
-	c->pool->wait_us += c->linked_us - c->waiter.since_us;
+	c->pool->wait_us += waited;
 	if (s->replies != NULL)
 		s->replies->len = 0; /* a clean server owes no answers */
 	conn_link(&c->conn, &s->conn);
@@ -305,8 +314,7 @@ static void on_server_ready(struct server *s)
 		return;
 	}
 	router_tx_done(&c->route);
-	histogram_observe(&c->w->metrics.transaction_time, util_now_us() - c->linked_us);
-	c->pool->xact_us += util_now_us() - c->linked_us;
+	count_hold(c);
 	c->server = NULL;
 	conn_unlink(&c->conn);
 	pool_release(c->pool, s);
@@ -502,7 +510,7 @@ static void on_conn_read(struct conn *cn)
 	}
 	if (c->moving)
 		return; /* the next worker reads it (client_move) */
-	c->last_read_us = util_now_us();
+	c->last_read_us = worker_now_us(c->w);
 	c->query_cancelled = false;
 	client_process(c);
 }

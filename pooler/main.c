@@ -201,6 +201,7 @@ static void reap(struct ev_loop *loop, ev_prepare *p, int revents)
 	(void)loop;
 	(void)revents;
 
+	w->now_us = 0;
 	client_reap(w);
 	pool_send_moving(w);
 	struct list waiting; /* a cancel request is still on its way: cancel_answered uses it */

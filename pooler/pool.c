@@ -115,7 +115,7 @@ static unsigned full_caps(const struct pool *p)
 {
 	int limits[N_CAPS];
 
-	limits_of(p, util_now_us(), limits);
+	limits_of(p, worker_now_us(p->w), limits);
 	return share_full(p->backend, p->share, limits);
 }
 
@@ -167,7 +167,7 @@ static int pool_limit(const struct pool *p, uint64_t now)
 	if (p->reserve <= 0 || list_empty(&p->waiting))
 		return p->size;
 	head = container_of(p->waiting.next, struct pool_waiter, node);
-	if (now - head->since_us < (uint64_t)p->reserve_timeout_ms * 1000)
+	if (util_elapsed_us(now, head->since_us) < (uint64_t)p->reserve_timeout_ms * 1000)
 		return p->size;
 	return p->size + p->reserve;
 }
@@ -278,17 +278,21 @@ static void wake_neighbours(struct pool *p)
  * whose clients wait while it holds at least two servers fewer than p. */
 static bool give_way(struct pool *p, struct server *s)
 {
-	unsigned full = full_caps(p) & ~(1u << CAP_POOL);
+	unsigned full = 0;
 	struct pool *starved = NULL;
 	struct list *pos;
 
-	if (full == 0)
-		return false;
 	for (pos = p->w->pools.next; pos != &p->w->pools; pos = pos->next) {
 		struct pool *q = container_of(pos, struct pool, node);
-		if (q != p && q->n_waiting > q->n_connecting && q->n_servers + 1 < p->n_servers &&
-		    shares_caps(p, q, full) &&
-		    (starved == NULL || q->n_servers < starved->n_servers))
+		if (q == p || q->n_waiting <= q->n_connecting || q->n_servers + 1 >= p->n_servers)
+			continue;
+		if (full == 0) {
+			/* the caps are counted over every worker: only once a pool here waits */
+			full = full_caps(p) & ~(1u << CAP_POOL);
+			if (full == 0)
+				return false;
+		}
+		if (shares_caps(p, q, full) && (starved == NULL || q->n_servers < starved->n_servers))
 			starved = q;
 	}
 	if (starved == NULL)
@@ -310,7 +314,7 @@ static bool past_lifetime(const struct pool *p, const struct server *s, uint64_t
 	if (life == 0)
 		return false;
 	life -= (s->id * 2654435761u) % (life / 10 + 1);
-	return now - s->created_us >= life;
+	return util_elapsed_us(now, s->created_us) >= life;
 }
 
 void pool_hand_over(struct pool *p, struct server *s)
@@ -329,7 +333,7 @@ void pool_hand_over(struct pool *p, struct server *s)
 	pool_set_state(p, s, SERVER_IDLE);
 	s->owner = p;
 	s->ops = &pool_server_ops;
-	s->used_us = util_now_us();
+	s->used_us = worker_now_us(p->w);
 	if (buf_len(&s->conn.in) > 0)
 		server_scan(s);
 }
@@ -367,13 +371,14 @@ void pool_release(struct pool *p, struct server *s)
 		pool_discard(p, s, "shutting down");
 		return;
 	}
-	if (past_lifetime(p, s, util_now_us())) {
+	uint64_t now = worker_now_us(p->w);
+	if (past_lifetime(p, s, now)) {
 		p->w->metrics.servers_recycled++;
 		pool_discard(p, s, "server_lifetime reached");
 		return;
 	}
 	int total = pool_total(p);
-	if (total > pool_limit(p, util_now_us())) {
+	if (total > pool_limit(p, now)) {
 		pool_discard(p, s,
 		             total > p->size + p->reserve ? "pool_size lowered"
 		                                          : "reserve no longer needed");
@@ -591,7 +596,7 @@ const struct server_ops pool_server_ops = {
 
 void pool_acquire(struct pool *p, struct pool_waiter *wt)
 {
-	wt->since_us = util_now_us();
+	wt->since_us = worker_now_us(p->w);
 	if (!list_empty(&p->idle) && !p->paused) {
 		/* Most recently used first: its caches are warm. */
 		struct server *s = container_of(p->idle.prev, struct server, node);

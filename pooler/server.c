@@ -193,10 +193,16 @@ void server_check_ready(struct server *s)
 		s->ops->tx_idle(s);
 }
 
+/* The clock of the worker whose loop the server is on (worker_now_us). */
+static uint64_t now_us(const struct server *s)
+{
+	return worker_now_us(ev_userdata(s->conn.loop));
+}
+
 void server_segment_sent(struct server *s)
 {
 	if (s->pending++ == 0)
-		s->segment_start_us = util_now_us();
+		s->segment_start_us = now_us(s);
 	s->segments_sent++;
 }
 
@@ -205,8 +211,8 @@ void server_segment_sent(struct server *s)
 static void segment_done(struct server *s)
 {
 	if (s->pending > 0) {
-		uint64_t now = util_now_us();
-		uint64_t us = now - s->segment_start_us;
+		uint64_t now = now_us(s);
+		uint64_t us = util_elapsed_us(now, s->segment_start_us);
 		s->tally->queries++;
 		s->tally->query_us += us;
 		histogram_observe(s->tally->query_time, us);

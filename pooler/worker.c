@@ -93,6 +93,7 @@ static void loop_acquire(struct ev_loop *loop)
 		pthread_mutex_unlock(&t->gate_mu);
 	}
 	pthread_mutex_lock(&w->mu);
+	w->now_us = 0; /* a world section may have read the clock for it while it slept */
 }
 
 /* Messages posted to w, run on its thread. */
