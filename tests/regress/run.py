@@ -42,6 +42,8 @@ Environment:
   REGRESS_STRICT    1: unexpected pooler-run failures fail the target
   REGRESS_TIMEOUT   seconds one pg_regress run may take (default 900)
   REGRESS_TX_POOL_SIZE  pool_size of the transaction-mode run (default 10)
+  POOLER_WORKERS    when set and not empty, the pooler runs with `workers = <value>`
+                    (servers then move between the workers' pools)
   PG_BIN            PostgreSQL binaries (default /usr/lib/postgresql/15/bin)
 """
 
@@ -89,6 +91,7 @@ EXPECTED_FAILURES = os.path.join(HERE, "expected_failures.txt")
 POOLER_BIN = os.path.abspath(os.environ.get("POOLER_BIN", os.path.join(ROOT, "build", "pooler")))
 TIMEOUT = int(os.environ.get("REGRESS_TIMEOUT", "900"))
 TX_POOL_SIZE = int(os.environ.get("REGRESS_TX_POOL_SIZE", "10"))
+WORKERS = os.environ.get("POOLER_WORKERS", "").strip()
 MODES = ("direct", "session", "transaction")
 SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error:",
                      "ThreadSanitizer", "MemorySanitizer")
@@ -237,7 +240,7 @@ log_level = info
 stats_period = 0
 health_user = postgres
 health_dbname = postgres
-
+%(workers)s
 [node.primary]
 host = 127.0.0.1
 port = %(server_port)d
@@ -253,7 +256,8 @@ pool_size = %(pool_size)d
 nodes = primary
 pool_mode = %(mode)s
 pool_size = %(pool_size)d
-""" % {"mode": mode, "port": port, "server_port": server_port, "pool_size": pool_size}
+""" % {"mode": mode, "port": port, "server_port": server_port, "pool_size": pool_size,
+       "workers": "workers = %s\n" % WORKERS if WORKERS else ""}
     with open(os.path.join(directory, "users.txt"), "w") as f:
         f.write("")
     path = os.path.join(directory, "pooler.ini")
