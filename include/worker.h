@@ -120,11 +120,11 @@ struct worker {
 };
 
 /* Now, for what this wake-up of the loop does: the clock is read on first use and
- * forgotten before the loop sleeps (the reaper) and as it wakes (loop_acquire), so the handful of timestamps a transaction
- * takes (waits, query and transaction times, idle stamps) cost one read between them.
- * A wake-up's events are handled within microseconds (a millisecond or two under heavy
- * load), which bounds the error. Stamps taken from it are compared with util_elapsed_us,
- * as a fresh read elsewhere may be the later one. */
+ * forgotten before the loop sleeps (the reaper) and as it wakes (loop_acquire), so the
+ * handful of timestamps a transaction takes (waits, query and transaction times, idle
+ * stamps) cost one read between them. A wake-up's events are handled within microseconds
+ * (a millisecond or two under heavy load), which bounds the error. Stamps taken from it
+ * are compared with util_elapsed_us, as a fresh read elsewhere may be the later one. */
 static inline uint64_t worker_now_us(struct worker *w)
 {
 	if (w->now_us == 0)

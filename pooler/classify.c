@@ -276,14 +276,15 @@ static size_t dollar_end(const char *sql, size_t len, size_t i)
 	return j + taglen;
 }
 
-/* Bytes the key takes lower-cased and nothing more: not spacing, and starting no comment
- * (- /), constant (' E e $ digits) or quoted name ("). */
-static const bool copied_as_is[256] = {
-    ['!'] = true, ['#'] = true,         ['%' ... '&'] = true, ['(' ... ','] = true,
-    ['.'] = true, [':' ... '@'] = true, ['A' ... 'D'] = true, ['F' ... 'Z'] = true,
-    ['[' ... '`'] = true, ['a' ... 'd'] = true, ['f' ... 'z'] = true, ['{' ... '~'] = true,
-    [0x80 ... 0xff] = true,
-};
+/* A byte the key takes lower-cased and nothing more: not spacing or a control byte, and
+ * starting no comment (- /), constant (' E e $ digits) or quoted name ("). */
+static bool copied_as_is(char c)
+{
+	unsigned char u = (unsigned char)c;
+
+	return u > ' ' && u != 0x7f && (u < '0' || u > '9') && u != '-' && u != '/' && u != '\'' &&
+	       u != '"' && u != '$' && (u | 0x20) != 'e';
+}
 
 size_t classify_normalize(const char *sql, size_t len, char *out, size_t outlen)
 {
@@ -302,7 +303,7 @@ size_t classify_normalize(const char *sql, size_t len, char *out, size_t outlen)
 
 	while (i < len) {
 		char c = sql[i];
-		if (copied_as_is[(unsigned char)c]) {
+		if (copied_as_is(c)) {
 			/* most bytes: no comment, constant or spacing starts here */
 			if (space && o > 0)
 				EMIT(' ');

@@ -292,7 +292,8 @@ static bool give_way(struct pool *p, struct server *s)
 			if (full == 0)
 				return false;
 		}
-		if (shares_caps(p, q, full) && (starved == NULL || q->n_servers < starved->n_servers))
+		if (shares_caps(p, q, full) &&
+		    (starved == NULL || q->n_servers < starved->n_servers))
 			starved = q;
 	}
 	if (starved == NULL)
