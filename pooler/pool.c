@@ -183,7 +183,7 @@ static void arm_reserve(struct pool *p)
 		return;
 	head = container_of(p->waiting.next, struct pool_waiter, node);
 	due = head->since_us + (uint64_t)p->reserve_timeout_ms * 1000;
-	ev_timer_set(&p->reserve_timer, due > now ? (double)(due - now) / 1e6 : 0, 0);
+	ev_timer_set(&p->reserve_timer, (double)util_elapsed_us(due, now) / 1e6, 0);
 	ev_timer_start(p->w->loop, &p->reserve_timer);
 }
 

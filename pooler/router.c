@@ -406,7 +406,7 @@ static uint64_t wal_pending_us(const struct worker *w, uint64_t replayed, uint64
 		if (w->wal_seen[i].lsn > replayed)
 			return k == 0 && w->wal_seen_n > WAL_SEEN_LEN
 			           ? UINT64_MAX
-			           : (now > w->wal_seen[i].us ? now - w->wal_seen[i].us : 0);
+			           : util_elapsed_us(now, w->wal_seen[i].us);
 	}
 	return 0;
 }
